@@ -1,0 +1,115 @@
+// The public face of the engine: an append-only, hash-chained, double-entry
+// ledger with exact provenance, stored in RocksDB.
+//
+// Thread contract: every method is thread-safe. Writes from any number of
+// threads are handed to one sequencer thread through a bounded queue; the
+// sequencer applies them in order, writes each group as one fsynced RocksDB
+// WriteBatch and only then completes the callers. Readers see only durable
+// entries: derived state is updated under a lock that the sequencer holds
+// while it applies and commits a group; readers take it briefly to copy what
+// they need and read entry bytes without it.
+//
+//   Submit ──► [bounded queue] ──► sequencer ──► apply to state (+undo journal)
+//                                            └─► WriteBatch{E seq → entry}, sync
+//                                            └─► complete callers
+#ifndef WARMLEDGER_LEDGER_LEDGER_H_
+#define WARMLEDGER_LEDGER_LEDGER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ledger/clock.h"
+#include "ledger/types.h"
+
+namespace warmledger {
+
+struct LedgerOptions {
+  // Folder of the RocksDB database; created if missing.
+  std::string path;
+  // Stamps entries; must outlive the ledger. Null means the system clock.
+  Clock* clock = nullptr;
+  // Bytes of RocksDB block cache for entry reads.
+  uint64_t block_cache_bytes = 64ull << 20;
+};
+
+struct LedgerHead {
+  uint64_t seq = 0;  // entries in the ledger (0 when empty)
+  Hash hash{};       // entry_hash of the last entry (zeros when empty)
+};
+
+class Ledger {
+ public:
+  // Opens (or creates) the ledger at options.path, verifies every entry (hash,
+  // chain, density, and that replaying it reproduces its bytes) and rebuilds
+  // the derived state. A broken ledger is kDataLoss naming the first bad seq.
+  static absl::StatusOr<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
+
+  // Stops accepting work, lets the sequencer finish what is queued, closes
+  // the database.
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  using Callback = std::function<void(std::vector<OpResult>)>;
+
+  // Queues up to kBatchOpsMax operations and calls `done` on the sequencer
+  // thread, once, with one result per operation, after their entries are
+  // durable. If the queue is full every result is kResourceExhausted; after
+  // shutdown began, kUnavailable. `done` must not block.
+  void SubmitAsync(std::vector<Operation> ops, Callback done);
+
+  // Blocking form of SubmitAsync.
+  std::vector<OpResult> Submit(std::vector<Operation> ops);
+  // One operation.
+  OpResult SubmitOne(Operation op);
+
+  // ---- Reads (only durable entries are visible). ----
+
+  LedgerHead Head() const;
+
+  // kNotFound if seq is 0 or beyond the head; kDataLoss if the stored bytes
+  // do not verify.
+  absl::StatusOr<StoredEntry> ReadEntry(uint64_t seq) const;
+  // Up to `count_max` entries starting at `from_seq`, verified as read.
+  absl::StatusOr<std::vector<StoredEntry>> ReadEntries(uint64_t from_seq,
+                                                       uint64_t count_max) const;
+
+  absl::StatusOr<AccountInfo> GetAccount(const std::string& account) const;
+  // Lot slices of a holding account in allocation order, paged.
+  absl::StatusOr<HoldingsPage> GetHoldings(const std::string& account,
+                                           uint64_t offset, uint64_t limit) const;
+
+  absl::StatusOr<LotInfo> GetLot(uint64_t lot) const;
+  // Forward trace: every movement of the lot's value and where it is now.
+  absl::StatusOr<LotTrace> TraceLot(uint64_t lot) const;
+  // Backward trace: the lots (hence donors) behind an entry's postings, paged.
+  absl::StatusOr<EntryTracePage> TraceEntry(uint64_t seq, uint64_t offset,
+                                            uint64_t limit) const;
+  // All lots of a donor with their forward traces, paged by lot.
+  absl::StatusOr<DonorStatementPage> DonorStatement(const std::string& donor,
+                                                    uint64_t offset,
+                                                    uint64_t limit) const;
+
+  // Checks every stored entry's hash, density and chain (not replay).
+  absl::Status VerifyChain() const;
+
+  // SHA-256 over a canonical serialisation of the live derived state.
+  std::string StateDigest() const;
+  // Rebuilds the derived state from the stored entries into a fresh state and
+  // returns its digest; equal to StateDigest() unless something is wrong.
+  absl::StatusOr<std::string> RebuildStateDigest() const;
+
+ private:
+  class Impl;
+  explicit Ledger(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace warmledger
+
+#endif  // WARMLEDGER_LEDGER_LEDGER_H_

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Configures and builds one CMake preset (default: "default") into build/ (or
+# build-<preset>/ for other presets). Usage: tools/build.sh [preset]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset="${1:-default}"
+tools/setup.sh
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/warmledger-ccache}"
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" -j"$(nproc)"
