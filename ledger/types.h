@@ -38,7 +38,7 @@ bool IsHolding(AccountKind kind);
 bool IsSource(AccountKind kind);
 // Sinks are where value ends: recipients, suppliers, expenses.
 bool IsSink(AccountKind kind);
-std::string_view AccountKindName(AccountKind kind);
+const char* AccountKindName(AccountKind kind);
 std::optional<AccountKind> AccountKindFromName(std::string_view name);
 
 // Persisted (entry type byte). Do not renumber.
@@ -50,7 +50,7 @@ enum class EntryType : uint8_t {
   kDisbursement = 5,
   kCorrection = 6,
 };
-std::string_view EntryTypeName(EntryType type);
+const char* EntryTypeName(EntryType type);
 
 // Persisted (DONATION.channel). Do not renumber.
 enum class DonationChannel : uint8_t {

@@ -1,0 +1,138 @@
+#include "ledger/entry_codec.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "gmock/gmock.h"
+#include "ledger/sha256.h"
+
+namespace warmledger {
+namespace {
+
+using ::testing::HasSubstr;
+
+Entry SampleEntry() {
+  Entry e;
+  e.seq = 42;
+  e.time_us = 1'700'000'000'123'456;
+  e.prev_hash.fill(0xab);
+  e.client_id = "don-1";
+  e.policy = "fifo/v1";
+  e.body = AllocationOp{"fund/general", "project/elderly-home", "CNY", 12345, "plan 2026"};
+  e.postings.push_back({"fund/general", "project/elderly-home", "CNY", 12345,
+                        {{7, 10000}, {9, 2345}}});
+  return e;
+}
+
+TEST(EntryCodecTest, EncodeThenDecodeGivesTheSameEntry) {
+  Entry e = SampleEntry();
+  std::string bytes = EncodeEntry(e);
+  auto decoded = DecodeEntry(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->seq, 42u);
+  EXPECT_EQ(decoded->time_us, e.time_us);
+  EXPECT_EQ(decoded->prev_hash, e.prev_hash);
+  EXPECT_EQ(decoded->client_id, "don-1");
+  EXPECT_EQ(decoded->policy, "fifo/v1");
+  EXPECT_EQ(std::get<AllocationOp>(decoded->body), std::get<AllocationOp>(e.body));
+  EXPECT_EQ(decoded->postings, e.postings);
+  EXPECT_EQ(EncodeEntry(*decoded), bytes);
+}
+
+TEST(EntryCodecTest, LayoutStartsWithVersionTypeAndLittleEndianSeq) {
+  std::string bytes = EncodeEntry(SampleEntry());
+  ASSERT_GE(bytes.size(), 10u);
+  EXPECT_EQ(bytes[0], 1);                                  // version
+  EXPECT_EQ(bytes[1], static_cast<char>(EntryType::kAllocation));
+  EXPECT_EQ(static_cast<uint8_t>(bytes[2]), 42);            // seq, little-endian
+  for (int i = 3; i < 10; ++i) EXPECT_EQ(bytes[i], 0);
+}
+
+TEST(EntryCodecTest, EveryTypeRoundTrips) {
+  std::vector<OpBody> bodies = {
+      OpenAccountOp{"fund/edu", AccountKind::kFund, "CNY", kAccountRestricted, "Education fund"},
+      CloseAccountOp{"fund/edu", "merged"},
+      DonationOp{"donor/a", "fund/edu", "CNY", 500, DonationChannel::kCounter,
+                 kDonationAnonymous, "for books"},
+      AllocationOp{"fund/a", "project/b", "CNY", 1, ""},
+      DisbursementOp{"project/b", "recipient/x", "CNY", 1, "school fees"},
+      CorrectionOp{3, CorrectionMode::kAdjust, "typo", "fund/a", "fund/b", "CNY", 9},
+  };
+  for (const OpBody& body : bodies) {
+    Entry e = SampleEntry();
+    e.body = body;
+    auto decoded = DecodeEntry(EncodeEntry(e));
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(FirstDifference(decoded->body, body), std::nullopt);
+  }
+}
+
+TEST(EntryCodecTest, TruncatedEntryIsDataLoss) {
+  std::string bytes = EncodeEntry(SampleEntry());
+  for (size_t len : {size_t{0}, size_t{1}, size_t{9}, bytes.size() / 2, bytes.size() - 1}) {
+    auto decoded = DecodeEntry(std::string_view(bytes).substr(0, len));
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss) << "length " << len;
+  }
+}
+
+TEST(EntryCodecTest, TrailingBytesAreDataLoss) {
+  std::string bytes = EncodeEntry(SampleEntry()) + "x";
+  EXPECT_THAT(std::string(DecodeEntry(bytes).status().message()), HasSubstr("trailing"));
+}
+
+TEST(EntryCodecTest, UnknownTypeOrVersionIsDataLoss) {
+  std::string bytes = EncodeEntry(SampleEntry());
+  std::string bad_type = bytes;
+  bad_type[1] = 99;
+  EXPECT_EQ(DecodeEntry(bad_type).status().code(), absl::StatusCode::kDataLoss);
+  std::string bad_version = bytes;
+  bad_version[0] = 2;
+  EXPECT_EQ(DecodeEntry(bad_version).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(EntryCodecTest, HugeSliceCountIsDataLossNotAnAllocation) {
+  Entry e = SampleEntry();
+  std::string bytes = EncodeEntry(e);
+  // The slice count of the only posting sits 32 bytes before the end.
+  size_t at = bytes.size() - 2 * 16 - 4;
+  bytes[at + 3] = 0x7f;
+  EXPECT_EQ(DecodeEntry(bytes).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(EntryCodecTest, HashIsDomainSeparatedSha256OfTheStoredBytes) {
+  std::string bytes = EncodeEntry(SampleEntry());
+  EXPECT_EQ(EntryHash(bytes), Sha256(std::string("warmledger/entry/v1", 19) + '\0' + bytes));
+  EXPECT_NE(EntryHash(bytes), Sha256(bytes));
+}
+
+TEST(EntryCodecTest, StoredValueVerifiesAndAFlippedByteDoesNot) {
+  std::string bytes = EncodeEntry(SampleEntry());
+  std::string value = MakeStoredValue(bytes, EntryHash(bytes));
+  ASSERT_TRUE(ParseStoredValue(value, 42).ok());
+  for (size_t i = 0; i < value.size(); i += 7) {
+    std::string bad = value;
+    bad[i] ^= 0x01;
+    auto parsed = ParseStoredValue(bad, 42);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss) << "byte " << i;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("entry 42"));
+  }
+}
+
+TEST(EntryCodecTest, StoredValueUnderTheWrongSeqIsDataLoss) {
+  std::string bytes = EncodeEntry(SampleEntry());
+  std::string value = MakeStoredValue(bytes, EntryHash(bytes));
+  auto parsed = ParseStoredValue(value, 43);
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("entry 43"));
+}
+
+TEST(EntryCodecTest, EntryKeysSortBySeq) {
+  EXPECT_LT(EntryKey(1), EntryKey(2));
+  EXPECT_LT(EntryKey(255), EntryKey(256));
+  EXPECT_LT(EntryKey(65535), EntryKey(1ull << 40));
+  EXPECT_EQ(SeqFromEntryKey(EntryKey(123456789)), 123456789u);
+  EXPECT_EQ(SeqFromEntryKey("Mformat"), 0u);
+}
+
+}  // namespace
+}  // namespace warmledger

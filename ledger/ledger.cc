@@ -1,0 +1,646 @@
+#include "ledger/ledger.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <map>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "ledger/entry_codec.h"
+#include "ledger/limits.h"
+#include "ledger/state.h"
+#include "ledger/status_macros.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+
+namespace warmledger {
+namespace {
+
+// The one place RocksDB statuses become absl statuses.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return absl::UnavailableError(msg);
+  if (s.IsIOError()) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+std::vector<OpResult> AllWith(size_t n, const absl::Status& status) {
+  std::vector<OpResult> out(n);
+  for (auto& r : out) r.status = status;
+  return out;
+}
+
+// Replays stored entries from `it` (positioned at the first entry) into
+// `state`, checking density, hashes, the chain and that replay reproduces the
+// stored bytes. `lookup_db` reads referenced entries for reversals.
+absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerState* state,
+                       uint64_t last_seq_max) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  EntryLookup lookup = [&](uint64_t seq) -> absl::StatusOr<Entry> {
+    std::string value;
+    WL_RETURN_IF_ERROR(FromRocks(db->Get(ro, EntryKey(seq), &value),
+                                 absl::StrCat("entry ", seq)));
+    WL_ASSIGN_OR_RETURN(StoredEntry stored, ParseStoredValue(value, seq));
+    return std::move(stored.entry);
+  };
+  Journal journal;
+  uint64_t expected = 1;
+  for (it->Seek(EntryKey(1)); it->Valid(); it->Next()) {
+    std::string_view key = ToStd(absl::string_view(it->key().data(), it->key().size()));
+    if (key.empty() || key[0] != kEntryKeyPrefix) break;
+    if (expected > last_seq_max) break;
+    uint64_t seq = SeqFromEntryKey(key);
+    if (seq != expected) {
+      return absl::DataLossError(absl::StrCat("entry ", expected, ": missing (next stored key is ",
+                                              seq == 0 ? "malformed" : absl::StrCat("entry ", seq),
+                                              ")"));
+    }
+    std::string_view value(it->value().data(), it->value().size());
+    WL_ASSIGN_OR_RETURN(StoredEntry stored, ParseStoredValue(value, seq));
+    if (stored.entry.prev_hash != state->head_hash()) {
+      return absl::DataLossError(absl::StrCat(
+          "entry ", seq, ": prev_hash does not match the hash of entry ", seq - 1));
+    }
+    if (state->FindClientId(stored.entry.client_id)) {
+      return absl::DataLossError(absl::StrCat("entry ", seq, ": client_id '",
+                                              stored.entry.client_id, "' used twice"));
+    }
+    auto applied = state->Apply(stored.entry.client_id, stored.entry.body,
+                                stored.entry.time_us, lookup, &journal);
+    journal.Clear();
+    if (!applied.ok()) {
+      return absl::DataLossError(absl::StrCat("entry ", seq, ": replay rejected it: ",
+                                              applied.status().message()));
+    }
+    if (applied->stored_value != value) {
+      return absl::DataLossError(absl::StrCat(
+          "entry ", seq, ": replay produced different bytes (recorded postings or time "
+          "disagree with the rules)"));
+    }
+    ++expected;
+  }
+  WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading entries"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+class Ledger::Impl {
+ public:
+  Impl(const LedgerOptions& options, std::unique_ptr<rocksdb::DB> db)
+      : clock_(options.clock ? options.clock : SystemClock::Default()), db_(std::move(db)) {}
+
+  ~Impl() {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      stopping_ = true;
+    }
+    if (sequencer_.joinable()) sequencer_.join();
+    rocksdb::Status s = db_->Close();
+    if (!s.ok()) std::fprintf(stderr, "warmledger: closing the database: %s\n", s.ToString().c_str());
+  }
+
+  absl::Status Recover() {
+    absl::WriterMutexLock lock(&state_mu_);
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    ro.readahead_size = 4 << 20;
+    WL_RETURN_IF_ERROR(ReplayAll(db_.get(), ro, &state_, UINT64_MAX));
+    durable_seq_.store(state_.head_seq(), std::memory_order_release);
+    return absl::OkStatus();
+  }
+
+  void Start() { sequencer_ = std::thread([this] { SequencerLoop(); }); }
+
+  void SubmitAsync(std::vector<Operation> ops, Callback done) {
+    if (ops.empty()) {
+      done({});
+      return;
+    }
+    if (ops.size() > kBatchOpsMax) {
+      done(AllWith(ops.size(), absl::InvalidArgumentError(absl::StrCat(
+                                   "batch: ", ops.size(), " operations, at most ",
+                                   kBatchOpsMax, " allowed"))));
+      return;
+    }
+    absl::Status refused;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      if (stopping_) {
+        refused = absl::UnavailableError("ledger: shutting down");
+      } else if (failed_) {
+        refused = absl::UnavailableError(
+            "ledger: a durable write failed; reopen the ledger to recover");
+      } else if (queued_ops_ + ops.size() > kQueueOpsMax) {
+        refused = absl::ResourceExhaustedError(absl::StrCat(
+            "ledger: write queue full (", queued_ops_, " operations waiting, at most ",
+            kQueueOpsMax, "); retry later"));
+      } else {
+        queued_ops_ += ops.size();
+        queue_.push_back({std::move(ops), std::move(done)});
+        return;
+      }
+    }
+    done(AllWith(ops.size(), refused));
+  }
+
+  LedgerHead Head() const {
+    absl::ReaderMutexLock lock(&state_mu_);
+    return {state_.head_seq(), state_.head_hash()};
+  }
+
+  absl::StatusOr<StoredEntry> ReadEntry(uint64_t seq) const {
+    uint64_t durable = durable_seq_.load(std::memory_order_acquire);
+    if (seq == 0 || seq > durable) {
+      return absl::NotFoundError(
+          absl::StrCat("seq: entry ", seq, " not found (the ledger has ", durable, ")"));
+    }
+    std::string value;
+    WL_RETURN_IF_ERROR(
+        FromRocks(db_->Get(rocksdb::ReadOptions(), EntryKey(seq), &value),
+                  absl::StrCat("entry ", seq)));
+    return ParseStoredValue(value, seq);
+  }
+
+  absl::StatusOr<std::vector<StoredEntry>> ReadEntries(uint64_t from_seq,
+                                                       uint64_t count_max) const {
+    uint64_t durable = durable_seq_.load(std::memory_order_acquire);
+    std::vector<StoredEntry> out;
+    if (from_seq == 0) from_seq = 1;
+    count_max = std::min<uint64_t>(count_max, kPageItemsMax);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    uint64_t expected = from_seq;
+    for (it->Seek(EntryKey(from_seq));
+         it->Valid() && out.size() < count_max && expected <= durable; it->Next()) {
+      std::string_view key(it->key().data(), it->key().size());
+      uint64_t seq = SeqFromEntryKey(key);
+      if (seq != expected) {
+        return absl::DataLossError(absl::StrCat("entry ", expected, ": missing"));
+      }
+      WL_ASSIGN_OR_RETURN(StoredEntry e, ParseStoredValue(
+                                             std::string_view(it->value().data(),
+                                                              it->value().size()),
+                                             seq));
+      out.push_back(std::move(e));
+      ++expected;
+    }
+    WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading entries"));
+    return out;
+  }
+
+  absl::StatusOr<AccountInfo> GetAccount(const std::string& account) const {
+    absl::ReaderMutexLock lock(&state_mu_);
+    return state_.GetAccount(account);
+  }
+
+  absl::StatusOr<HoldingsPage> GetHoldings(const std::string& account, uint64_t offset,
+                                           uint64_t limit) const {
+    absl::ReaderMutexLock lock(&state_mu_);
+    return state_.GetHoldings(account, offset, limit);
+  }
+
+  absl::StatusOr<LotInfo> GetLot(uint64_t lot) const {
+    absl::ReaderMutexLock lock(&state_mu_);
+    return state_.GetLot(lot);
+  }
+
+  absl::StatusOr<LotTrace> TraceLot(uint64_t lot) const {
+    LotTrace trace;
+    std::vector<uint64_t> moves;
+    {
+      absl::ReaderMutexLock lock(&state_mu_);
+      WL_ASSIGN_OR_RETURN(trace.lot, state_.GetLot(lot));
+      WL_ASSIGN_OR_RETURN(moves, state_.LotMoves(lot));
+    }
+    if (moves.size() + 1 > kTraceHopsMax) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "lot: ", lot, " moved ", moves.size(), " times, more than a trace returns (",
+          kTraceHopsMax, ")"));
+    }
+    // Net amount of this lot per account; the donor's own debit is not a place.
+    std::map<std::string, int64_t> net;
+    trace.hops.push_back({lot, trace.lot.time_us, EntryType::kDonation, trace.lot.donor,
+                          trace.lot.to, trace.lot.amount});
+    net[trace.lot.to] += trace.lot.amount;
+    for (uint64_t seq : moves) {
+      WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(seq));
+      for (const Posting& p : stored.entry.postings) {
+        int64_t amount = 0;
+        for (const Slice& s : p.slices) {
+          if (s.lot == lot) amount += s.amount;
+        }
+        if (amount == 0) continue;
+        trace.hops.push_back({seq, stored.entry.time_us, stored.entry.type(), p.from, p.to,
+                              amount});
+        net[p.from] -= amount;
+        net[p.to] += amount;
+      }
+    }
+    absl::ReaderMutexLock lock(&state_mu_);
+    for (const auto& [account, amount] : net) {
+      if (amount == 0) continue;
+      AccountKind kind = state_.KindOf(account).value_or(AccountKind::kFund);
+      if (amount < 0) {
+        return absl::DataLossError(absl::StrCat("lot ", lot, ": account '", account,
+                                                "' sent more of it than it received"));
+      }
+      (IsHolding(kind) ? trace.held : trace.reached).push_back({account, kind, amount});
+    }
+    return trace;
+  }
+
+  absl::StatusOr<EntryTracePage> TraceEntry(uint64_t seq, uint64_t offset,
+                                            uint64_t limit) const {
+    WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(seq));
+    EntryTracePage page;
+    page.seq = seq;
+    page.type = stored.entry.type();
+    page.offset = offset;
+    limit = std::min<uint64_t>(limit, kPageItemsMax);
+    uint64_t index = 0;
+    std::vector<TraceSource> sources;
+    for (size_t pi = 0; pi < stored.entry.postings.size(); ++pi) {
+      const Posting& p = stored.entry.postings[pi];
+      page.outflow += p.amount;
+      for (const Slice& s : p.slices) {
+        if (index >= offset && index < offset + limit) {
+          sources.push_back({pi, s.lot, "", false, s.amount});
+        }
+        ++index;
+      }
+    }
+    page.total_count = index;
+    absl::ReaderMutexLock lock(&state_mu_);
+    for (TraceSource& src : sources) {
+      WL_ASSIGN_OR_RETURN(LotInfo lot, state_.GetLot(src.lot));
+      src.donor = std::move(lot.donor);
+      src.anonymous = lot.anonymous;
+    }
+    page.sources = std::move(sources);
+    return page;
+  }
+
+  absl::StatusOr<DonorStatementPage> DonorStatement(const std::string& donor,
+                                                    uint64_t offset, uint64_t limit) const {
+    std::vector<uint64_t> lots;
+    {
+      absl::ReaderMutexLock lock(&state_mu_);
+      WL_ASSIGN_OR_RETURN(lots, state_.DonorLots(donor));
+    }
+    DonorStatementPage page;
+    page.donor = donor;
+    page.total_lots = lots.size();
+    page.offset = offset;
+    limit = std::min<uint64_t>(limit, kPageItemsMax);
+    for (uint64_t i = offset; i < lots.size() && i < offset + limit; ++i) {
+      WL_ASSIGN_OR_RETURN(LotTrace t, TraceLot(lots[i]));
+      page.lots.push_back(std::move(t));
+    }
+    return page;
+  }
+
+  absl::Status VerifyChain() const {
+    uint64_t durable = durable_seq_.load(std::memory_order_acquire);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    Hash prev{};
+    uint64_t expected = 1;
+    for (it->Seek(EntryKey(1)); it->Valid() && expected <= durable; it->Next()) {
+      std::string_view key(it->key().data(), it->key().size());
+      uint64_t seq = SeqFromEntryKey(key);
+      if (seq != expected) {
+        return absl::DataLossError(absl::StrCat("entry ", expected, ": missing"));
+      }
+      WL_ASSIGN_OR_RETURN(StoredEntry e, ParseStoredValue(
+                                             std::string_view(it->value().data(),
+                                                              it->value().size()),
+                                             seq));
+      if (e.entry.prev_hash != prev) {
+        return absl::DataLossError(absl::StrCat(
+            "entry ", seq, ": prev_hash does not match the hash of entry ", seq - 1));
+      }
+      prev = e.hash;
+      ++expected;
+    }
+    WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading entries"));
+    if (expected != durable + 1) {
+      return absl::DataLossError(absl::StrCat("entry ", expected, ": missing"));
+    }
+    return absl::OkStatus();
+  }
+
+  std::string StateDigest() const {
+    absl::ReaderMutexLock lock(&state_mu_);
+    return state_.Digest();
+  }
+
+  absl::StatusOr<std::string> RebuildStateDigest() const {
+    uint64_t durable = durable_seq_.load(std::memory_order_acquire);
+    const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    ro.fill_cache = false;
+    LedgerState fresh;
+    absl::Status s = ReplayAll(db_.get(), ro, &fresh, durable);
+    db_->ReleaseSnapshot(snapshot);
+    WL_RETURN_IF_ERROR(s);
+    return fresh.Digest();
+  }
+
+ private:
+  struct Request {
+    std::vector<Operation> ops;
+    Callback done;
+  };
+
+  // Entries applied in the current group but not yet durable.
+  struct Pending {
+    uint64_t first_seq = 0;
+    std::vector<std::string> values;
+  };
+
+  void SequencerLoop() {
+    std::vector<Request> group;
+    Journal journal;
+    Pending pending;
+    while (true) {
+      group.clear();
+      {
+        absl::MutexLock lock(&queue_mu_);
+        queue_mu_.Await(absl::Condition(
+            +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->queue_mu_) {
+              return self->stopping_ || !self->queue_.empty();
+            },
+            this));
+        if (queue_.empty()) return;  // stopping, and all queued work is done
+        size_t ops = 0;
+        while (!queue_.empty() && (group.empty() || ops + queue_.front().ops.size() <= kCommitOpsMax)) {
+          ops += queue_.front().ops.size();
+          group.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        queued_ops_ -= ops;
+      }
+
+      std::vector<std::vector<OpResult>> results(group.size());
+      {
+        absl::WriterMutexLock lock(&state_mu_);
+        journal.Clear();
+        pending.first_seq = state_.head_seq() + 1;
+        pending.values.clear();
+        bool failed;
+        {
+          absl::MutexLock qlock(&queue_mu_);
+          failed = failed_;
+        }
+        for (size_t i = 0; i < group.size(); ++i) {
+          results[i] = failed ? AllWith(group[i].ops.size(),
+                                        absl::UnavailableError("ledger: a durable write failed"))
+                              : ApplyRequest(group[i].ops, &journal, &pending);
+        }
+        if (!pending.values.empty()) {
+          rocksdb::WriteBatch batch;
+          for (size_t i = 0; i < pending.values.size(); ++i) {
+            batch.Put(EntryKey(pending.first_seq + i), pending.values[i]);
+          }
+          rocksdb::WriteOptions wo;
+          wo.sync = true;  // an acknowledgement means the entries are on disk
+          absl::Status s = FromRocks(db_->Write(wo, &batch), "durable write");
+          if (!s.ok()) {
+            // Memory is ahead of disk: undo the group and refuse further
+            // writes; reopening replays what is really stored.
+            state_.UndoTo(&journal, 0);
+            {
+              absl::MutexLock qlock(&queue_mu_);
+              failed_ = true;
+            }
+            std::fprintf(stderr, "warmledger: %s\n", std::string(s.message()).c_str());
+            for (size_t i = 0; i < group.size(); ++i) {
+              results[i] = AllWith(group[i].ops.size(), absl::UnavailableError(absl::StrCat(
+                                                            "ledger: ", s.message())));
+            }
+          } else {
+            durable_seq_.store(state_.head_seq(), std::memory_order_release);
+          }
+        }
+      }
+      for (size_t i = 0; i < group.size(); ++i) group[i].done(std::move(results[i]));
+    }
+  }
+
+  // Reads an entry that is either durable or pending in the current group.
+  absl::StatusOr<Entry> LookupEntry(uint64_t seq, const Pending& pending) const {
+    if (seq >= pending.first_seq && seq < pending.first_seq + pending.values.size()) {
+      WL_ASSIGN_OR_RETURN(StoredEntry e,
+                          ParseStoredValue(pending.values[seq - pending.first_seq], seq));
+      return std::move(e.entry);
+    }
+    std::string value;
+    WL_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), EntryKey(seq), &value),
+                                 absl::StrCat("entry ", seq)));
+    WL_ASSIGN_OR_RETURN(StoredEntry e, ParseStoredValue(value, seq));
+    return std::move(e.entry);
+  }
+
+  std::vector<OpResult> ApplyRequest(const std::vector<Operation>& ops, Journal* journal,
+                                     Pending* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
+    std::vector<OpResult> results(ops.size());
+    EntryLookup lookup = [&](uint64_t seq) { return LookupEntry(seq, *pending); };
+    size_t i = 0;
+    while (i < ops.size()) {
+      // A chain is [i, end]: linked operations up to the first unlinked one.
+      size_t end = i;
+      while (end < ops.size() && ops[end].linked) ++end;
+      if (end == ops.size()) {
+        for (size_t k = i; k < ops.size(); ++k) {
+          results[k].status = absl::InvalidArgumentError(absl::StrCat(
+              "operations[", k, "].linked: the linked chain starting at operation ", i,
+              " is not closed (its last operation must have linked = false)"));
+        }
+        break;
+      }
+      if (end - i + 1 > kLinkedGroupOpsMax) {
+        for (size_t k = i; k <= end; ++k) {
+          results[k].status = absl::InvalidArgumentError(absl::StrCat(
+              "operations[", k, "].linked: the chain starting at operation ", i, " has ",
+              end - i + 1, " operations, at most ", kLinkedGroupOpsMax, " allowed"));
+        }
+        i = end + 1;
+        continue;
+      }
+      const size_t mark = journal->Mark();
+      const size_t pending_mark = pending->values.size();
+      size_t failed_at = SIZE_MAX;
+      for (size_t k = i; k <= end; ++k) {
+        results[k] = ApplyOne(ops[k], lookup, journal, pending);
+        if (!results[k].status.ok()) {
+          failed_at = k;
+          break;
+        }
+      }
+      if (failed_at != SIZE_MAX && end > i) {
+        state_.UndoTo(journal, mark);
+        pending->values.resize(pending_mark);
+        for (size_t k = i; k <= end; ++k) {
+          if (k == failed_at) continue;
+          results[k] = OpResult{absl::AbortedError(absl::StrCat(
+              "linked operation failed: operation ", failed_at, " of the chain: ",
+              results[failed_at].status.message()))};
+        }
+      }
+      i = end + 1;
+    }
+    return results;
+  }
+
+  OpResult ApplyOne(const Operation& op, const EntryLookup& lookup, Journal* journal,
+                    Pending* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
+    OpResult result;
+    if (auto seq = state_.FindClientId(op.client_id)) {
+      auto original = lookup(*seq);
+      if (!original.ok()) {
+        result.status = original.status();
+        return result;
+      }
+      if (auto diff = FirstDifference(original->body, op.body)) {
+        result.status = absl::AlreadyExistsError(
+            absl::StrCat("client_id: '", op.client_id, "' was used by entry ", *seq,
+                         " with a different ", *diff));
+        return result;
+      }
+      result.seq = *seq;
+      result.time_us = original->time_us;
+      result.duplicate = true;
+      return result;
+    }
+    auto applied = state_.Apply(op.client_id, op.body, clock_->NowMicros(), lookup, journal);
+    if (!applied.ok()) {
+      result.status = applied.status();
+      return result;
+    }
+    WL_CHECK(applied->seq == pending->first_seq + pending->values.size());
+    pending->values.push_back(std::move(applied->stored_value));
+    result.seq = applied->seq;
+    result.time_us = applied->time_us;
+    return result;
+  }
+
+  Clock* const clock_;
+  std::unique_ptr<rocksdb::DB> db_;
+
+  mutable absl::Mutex state_mu_;
+  LedgerState state_ ABSL_GUARDED_BY(state_mu_);
+  // Entries with seq <= durable_seq_ are on disk and readable.
+  std::atomic<uint64_t> durable_seq_{0};
+
+  absl::Mutex queue_mu_;
+  std::deque<Request> queue_ ABSL_GUARDED_BY(queue_mu_);
+  size_t queued_ops_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  bool failed_ ABSL_GUARDED_BY(queue_mu_) = false;
+
+  std::thread sequencer_;
+};
+
+absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("path: required");
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.max_background_jobs = 2;
+  db_options.write_buffer_size = 64 << 20;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* raw = nullptr;
+  WL_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(db_options, options.path, &raw),
+                               absl::StrCat("opening ", options.path)));
+  std::unique_ptr<rocksdb::DB> db(raw);
+
+  std::string format;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), std::string(kFormatKey), &format);
+  if (s.IsNotFound()) {
+    std::string v(4, '\0');
+    for (int i = 0; i < 4; ++i) v[i] = static_cast<char>((kFormatVersion >> (8 * i)) & 0xff);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    WL_RETURN_IF_ERROR(FromRocks(db->Put(wo, std::string(kFormatKey), v), "writing format"));
+  } else {
+    WL_RETURN_IF_ERROR(FromRocks(s, "reading format"));
+    if (format.size() != 4 || static_cast<uint8_t>(format[0]) != kFormatVersion ||
+        format[1] != 0 || format[2] != 0 || format[3] != 0) {
+      return absl::DataLossError("format: unknown ledger format version");
+    }
+  }
+  auto impl = std::make_unique<Impl>(options, std::move(db));
+  WL_RETURN_IF_ERROR(impl->Recover());
+  impl->Start();
+  return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Ledger::~Ledger() = default;
+
+void Ledger::SubmitAsync(std::vector<Operation> ops, Callback done) {
+  impl_->SubmitAsync(std::move(ops), std::move(done));
+}
+
+std::vector<OpResult> Ledger::Submit(std::vector<Operation> ops) {
+  absl::Notification notified;
+  std::vector<OpResult> out;
+  impl_->SubmitAsync(std::move(ops), [&](std::vector<OpResult> results) {
+    out = std::move(results);
+    notified.Notify();
+  });
+  notified.WaitForNotification();
+  return out;
+}
+
+OpResult Ledger::SubmitOne(Operation op) {
+  std::vector<Operation> ops;
+  ops.push_back(std::move(op));
+  return std::move(Submit(std::move(ops))[0]);
+}
+
+LedgerHead Ledger::Head() const { return impl_->Head(); }
+absl::StatusOr<StoredEntry> Ledger::ReadEntry(uint64_t seq) const {
+  return impl_->ReadEntry(seq);
+}
+absl::StatusOr<std::vector<StoredEntry>> Ledger::ReadEntries(uint64_t from_seq,
+                                                             uint64_t count_max) const {
+  return impl_->ReadEntries(from_seq, count_max);
+}
+absl::StatusOr<AccountInfo> Ledger::GetAccount(const std::string& account) const {
+  return impl_->GetAccount(account);
+}
+absl::StatusOr<HoldingsPage> Ledger::GetHoldings(const std::string& account, uint64_t offset,
+                                                 uint64_t limit) const {
+  return impl_->GetHoldings(account, offset, limit);
+}
+absl::StatusOr<LotInfo> Ledger::GetLot(uint64_t lot) const { return impl_->GetLot(lot); }
+absl::StatusOr<LotTrace> Ledger::TraceLot(uint64_t lot) const { return impl_->TraceLot(lot); }
+absl::StatusOr<EntryTracePage> Ledger::TraceEntry(uint64_t seq, uint64_t offset,
+                                                  uint64_t limit) const {
+  return impl_->TraceEntry(seq, offset, limit);
+}
+absl::StatusOr<DonorStatementPage> Ledger::DonorStatement(const std::string& donor,
+                                                          uint64_t offset,
+                                                          uint64_t limit) const {
+  return impl_->DonorStatement(donor, offset, limit);
+}
+absl::Status Ledger::VerifyChain() const { return impl_->VerifyChain(); }
+std::string Ledger::StateDigest() const { return impl_->StateDigest(); }
+absl::StatusOr<std::string> Ledger::RebuildStateDigest() const {
+  return impl_->RebuildStateDigest();
+}
+
+}  // namespace warmledger

@@ -1,0 +1,46 @@
+#include "ledger/sha256.h"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "ledger/status_macros.h"
+
+namespace warmledger {
+
+Hash Sha256(std::string_view data) {
+  Hash out;
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data());
+  return out;
+}
+
+Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
+  WL_CHECK(ctx_ != nullptr);
+  WL_CHECK(EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) == 1);
+}
+
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256Hasher::Update(std::string_view data) {
+  WL_CHECK(EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size()) == 1);
+}
+
+Hash Sha256Hasher::Finish() {
+  Hash out;
+  unsigned int len = 0;
+  WL_CHECK(EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &len) == 1);
+  WL_CHECK(len == out.size());
+  return out;
+}
+
+std::string HashToHex(const Hash& hash) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (uint8_t b : hash) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+}  // namespace warmledger

@@ -1,0 +1,833 @@
+#include "ledger/state.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "ledger/entry_codec.h"
+#include "ledger/limits.h"
+#include "ledger/sha256.h"
+#include "ledger/status_macros.h"
+
+namespace warmledger {
+namespace {
+
+absl::Status CheckClientId(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("client_id: required");
+  if (id.size() > kClientIdBytesMax) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client_id: ", id.size(), " bytes, at most ", kClientIdBytesMax, " allowed"));
+  }
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError("client_id: only printable ASCII without spaces");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAccountId(absl::string_view field, const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  if (id.size() > kAccountIdBytesMax) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", id.size(), " bytes, at most ", kAccountIdBytesMax, " allowed"));
+  }
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '/' || c == '-';
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": '", id, "' may contain only A-Z a-z 0-9 . _ : / -"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAsset(absl::string_view field, const std::string& code) {
+  if (code.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  if (code.size() > kAssetCodeBytesMax || !ParseAssetCode(code)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": '", code.substr(0, kAssetCodeBytesMax),
+        "' is not an asset code (three upper-case letters such as CNY, or item:<code>)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAmount(absl::string_view field, int64_t amount) {
+  if (amount <= 0 || amount > kAmountMax) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", amount, " is outside 1..", kAmountMax, " (minor units or goods units)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckText(absl::string_view field, const std::string& text, size_t max,
+                       bool required) {
+  if (required && text.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  }
+  if (text.size() > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", text.size(), " bytes, at most ", max, " allowed"));
+  }
+  return absl::OkStatus();
+}
+
+bool IsFundOrProject(AccountKind k) {
+  return k == AccountKind::kFund || k == AccountKind::kProject;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Apply
+
+absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
+                                                const OpBody& body, int64_t time_us,
+                                                const EntryLookup& lookup,
+                                                Journal* journal) {
+  WL_RETURN_IF_ERROR(CheckClientId(client_id));
+  WL_DCHECK(!client_ids_.contains(client_id));
+  const size_t mark = journal->Mark();
+  Entry e;
+  e.seq = head_seq_ + 1;
+  e.time_us = std::max(time_us, head_time_us_);
+  e.prev_hash = head_hash_;
+  e.client_id = client_id;
+  e.body = body;
+  e.policy = std::string(kPolicyNone);
+
+  absl::Status status = std::visit(
+      [&](const auto& op) -> absl::Status {
+        using T = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<T, OpenAccountOp>) {
+          return ApplyOpen(op, e.seq, journal, &e);
+        } else if constexpr (std::is_same_v<T, CloseAccountOp>) {
+          return ApplyClose(op, journal, &e);
+        } else if constexpr (std::is_same_v<T, DonationOp>) {
+          return ApplyDonation(op, e.seq, e.time_us, journal, &e);
+        } else if constexpr (std::is_same_v<T, AllocationOp>) {
+          return ApplyAllocation(op, e.seq, journal, &e);
+        } else if constexpr (std::is_same_v<T, DisbursementOp>) {
+          return ApplyDisbursement(op, e.seq, journal, &e);
+        } else {
+          return ApplyCorrection(op, e.seq, lookup, journal, &e);
+        }
+      },
+      body);
+  if (!status.ok()) {
+    UndoTo(journal, mark);
+    return status;
+  }
+
+  // Invariant: every posting is positive and carried exactly by its slices.
+  // A violation here is a bug that would corrupt the ledger: crash first.
+  for (const Posting& p : e.postings) {
+    WL_CHECK(p.amount > 0);
+    int64_t sum = 0;
+    for (const Slice& s : p.slices) {
+      WL_CHECK(s.amount > 0);
+      WL_CHECK(!__builtin_add_overflow(sum, s.amount, &sum));
+    }
+    WL_CHECK(sum == p.amount);
+  }
+
+  AppliedEntry out;
+  std::string bytes = EncodeEntry(e);
+  if (bytes.size() > kEntryBytesMax) {
+    UndoTo(journal, mark);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "entry would take ", bytes.size(), " bytes, above the limit of ", kEntryBytesMax,
+        "; split the operation"));
+  }
+  out.seq = e.seq;
+  out.time_us = e.time_us;
+  out.hash = EntryHash(bytes);
+  out.stored_value = MakeStoredValue(bytes, out.hash);
+
+  client_ids_.emplace(client_id, e.seq);
+  journal->saved_strings_.push_back(client_id);
+  journal->records_.push_back(
+      {Journal::Kind::kClientId, 0, journal->saved_strings_.size() - 1, 0});
+  SetHead(e.seq, out.hash, e.time_us, journal);
+  return out;
+}
+
+absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journal* j,
+                                    Entry* e) {
+  WL_RETURN_IF_ERROR(CheckAccountId("open_account.account", op.account));
+  auto k = static_cast<uint8_t>(op.kind);
+  if (k < 1 || k > kAccountKindMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("open_account.kind: ", k, " is not an account kind (1..",
+                     kAccountKindMax, ")"));
+  }
+  if (IsHolding(op.kind) || !op.asset.empty()) {
+    if (op.asset.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "open_account.asset: required for a ", AccountKindName(op.kind), " account"));
+    }
+    WL_RETURN_IF_ERROR(CheckAsset("open_account.asset", op.asset));
+  }
+  if (op.flags & ~kAccountFlagsKnown) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("open_account.flags: unknown bits ", op.flags & ~kAccountFlagsKnown));
+  }
+  if ((op.flags & kAccountRestricted) && op.kind != AccountKind::kFund) {
+    return absl::InvalidArgumentError(
+        "open_account.flags: RESTRICTED applies only to funds (projects are always "
+        "restricted)");
+  }
+  WL_RETURN_IF_ERROR(CheckText("open_account.name", op.name, kNameBytesMax, false));
+  if (auto it = account_index_.find(op.account); it != account_index_.end()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("open_account.account: account '", op.account,
+                     "' already exists (opened by entry ",
+                     accounts_[it->second].opened_seq, ")"));
+  }
+  AccountState a;
+  a.id = op.account;
+  a.kind = op.kind;
+  a.asset = op.asset.empty() ? kNoAsset : InternAsset(op.asset);
+  a.flags = op.flags;
+  a.name = op.name;
+  a.opened_seq = seq;
+  account_index_.emplace(a.id, static_cast<uint32_t>(accounts_.size()));
+  accounts_.push_back(std::move(a));
+  j->records_.push_back({Journal::Kind::kNewAccount});
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyClose(const CloseAccountOp& op, Journal* j, Entry* e) {
+  WL_RETURN_IF_ERROR(CheckAccountId("close_account.account", op.account));
+  WL_RETURN_IF_ERROR(CheckText("close_account.reason", op.reason, kTextBytesMax, true));
+  WL_ASSIGN_OR_RETURN(uint32_t idx, FindOpen("close_account.account", op.account));
+  AccountState& a = accounts_[idx];
+  if (IsHolding(a.kind)) {
+    int64_t held = BalanceOf(idx, a.asset);
+    if (held != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("close_account.account: account '", a.id, "' still holds ", held,
+                       " ", assets_[a.asset], "; only an empty account can be closed"));
+    }
+  }
+  a.closed = true;
+  j->records_.push_back({Journal::Kind::kClosed, idx});
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int64_t time_us,
+                                        Journal* j, Entry* e) {
+  WL_RETURN_IF_ERROR(CheckAccountId("donation.donor", op.donor));
+  WL_RETURN_IF_ERROR(CheckAccountId("donation.to", op.to));
+  WL_RETURN_IF_ERROR(CheckAsset("donation.asset", op.asset));
+  WL_RETURN_IF_ERROR(CheckAmount("donation.amount", op.amount));
+  if (static_cast<uint8_t>(op.channel) > kDonationChannelMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("donation.channel: ", static_cast<int>(op.channel),
+                     " is not a channel (0..", kDonationChannelMax, ")"));
+  }
+  if (op.flags & ~kDonationFlagsKnown) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("donation.flags: unknown bits ", op.flags & ~kDonationFlagsKnown));
+  }
+  WL_RETURN_IF_ERROR(CheckText("donation.memo", op.memo, kTextBytesMax, false));
+  WL_ASSIGN_OR_RETURN(uint32_t donor, FindOpen("donation.donor", op.donor));
+  WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("donation.to", op.to));
+  if (!IsSource(accounts_[donor].kind)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("donation.donor: account '", op.donor, "' is a ",
+                     AccountKindName(accounts_[donor].kind), ", not a donor or merchant"));
+  }
+  AccountKind to_kind = accounts_[to].kind;
+  if (!IsHolding(to_kind) || to_kind == AccountKind::kVoucher) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("donation.to: account '", op.to, "' is a ", AccountKindName(to_kind),
+                     "; gifts go into a fund, project or stock"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("donation.asset", to, op.asset));
+  WL_RETURN_IF_ERROR(AssetFor("donation.asset", donor, op.asset).status());
+  WL_RETURN_IF_ERROR(CheckMove("donation.amount", donor, to, asset, op.amount));
+
+  LotState lot;
+  lot.lot = seq;
+  lot.donor = donor;
+  lot.to = to;
+  lot.asset = asset;
+  lot.amount = op.amount;
+  lot.time_us = time_us;
+  lot.anonymous = (op.flags & kDonationAnonymous) != 0;
+  lot_index_.emplace(seq, static_cast<uint32_t>(lots_.size()));
+  lots_.push_back(std::move(lot));
+  j->records_.push_back({Journal::Kind::kNewLot});
+  accounts_[donor].lots.push_back(static_cast<uint32_t>(lots_.size() - 1));
+  j->records_.push_back({Journal::Kind::kDonorLot, donor});
+
+  std::vector<Slice> slices{{seq, op.amount}};
+  Move(donor, to, asset, op.amount, slices, seq, /*record_moves=*/false, j);
+  e->postings.push_back({op.donor, op.to, op.asset, op.amount, std::move(slices)});
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyAllocation(const AllocationOp& op, uint64_t seq, Journal* j,
+                                          Entry* e) {
+  WL_RETURN_IF_ERROR(CheckAccountId("allocation.from", op.from));
+  WL_RETURN_IF_ERROR(CheckAccountId("allocation.to", op.to));
+  WL_RETURN_IF_ERROR(CheckAsset("allocation.asset", op.asset));
+  WL_RETURN_IF_ERROR(CheckAmount("allocation.amount", op.amount));
+  WL_RETURN_IF_ERROR(CheckText("allocation.reason", op.reason, kTextBytesMax, false));
+  if (op.from == op.to) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("allocation.to: '", op.to, "' is also allocation.from"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("allocation.from", op.from));
+  WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("allocation.to", op.to));
+  for (auto [field, idx] : {std::pair{"allocation.from", from}, std::pair{"allocation.to", to}}) {
+    if (!IsFundOrProject(accounts_[idx].kind)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(field, ": account '", accounts_[idx].id, "' is a ",
+                       AccountKindName(accounts_[idx].kind),
+                       "; allocations move money between funds and projects"));
+    }
+  }
+  const AccountState& src = accounts_[from];
+  if (src.kind == AccountKind::kProject || (src.flags & kAccountRestricted)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "allocation.from: account '", op.from, "' is restricted: its money may leave only ",
+        "by a disbursement for its purpose or by a correction with a reason"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("allocation.asset", from, op.asset));
+  WL_RETURN_IF_ERROR(AssetFor("allocation.asset", to, op.asset).status());
+  WL_RETURN_IF_ERROR(CheckMove("allocation.amount", from, to, asset, op.amount));
+  std::vector<Slice> slices;
+  WL_RETURN_IF_ERROR(TakeFifo("allocation.amount", from, op.amount, j, &slices));
+  Move(from, to, asset, op.amount, slices, seq, /*record_moves=*/true, j);
+  e->policy = std::string(kPolicyFifoV1);
+  e->postings.push_back({op.from, op.to, op.asset, op.amount, std::move(slices)});
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyDisbursement(const DisbursementOp& op, uint64_t seq,
+                                            Journal* j, Entry* e) {
+  WL_RETURN_IF_ERROR(CheckAccountId("disbursement.from", op.from));
+  WL_RETURN_IF_ERROR(CheckAccountId("disbursement.to", op.to));
+  WL_RETURN_IF_ERROR(CheckAsset("disbursement.asset", op.asset));
+  WL_RETURN_IF_ERROR(CheckAmount("disbursement.amount", op.amount));
+  WL_RETURN_IF_ERROR(CheckText("disbursement.purpose", op.purpose, kTextBytesMax, false));
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("disbursement.from", op.from));
+  WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("disbursement.to", op.to));
+  if (!IsFundOrProject(accounts_[from].kind)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "disbursement.from: account '", op.from, "' is a ",
+        AccountKindName(accounts_[from].kind), "; disbursements leave a fund or project"));
+  }
+  if (!IsSink(accounts_[to].kind)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "disbursement.to: account '", op.to, "' is a ", AccountKindName(accounts_[to].kind),
+        "; disbursements go to a recipient, supplier or expense"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("disbursement.asset", from, op.asset));
+  WL_RETURN_IF_ERROR(AssetFor("disbursement.asset", to, op.asset).status());
+  WL_RETURN_IF_ERROR(CheckMove("disbursement.amount", from, to, asset, op.amount));
+  std::vector<Slice> slices;
+  WL_RETURN_IF_ERROR(TakeFifo("disbursement.amount", from, op.amount, j, &slices));
+  Move(from, to, asset, op.amount, slices, seq, /*record_moves=*/true, j);
+  e->policy = std::string(kPolicyFifoV1);
+  e->postings.push_back({op.from, op.to, op.asset, op.amount, std::move(slices)});
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
+                                          const EntryLookup& lookup, Journal* j, Entry* e) {
+  WL_RETURN_IF_ERROR(CheckText("correction.reason", op.reason, kTextBytesMax, true));
+  if (op.mode != CorrectionMode::kReverse && op.mode != CorrectionMode::kAdjust) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "correction.mode: ", static_cast<int>(op.mode), " is not 1 (reverse) or 2 (adjust)"));
+  }
+  if (op.ref_seq == 0 || op.ref_seq >= seq) {
+    return absl::NotFoundError(
+        absl::StrCat("correction.ref_seq: entry ", op.ref_seq, " not found"));
+  }
+
+  if (op.mode == CorrectionMode::kAdjust) {
+    WL_RETURN_IF_ERROR(CheckAccountId("correction.from", op.from));
+    WL_RETURN_IF_ERROR(CheckAccountId("correction.to", op.to));
+    WL_RETURN_IF_ERROR(CheckAsset("correction.asset", op.asset));
+    WL_RETURN_IF_ERROR(CheckAmount("correction.amount", op.amount));
+    if (op.from == op.to) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("correction.to: '", op.to, "' is also correction.from"));
+    }
+    WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("correction.from", op.from));
+    WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("correction.to", op.to));
+    if (!IsHolding(accounts_[from].kind)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "correction.from: account '", op.from, "' is a ",
+          AccountKindName(accounts_[from].kind), "; an adjustment moves held value"));
+    }
+    if (IsSource(accounts_[to].kind)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "correction.to: account '", op.to, "' is a ", AccountKindName(accounts_[to].kind),
+          "; to return a gift, reverse its donation"));
+    }
+    WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("correction.asset", from, op.asset));
+    WL_RETURN_IF_ERROR(AssetFor("correction.asset", to, op.asset).status());
+    WL_RETURN_IF_ERROR(CheckMove("correction.amount", from, to, asset, op.amount));
+    std::vector<Slice> slices;
+    WL_RETURN_IF_ERROR(TakeFifo("correction.amount", from, op.amount, j, &slices));
+    Move(from, to, asset, op.amount, slices, seq, /*record_moves=*/true, j);
+    e->policy = std::string(kPolicyFifoV1);
+    e->postings.push_back({op.from, op.to, op.asset, op.amount, std::move(slices)});
+    return absl::OkStatus();
+  }
+
+  // Reverse.
+  if (!op.from.empty() || !op.to.empty() || !op.asset.empty() || op.amount != 0) {
+    return absl::InvalidArgumentError(
+        "correction.from: from, to, asset and amount must be empty for a reversal");
+  }
+  if (auto it = reversed_.find(op.ref_seq); it != reversed_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("correction.ref_seq: entry ", op.ref_seq,
+                                                      " was already reversed by entry ",
+                                                      it->second));
+  }
+  WL_ASSIGN_OR_RETURN(Entry original, lookup(op.ref_seq));
+  EntryType type = original.type();
+  if (type != EntryType::kDonation && type != EntryType::kAllocation &&
+      type != EntryType::kDisbursement) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "correction.ref_seq: entry ", op.ref_seq, " is a ", EntryTypeName(type),
+        "; only donations, allocations and disbursements can be reversed"));
+  }
+  if (original.postings.size() != 1) {
+    return absl::DataLossError(absl::StrCat("entry ", op.ref_seq, ": expected one posting"));
+  }
+  const Posting& p = original.postings[0];
+  // The value goes back the way it came: from the original destination to the
+  // original source.
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("correction.ref_seq", p.to));
+  WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("correction.ref_seq", p.from));
+  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("correction.ref_seq", from, p.asset));
+  WL_RETURN_IF_ERROR(CheckMove("correction.ref_seq", from, to, asset, p.amount));
+  if (IsHolding(accounts_[from].kind)) {
+    WL_RETURN_IF_ERROR(TakeLots("correction.ref_seq", from, p.slices, j));
+  }
+  Move(from, to, asset, p.amount, p.slices, seq, /*record_moves=*/true, j);
+  reversed_.emplace(op.ref_seq, seq);
+  j->records_.push_back({Journal::Kind::kReversed, 0, op.ref_seq});
+  e->policy = std::string(kPolicyReverseV1);
+  e->postings.push_back({p.to, p.from, p.asset, p.amount, p.slices});
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Primitives
+
+absl::StatusOr<uint32_t> LedgerState::FindOpen(absl::string_view field,
+                                               const std::string& id) const {
+  auto it = account_index_.find(id);
+  if (it == account_index_.end()) {
+    return absl::NotFoundError(absl::StrCat(field, ": account '", id, "' not found"));
+  }
+  if (accounts_[it->second].closed) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": account '", id, "' is closed"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<uint32_t> LedgerState::AssetFor(absl::string_view field, uint32_t account,
+                                               const std::string& asset) {
+  const AccountState& a = accounts_[account];
+  if (a.asset != kNoAsset && assets_[a.asset] != asset) {
+    return absl::FailedPreconditionError(absl::StrCat(field, ": account '", a.id, "' holds ",
+                                                      assets_[a.asset], ", not ", asset));
+  }
+  return InternAsset(asset);
+}
+
+uint32_t LedgerState::InternAsset(const std::string& code) {
+  auto [it, inserted] = asset_index_.emplace(code, static_cast<uint32_t>(assets_.size()));
+  if (inserted) assets_.push_back(code);
+  return it->second;
+}
+
+int64_t LedgerState::BalanceOf(uint32_t account, uint32_t asset) const {
+  for (const auto& [a, amount] : accounts_[account].balances) {
+    if (a == asset) return amount;
+  }
+  return 0;
+}
+
+absl::Status LedgerState::CheckMove(absl::string_view field, uint32_t from, uint32_t to,
+                                    uint32_t asset, int64_t amount) const {
+  const AccountState& f = accounts_[from];
+  int64_t from_balance = BalanceOf(from, asset);
+  if (!IsSource(f.kind) && from_balance < amount) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": account '", f.id, "' holds ", from_balance, " ",
+                     assets_[asset], ", asked ", amount));
+  }
+  int64_t ignored;
+  if (__builtin_sub_overflow(from_balance, amount, &ignored)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": balance of account '", f.id, "' would overflow"));
+  }
+  if (__builtin_add_overflow(BalanceOf(to, asset), amount, &ignored)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": balance of account '", accounts_[to].id, "' would overflow"));
+  }
+  return absl::OkStatus();
+}
+
+void LedgerState::AddBalance(uint32_t account, uint32_t asset, int64_t delta, Journal* j) {
+  auto& balances = accounts_[account].balances;
+  auto it = std::find_if(balances.begin(), balances.end(),
+                         [&](const auto& b) { return b.first == asset; });
+  if (it == balances.end()) {
+    balances.emplace_back(asset, 0);
+    j->records_.push_back({Journal::Kind::kNewBalance, account});
+    it = balances.end() - 1;
+  }
+  WL_CHECK(!__builtin_add_overflow(it->second, delta, &it->second));
+  if (IsHolding(accounts_[account].kind)) WL_CHECK(it->second >= 0);
+  j->records_.push_back({Journal::Kind::kBalance, account, asset, delta});
+}
+
+void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amount,
+                       const std::vector<Slice>& slices, uint64_t seq, bool record_moves,
+                       Journal* j) {
+  AddBalance(from, asset, -amount, j);
+  AddBalance(to, asset, amount, j);
+  if (IsHolding(accounts_[to].kind)) PushBack(to, slices, j);
+  if (!record_moves) return;
+  for (const Slice& s : slices) {
+    auto it = lot_index_.find(s.lot);
+    WL_CHECK(it != lot_index_.end());
+    auto& moves = lots_[it->second].moves;
+    if (moves.empty() || moves.back() != seq) {
+      moves.push_back(seq);
+      j->records_.push_back({Journal::Kind::kLotMove, it->second});
+    }
+  }
+}
+
+absl::Status LedgerState::TakeFifo(absl::string_view field, uint32_t account, int64_t amount,
+                                   Journal* j, std::vector<Slice>* out) {
+  auto& slices = accounts_[account].slices;
+  int64_t need = amount;
+  while (need > 0) {
+    WL_CHECK(!slices.empty());  // CheckMove proved the balance covers `amount`
+    if (out->size() >= kPostingSlicesMax) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": the posting would consume more than ", kPostingSlicesMax,
+          " lot slices of account '", accounts_[account].id, "'; split it"));
+    }
+    Slice& head = slices.front();
+    if (head.amount <= need) {
+      out->push_back(head);
+      need -= head.amount;
+      j->records_.push_back({Journal::Kind::kPopFront, account, head.lot, head.amount});
+      slices.pop_front();
+    } else {
+      out->push_back({head.lot, need});
+      head.amount -= need;
+      j->records_.push_back({Journal::Kind::kHeadReduce, account, 0, need});
+      need = 0;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::TakeLots(absl::string_view field, uint32_t account,
+                                   const std::vector<Slice>& wanted, Journal* j) {
+  auto& slices = accounts_[account].slices;
+  absl::flat_hash_map<uint64_t, int64_t> need;
+  for (const Slice& s : wanted) need[s.lot] += s.amount;
+  std::deque<Slice> kept;
+  for (const Slice& s : slices) {
+    Slice rest = s;
+    auto it = need.find(s.lot);
+    if (it != need.end() && it->second > 0) {
+      int64_t take = std::min(it->second, s.amount);
+      it->second -= take;
+      rest.amount -= take;
+    }
+    if (rest.amount == 0) continue;
+    if (!kept.empty() && kept.back().lot == rest.lot) {
+      kept.back().amount += rest.amount;
+    } else {
+      kept.push_back(rest);
+    }
+  }
+  for (const Slice& s : wanted) {
+    if (need[s.lot] > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": account '", accounts_[account].id, "' no longer holds ", need[s.lot],
+          " of lot ", s.lot, " that the reversal must take back"));
+    }
+  }
+  j->saved_slices_.push_back(std::move(slices));
+  j->records_.push_back(
+      {Journal::Kind::kRestoreSlices, account, j->saved_slices_.size() - 1});
+  slices = std::move(kept);
+  return absl::OkStatus();
+}
+
+void LedgerState::PushBack(uint32_t account, const std::vector<Slice>& in, Journal* j) {
+  auto& slices = accounts_[account].slices;
+  for (const Slice& s : in) {
+    if (!slices.empty() && slices.back().lot == s.lot) {
+      slices.back().amount += s.amount;
+      j->records_.push_back({Journal::Kind::kMergeTail, account, 0, s.amount});
+    } else {
+      slices.push_back(s);
+      j->records_.push_back({Journal::Kind::kPushBack, account});
+    }
+  }
+}
+
+void LedgerState::SetHead(uint64_t seq, const Hash& hash, int64_t time_us, Journal* j) {
+  j->saved_strings_.emplace_back(reinterpret_cast<const char*>(head_hash_.data()),
+                                 head_hash_.size());
+  j->records_.push_back({Journal::Kind::kHead,
+                         static_cast<uint32_t>(j->saved_strings_.size() - 1), head_seq_,
+                         head_time_us_});
+  head_seq_ = seq;
+  head_hash_ = hash;
+  head_time_us_ = time_us;
+}
+
+void LedgerState::UndoTo(Journal* j, size_t mark) {
+  using K = Journal::Kind;
+  while (j->records_.size() > mark) {
+    Journal::Record r = j->records_.back();
+    j->records_.pop_back();
+    switch (r.kind) {
+      case K::kNewBalance:
+        accounts_[r.a].balances.pop_back();
+        break;
+      case K::kBalance: {
+        for (auto& [asset, amount] : accounts_[r.a].balances) {
+          if (asset == r.b) amount -= r.c;
+        }
+        break;
+      }
+      case K::kPopFront:
+        accounts_[r.a].slices.push_front({r.b, r.c});
+        break;
+      case K::kHeadReduce:
+        accounts_[r.a].slices.front().amount += r.c;
+        break;
+      case K::kPushBack:
+        accounts_[r.a].slices.pop_back();
+        break;
+      case K::kMergeTail:
+        accounts_[r.a].slices.back().amount -= r.c;
+        break;
+      case K::kRestoreSlices:
+        accounts_[r.a].slices = std::move(j->saved_slices_[r.b]);
+        break;
+      case K::kNewAccount:
+        account_index_.erase(accounts_.back().id);
+        accounts_.pop_back();
+        break;
+      case K::kNewLot:
+        lot_index_.erase(lots_.back().lot);
+        lots_.pop_back();
+        break;
+      case K::kLotMove:
+        lots_[r.a].moves.pop_back();
+        break;
+      case K::kDonorLot:
+        accounts_[r.a].lots.pop_back();
+        break;
+      case K::kClientId:
+        client_ids_.erase(j->saved_strings_[r.b]);
+        break;
+      case K::kClosed:
+        accounts_[r.a].closed = false;
+        break;
+      case K::kReversed:
+        reversed_.erase(r.b);
+        break;
+      case K::kHead:
+        head_seq_ = r.b;
+        head_time_us_ = r.c;
+        std::memcpy(head_hash_.data(), j->saved_strings_[r.a].data(), head_hash_.size());
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+std::optional<uint64_t> LedgerState::FindClientId(const std::string& client_id) const {
+  auto it = client_ids_.find(client_id);
+  if (it == client_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<AccountInfo> LedgerState::GetAccount(const std::string& account) const {
+  auto it = account_index_.find(account);
+  if (it == account_index_.end()) {
+    return absl::NotFoundError(absl::StrCat("account: '", account, "' not found"));
+  }
+  const AccountState& a = accounts_[it->second];
+  AccountInfo info;
+  info.account = a.id;
+  info.kind = a.kind;
+  info.asset = a.asset == kNoAsset ? "" : assets_[a.asset];
+  info.flags = a.flags;
+  info.name = a.name;
+  info.closed = a.closed;
+  info.opened_seq = a.opened_seq;
+  for (const auto& [asset, amount] : a.balances) info.balances.push_back({assets_[asset], amount});
+  std::sort(info.balances.begin(), info.balances.end(),
+            [](const Balance& x, const Balance& y) { return x.asset < y.asset; });
+  info.slice_count = a.slices.size();
+  return info;
+}
+
+absl::StatusOr<HoldingsPage> LedgerState::GetHoldings(const std::string& account,
+                                                      uint64_t offset, uint64_t limit) const {
+  auto it = account_index_.find(account);
+  if (it == account_index_.end()) {
+    return absl::NotFoundError(absl::StrCat("account: '", account, "' not found"));
+  }
+  const auto& slices = accounts_[it->second].slices;
+  HoldingsPage page;
+  page.account = account;
+  page.total_count = slices.size();
+  page.offset = offset;
+  limit = std::min<uint64_t>(limit, kPageItemsMax);
+  for (uint64_t i = offset; i < slices.size() && i < offset + limit; ++i) {
+    page.slices.push_back(slices[i]);
+  }
+  return page;
+}
+
+std::optional<AccountKind> LedgerState::KindOf(const std::string& account) const {
+  auto it = account_index_.find(account);
+  if (it == account_index_.end()) return std::nullopt;
+  return accounts_[it->second].kind;
+}
+
+absl::StatusOr<LotInfo> LedgerState::GetLot(uint64_t lot) const {
+  auto it = lot_index_.find(lot);
+  if (it == lot_index_.end()) {
+    return absl::NotFoundError(absl::StrCat("lot: ", lot, " not found"));
+  }
+  const LotState& l = lots_[it->second];
+  return LotInfo{l.lot,    accounts_[l.donor].id, accounts_[l.to].id, assets_[l.asset],
+                 l.amount, l.time_us,             l.anonymous};
+}
+
+absl::StatusOr<std::vector<uint64_t>> LedgerState::LotMoves(uint64_t lot) const {
+  auto it = lot_index_.find(lot);
+  if (it == lot_index_.end()) {
+    return absl::NotFoundError(absl::StrCat("lot: ", lot, " not found"));
+  }
+  return lots_[it->second].moves;
+}
+
+absl::StatusOr<std::vector<uint64_t>> LedgerState::DonorLots(const std::string& donor) const {
+  auto it = account_index_.find(donor);
+  if (it == account_index_.end()) {
+    return absl::NotFoundError(absl::StrCat("donor: account '", donor, "' not found"));
+  }
+  std::vector<uint64_t> out;
+  out.reserve(accounts_[it->second].lots.size());
+  for (uint32_t idx : accounts_[it->second].lots) out.push_back(lots_[idx].lot);
+  return out;
+}
+
+std::vector<Balance> LedgerState::TotalsPerAsset() const {
+  std::map<std::string, int64_t> totals;
+  for (const AccountState& a : accounts_) {
+    for (const auto& [asset, amount] : a.balances) totals[assets_[asset]] += amount;
+  }
+  std::vector<Balance> out;
+  for (const auto& [asset, amount] : totals) out.push_back({asset, amount});
+  return out;
+}
+
+std::string LedgerState::Digest() const {
+  Sha256Hasher h;
+  std::string buf;
+  auto flush = [&] {
+    h.Update(buf);
+    buf.clear();
+  };
+  auto put_u64 = [&](uint64_t v) { buf.append(reinterpret_cast<const char*>(&v), 8); };
+  auto put_str = [&](std::string_view s) {
+    put_u64(s.size());
+    buf.append(s);
+  };
+  put_u64(head_seq_);
+  put_u64(static_cast<uint64_t>(head_time_us_));
+  buf.append(reinterpret_cast<const char*>(head_hash_.data()), head_hash_.size());
+
+  std::vector<uint32_t> order(accounts_.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t x, uint32_t y) { return accounts_[x].id < accounts_[y].id; });
+  for (uint32_t i : order) {
+    const AccountState& a = accounts_[i];
+    put_str(a.id);
+    put_u64(static_cast<uint64_t>(a.kind));
+    put_str(a.asset == kNoAsset ? "" : assets_[a.asset]);
+    put_u64(a.flags);
+    put_str(a.name);
+    put_u64(a.closed);
+    put_u64(a.opened_seq);
+    std::vector<std::pair<std::string, int64_t>> balances;
+    for (const auto& [asset, amount] : a.balances) balances.emplace_back(assets_[asset], amount);
+    std::sort(balances.begin(), balances.end());
+    put_u64(balances.size());
+    for (const auto& [asset, amount] : balances) {
+      put_str(asset);
+      put_u64(static_cast<uint64_t>(amount));
+    }
+    put_u64(a.slices.size());
+    for (const Slice& s : a.slices) {
+      put_u64(s.lot);
+      put_u64(static_cast<uint64_t>(s.amount));
+      if (buf.size() > 1 << 16) flush();
+    }
+    put_u64(a.lots.size());
+    for (uint32_t l : a.lots) put_u64(lots_[l].lot);
+    flush();
+  }
+  for (const LotState& l : lots_) {
+    put_u64(l.lot);
+    put_str(accounts_[l.donor].id);
+    put_str(accounts_[l.to].id);
+    put_str(assets_[l.asset]);
+    put_u64(static_cast<uint64_t>(l.amount));
+    put_u64(static_cast<uint64_t>(l.time_us));
+    put_u64(l.anonymous);
+    put_u64(l.moves.size());
+    for (uint64_t m : l.moves) put_u64(m);
+    if (buf.size() > 1 << 16) flush();
+  }
+  std::vector<std::pair<std::string, uint64_t>> ids(client_ids_.begin(), client_ids_.end());
+  std::sort(ids.begin(), ids.end());
+  for (const auto& [id, seq] : ids) {
+    put_str(id);
+    put_u64(seq);
+    if (buf.size() > 1 << 16) flush();
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> rev(reversed_.begin(), reversed_.end());
+  std::sort(rev.begin(), rev.end());
+  for (const auto& [a, b] : rev) {
+    put_u64(a);
+    put_u64(b);
+  }
+  flush();
+  return HashToHex(h.Finish());
+}
+
+}  // namespace warmledger
