@@ -100,6 +100,8 @@ void EncodeBody(const OpBody& body, Writer& w) {
           w.Str(op.asset);
           w.U32(op.flags);
           w.Str(op.name);
+          w.Str(op.category);
+          w.Str(op.community);
         } else if constexpr (std::is_same_v<T, CloseAccountOp>) {
           w.Str(op.account);
           w.Str(op.reason);
@@ -111,6 +113,7 @@ void EncodeBody(const OpBody& body, Writer& w) {
           w.U8(static_cast<uint8_t>(op.channel));
           w.U32(op.flags);
           w.Str(op.memo);
+          w.Str(op.trace_hash);
         } else if constexpr (std::is_same_v<T, AllocationOp>) {
           w.Str(op.from);
           w.Str(op.to);
@@ -145,6 +148,8 @@ OpBody DecodeBody(EntryType type, Reader& r) {
       op.asset = r.Str("open_account.asset");
       op.flags = r.U32("open_account.flags");
       op.name = r.Str("open_account.name");
+      op.category = r.Str("open_account.category");
+      op.community = r.Str("open_account.community");
       return op;
     }
     case EntryType::kCloseAccount: {
@@ -162,6 +167,7 @@ OpBody DecodeBody(EntryType type, Reader& r) {
       op.channel = static_cast<DonationChannel>(r.U8("donation.channel"));
       op.flags = r.U32("donation.flags");
       op.memo = r.Str("donation.memo");
+      op.trace_hash = r.Str("donation.trace_hash");
       return op;
     }
     case EntryType::kAllocation: {

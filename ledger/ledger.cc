@@ -309,6 +309,44 @@ class Ledger::Impl {
     return page;
   }
 
+  absl::StatusOr<StatementPage> Statement(const std::string& account, int64_t from_time_us,
+                                          int64_t to_time_us, uint64_t offset,
+                                          uint64_t limit) const {
+    StatementPage page;
+    {
+      absl::ReaderMutexLock lock(&state_mu_);
+      WL_ASSIGN_OR_RETURN(page, state_.Statement(account, from_time_us, to_time_us, offset,
+                                                 limit));
+    }
+    for (StatementLine& line : page.lines) {
+      WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(line.seq));
+      line.type = stored.entry.type();
+      for (const Posting& p : stored.entry.postings) {
+        if (p.from == account) line.counterparty = p.to;
+        if (p.to == account) line.counterparty = p.from;
+      }
+    }
+    return page;
+  }
+
+  std::vector<std::string> ListAccounts(std::optional<AccountKind> kind, uint64_t offset,
+                                        uint64_t limit, uint64_t* total) const {
+    absl::ReaderMutexLock lock(&state_mu_);
+    return state_.ListAccounts(kind, offset, limit, total);
+  }
+
+  absl::StatusOr<uint64_t> FindLotByTraceHash(const std::string& trace_hash) const {
+    absl::ReaderMutexLock lock(&state_mu_);
+    auto lot = state_.FindLotByTraceHash(trace_hash);
+    if (!lot) return absl::NotFoundError("trace_code: no donation has this trace code");
+    return *lot;
+  }
+
+  std::vector<Balance> TotalsPerAsset() const {
+    absl::ReaderMutexLock lock(&state_mu_);
+    return state_.TotalsPerAsset();
+  }
+
   absl::Status VerifyChain() const {
     uint64_t durable = durable_seq_.load(std::memory_order_acquire);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -637,6 +675,19 @@ absl::StatusOr<DonorStatementPage> Ledger::DonorStatement(const std::string& don
                                                           uint64_t limit) const {
   return impl_->DonorStatement(donor, offset, limit);
 }
+absl::StatusOr<StatementPage> Ledger::Statement(const std::string& account,
+                                                int64_t from_time_us, int64_t to_time_us,
+                                                uint64_t offset, uint64_t limit) const {
+  return impl_->Statement(account, from_time_us, to_time_us, offset, limit);
+}
+std::vector<std::string> Ledger::ListAccounts(std::optional<AccountKind> kind, uint64_t offset,
+                                              uint64_t limit, uint64_t* total) const {
+  return impl_->ListAccounts(kind, offset, limit, total);
+}
+absl::StatusOr<uint64_t> Ledger::FindLotByTraceHash(const std::string& trace_hash) const {
+  return impl_->FindLotByTraceHash(trace_hash);
+}
+std::vector<Balance> Ledger::TotalsPerAsset() const { return impl_->TotalsPerAsset(); }
 absl::Status Ledger::VerifyChain() const { return impl_->VerifyChain(); }
 std::string Ledger::StateDigest() const { return impl_->StateDigest(); }
 absl::StatusOr<std::string> Ledger::RebuildStateDigest() const {

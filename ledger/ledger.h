@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,19 @@ class Ledger {
   absl::StatusOr<DonorStatementPage> DonorStatement(const std::string& donor,
                                                     uint64_t offset,
                                                     uint64_t limit) const;
+
+  // Entries that touched `account` with from_time_us <= time < to_time_us,
+  // with the running balance, paged.
+  absl::StatusOr<StatementPage> Statement(const std::string& account, int64_t from_time_us,
+                                          int64_t to_time_us, uint64_t offset,
+                                          uint64_t limit) const;
+  // Account ids in opening order, optionally only of one kind.
+  std::vector<std::string> ListAccounts(std::optional<AccountKind> kind, uint64_t offset,
+                                        uint64_t limit, uint64_t* total) const;
+  // The lot whose donation recorded SHA-256(trace code) == trace_hash.
+  absl::StatusOr<uint64_t> FindLotByTraceHash(const std::string& trace_hash) const;
+  // Sum of all balances per asset; every amount is zero when value is conserved.
+  std::vector<Balance> TotalsPerAsset() const;
 
   // Checks every stored entry's hash, density and chain (not replay).
   absl::Status VerifyChain() const;

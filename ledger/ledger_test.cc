@@ -492,7 +492,7 @@ TEST_F(LedgerClientIdTest, ClientIdOfMaxLengthIsAcceptedButOneMoreIsInvalid) {
 }
 
 TEST_F(LedgerClientIdTest, ClientIdOutsidePrintableAsciiIsInvalid) {
-  for (const std::string id : {std::string("a b"), std::string("a\tb"), std::string("a\x7f"),
+  for (const std::string& id : {std::string("a b"), std::string("a\tb"), std::string("a\x7f"),
                                std::string("caf\xc3\xa9"), std::string("a\0b", 3)}) {
     SCOPED_TRACE(id);
     EXPECT_THAT(RejectOp(Operation{id, false, OpenBody(kDonor, AccountKind::kDonor)}),
@@ -607,7 +607,7 @@ TEST_F(LedgerOpenAccountTest, KindOutOfRangeIsInvalid) {
 }
 
 TEST_F(LedgerOpenAccountTest, BadAccountIdCharactersAreInvalid) {
-  for (const std::string id :
+  for (const std::string& id :
        {std::string(""), std::string("fund general"), std::string("fund#1"),
         std::string("fund\n"), std::string("fund,1"), std::string("fund*"),
         std::string("fund@home"), std::string("\xe5\x9f\xba\xe9\x87\x91"),
@@ -632,7 +632,7 @@ TEST_F(LedgerOpenAccountTest, AccountIdOfMaxLengthOpensButOneMoreIsInvalid) {
 }
 
 TEST_F(LedgerOpenAccountTest, MalformedAssetCodesAreInvalid) {
-  for (const std::string asset :
+  for (const std::string& asset :
        {std::string("cny"), std::string("CN"), std::string("CNYY"), std::string("C1Y"),
         std::string("Cny"), std::string("item:"), std::string("item:UPPER"),
         std::string("item:rice 5kg"), std::string("item:rice/5kg"), std::string("Item:rice"),

@@ -22,6 +22,8 @@ inline constexpr size_t kAccountIdBytesMax = 64;
 inline constexpr size_t kAssetCodeBytesMax = 45;
 // Display names of accounts.
 inline constexpr size_t kNameBytesMax = 256;
+// Recipient category and community codes (configured tables).
+inline constexpr size_t kCodeBytesMax = 64;
 // Free text: memos, reasons, purposes.
 inline constexpr size_t kTextBytesMax = 1024;
 

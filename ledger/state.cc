@@ -97,6 +97,10 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   e.client_id = client_id;
   e.body = body;
   e.policy = std::string(kPolicyNone);
+  cur_seq_ = e.seq;
+  cur_time_us_ = e.time_us;
+  cur_type_ = TypeOf(body);
+  static_assert(kAccountKindMax < 16);
 
   absl::Status status = std::visit(
       [&](const auto& op) -> absl::Status {
@@ -180,6 +184,19 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
         "restricted)");
   }
   WL_RETURN_IF_ERROR(CheckText("open_account.name", op.name, kNameBytesMax, false));
+  for (auto [field, code] : {std::pair<const char*, const std::string*>{"open_account.category", &op.category},
+                             std::pair<const char*, const std::string*>{"open_account.community", &op.community}}) {
+    if (code->empty()) continue;
+    if (op.kind != AccountKind::kRecipient) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": only recipient accounts have one"));
+    }
+    if (code->size() > kCodeBytesMax) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", code->size(),
+                                                     " bytes, at most ", kCodeBytesMax));
+    }
+    WL_RETURN_IF_ERROR(CheckAccountId(field, *code));
+  }
   if (auto it = account_index_.find(op.account); it != account_index_.end()) {
     return absl::AlreadyExistsError(
         absl::StrCat("open_account.account: account '", op.account,
@@ -192,10 +209,13 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
   a.asset = op.asset.empty() ? kNoAsset : InternAsset(op.asset);
   a.flags = op.flags;
   a.name = op.name;
+  a.category = op.category;
+  a.community = op.community;
   a.opened_seq = seq;
   account_index_.emplace(a.id, static_cast<uint32_t>(accounts_.size()));
   accounts_.push_back(std::move(a));
   j->records_.push_back({Journal::Kind::kNewAccount});
+  AddTouch(static_cast<uint32_t>(accounts_.size() - 1), accounts_.back().asset, 0, j);
   return absl::OkStatus();
 }
 
@@ -214,6 +234,7 @@ absl::Status LedgerState::ApplyClose(const CloseAccountOp& op, Journal* j, Entry
   }
   a.closed = true;
   j->records_.push_back({Journal::Kind::kClosed, idx});
+  AddTouch(idx, a.asset, 0, j);
   return absl::OkStatus();
 }
 
@@ -233,6 +254,15 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
         absl::StrCat("donation.flags: unknown bits ", op.flags & ~kDonationFlagsKnown));
   }
   WL_RETURN_IF_ERROR(CheckText("donation.memo", op.memo, kTextBytesMax, false));
+  if (!op.trace_hash.empty() && op.trace_hash.size() != 32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "donation.trace_hash: ", op.trace_hash.size(), " bytes; empty or 32 (SHA-256)"));
+  }
+  if (auto it = trace_hashes_.find(op.trace_hash);
+      !op.trace_hash.empty() && it != trace_hashes_.end()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("donation.trace_hash: already identifies lot ", it->second));
+  }
   WL_ASSIGN_OR_RETURN(uint32_t donor, FindOpen("donation.donor", op.donor));
   WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("donation.to", op.to));
   if (!IsSource(accounts_[donor].kind)) {
@@ -263,6 +293,11 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
   j->records_.push_back({Journal::Kind::kNewLot});
   accounts_[donor].lots.push_back(static_cast<uint32_t>(lots_.size() - 1));
   j->records_.push_back({Journal::Kind::kDonorLot, donor});
+  if (!op.trace_hash.empty()) {
+    trace_hashes_.emplace(op.trace_hash, seq);
+    j->saved_strings_.push_back(op.trace_hash);
+    j->records_.push_back({Journal::Kind::kTraceHash, 0, j->saved_strings_.size() - 1});
+  }
 
   std::vector<Slice> slices{{seq, op.amount}};
   Move(donor, to, asset, op.amount, slices, seq, /*record_moves=*/false, j);
@@ -478,6 +513,13 @@ absl::Status LedgerState::CheckMove(absl::string_view field, uint32_t from, uint
     return absl::FailedPreconditionError(
         absl::StrCat(field, ": balance of account '", accounts_[to].id, "' would overflow"));
   }
+  const size_t type = static_cast<size_t>(cur_type_);
+  if (__builtin_add_overflow(f.flows[kFlowOut + type], amount, &ignored) ||
+      __builtin_add_overflow(accounts_[to].flows[type], amount, &ignored)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": flow totals of account '", f.id, "' or '", accounts_[to].id,
+                     "' would overflow"));
+  }
   return absl::OkStatus();
 }
 
@@ -500,6 +542,11 @@ void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amoun
                        Journal* j) {
   AddBalance(from, asset, -amount, j);
   AddBalance(to, asset, amount, j);
+  AddTouch(from, asset, -amount, j);
+  AddTouch(to, asset, amount, j);
+  const size_t type = static_cast<size_t>(cur_type_);
+  if (IsHolding(accounts_[from].kind)) AddFlow(from, kFlowOut + type, amount, j);
+  if (IsHolding(accounts_[to].kind)) AddFlow(to, type, amount, j);
   if (IsHolding(accounts_[to].kind)) PushBack(to, slices, j);
   if (!record_moves) return;
   for (const Slice& s : slices) {
@@ -599,6 +646,19 @@ void LedgerState::SetHead(uint64_t seq, const Hash& hash, int64_t time_us, Journ
   head_time_us_ = time_us;
 }
 
+void LedgerState::AddTouch(uint32_t account, uint32_t asset, int64_t delta, Journal* j) {
+  AccountState& a = accounts_[account];
+  int64_t balance = asset == kNoAsset ? 0 : BalanceOf(account, asset);
+  a.touches.push_back({cur_seq_, cur_time_us_, delta, balance, asset});
+  j->records_.push_back({Journal::Kind::kTouch, account});
+}
+
+void LedgerState::AddFlow(uint32_t account, size_t slot, int64_t amount, Journal* j) {
+  WL_CHECK(!__builtin_add_overflow(accounts_[account].flows[slot], amount,
+                                   &accounts_[account].flows[slot]));
+  j->records_.push_back({Journal::Kind::kFlow, account, slot, amount});
+}
+
 void LedgerState::UndoTo(Journal* j, size_t mark) {
   using K = Journal::Kind;
   while (j->records_.size() > mark) {
@@ -652,6 +712,15 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
       case K::kReversed:
         reversed_.erase(r.b);
         break;
+      case K::kTouch:
+        accounts_[r.a].touches.pop_back();
+        break;
+      case K::kFlow:
+        accounts_[r.a].flows[r.b] -= r.c;
+        break;
+      case K::kTraceHash:
+        trace_hashes_.erase(j->saved_strings_[r.b]);
+        break;
       case K::kHead:
         head_seq_ = r.b;
         head_time_us_ = r.c;
@@ -688,6 +757,14 @@ absl::StatusOr<AccountInfo> LedgerState::GetAccount(const std::string& account) 
   std::sort(info.balances.begin(), info.balances.end(),
             [](const Balance& x, const Balance& y) { return x.asset < y.asset; });
   info.slice_count = a.slices.size();
+  info.category = a.category;
+  info.community = a.community;
+  info.entry_count = a.touches.size();
+  for (size_t t = 1; t < kFlowOut; ++t) {
+    if (a.flows[t] != 0 || a.flows[kFlowOut + t] != 0) {
+      info.flows.push_back({static_cast<EntryType>(t), a.flows[t], a.flows[kFlowOut + t]});
+    }
+  }
   return info;
 }
 
@@ -707,6 +784,62 @@ absl::StatusOr<HoldingsPage> LedgerState::GetHoldings(const std::string& account
     page.slices.push_back(slices[i]);
   }
   return page;
+}
+
+absl::StatusOr<StatementPage> LedgerState::Statement(const std::string& account,
+                                                     int64_t from_time_us, int64_t to_time_us,
+                                                     uint64_t offset, uint64_t limit) const {
+  auto it = account_index_.find(account);
+  if (it == account_index_.end()) {
+    return absl::NotFoundError(absl::StrCat("account: '", account, "' not found"));
+  }
+  if (to_time_us <= from_time_us) {
+    return absl::InvalidArgumentError("to_time_us: must be after from_time_us");
+  }
+  const auto& touches = accounts_[it->second].touches;
+  // Entry times never decrease, so the period is one contiguous range.
+  auto by_time = [](const Touch& t, int64_t time) { return t.time_us < time; };
+  auto first = std::lower_bound(touches.begin(), touches.end(), from_time_us, by_time);
+  auto last = std::lower_bound(first, touches.end(), to_time_us, by_time);
+  StatementPage page;
+  page.account = account;
+  page.from_time_us = from_time_us;
+  page.to_time_us = to_time_us;
+  page.total_count = static_cast<uint64_t>(last - first);
+  page.offset = offset;
+  limit = std::min<uint64_t>(limit, kPageItemsMax);
+  for (auto t = first + std::min<uint64_t>(offset, page.total_count);
+       t < last && page.lines.size() < limit; ++t) {
+    StatementLine line;
+    line.seq = t->seq;
+    line.time_us = t->time_us;
+    line.asset = t->asset == kNoAsset ? "" : assets_[t->asset];
+    line.delta = t->delta;
+    line.balance_after = t->balance_after;
+    page.lines.push_back(std::move(line));
+  }
+  return page;
+}
+
+std::vector<std::string> LedgerState::ListAccounts(std::optional<AccountKind> kind,
+                                                   uint64_t offset, uint64_t limit,
+                                                   uint64_t* total) const {
+  std::vector<std::string> out;
+  uint64_t matched = 0;
+  limit = std::min<uint64_t>(limit, kPageItemsMax);
+  for (const AccountState& a : accounts_) {
+    if (kind && a.kind != *kind) continue;
+    if (matched >= offset && out.size() < limit) out.push_back(a.id);
+    ++matched;
+  }
+  *total = matched;
+  return out;
+}
+
+std::optional<uint64_t> LedgerState::FindLotByTraceHash(const std::string& trace_hash) const {
+  auto it = trace_hashes_.find(trace_hash);
+  if (it == trace_hashes_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<AccountKind> LedgerState::KindOf(const std::string& account) const {
@@ -799,6 +932,18 @@ std::string LedgerState::Digest() const {
     }
     put_u64(a.lots.size());
     for (uint32_t l : a.lots) put_u64(lots_[l].lot);
+    put_str(a.category);
+    put_str(a.community);
+    for (int64_t f : a.flows) put_u64(static_cast<uint64_t>(f));
+    put_u64(a.touches.size());
+    for (const Touch& t : a.touches) {
+      put_u64(t.seq);
+      put_u64(static_cast<uint64_t>(t.time_us));
+      put_u64(static_cast<uint64_t>(t.delta));
+      put_u64(static_cast<uint64_t>(t.balance_after));
+      put_str(t.asset == kNoAsset ? "" : assets_[t.asset]);
+      if (buf.size() > 1 << 16) flush();
+    }
     flush();
   }
   for (const LotState& l : lots_) {
@@ -818,6 +963,14 @@ std::string LedgerState::Digest() const {
   for (const auto& [id, seq] : ids) {
     put_str(id);
     put_u64(seq);
+    if (buf.size() > 1 << 16) flush();
+  }
+  std::vector<std::pair<std::string, uint64_t>> traces(trace_hashes_.begin(),
+                                                       trace_hashes_.end());
+  std::sort(traces.begin(), traces.end());
+  for (const auto& [hash, lot] : traces) {
+    put_str(hash);
+    put_u64(lot);
     if (buf.size() > 1 << 16) flush();
   }
   std::vector<std::pair<uint64_t, uint64_t>> rev(reversed_.begin(), reversed_.end());

@@ -18,6 +18,7 @@
 #ifndef WARMLEDGER_LEDGER_STATE_H_
 #define WARMLEDGER_LEDGER_STATE_H_
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -65,6 +66,9 @@ class Journal {
     kClosed,         // account a was closed
     kReversed,       // entry b was marked reversed
     kHead,           // head moved: old seq b, old time c, old hash saved_strings_[a]
+    kTouch,          // account a gained one statement line
+    kFlow,           // account a, flow slot b grew by c
+    kTraceHash,      // saved_strings_[b] was inserted as a trace hash
   };
   struct Record {
     Kind kind;
@@ -117,6 +121,17 @@ class LedgerState {
   absl::StatusOr<HoldingsPage> GetHoldings(const std::string& account, uint64_t offset,
                                            uint64_t limit) const;
   std::optional<AccountKind> KindOf(const std::string& account) const;
+  // Statement lines of `account` with from_time_us <= time < to_time_us; the
+  // counterparty is left empty (it lives in the entries).
+  absl::StatusOr<StatementPage> Statement(const std::string& account, int64_t from_time_us,
+                                          int64_t to_time_us, uint64_t offset,
+                                          uint64_t limit) const;
+  // Account ids in opening order, optionally of one kind; `total` gets the
+  // number that match.
+  std::vector<std::string> ListAccounts(std::optional<AccountKind> kind, uint64_t offset,
+                                        uint64_t limit, uint64_t* total) const;
+  // The lot whose donation recorded this trace hash.
+  std::optional<uint64_t> FindLotByTraceHash(const std::string& trace_hash) const;
   absl::StatusOr<LotInfo> GetLot(uint64_t lot) const;
   // Seqs of the entries after the donation that moved part of the lot.
   absl::StatusOr<std::vector<uint64_t>> LotMoves(uint64_t lot) const;
@@ -133,8 +148,21 @@ class LedgerState {
  private:
   static constexpr uint32_t kNoAsset = UINT32_MAX;
 
+  // Flow slots: in[type] at type, out[type] at kFlowOut + type.
+  static constexpr size_t kFlowOut = 8;
+  struct Touch {
+    uint64_t seq;
+    int64_t time_us;
+    int64_t delta;
+    int64_t balance_after;
+    uint32_t asset;
+  };
   struct AccountState {
     std::string id;
+    std::string category;
+    std::string community;
+    std::vector<Touch> touches;
+    std::array<int64_t, 2 * kFlowOut> flows{};
     AccountKind kind;
     uint32_t asset;  // kNoAsset: any asset (external kinds only)
     uint32_t flags;
@@ -190,6 +218,13 @@ class LedgerState {
                         const std::vector<Slice>& wanted, Journal* j);
   void PushBack(uint32_t account, const std::vector<Slice>& slices, Journal* j);
   void SetHead(uint64_t seq, const Hash& hash, int64_t time_us, Journal* j);
+  void AddTouch(uint32_t account, uint32_t asset, int64_t delta, Journal* j);
+  void AddFlow(uint32_t account, size_t slot, int64_t amount, Journal* j);
+
+  // The entry being applied.
+  uint64_t cur_seq_ = 0;
+  int64_t cur_time_us_ = 0;
+  EntryType cur_type_ = EntryType::kOpenAccount;
 
   std::vector<std::string> assets_;
   absl::flat_hash_map<std::string, uint32_t> asset_index_;
@@ -199,6 +234,7 @@ class LedgerState {
   absl::flat_hash_map<uint64_t, uint32_t> lot_index_;
   absl::flat_hash_map<std::string, uint64_t> client_ids_;
   absl::flat_hash_map<uint64_t, uint64_t> reversed_;  // entry → reversing entry
+  absl::flat_hash_map<std::string, uint64_t> trace_hashes_;  // trace hash → lot
   uint64_t head_seq_ = 0;
   Hash head_hash_{};
   int64_t head_time_us_ = 0;

@@ -95,6 +95,7 @@ struct DiffVisitor {
     const auto& b = std::get<OpenAccountOp>(other);
     constexpr std::string_view prefix = "open_account";
     WL_DIFF(account); WL_DIFF(kind); WL_DIFF(asset); WL_DIFF(flags); WL_DIFF(name);
+    WL_DIFF(category); WL_DIFF(community);
     return std::nullopt;
   }
   std::optional<std::string> operator()(const CloseAccountOp& a) const {
@@ -107,7 +108,7 @@ struct DiffVisitor {
     const auto& b = std::get<DonationOp>(other);
     constexpr std::string_view prefix = "donation";
     WL_DIFF(donor); WL_DIFF(to); WL_DIFF(asset); WL_DIFF(amount);
-    WL_DIFF(channel); WL_DIFF(flags); WL_DIFF(memo);
+    WL_DIFF(channel); WL_DIFF(flags); WL_DIFF(memo); WL_DIFF(trace_hash);
     return std::nullopt;
   }
   std::optional<std::string> operator()(const AllocationOp& a) const {

@@ -87,6 +87,10 @@ struct OpenAccountOp {
   std::string asset;  // required for holding kinds; optional for external ones
   uint32_t flags = 0;
   std::string name;
+  // Recipients only: the configured category and community codes. A
+  // recipient's account id is a keyed pseudonym, never a name or ID number.
+  std::string category;
+  std::string community;
   bool operator==(const OpenAccountOp&) const = default;
 };
 
@@ -104,6 +108,9 @@ struct DonationOp {
   DonationChannel channel = DonationChannel::kUnspecified;
   uint32_t flags = 0;
   std::string memo;
+  // Empty, or the 32-byte SHA-256 of the donor's trace code: whoever holds
+  // the code can find this lot; the code itself is never stored.
+  std::string trace_hash;
   bool operator==(const DonationOp&) const = default;
 };
 
@@ -211,6 +218,13 @@ struct Balance {
   int64_t amount = 0;
 };
 
+// Value that entered or left a holding account, by entry type.
+struct AccountFlow {
+  EntryType type = EntryType::kDonation;
+  int64_t in = 0;
+  int64_t out = 0;
+};
+
 struct AccountInfo {
   std::string account;
   AccountKind kind = AccountKind::kFund;
@@ -219,8 +233,32 @@ struct AccountInfo {
   std::string name;
   bool closed = false;
   uint64_t opened_seq = 0;
-  std::vector<Balance> balances;  // one per asset held or moved
-  uint64_t slice_count = 0;       // holding accounts: slices currently held
+  std::string category;            // recipients
+  std::string community;           // recipients
+  std::vector<Balance> balances;   // one per asset held or moved
+  uint64_t slice_count = 0;        // holding accounts: slices currently held
+  std::vector<AccountFlow> flows;  // holding accounts: totals by entry type
+  uint64_t entry_count = 0;        // entries that touched the account
+};
+
+// One line of an account statement: an entry that touched the account.
+struct StatementLine {
+  uint64_t seq = 0;
+  int64_t time_us = 0;
+  EntryType type = EntryType::kOpenAccount;
+  std::string counterparty;  // the other account of the posting, if any
+  std::string asset;
+  int64_t delta = 0;          // + in, - out
+  int64_t balance_after = 0;  // of `asset` in this account
+};
+
+struct StatementPage {
+  std::string account;
+  int64_t from_time_us = 0;
+  int64_t to_time_us = 0;
+  uint64_t total_count = 0;  // lines in the period
+  uint64_t offset = 0;
+  std::vector<StatementLine> lines;
 };
 
 struct LotInfo {
