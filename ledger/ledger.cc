@@ -17,6 +17,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
 namespace warmledger {
@@ -266,7 +267,7 @@ class Ledger::Impl {
     page.seq = seq;
     page.type = stored.entry.type();
     page.offset = offset;
-    limit = std::min<uint64_t>(limit, kPageItemsMax);
+    WL_RETURN_IF_ERROR(CheckPageLimit(limit));
     uint64_t index = 0;
     std::vector<TraceSource> sources;
     for (size_t pi = 0; pi < stored.entry.postings.size(); ++pi) {
@@ -301,7 +302,7 @@ class Ledger::Impl {
     page.donor = donor;
     page.total_lots = lots.size();
     page.offset = offset;
-    limit = std::min<uint64_t>(limit, kPageItemsMax);
+    WL_RETURN_IF_ERROR(CheckPageLimit(limit));
     for (uint64_t i = offset; i < lots.size() && i < offset + limit; ++i) {
       WL_ASSIGN_OR_RETURN(LotTrace t, TraceLot(lots[i]));
       page.lots.push_back(std::move(t));
@@ -345,6 +346,25 @@ class Ledger::Impl {
   std::vector<Balance> TotalsPerAsset() const {
     absl::ReaderMutexLock lock(&state_mu_);
     return state_.TotalsPerAsset();
+  }
+
+  bool WaitForSeq(uint64_t seq, int64_t timeout_ms) const {
+    absl::MutexLock lock(&durable_mu_);
+    auto reached = [this, seq]() { return durable_seq_.load(std::memory_order_acquire) >= seq; };
+    return durable_mu_.AwaitWithTimeout(absl::Condition(&reached),
+                                        absl::Milliseconds(std::max<int64_t>(timeout_ms, 0)));
+  }
+
+  absl::StatusOr<uint64_t> Backup(const std::string& dir) const {
+    // A reader lock keeps the sequencer from committing while the checkpoint
+    // is cut, so the copy holds exactly the entries up to `seq`.
+    absl::ReaderMutexLock lock(&state_mu_);
+    uint64_t seq = durable_seq_.load(std::memory_order_acquire);
+    rocksdb::Checkpoint* raw = nullptr;
+    WL_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "backup"));
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    WL_RETURN_IF_ERROR(FromRocks(checkpoint->CreateCheckpoint(dir), absl::StrCat("backup to ", dir)));
+    return seq;
   }
 
   absl::Status VerifyChain() const {
@@ -467,6 +487,7 @@ class Ledger::Impl {
                                                             "ledger: ", s.message())));
             }
           } else {
+            absl::MutexLock dlock(&durable_mu_);
             durable_seq_.store(state_.head_seq(), std::memory_order_release);
           }
         }
@@ -577,8 +598,10 @@ class Ledger::Impl {
 
   mutable absl::Mutex state_mu_;
   LedgerState state_ ABSL_GUARDED_BY(state_mu_);
-  // Entries with seq <= durable_seq_ are on disk and readable.
+  // Entries with seq <= durable_seq_ are on disk and readable. Stored under
+  // durable_mu_ so that WaitForSeq() waiters wake up; read without it.
   std::atomic<uint64_t> durable_seq_{0};
+  mutable absl::Mutex durable_mu_;
 
   absl::Mutex queue_mu_;
   std::deque<Request> queue_ ABSL_GUARDED_BY(queue_mu_);
@@ -688,6 +711,12 @@ absl::StatusOr<uint64_t> Ledger::FindLotByTraceHash(const std::string& trace_has
   return impl_->FindLotByTraceHash(trace_hash);
 }
 std::vector<Balance> Ledger::TotalsPerAsset() const { return impl_->TotalsPerAsset(); }
+bool Ledger::WaitForSeq(uint64_t seq, int64_t timeout_ms) const {
+  return impl_->WaitForSeq(seq, timeout_ms);
+}
+absl::StatusOr<uint64_t> Ledger::Backup(const std::string& dir) const {
+  return impl_->Backup(dir);
+}
 absl::Status Ledger::VerifyChain() const { return impl_->VerifyChain(); }
 std::string Ledger::StateDigest() const { return impl_->StateDigest(); }
 absl::StatusOr<std::string> Ledger::RebuildStateDigest() const {

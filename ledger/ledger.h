@@ -109,6 +109,15 @@ class Ledger {
   // Sum of all balances per asset; every amount is zero when value is conserved.
   std::vector<Balance> TotalsPerAsset() const;
 
+  // Blocks until entry `seq` is durable or `timeout_ms` passes; returns
+  // whether it is durable.
+  bool WaitForSeq(uint64_t seq, int64_t timeout_ms) const;
+
+  // Writes a consistent copy of the database (a RocksDB checkpoint: hard
+  // links where possible) into `dir`, which must not exist. Returns the
+  // number of entries in the copy. No write commits while it is taken.
+  absl::StatusOr<uint64_t> Backup(const std::string& dir) const;
+
   // Checks every stored entry's hash, density and chain (not replay).
   absl::Status VerifyChain() const;
 

@@ -916,13 +916,21 @@ TEST_F(LedgerDonationTest, TargetOfWrongKindIsFailedPrecondition) {
   }
 }
 
-TEST_F(LedgerDonationTest, DonationIntoStockIsFailedPrecondition) {
-  // docs/rules.md: "`to` is a fund or project"; gifts in kind are entry types
-  // reserved for later (docs/format.md, "Values 7 and above").
+TEST_F(LedgerDonationTest, GoodsGiftIntoStockCreatesAGoodsLot) {
   OpenStandardAccounts();
   OpenAccount("stock/rice", AccountKind::kStock, "item:rice");
-  EXPECT_THAT(Reject(DonationBody(kDonor, "stock/rice", 100, "item:rice")),
-              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("stock/rice")));
+  const uint64_t lot = MustRun(DonationBody(kDonor, "stock/rice", 100, "item:rice"));
+  auto info = ledger_->GetLot(lot);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->asset, "item:rice");
+  EXPECT_EQ(info->amount, 100);
+}
+
+TEST_F(LedgerDonationTest, DonationIntoVoucherIsFailedPrecondition) {
+  OpenStandardAccounts();
+  OpenAccount("voucher/v1", AccountKind::kVoucher, "CNY");
+  EXPECT_THAT(Reject(DonationBody(kDonor, "voucher/v1", 100)),
+              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("voucher/v1")));
 }
 
 TEST_F(LedgerDonationTest, MerchantMayGiveAndProjectMayReceive) {

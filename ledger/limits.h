@@ -46,7 +46,9 @@ inline constexpr size_t kEntryBytesMax = 8 * 1024 * 1024;
 static_assert(kPostingSlicesMax * 16 + 64 * 1024 <= kEntryBytesMax,
               "a maximal posting must fit in one entry");
 
-// Items in one page of a trace, statement or holdings listing.
+// Items in one page of a trace, statement or holdings listing; a larger
+// page limit is kInvalidArgument. (ReadEntries and ListAccounts, whose count
+// is a maximum rather than a page size, cap at it instead.)
 inline constexpr size_t kPageItemsMax = 10'000;
 // Movements the forward trace of one lot may return; a lot that moved more
 // often is answered with kResourceExhausted naming the lot.

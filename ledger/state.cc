@@ -775,11 +775,11 @@ absl::StatusOr<HoldingsPage> LedgerState::GetHoldings(const std::string& account
     return absl::NotFoundError(absl::StrCat("account: '", account, "' not found"));
   }
   const auto& slices = accounts_[it->second].slices;
+  WL_RETURN_IF_ERROR(CheckPageLimit(limit));
   HoldingsPage page;
   page.account = account;
   page.total_count = slices.size();
   page.offset = offset;
-  limit = std::min<uint64_t>(limit, kPageItemsMax);
   for (uint64_t i = offset; i < slices.size() && i < offset + limit; ++i) {
     page.slices.push_back(slices[i]);
   }
@@ -796,6 +796,7 @@ absl::StatusOr<StatementPage> LedgerState::Statement(const std::string& account,
   if (to_time_us <= from_time_us) {
     return absl::InvalidArgumentError("to_time_us: must be after from_time_us");
   }
+  WL_RETURN_IF_ERROR(CheckPageLimit(limit));
   const auto& touches = accounts_[it->second].touches;
   // Entry times never decrease, so the period is one contiguous range.
   auto by_time = [](const Touch& t, int64_t time) { return t.time_us < time; };
@@ -807,7 +808,6 @@ absl::StatusOr<StatementPage> LedgerState::Statement(const std::string& account,
   page.to_time_us = to_time_us;
   page.total_count = static_cast<uint64_t>(last - first);
   page.offset = offset;
-  limit = std::min<uint64_t>(limit, kPageItemsMax);
   for (auto t = first + std::min<uint64_t>(offset, page.total_count);
        t < last && page.lines.size() < limit; ++t) {
     StatementLine line;

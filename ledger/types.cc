@@ -2,7 +2,18 @@
 
 #include <type_traits>
 
+#include "absl/strings/str_cat.h"
+#include "ledger/limits.h"
+
 namespace warmledger {
+
+absl::Status CheckPageLimit(uint64_t limit) {
+  if (limit > kPageItemsMax) {
+    return absl::InvalidArgumentError(absl::StrCat("limit: ", limit, " items, at most ",
+                                                   kPageItemsMax, " per page"));
+  }
+  return absl::OkStatus();
+}
 
 bool IsHolding(AccountKind kind) {
   return kind == AccountKind::kFund || kind == AccountKind::kProject ||

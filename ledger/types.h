@@ -204,6 +204,9 @@ struct StoredEntry {
   Hash hash{};
 };
 
+// kInvalidArgument if a page `limit` exceeds kPageItemsMax.
+absl::Status CheckPageLimit(uint64_t limit);
+
 // ---- Results. ----
 
 struct OpResult {
