@@ -1,0 +1,146 @@
+#include "server/identity.h"
+
+#include <fcntl.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "ledger/sha256.h"
+
+namespace warmledger::server {
+namespace {
+
+std::string HmacSha256(std::string_view key, std::string_view data) {
+  unsigned char out[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+}  // namespace
+
+char ResidentIdCheckChar(std::string_view first17) {
+  static constexpr int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  static constexpr char kCheck[] = "10X98765432";
+  int sum = 0;
+  for (int i = 0; i < 17; ++i) sum += (first17[i] - '0') * kWeights[i];
+  return kCheck[sum % 11];
+}
+
+absl::Status ValidateResidentId(std::string_view id, int current_year) {
+  if (id.size() != 18) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("id_number: must be 18 characters, got ", id.size()));
+  }
+  for (int i = 0; i < 17; ++i) {
+    if (id[i] < '0' || id[i] > '9') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("id_number: character ", i + 1, " must be a digit"));
+    }
+  }
+  if (!((id[17] >= '0' && id[17] <= '9') || id[17] == 'X' || id[17] == 'x')) {
+    return absl::InvalidArgumentError("id_number: character 18 must be a digit or X");
+  }
+  auto num = [&](int pos, int len) {
+    int v = 0;
+    for (int i = 0; i < len; ++i) v = v * 10 + (id[pos + i] - '0');
+    return v;
+  };
+  int year = num(6, 4), month = num(10, 2), day = num(12, 2);
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool valid_date = year >= 1900 && year <= current_year && month >= 1 && month <= 12 &&
+                    day >= 1 &&
+                    day <= kDays[month - 1] + (month == 2 && IsLeap(year) ? 1 : 0);
+  if (!valid_date) {
+    return absl::InvalidArgumentError("id_number: characters 7-14 are not a real date of birth");
+  }
+  char check = id[17] == 'x' ? 'X' : id[17];
+  if (ResidentIdCheckChar(id.substr(0, 17)) != check) {
+    return absl::InvalidArgumentError(
+        "id_number: check character does not match (ISO 7064 MOD 11-2)");
+  }
+  return absl::OkStatus();
+}
+
+std::string RecipientPseudonym(std::string_view key, std::string_view id_number) {
+  std::string normalized(id_number);
+  if (!normalized.empty() && normalized.back() == 'x') normalized.back() = 'X';
+  std::string mac = HmacSha256(key, normalized);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "recipient/";
+  for (int i = 0; i < 16; ++i) {
+    out.push_back(kHex[static_cast<uint8_t>(mac[i]) >> 4]);
+    out.push_back(kHex[static_cast<uint8_t>(mac[i]) & 15]);
+  }
+  return out;
+}
+
+std::string TraceCode(std::string_view key, std::string_view client_id) {
+  std::string input = "trace";
+  input.push_back('\0');
+  input.append(client_id);
+  std::string mac = HmacSha256(key, input);
+  static constexpr char kBase32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (size_t i = 0; out.size() < 26; ++i) {
+    buffer = (buffer << 8) | static_cast<uint8_t>(mac[i]);
+    bits += 8;
+    while (bits >= 5 && out.size() < 26) {
+      out.push_back(kBase32[(buffer >> (bits - 5)) & 31]);
+      bits -= 5;
+    }
+  }
+  return out;
+}
+
+std::string TraceHash(std::string_view trace_code) {
+  Hash h = Sha256(trace_code);
+  return std::string(reinterpret_cast<const char*>(h.data()), h.size());
+}
+
+absl::StatusOr<std::string> LoadOrCreateKey(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key file ", path, ": readable by group or others; chmod 600 it"));
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return absl::UnavailableError(absl::StrCat("key file ", path, ": ", std::strerror(errno)));
+    std::string key(33, '\0');
+    ssize_t n = ::read(fd, key.data(), key.size());
+    ::close(fd);
+    if (n != 32) {
+      return absl::DataLossError(absl::StrCat("key file ", path, ": expected 32 bytes"));
+    }
+    key.resize(32);
+    return key;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::string key(32, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), 32) != 1) {
+    return absl::UnavailableError("key: no randomness available");
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("key file ", path, ": ", std::strerror(errno)));
+  }
+  bool ok = ::write(fd, key.data(), key.size()) == 32 && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return absl::UnavailableError(absl::StrCat("key file ", path, ": write failed"));
+  return key;
+}
+
+}  // namespace warmledger::server

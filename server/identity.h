@@ -1,0 +1,43 @@
+// Recipients' privacy and donors' trace codes: resident ID validation, the
+// keyed pseudonym that replaces an ID number, trace codes and the secret key
+// file both are derived with.
+#ifndef WARMLEDGER_SERVER_IDENTITY_H_
+#define WARMLEDGER_SERVER_IDENTITY_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace warmledger::server {
+
+// Checks an 18-character PRC resident ID number: 17 digits and a check
+// character (digit or 'X'), a real date of birth (1900-01-01 .. today), and
+// the ISO 7064 MOD 11-2 check character. Errors are kInvalidArgument naming
+// the field `id_number` and never quoting the number.
+absl::Status ValidateResidentId(std::string_view id_number, int current_year);
+
+// The ISO 7064 MOD 11-2 check character of the first 17 digits.
+char ResidentIdCheckChar(std::string_view first17);
+
+// "recipient/" + the first 128 bits, in hex, of HMAC-SHA256(key, id_number).
+// A plain hash of an ID number can be brute-forced; the keyed one cannot
+// without the key.
+std::string RecipientPseudonym(std::string_view key, std::string_view id_number);
+
+// A donation's trace code: 26 base32 characters (130 bits) of
+// HMAC-SHA256(key, "trace" 0x00 client_id). Deterministic, so a retried
+// donation returns the same code; unguessable without the key.
+std::string TraceCode(std::string_view key, std::string_view client_id);
+
+// What the ledger stores of a trace code: its raw 32-byte SHA-256.
+std::string TraceHash(std::string_view trace_code);
+
+// Reads a 32-byte secret key file, or creates one with mode 0600 from
+// OpenSSL's RAND_bytes if it does not exist. A key file readable by group or
+// others is refused (kFailedPrecondition).
+absl::StatusOr<std::string> LoadOrCreateKey(const std::string& path);
+
+}  // namespace warmledger::server
+
+#endif  // WARMLEDGER_SERVER_IDENTITY_H_

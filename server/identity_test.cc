@@ -1,0 +1,125 @@
+#include "server/identity.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace warmledger::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// 410103 (Erqi District) + 1990-03-07 + 123, check character computed.
+std::string ValidId(std::string first17 = "41010319900307123") {
+  return first17 + ResidentIdCheckChar(first17);
+}
+
+TEST(ResidentIdTest, KnownCheckCharactersFollowIso7064Mod11_2) {
+  // Published example: 11010519491231002X.
+  EXPECT_EQ(ResidentIdCheckChar("11010519491231002"), 'X');
+  EXPECT_TRUE(ValidateResidentId("11010519491231002X", 2026).ok());
+  EXPECT_TRUE(ValidateResidentId("11010519491231002x", 2026).ok());
+}
+
+TEST(ResidentIdTest, EveryWrongCheckCharacterIsRejected) {
+  std::string id = ValidId();
+  for (char c : std::string("0123456789X")) {
+    if (c == id[17]) continue;
+    std::string bad = id.substr(0, 17) + c;
+    absl::Status s = ValidateResidentId(bad, 2026);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("check character"));
+  }
+}
+
+TEST(ResidentIdTest, WrongLengthAndNonDigitsAreRejectedNamingTheField) {
+  for (std::string bad : {std::string(""), ValidId().substr(0, 17), ValidId() + "1",
+                          std::string("4101031990030712A3")}) {
+    absl::Status s = ValidateResidentId(bad, 2026);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("id_number"));
+  }
+}
+
+TEST(ResidentIdTest, ImpossibleDatesOfBirthAreRejected) {
+  for (const char* date : {"19900230", "19900431", "18991231", "20300101", "19901301",
+                           "19900100", "21000229"}) {
+    std::string first17 = std::string("410103") + date + "123";
+    EXPECT_EQ(ValidateResidentId(ValidId(first17), 2026).code(),
+              absl::StatusCode::kInvalidArgument)
+        << date;
+  }
+  EXPECT_TRUE(ValidateResidentId(ValidId("41010320000229123"), 2026).ok());  // leap day
+}
+
+TEST(ResidentIdTest, ErrorsNeverQuoteTheNumber) {
+  std::string id = ValidId();
+  id[17] = id[17] == '0' ? '1' : '0';
+  EXPECT_THAT(std::string(ValidateResidentId(id, 2026).message()), Not(HasSubstr(id)));
+  EXPECT_THAT(std::string(ValidateResidentId(id.substr(0, 16), 2026).message()),
+              Not(HasSubstr(id.substr(0, 16))));
+}
+
+TEST(PseudonymTest, IsKeyedStableAndHidesTheNumber) {
+  std::string key1(32, 'a'), key2(32, 'b');
+  std::string id = ValidId();
+  std::string p1 = RecipientPseudonym(key1, id);
+  EXPECT_EQ(p1, RecipientPseudonym(key1, id));
+  EXPECT_NE(p1, RecipientPseudonym(key2, id));
+  EXPECT_EQ(p1.size(), std::string("recipient/").size() + 32);
+  EXPECT_THAT(p1, Not(HasSubstr(id.substr(6, 8))));
+  // A lower-case x names the same person as an upper-case X.
+  EXPECT_EQ(RecipientPseudonym(key1, "11010519491231002x"),
+            RecipientPseudonym(key1, "11010519491231002X"));
+}
+
+TEST(TraceCodeTest, Is26Base32CharactersDeterministicPerClientId) {
+  std::string key(32, 'k');
+  std::string code = TraceCode(key, "don-1");
+  EXPECT_EQ(code.size(), 26u);
+  for (char c : code) EXPECT_TRUE((c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7')) << c;
+  EXPECT_EQ(code, TraceCode(key, "don-1"));
+  EXPECT_NE(code, TraceCode(key, "don-2"));
+  EXPECT_NE(code, TraceCode(std::string(32, 'j'), "don-1"));
+  EXPECT_EQ(TraceHash(code).size(), 32u);
+}
+
+class KeyFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("keyfile-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(KeyFileTest, IsCreatedWithMode0600AndReadBackUnchanged) {
+  std::string path = (dir_ / "keys" / "k.key").string();
+  auto created = LoadOrCreateKey(path);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->size(), 32u);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto again = LoadOrCreateKey(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *created);
+}
+
+TEST_F(KeyFileTest, GroupReadableKeyIsRefused) {
+  std::string path = (dir_ / "k.key").string();
+  ASSERT_TRUE(LoadOrCreateKey(path).ok());
+  ::chmod(path.c_str(), 0640);
+  EXPECT_EQ(LoadOrCreateKey(path).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace warmledger::server

@@ -1,0 +1,102 @@
+// warmledgerd: serves a warmledger over gRPC. Flags are parsed here; the
+// server itself is server/server.h.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "server/server.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: warmledgerd --data_dir=DIR [flags]
+
+  --data_dir=DIR        server folder: database in DIR/db, keys in DIR/keys (required)
+  --listen=HOST:PORT    address to serve (default 127.0.0.1:7420; port 0 picks one)
+  --port_file=PATH      write the bound port to PATH once serving
+  --tls_cert=PEM        server certificate chain (with --tls_key)
+  --tls_key=PEM         server private key
+  --tls_client_ca=PEM   require client certificates signed by this CA (mutual TLS)
+  --auth_file=PATH      bearer tokens (required unless --dev; see docs/api.md)
+  --registry_file=PATH  categories and communities (default: the built-in district)
+  --key_file=PATH       32-byte pseudonym/trace-code key (default DIR/keys/pseudonym.key)
+  --dev                 development mode: loopback only, authentication OFF
+)";
+
+bool Flag(const std::string& arg, const char* name, std::string* out) {
+  std::string prefix = std::string("--") + name + "=";
+  if (arg.rfind(prefix, 0) != 0) return false;
+  *out = arg.substr(prefix.size());
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  warmledger::server::ServerOptions options;
+  std::string port_file;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (a == "--dev") {
+      options.dev = true;
+    } else if (!(Flag(a, "data_dir", &options.data_dir) || Flag(a, "listen", &options.listen) ||
+                 Flag(a, "port_file", &port_file) || Flag(a, "tls_cert", &options.tls_cert) ||
+                 Flag(a, "tls_key", &options.tls_key) ||
+                 Flag(a, "tls_client_ca", &options.tls_client_ca) ||
+                 Flag(a, "auth_file", &options.auth_file) ||
+                 Flag(a, "registry_file", &options.registry_file) ||
+                 Flag(a, "key_file", &options.key_file))) {
+      std::fprintf(stderr, "warmledgerd: unknown flag '%s'\n\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  if (options.data_dir.empty()) {
+    std::fprintf(stderr, "warmledgerd: --data_dir is required\n\n%s", kUsage);
+    return 2;
+  }
+
+  // Block the stop signals in every thread; this one waits for them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  if (options.dev) {
+    std::fprintf(stderr,
+                 "\n"
+                 "  *****************************************************************\n"
+                 "  *  warmledgerd --dev: DEVELOPMENT MODE. AUTHENTICATION IS OFF:  *\n"
+                 "  *  every caller may do everything. Loopback only. Never use     *\n"
+                 "  *  this mode for a real charity's books.                        *\n"
+                 "  *****************************************************************\n\n");
+  }
+  auto server = warmledger::server::Server::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "warmledgerd: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  int port = (*server)->port();
+  if (!port_file.empty()) {
+    std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());
+  }
+  auto head = (*server)->ledger().Head();
+  std::fprintf(stderr, "warmledgerd: serving %s on port %d (%llu entries, verified)\n",
+               options.data_dir.c_str(), port, static_cast<unsigned long long>(head.seq));
+
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::fprintf(stderr, "warmledgerd: %s received; finishing in-flight calls\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->Shutdown();
+  std::fprintf(stderr, "warmledgerd: stopped cleanly\n");
+  return 0;
+}

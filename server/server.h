@@ -1,0 +1,69 @@
+// warmledgerd as a library: the gRPC services over one Ledger, with
+// authentication, TLS, health checking and reflection. main.cc only parses
+// flags and waits for a signal; tests start the same server on 127.0.0.1:0.
+//
+// Thread contract: Start() and Shutdown() from one thread; everything else is
+// internal to gRPC's threads.
+#ifndef WARMLEDGER_SERVER_SERVER_H_
+#define WARMLEDGER_SERVER_SERVER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "ledger/clock.h"
+#include "ledger/ledger.h"
+
+namespace warmledger::server {
+
+struct ServerOptions {
+  // The server's folder: the database lives in <data_dir>/db, the pseudonym
+  // key in <data_dir>/keys/pseudonym.key unless key_file says otherwise.
+  std::string data_dir;
+  // HOST:PORT; port 0 picks a free port (see Server::port()).
+  std::string listen = "127.0.0.1:7420";
+  // TLS: both or neither. With tls_client_ca, clients must present a
+  // certificate signed by it (mutual TLS).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Bearer tokens (docs/api.md). Required unless dev.
+  std::string auth_file;
+  // Categories and communities; empty means the built-in district tables.
+  std::string registry_file;
+  // 32-byte secret for recipient pseudonyms and trace codes.
+  std::string key_file;
+  // Development mode: loopback only, authentication off.
+  bool dev = false;
+  // Stamps entries; null means the system clock. Must outlive the server.
+  Clock* clock = nullptr;
+  // Receives one structured line per RPC; null means stderr.
+  std::function<void(std::string_view)> log;
+};
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  // Stops accepting calls, lets in-flight ones finish (writes complete and
+  // are durable), ends tails, closes the database.
+  void Shutdown();
+  ~Server();
+
+  int port() const;
+  Ledger& ledger();
+
+  class Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// True for 127.0.0.0/8, localhost and [::1] listen addresses.
+bool IsLoopbackListen(std::string_view listen);
+
+}  // namespace warmledger::server
+
+#endif  // WARMLEDGER_SERVER_SERVER_H_
