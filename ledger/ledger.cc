@@ -272,6 +272,7 @@ class Ledger::Impl {
     std::vector<TraceSource> sources;
     for (size_t pi = 0; pi < stored.entry.postings.size(); ++pi) {
       const Posting& p = stored.entry.postings[pi];
+      if (pi == 0) page.asset = p.asset;
       page.outflow += p.amount;
       for (const Slice& s : p.slices) {
         if (index >= offset && index < offset + limit) {

@@ -71,6 +71,13 @@ absl::Status CheckText(absl::string_view field, const std::string& text, size_t 
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": ", text.size(), " bytes, at most ", max, " allowed"));
   }
+  for (char c : text) {
+    // Control characters could rewrite a terminal or a report line.
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": control characters are not allowed"));
+    }
+  }
   return absl::OkStatus();
 }
 

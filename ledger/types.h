@@ -313,6 +313,7 @@ struct TraceSource {
 struct EntryTracePage {
   uint64_t seq = 0;
   EntryType type = EntryType::kDonation;
+  std::string asset;         // of the first posting
   int64_t outflow = 0;       // sum of all postings' amounts
   uint64_t total_count = 0;  // slices across all postings
   uint64_t offset = 0;

@@ -34,6 +34,16 @@ const char* CodeName(absl::StatusCode code) {
   }
 }
 
+namespace {
+// "300.25 CNY" for yuan; whole units for goods and other currencies.
+std::string Amount(int64_t amount, const std::string& asset) {
+  if (asset != "CNY") return absl::StrCat(amount, " ", asset);
+  std::string sign = amount < 0 ? "-" : "";
+  uint64_t abs = amount < 0 ? 0 - static_cast<uint64_t>(amount) : amount;
+  return absl::StrCat(sign, abs / 100, ".", abs % 100 < 10 ? "0" : "", abs % 100, " CNY");
+}
+}  // namespace
+
 std::string EntrySummary(const Entry& entry) {
   return std::visit(
       [](const auto& op) -> std::string {
@@ -44,21 +54,21 @@ std::string EntrySummary(const Entry& entry) {
         } else if constexpr (std::is_same_v<T, CloseAccountOp>) {
           return absl::StrCat("close ", op.account, ": ", op.reason);
         } else if constexpr (std::is_same_v<T, DonationOp>) {
-          return absl::StrCat("donation of ", op.amount, " ", op.asset, " from ",
+          return absl::StrCat("donation of ", Amount(op.amount, op.asset), " from ",
                               (op.flags & kDonationAnonymous) ? "an anonymous donor" : op.donor,
                               " to ", op.to);
         } else if constexpr (std::is_same_v<T, AllocationOp>) {
-          return absl::StrCat("allocation of ", op.amount, " ", op.asset, " from ", op.from,
+          return absl::StrCat("allocation of ", Amount(op.amount, op.asset), " from ", op.from,
                               " to ", op.to);
         } else if constexpr (std::is_same_v<T, DisbursementOp>) {
-          return absl::StrCat("disbursement of ", op.amount, " ", op.asset, " from ", op.from,
+          return absl::StrCat("disbursement of ", Amount(op.amount, op.asset), " from ", op.from,
                               " to ", op.to, op.purpose.empty() ? "" : ": ", op.purpose);
         } else {
           return op.mode == CorrectionMode::kReverse
                      ? absl::StrCat("reversal of entry ", op.ref_seq, ": ", op.reason)
-                     : absl::StrCat("adjustment (entry ", op.ref_seq, ") of ", op.amount, " ",
-                                    op.asset, " from ", op.from, " to ", op.to, ": ",
-                                    op.reason);
+                     : absl::StrCat("adjustment (entry ", op.ref_seq, ") of ",
+                                    Amount(op.amount, op.asset), " from ", op.from, " to ",
+                                    op.to, ": ", op.reason);
         }
       },
       entry.body);
@@ -132,6 +142,7 @@ void ToProto(const StatementPage& page, pb::Statement* out) {
 
 void ToProto(const EntryTracePage& page, pb::EntryTrace* out) {
   out->set_seq(page.seq);
+  out->set_asset(page.asset);
   out->set_type(static_cast<pb::EntryType>(page.type));
   out->set_outflow(page.outflow);
   out->set_total_count(page.total_count);

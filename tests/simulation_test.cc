@@ -941,6 +941,7 @@ class Simulation {
       b_.client_index[op.client_id] = index;
     }
     planned.op = std::move(op);
+    ++predicted_[static_cast<int>(planned.prediction.expect)];
     b_.ops.push_back(std::move(planned));
     if (!b_.in_chain) b_.groups.push_back({index, index + 1, false});
   }
@@ -1947,7 +1948,7 @@ class Simulation {
         hop.amount = per_lot[lot];
         ml.hops.push_back(hop);
         if (!HoldingKind(accounts_.at(p.to).kind)) ml.reached[p.to] += per_lot[lot];
-        if (!HoldingKind(accounts_.at(p.from).kind)) {
+        if (SinkKind(accounts_.at(p.from).kind)) {  // a disbursement taken back
           if ((ml.reached[p.from] -= per_lot[lot]) == 0) ml.reached.erase(p.from);
         }
       }
@@ -2223,7 +2224,8 @@ class Simulation {
     std::ostringstream summary;
     summary << "seed " << seed_ << ": " << batch_index_ << " batches, " << submitted_ops_ << " ops, "
             << entries_.size() << " entries, " << lots_.size() << " lots, " << duplicates_
-            << " duplicates;";
+            << " duplicates; predicted ok=" << predicted_[0] << " duplicate=" << predicted_[1]
+            << " fail=" << predicted_[2] << " unknown=" << predicted_[3] << ";";
     for (const auto& [type, count] : ok_by_type_) summary << " " << type << "=" << count;
     summary << "; failures:";
     for (const auto& [code, count] : failure_codes_) summary << " " << code << "=" << count;
@@ -2269,6 +2271,7 @@ class Simulation {
   std::map<std::string, int> ok_by_type_;
   std::map<std::string, int> failure_codes_;
   int duplicates_ = 0;
+  int predicted_[4] = {};  // by Expect
 };
 
 class SimulationTest : public ::testing::TestWithParam<uint64_t> {};

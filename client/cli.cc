@@ -1,0 +1,1583 @@
+#include "client/cli.h"
+
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/sync_stream.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/client.h"
+#include "client/flag_parser.h"
+#include "ledger/status_macros.h"
+#include "warmledger/v1/ledger.grpc.pb.h"
+
+namespace warmledger::client {
+namespace {
+
+namespace v1 = ::warmledger::v1;
+
+// ---------------------------------------------------------------- limits
+
+// Entries asked for per Export.ListEntries call by `entries`: each call gets
+// its own deadline, so a long export is many short, bounded calls.
+constexpr uint64_t kExportEntriesPerCall = 10'000;
+// Bytes buffered before a write() while exporting to a file.
+constexpr size_t kExportBufferBytes = 1 << 20;
+// Slices of one posting that `entry` prints in human form (--json has all).
+constexpr int kSlicesShownMax = 20;
+// Characters of an ID number read from stdin (18 expected; a bound on input).
+constexpr size_t kIdNumberLineBytesMax = 64;
+
+// Marks a status as a command-line mistake (exit code 2) rather than a failed
+// call (exit code 1).
+constexpr char kUsagePayloadUrl[] = "type.warmledger/client.usage";
+
+absl::Status UsageError(absl::string_view message) {
+  absl::Status status = absl::InvalidArgumentError(message);
+  status.SetPayload(kUsagePayloadUrl, absl::Cord("1"));
+  return status;
+}
+
+bool IsUsageError(const absl::Status& status) {
+  return status.GetPayload(kUsagePayloadUrl).has_value();
+}
+
+// ---------------------------------------------------------------- text
+
+bool IsWide(uint32_t cp) {
+  return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0x303E) ||
+         (cp >= 0x3041 && cp <= 0x33FF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+         (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xA000 && cp <= 0xA4CF) ||
+         (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+         (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+         (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x20000 && cp <= 0x3FFFD);
+}
+
+// Decodes one UTF-8 code point at s[*i]; malformed bytes decode as U+FFFD.
+uint32_t NextCodePoint(std::string_view s, size_t* i) {
+  const auto c = static_cast<unsigned char>(s[*i]);
+  size_t n = 1;
+  uint32_t cp = c;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else if (c >= 0x80) {
+    ++*i;
+    return 0xFFFD;
+  }
+  if (*i + n > s.size()) {
+    ++*i;
+    return 0xFFFD;
+  }
+  for (size_t k = 1; k < n; ++k) {
+    const auto cc = static_cast<unsigned char>(s[*i + k]);
+    if ((cc & 0xC0) != 0x80) {
+      ++*i;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  *i += n;
+  return cp;
+}
+
+// Text from the server (names, memos, summaries) may contain anything; a
+// terminal must never receive its control characters (escape sequences).
+std::string Printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t start = i;
+    const uint32_t cp = NextCodePoint(s, &i);
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0xFFFD) {
+      out.push_back('?');
+    } else {
+      out.append(s.substr(start, i - start));
+    }
+  }
+  return out;
+}
+
+size_t DisplayWidth(std::string_view s) {
+  size_t width = 0;
+  size_t i = 0;
+  while (i < s.size()) width += IsWide(NextCodePoint(s, &i)) ? 2 : 1;
+  return width;
+}
+
+enum class Align { kLeft, kRight };
+
+// An aligned text table. Cells are made printable when added.
+class Table {
+ public:
+  struct Column {
+    std::string header;
+    Align align = Align::kLeft;
+  };
+  explicit Table(std::vector<Column> columns) : columns_(std::move(columns)) {}
+
+  void AddRow(std::vector<std::string> cells) {
+    WL_CHECK(cells.size() == columns_.size());
+    for (std::string& c : cells) c = Printable(c);
+    rows_.push_back(std::move(cells));
+  }
+  bool empty() const { return rows_.empty(); }
+
+  void Print(std::ostream& out) const {
+    std::vector<size_t> widths(columns_.size());
+    for (size_t c = 0; c < columns_.size(); ++c) widths[c] = DisplayWidth(columns_[c].header);
+    for (const auto& row : rows_) {
+      for (size_t c = 0; c < row.size(); ++c) {
+        widths[c] = std::max(widths[c], DisplayWidth(row[c]));
+      }
+    }
+    const auto print_row = [&](const std::vector<std::string>& cells) {
+      std::string line;
+      for (size_t c = 0; c < cells.size(); ++c) {
+        const std::string pad(widths[c] - DisplayWidth(cells[c]), ' ');
+        const bool last = c + 1 == cells.size();
+        if (columns_[c].align == Align::kRight) {
+          absl::StrAppend(&line, pad, cells[c]);
+        } else {
+          absl::StrAppend(&line, cells[c], last ? "" : pad);
+        }
+        if (!last) line += "  ";
+      }
+      out << line << '\n';
+    };
+    if (rows_.empty()) {
+      out << "(none)\n";
+      return;
+    }
+    std::vector<std::string> headers;
+    for (const Column& c : columns_) headers.push_back(c.header);
+    print_row(headers);
+    for (const auto& row : rows_) print_row(row);
+  }
+
+ private:
+  std::vector<Column> columns_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// "key   value" lines with the values aligned.
+void PrintFields(std::ostream& out,
+                 const std::vector<std::pair<std::string, std::string>>& fields) {
+  size_t width = 0;
+  for (const auto& [key, value] : fields) width = std::max(width, key.size());
+  for (const auto& [key, value] : fields) {
+    out << key << std::string(width - key.size() + 2, ' ') << Printable(value) << '\n';
+  }
+}
+
+// Local time, to the second (or microsecond); "-" for 0 (unset).
+std::string FormatTimeUs(int64_t time_us, bool with_micros = false) {
+  if (time_us == 0) return "-";
+  int64_t seconds = time_us / 1'000'000;
+  int64_t micros = time_us % 1'000'000;
+  if (micros < 0) {
+    micros += 1'000'000;
+    --seconds;
+  }
+  const time_t t = static_cast<time_t>(seconds);
+  struct tm tm;
+  if (localtime_r(&t, &tm) == nullptr) return absl::StrCat(time_us, "us");
+  char buf[64];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  std::string out(buf, n);
+  if (with_micros) {
+    char frac[16];
+    std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(micros));
+    out += frac;
+  }
+  return out;
+}
+
+// "DONATION" -> "donation", "OPEN_ACCOUNT" -> "open-account".
+std::string LowerName(const std::string& proto_name, int value, std::string_view unknown_prefix) {
+  if (proto_name.empty()) return absl::StrCat(ToAbsl(unknown_prefix), value);
+  std::string s = absl::AsciiStrToLower(proto_name);
+  for (char& c : s) {
+    if (c == '_') c = '-';
+  }
+  return s;
+}
+
+std::string TypeName(v1::EntryType type) {
+  return LowerName(v1::EntryType_Name(type), static_cast<int>(type), "type-");
+}
+
+std::string KindName(v1::AccountKind kind) {
+  if (kind == v1::ACCOUNT_KIND_UNSPECIFIED) return "-";
+  return LowerName(v1::AccountKind_Name(kind), static_cast<int>(kind), "kind-");
+}
+
+std::string SignedAmount(std::string_view asset, int64_t amount) {
+  std::string s = FormatAmount(asset, amount);
+  return amount > 0 ? "+" + s : s;
+}
+
+std::string DonorText(const std::string& donor, bool anonymous) {
+  if (donor.empty()) return anonymous ? "(anonymous)" : "-";
+  return anonymous ? donor + " (anonymous)" : donor;
+}
+
+std::string YesNo(bool b) { return b ? "yes" : "no"; }
+
+// ---------------------------------------------------------------- flag values
+
+absl::StatusOr<v1::AccountKind> ParseKind(std::string_view text, bool allow_recipient) {
+  static constexpr std::pair<std::string_view, v1::AccountKind> kKinds[] = {
+      {"donor", v1::DONOR},       {"fund", v1::FUND},       {"project", v1::PROJECT},
+      {"voucher", v1::VOUCHER},   {"stock", v1::STOCK},     {"merchant", v1::MERCHANT},
+      {"supplier", v1::SUPPLIER}, {"expense", v1::EXPENSE}, {"recipient", v1::RECIPIENT},
+  };
+  for (const auto& [name, kind] : kKinds) {
+    if (name == text && (allow_recipient || kind != v1::RECIPIENT)) return kind;
+  }
+  return UsageError(absl::StrCat(
+      "--kind must be one of fund, project, donor, supplier, expense, merchant, voucher, stock",
+      allow_recipient ? ", recipient" : "", " (not \"", ToAbsl(text), "\")"));
+}
+
+absl::StatusOr<v1::DonationChannel> ParseChannel(std::string_view text) {
+  if (text.empty()) return v1::CHANNEL_UNSPECIFIED;
+  if (text == "counter") return v1::COUNTER;
+  if (text == "online") return v1::ONLINE_CAMPAIGN;
+  if (text == "bank") return v1::BANK_TRANSFER;
+  if (text == "company") return v1::COMPANY_GIFT;
+  return UsageError(absl::StrCat("--channel must be counter, online, bank or company (not \"",
+                                 ToAbsl(text), "\")"));
+}
+
+// The amount of a write: exactly one of --amount (minor units or goods units)
+// and --yuan (money only, converted exactly).
+struct AmountFlags {
+  int64_t amount = 0;
+  std::string yuan;
+  std::string asset = "CNY";
+
+  void Register(FlagSet& flags) {
+    flags.AddInt64("amount", &amount, "amount in minor units (fen for CNY) or goods units");
+    flags.AddString("yuan", &yuan, "amount in yuan, e.g. 12.34 (instead of --amount)");
+    flags.AddString("asset", &asset, "asset code: CNY or item:<code>");
+  }
+
+  absl::StatusOr<int64_t> Resolve(const FlagSet& flags) const {
+    const bool has_amount = flags.Seen("amount");
+    const bool has_yuan = flags.Seen("yuan");
+    if (has_amount && has_yuan) return UsageError("give --amount or --yuan, not both");
+    if (!has_amount && !has_yuan) return UsageError("missing --amount (or --yuan)");
+    if (has_amount) return amount;
+    if (asset.substr(0, 5) == "item:") {
+      return UsageError("--yuan is for money; give goods as --amount units");
+    }
+    absl::StatusOr<int64_t> fen = ParseYuanToFen(yuan);
+    if (!fen.ok()) return UsageError(absl::StrCat("--yuan: ", fen.status().message()));
+    return fen;
+  }
+};
+
+bool IsLoopback(std::string_view server) {
+  if (server.substr(0, 5) == "unix:") return true;
+  std::string_view host = server;
+  if (host.substr(0, 5) == "ipv4:") host.remove_prefix(5);
+  if (host.substr(0, 5) == "ipv6:") host.remove_prefix(5);
+  return host.substr(0, 4) == "127." || host.substr(0, 9) == "localhost" ||
+         host.substr(0, 5) == "[::1]";
+}
+
+// ---------------------------------------------------------------- invocation
+
+// One run of one subcommand: its arguments, the global options and the lazily
+// created stubs.
+class Invocation {
+ public:
+  Invocation(std::string command, std::vector<std::string> args, const CliEnvironment& env,
+             const CliStreams& streams)
+      : command_(std::move(command)), args_(std::move(args)), env_(env), streams_(streams) {}
+
+  std::istream& in() { return streams_.in; }
+  std::ostream& out() { return streams_.out; }
+  std::ostream& err() { return streams_.err; }
+  bool json() const { return json_; }
+  const ClientOptions& options() const { return options_; }
+  const std::string& command() const { return command_; }
+
+  // Adds the global flags, parses, and applies the environment. Returns false
+  // when --help was asked for (the usage text is then already printed).
+  absl::StatusOr<bool> Parse(FlagSet& flags) {
+    AddGlobalFlags(flags, &options_, &json_);
+    absl::Status status = flags.Parse(args_);
+    if (!status.ok()) return UsageError(status.message());
+    if (flags.help_requested()) {
+      out() << flags.Usage();
+      return false;
+    }
+    if (!flags.Seen("server") && !env_.server.empty()) options_.server = env_.server;
+    if (!flags.Seen("token") && !env_.token.empty()) options_.token = env_.token;
+    if (options_.deadline_ms <= 0) return UsageError("--deadline_ms must be positive");
+    if (options_.tls_cert.empty() != options_.tls_key.empty()) {
+      return UsageError("--tls_cert and --tls_key go together");
+    }
+    return true;
+  }
+
+  static void AddGlobalFlags(FlagSet& flags, ClientOptions* options, bool* json) {
+    constexpr auto kOpt = FlagRequirement::kOptional;
+    constexpr auto kGlobal = FlagScope::kGlobal;
+    flags.AddString("server", &options->server, "server HOST:PORT (env WARMLEDGER_SERVER)", kOpt,
+                    kGlobal);
+    flags.AddString("token", &options->token, "bearer token (env WARMLEDGER_TOKEN, preferred)",
+                    kOpt, kGlobal);
+    flags.AddString("tls_ca", &options->tls_ca, "PEM root CAs; turns on TLS", kOpt, kGlobal);
+    flags.AddString("tls_cert", &options->tls_cert, "PEM client certificate (mutual TLS)", kOpt,
+                    kGlobal);
+    flags.AddString("tls_key", &options->tls_key, "PEM client private key (mutual TLS)", kOpt,
+                    kGlobal);
+    flags.AddString("tls_server_name", &options->tls_server_name,
+                    "name expected in the server certificate", kOpt, kGlobal);
+    flags.AddInt64("deadline_ms", &options->deadline_ms, "deadline of each call", kOpt, kGlobal);
+    flags.AddBool("json", json, "print responses as proto JSON, one object per line", kGlobal);
+  }
+
+  absl::Status Connect() {
+    if (channel_ != nullptr) return absl::OkStatus();
+    if (!options_.token.empty() && !UsesTls(options_) && !IsLoopback(options_.server)) {
+      err() << "warning: sending a token to " << options_.server
+            << " without TLS; anyone on the path can read it\n";
+    }
+    WL_ASSIGN_OR_RETURN(channel_, CreateChannel(options_));
+    ledger_ = v1::Ledger::NewStub(channel_);
+    export_ = v1::Export::NewStub(channel_);
+    admin_ = v1::Admin::NewStub(channel_);
+    return absl::OkStatus();
+  }
+
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  v1::Ledger::Stub& ledger() { return *ledger_; }
+  v1::Export::Stub& exporter() { return *export_; }
+  v1::Admin::Stub& admin() { return *admin_; }
+
+  // Runs one unary call with the deadline and token.
+  absl::Status Unary(const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+    WL_RETURN_IF_ERROR(Connect());
+    grpc::ClientContext context;
+    PrepareContext(options_, DeadlinePolicy::kApply, &context);
+    return FromGrpcStatus(call(&context));
+  }
+
+  absl::Status PrintJson(const google::protobuf::Message& message) {
+    google::protobuf::util::JsonPrintOptions print_options;
+    print_options.always_print_primitive_fields = true;
+    std::string json;
+    const auto status = google::protobuf::util::MessageToJsonString(message, &json, print_options);
+    if (!status.ok()) {
+      return absl::InternalError(absl::StrCat("cannot print JSON: ", status.ToString()));
+    }
+    out() << json << '\n';
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string command_;
+  std::vector<std::string> args_;
+  CliEnvironment env_;
+  CliStreams streams_;
+  ClientOptions options_;
+  bool json_ = false;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Ledger::Stub> ledger_;
+  std::unique_ptr<v1::Export::Stub> export_;
+  std::unique_ptr<v1::Admin::Stub> admin_;
+};
+
+// Parses; on --help returns from the command with OK.
+#define WL_PARSE_FLAGS(inv, flags)                                   \
+  do {                                                               \
+    WL_ASSIGN_OR_RETURN(const bool wl_proceed_, (inv).Parse(flags)); \
+    if (!wl_proceed_) return absl::OkStatus();                       \
+  } while (0)
+
+std::string Usage(std::string_view command, std::string_view flags) {
+  return absl::StrCat("warmledger ", ToAbsl(command), " ", ToAbsl(flags));
+}
+
+std::vector<std::pair<std::string, std::string>> WriteFields(const v1::WriteResult& r) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"seq", absl::StrCat(r.seq())},
+      {"time", FormatTimeUs(r.time_us(), true)},
+  };
+  if (r.duplicate())
+    fields.push_back({"duplicate", "yes: a retry, answered with the original result"});
+  return fields;
+}
+
+absl::Status PrintWriteResult(Invocation& inv, const v1::WriteResult& result) {
+  if (inv.json()) return inv.PrintJson(result);
+  PrintFields(inv.out(), WriteFields(result));
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- writes
+
+absl::Status CmdDonate(Invocation& inv) {
+  FlagSet flags(
+      Usage("donate", "--client_id=ID --donor=ACCOUNT --to=ACCOUNT --amount=FEN|--yuan=Y [flags]"),
+      "Records a donation from a donor (or merchant) into a fund, project or stock.\n"
+      "Creates a lot and prints its number and the trace code to give the donor.");
+  v1::DonateRequest req;
+  std::string client_id, donor, to, channel, memo, donor_name;
+  bool anonymous = false, create_donor = false;
+  AmountFlags amount;
+  flags.AddString("client_id", &client_id, "idempotency id; reuse it to retry safely",
+                  FlagRequirement::kRequired);
+  flags.AddString("donor", &donor, "donor or merchant account", FlagRequirement::kRequired);
+  flags.AddString("to", &to, "fund, project or stock account", FlagRequirement::kRequired);
+  amount.Register(flags);
+  flags.AddString("channel", &channel, "counter, online, bank or company");
+  flags.AddBool("anonymous", &anonymous, "public views never show the donor");
+  flags.AddString("memo", &memo, "free text");
+  flags.AddBool("create_donor", &create_donor, "open the donor account if it does not exist");
+  flags.AddString("donor_name", &donor_name, "display name for --create_donor");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
+  WL_ASSIGN_OR_RETURN(const v1::DonationChannel ch, ParseChannel(channel));
+  if (!donor_name.empty() && !create_donor) {
+    return UsageError("--donor_name only applies with --create_donor");
+  }
+  req.set_client_id(client_id);
+  req.set_donor(donor);
+  req.set_to(to);
+  req.set_asset(amount.asset);
+  req.set_amount(value);
+  req.set_channel(ch);
+  req.set_anonymous(anonymous);
+  req.set_memo(memo);
+  req.set_create_donor(create_donor);
+  req.set_donor_name(donor_name);
+
+  v1::DonateResponse resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().Donate(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1, {"lot", absl::StrCat(resp.lot())});
+  fields.insert(fields.begin() + 2, {"trace code", resp.trace_code()});
+  fields.insert(fields.begin() + 3, {"amount", absl::StrCat(FormatAmount(req.asset(), req.amount()),
+                                                            " ", req.asset())});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdOpenAccount(Invocation& inv) {
+  FlagSet flags(Usage("open-account", "--client_id=ID --account=ACCOUNT --kind=KIND [flags]"),
+                "Opens an account. Recipients are registered with register-recipient instead.");
+  std::string client_id, account, kind, asset, name;
+  bool restricted = false;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("account", &account, "account id, e.g. fund/general", FlagRequirement::kRequired);
+  flags.AddString("kind", &kind,
+                  "fund, project, donor, supplier, expense, merchant, voucher or stock",
+                  FlagRequirement::kRequired);
+  flags.AddString("asset", &asset, "asset (required for fund, project, voucher, stock)");
+  flags.AddBool("restricted", &restricted, "funds only: money leaves only by disbursement");
+  flags.AddString("name", &name, "display name");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const v1::AccountKind k, ParseKind(kind, /*allow_recipient=*/false));
+  v1::OpenAccountRequest req;
+  req.set_client_id(client_id);
+  req.set_account(account);
+  req.set_kind(k);
+  req.set_asset(asset);
+  req.set_restricted(restricted);
+  req.set_name(name);
+  v1::WriteResult resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().OpenAccount(c, req, &resp); }));
+  return PrintWriteResult(inv, resp);
+}
+
+absl::Status CmdCloseAccount(Invocation& inv) {
+  FlagSet flags(Usage("close-account", "--client_id=ID --account=ACCOUNT --reason=TEXT"),
+                "Closes an empty account.");
+  std::string client_id, account, reason;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("account", &account, "account id", FlagRequirement::kRequired);
+  flags.AddString("reason", &reason, "why it is closed", FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  v1::CloseAccountRequest req;
+  req.set_client_id(client_id);
+  req.set_account(account);
+  req.set_reason(reason);
+  v1::WriteResult resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().CloseAccount(c, req, &resp); }));
+  return PrintWriteResult(inv, resp);
+}
+
+absl::Status CmdRegisterRecipient(Invocation& inv) {
+  FlagSet flags(
+      Usage("register-recipient",
+            "--client_id=ID --id_number=NUMBER|- --category=CODE --community=CODE"),
+      "Registers a person who receives aid. The server turns the 18-character resident ID\n"
+      "number into a pseudonymous account id and forgets it. Give --id_number=- to read the\n"
+      "number from stdin, which keeps it out of shell history and the process list.");
+  std::string client_id, id_number, category, community;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("id_number", &id_number, "resident ID number, or - for stdin",
+                  FlagRequirement::kRequired);
+  flags.AddString("category", &category, "category code (see registry)",
+                  FlagRequirement::kRequired);
+  flags.AddString("community", &community, "community code (see registry)",
+                  FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  if (id_number == "-") {
+    std::string line;
+    char c;
+    while (inv.in().get(c) && c != '\n') {
+      if (line.size() >= kIdNumberLineBytesMax)
+        return UsageError("--id_number from stdin is too long");
+      line.push_back(c);
+    }
+    id_number = std::string(absl::StripAsciiWhitespace(line));
+    if (id_number.empty()) return UsageError("no ID number on stdin");
+  }
+  v1::RegisterRecipientRequest req;
+  req.set_client_id(client_id);
+  req.set_id_number(id_number);
+  req.set_category(category);
+  req.set_community(community);
+  v1::RegisterRecipientResponse resp;
+  const absl::Status status = inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.ledger().RegisterRecipient(c, req, &resp); });
+  // Keep the number no longer than needed.
+  std::fill(id_number.begin(), id_number.end(), '\0');
+  req.mutable_id_number()->assign(req.id_number().size(), '\0');
+  WL_RETURN_IF_ERROR(status);
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1, {"recipient", resp.recipient()});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdAllocate(Invocation& inv) {
+  FlagSet flags(
+      Usage("allocate", "--client_id=ID --from=ACCOUNT --to=ACCOUNT --amount=FEN|--yuan=Y [flags]"),
+      "Moves money between funds and projects (not out of restricted ones).");
+  std::string client_id, from, to, reason;
+  AmountFlags amount;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("from", &from, "source fund or project", FlagRequirement::kRequired);
+  flags.AddString("to", &to, "target fund or project", FlagRequirement::kRequired);
+  amount.Register(flags);
+  flags.AddString("reason", &reason, "why");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
+  v1::AllocateRequest req;
+  req.set_client_id(client_id);
+  req.set_from(from);
+  req.set_to(to);
+  req.set_asset(amount.asset);
+  req.set_amount(value);
+  req.set_reason(reason);
+  v1::WriteResult resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().Allocate(c, req, &resp); }));
+  return PrintWriteResult(inv, resp);
+}
+
+absl::Status CmdDisburse(Invocation& inv) {
+  FlagSet flags(
+      Usage("disburse", "--client_id=ID --from=ACCOUNT --to=ACCOUNT --amount=FEN|--yuan=Y [flags]"),
+      "Pays a recipient, supplier or expense from a fund or project.");
+  std::string client_id, from, to, purpose;
+  AmountFlags amount;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("from", &from, "fund or project", FlagRequirement::kRequired);
+  flags.AddString("to", &to, "recipient, supplier or expense account", FlagRequirement::kRequired);
+  amount.Register(flags);
+  flags.AddString("purpose", &purpose, "what it pays for");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
+  v1::DisburseRequest req;
+  req.set_client_id(client_id);
+  req.set_from(from);
+  req.set_to(to);
+  req.set_asset(amount.asset);
+  req.set_amount(value);
+  req.set_purpose(purpose);
+  v1::WriteResult resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().Disburse(c, req, &resp); }));
+  return PrintWriteResult(inv, resp);
+}
+
+absl::Status CmdCorrect(Invocation& inv) {
+  FlagSet flags(
+      Usage("correct", "--client_id=ID --ref_seq=SEQ --mode=reverse|adjust --reason=TEXT [flags]"),
+      "Corrects an earlier entry. reverse undoes a donation, allocation or disbursement\n"
+      "exactly; adjust moves --amount from --from to --to with the reason.");
+  std::string client_id, mode, reason, from, to;
+  uint64_t ref_seq = 0;
+  AmountFlags amount;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddUint64("ref_seq", &ref_seq, "the entry corrected", FlagRequirement::kRequired);
+  flags.AddString("mode", &mode, "reverse or adjust", FlagRequirement::kRequired);
+  flags.AddString("reason", &reason, "why", FlagRequirement::kRequired);
+  flags.AddString("from", &from, "adjust: source account");
+  flags.AddString("to", &to, "adjust: target account");
+  amount.Register(flags);
+  WL_PARSE_FLAGS(inv, flags);
+  v1::CorrectRequest req;
+  req.set_client_id(client_id);
+  req.set_ref_seq(ref_seq);
+  req.set_reason(reason);
+  if (mode == "reverse") {
+    for (const char* f : {"from", "to", "amount", "yuan", "asset"}) {
+      if (flags.Seen(f)) return UsageError(absl::StrCat("--", f, " only applies to --mode=adjust"));
+    }
+    req.set_mode(v1::REVERSE);
+  } else if (mode == "adjust") {
+    if (from.empty() || to.empty()) return UsageError("--mode=adjust needs --from and --to");
+    WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
+    req.set_mode(v1::ADJUST);
+    req.set_from(from);
+    req.set_to(to);
+    req.set_asset(amount.asset);
+    req.set_amount(value);
+  } else {
+    return UsageError(absl::StrCat("--mode must be reverse or adjust (not \"", mode, "\")"));
+  }
+  v1::WriteResult resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().Correct(c, req, &resp); }));
+  return PrintWriteResult(inv, resp);
+}
+
+// ---------------------------------------------------------------- traces
+
+// Prints one forward trace and checks that it accounts for the whole lot.
+absl::Status PrintTrace(std::ostream& out, const v1::Trace& t) {
+  const std::string& asset = t.asset();
+  PrintFields(out, {
+                       {"lot", absl::StrCat(t.lot())},
+                       {"donor", DonorText(t.donor(), t.anonymous())},
+                       {"to", t.to()},
+                       {"amount", absl::StrCat(FormatAmount(asset, t.amount()), " ", asset)},
+                       {"time", FormatTimeUs(t.time_us())},
+                   });
+  out << "\nmovements:\n";
+  Table hops(
+      {{"SEQ", Align::kRight}, {"TIME"}, {"TYPE"}, {"FROM"}, {"TO"}, {"AMOUNT", Align::kRight}});
+  for (const v1::TraceHop& h : t.hops()) {
+    hops.AddRow({absl::StrCat(h.seq()), FormatTimeUs(h.time_us()), TypeName(h.type()), h.from(),
+                 h.to(), FormatAmount(asset, h.amount())});
+  }
+  hops.Print(out);
+
+  __int128 held_sum = 0, reached_sum = 0;
+  out << "\nstill held:\n";
+  {
+    Table held({{"ACCOUNT"}, {"KIND"}, {"AMOUNT", Align::kRight}});
+    for (const v1::TracePlace& p : t.held()) {
+      held.AddRow({p.account(), KindName(p.kind()), FormatAmount(asset, p.amount())});
+      held_sum += p.amount();
+    }
+    held.Print(out);
+  }
+  out << "\nreached:\n";
+  {
+    Table reached({{"ACCOUNT"}, {"KIND"}, {"CATEGORY"}, {"COMMUNITY"}, {"AMOUNT", Align::kRight}});
+    for (const v1::TracePlace& p : t.reached()) {
+      reached.AddRow({p.account(), KindName(p.kind()), p.category().empty() ? "-" : p.category(),
+                      p.community().empty() ? "-" : p.community(),
+                      FormatAmount(asset, p.amount())});
+      reached_sum += p.amount();
+    }
+    reached.Print(out);
+  }
+  const __int128 total = held_sum + reached_sum;
+  const bool fits = total >= INT64_MIN && total <= INT64_MAX && held_sum >= INT64_MIN &&
+                    held_sum <= INT64_MAX && reached_sum >= INT64_MIN && reached_sum <= INT64_MAX;
+  if (!fits || static_cast<int64_t>(total) != t.amount()) {
+    return absl::DataLossError(
+        absl::StrCat("the trace of lot ", t.lot(), " does not sum to the lot's amount"));
+  }
+  out << "\naccounted for: " << FormatAmount(asset, static_cast<int64_t>(total)) << " of "
+      << FormatAmount(asset, t.amount()) << " " << Printable(asset) << " (held "
+      << FormatAmount(asset, static_cast<int64_t>(held_sum)) << ", reached "
+      << FormatAmount(asset, static_cast<int64_t>(reached_sum)) << ")\n";
+  return absl::OkStatus();
+}
+
+absl::Status CmdTrace(Invocation& inv) {
+  FlagSet flags(Usage("trace", "--code=TRACE_CODE | --lot=N"),
+                "Shows where a donation went: every movement of the lot and where its value is\n"
+                "now. --code works without a token (public view); --lot needs clerk or auditor.");
+  std::string code;
+  uint64_t lot = 0;
+  flags.AddString("code", &code, "trace code given to the donor");
+  flags.AddUint64("lot", &lot, "lot number (the donation's seq)");
+  WL_PARSE_FLAGS(inv, flags);
+  if (flags.Seen("code") == flags.Seen("lot"))
+    return UsageError("give exactly one of --code and --lot");
+  v1::Trace trace;
+  if (flags.Seen("code")) {
+    v1::TraceByCodeRequest req;
+    req.set_trace_code(code);
+    WL_RETURN_IF_ERROR(inv.Unary(
+        [&](grpc::ClientContext* c) { return inv.ledger().TraceByCode(c, req, &trace); }));
+  } else {
+    v1::TraceDonationRequest req;
+    req.set_lot(lot);
+    WL_RETURN_IF_ERROR(inv.Unary(
+        [&](grpc::ClientContext* c) { return inv.ledger().TraceDonation(c, req, &trace); }));
+  }
+  if (inv.json()) return inv.PrintJson(trace);
+  return PrintTrace(inv.out(), trace);
+}
+
+absl::Status CmdTraceEntry(Invocation& inv) {
+  FlagSet flags(Usage("trace-entry", "--seq=SEQ [--offset=N] [--limit=N]"),
+                "Shows which lots (and donors) paid for an entry's outflow, paged.");
+  uint64_t seq = 0, offset = 0, limit = 0;
+  flags.AddUint64("seq", &seq, "entry", FlagRequirement::kRequired);
+  flags.AddUint64("offset", &offset, "first source (0-based)");
+  flags.AddUint64("limit", &limit, "sources per page; 0 means 100, at most 10000");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::TraceEntryRequest req;
+  req.set_seq(seq);
+  req.set_offset(offset);
+  req.set_limit(limit);
+  v1::EntryTrace trace;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().TraceEntry(c, req, &trace); }));
+  if (inv.json()) return inv.PrintJson(trace);
+  // EntryTrace carries no asset; the entry's postings do.
+  v1::GetEntryRequest entry_req;
+  entry_req.set_seq(seq);
+  v1::Entry entry;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.ledger().GetEntry(c, entry_req, &entry); }));
+  const auto asset_of = [&](uint32_t posting_index) -> std::string {
+    if (posting_index < static_cast<uint32_t>(entry.postings_size())) {
+      return entry.postings(static_cast<int>(posting_index)).asset();
+    }
+    return "";
+  };
+  const std::string main_asset = entry.postings_size() > 0 ? entry.postings(0).asset() : "";
+  PrintFields(
+      inv.out(),
+      {
+          {"entry", absl::StrCat(trace.seq())},
+          {"type", TypeName(trace.type())},
+          {"outflow", absl::StrCat(FormatAmount(main_asset, trace.outflow()), " ", main_asset)},
+          {"sources", absl::StrCat(trace.total_count())},
+      });
+  inv.out() << '\n';
+  Table table(
+      {{"POSTING", Align::kRight}, {"LOT", Align::kRight}, {"DONOR"}, {"AMOUNT", Align::kRight}});
+  for (const v1::TraceSource& s : trace.sources()) {
+    table.AddRow({absl::StrCat(s.posting_index()), absl::StrCat(s.lot()),
+                  DonorText(s.donor(), s.anonymous()),
+                  FormatAmount(asset_of(s.posting_index()), s.amount())});
+  }
+  table.Print(inv.out());
+  if (static_cast<uint64_t>(trace.sources_size()) < trace.total_count()) {
+    inv.out() << "\nshowing " << trace.offset() + (trace.sources_size() > 0 ? 1 : 0) << ".."
+              << trace.offset() + trace.sources_size() << " of " << trace.total_count()
+              << " sources (--offset, --limit)\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CmdDonorStatement(Invocation& inv) {
+  FlagSet flags(Usage("donor-statement", "--donor=ACCOUNT [--offset=N] [--limit=N]"),
+                "Shows a donor's lots, each with its trace, paged.");
+  std::string donor;
+  uint64_t offset = 0, limit = 0;
+  flags.AddString("donor", &donor, "donor account", FlagRequirement::kRequired);
+  flags.AddUint64("offset", &offset, "first lot (0-based)");
+  flags.AddUint64("limit", &limit, "lots per page; 0 means 100, at most 10000");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::DonorStatementRequest req;
+  req.set_donor(donor);
+  req.set_offset(offset);
+  req.set_limit(limit);
+  v1::DonorStatement statement;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.ledger().GetDonorStatement(c, req, &statement); }));
+  if (inv.json()) return inv.PrintJson(statement);
+  inv.out() << "donor " << Printable(statement.donor()) << ": " << statement.total_lots()
+            << " lots";
+  if (statement.lots_size() > 0) {
+    inv.out() << ", showing " << statement.offset() + 1 << ".."
+              << statement.offset() + statement.lots_size();
+  }
+  inv.out() << '\n';
+  absl::Status first_error;
+  for (const v1::Trace& t : statement.lots()) {
+    inv.out() << "\n";
+    absl::Status s = PrintTrace(inv.out(), t);
+    if (!s.ok() && first_error.ok()) first_error = s;
+  }
+  return first_error;
+}
+
+// ---------------------------------------------------------------- reads
+
+absl::Status CmdStatement(Invocation& inv) {
+  FlagSet flags(
+      Usage("statement", "--account=ACCOUNT [--from_us=T] [--to_us=T] [--offset=N] [--limit=N]"),
+      "Lists the entries that touched an account, with the running balance.");
+  std::string account;
+  int64_t from_us = 0, to_us = 0;
+  uint64_t offset = 0, limit = 0;
+  flags.AddString("account", &account, "account id", FlagRequirement::kRequired);
+  flags.AddInt64("from_us", &from_us, "from this time, inclusive (microseconds since epoch)");
+  flags.AddInt64("to_us", &to_us, "until this time, exclusive (microseconds since epoch)");
+  flags.AddUint64("offset", &offset, "first line (0-based)");
+  flags.AddUint64("limit", &limit, "lines per page; 0 means 100, at most 10000");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::StatementRequest req;
+  req.set_account(account);
+  req.set_from_time_us(from_us);
+  req.set_to_time_us(to_us);
+  req.set_offset(offset);
+  req.set_limit(limit);
+  v1::Statement statement;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.ledger().GetStatement(c, req, &statement); }));
+  if (inv.json()) return inv.PrintJson(statement);
+  inv.out() << "account " << Printable(statement.account()) << ": " << statement.total_count()
+            << " lines";
+  if (statement.lines_size() > 0) {
+    inv.out() << ", showing " << statement.offset() + 1 << ".."
+              << statement.offset() + statement.lines_size();
+  }
+  inv.out() << "\n\n";
+  Table table({{"SEQ", Align::kRight},
+               {"TIME"},
+               {"TYPE"},
+               {"COUNTERPARTY"},
+               {"ASSET"},
+               {"DELTA", Align::kRight},
+               {"BALANCE", Align::kRight}});
+  for (const v1::StatementLine& l : statement.lines()) {
+    table.AddRow({absl::StrCat(l.seq()), FormatTimeUs(l.time_us()), TypeName(l.type()),
+                  l.counterparty().empty() ? "-" : l.counterparty(), l.asset(),
+                  SignedAmount(l.asset(), l.delta()), FormatAmount(l.asset(), l.balance_after())});
+  }
+  table.Print(inv.out());
+  return absl::OkStatus();
+}
+
+void AddFundRow(Table& table, const v1::FundSummary& f) {
+  const std::string& a = f.asset();
+  table.AddRow({f.account(), f.name(), KindName(f.kind()) + (f.restricted() ? " (r)" : ""), a,
+                FormatAmount(a, f.raised()), FormatAmount(a, f.allocated_in()),
+                FormatAmount(a, f.allocated_out()), FormatAmount(a, f.spent()),
+                FormatAmount(a, f.corrected_in()), FormatAmount(a, f.corrected_out()),
+                FormatAmount(a, f.held())});
+}
+
+Table FundTable() {
+  return Table({{"ACCOUNT"},
+                {"NAME"},
+                {"KIND"},
+                {"ASSET"},
+                {"RAISED", Align::kRight},
+                {"ALLOC-IN", Align::kRight},
+                {"ALLOC-OUT", Align::kRight},
+                {"SPENT", Align::kRight},
+                {"CORR-IN", Align::kRight},
+                {"CORR-OUT", Align::kRight},
+                {"HELD", Align::kRight}});
+}
+
+absl::Status CmdFunds(Invocation& inv) {
+  FlagSet flags(Usage("funds", ""), "Lists every fund and project with its totals (public).");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::ListFundSummariesRequest req;
+  v1::FundSummaries funds;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.ledger().ListFundSummaries(c, req, &funds); }));
+  if (inv.json()) return inv.PrintJson(funds);
+  Table table = FundTable();
+  for (const v1::FundSummary& f : funds.funds()) AddFundRow(table, f);
+  table.Print(inv.out());
+  return absl::OkStatus();
+}
+
+absl::Status CmdFund(Invocation& inv) {
+  FlagSet flags(Usage("fund", "--account=ACCOUNT"),
+                "Shows one fund's or project's totals (public).");
+  std::string account;
+  flags.AddString("account", &account, "fund or project", FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  v1::FundSummaryRequest req;
+  req.set_account(account);
+  v1::FundSummary f;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().GetFundSummary(c, req, &f); }));
+  if (inv.json()) return inv.PrintJson(f);
+  const std::string& a = f.asset();
+  PrintFields(inv.out(), {
+                             {"account", f.account()},
+                             {"name", f.name()},
+                             {"kind", KindName(f.kind())},
+                             {"asset", a},
+                             {"restricted", YesNo(f.restricted())},
+                             {"raised", FormatAmount(a, f.raised())},
+                             {"allocated in", FormatAmount(a, f.allocated_in())},
+                             {"allocated out", FormatAmount(a, f.allocated_out())},
+                             {"spent", FormatAmount(a, f.spent())},
+                             {"corrected in", FormatAmount(a, f.corrected_in())},
+                             {"corrected out", FormatAmount(a, f.corrected_out())},
+                             {"held", FormatAmount(a, f.held())},
+                         });
+  return absl::OkStatus();
+}
+
+absl::Status CmdAccount(Invocation& inv) {
+  FlagSet flags(Usage("account", "--account=ACCOUNT"),
+                "Shows an account with its balances and flow totals by entry type.");
+  std::string account;
+  flags.AddString("account", &account, "account id", FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  v1::GetAccountRequest req;
+  req.set_account(account);
+  v1::Account a;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().GetAccount(c, req, &a); }));
+  if (inv.json()) return inv.PrintJson(a);
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"account", a.account()},
+      {"kind", KindName(a.kind())},
+      {"name", a.name().empty() ? "-" : a.name()},
+      {"asset", a.asset().empty() ? "(any)" : a.asset()},
+      {"restricted", YesNo(a.restricted())},
+      {"closed", YesNo(a.closed())},
+      {"opened seq", absl::StrCat(a.opened_seq())},
+      {"entries", absl::StrCat(a.entry_count())},
+      {"slices", absl::StrCat(a.slice_count())},
+  };
+  if (!a.category().empty()) fields.push_back({"category", a.category()});
+  if (!a.community().empty()) fields.push_back({"community", a.community()});
+  PrintFields(inv.out(), fields);
+  inv.out() << "\nbalances:\n";
+  Table balances({{"ASSET"}, {"BALANCE", Align::kRight}});
+  for (const v1::Balance& b : a.balances())
+    balances.AddRow({b.asset(), FormatAmount(b.asset(), b.amount())});
+  balances.Print(inv.out());
+  // Flows carry no asset: they are in the account's asset, or in its only
+  // balance's asset. An any-asset account with several assets gets raw units.
+  std::string flow_asset = a.asset();
+  if (flow_asset.empty() && a.balances_size() == 1) flow_asset = a.balances(0).asset();
+  const bool raw = flow_asset.empty() && a.balances_size() > 1;
+  inv.out() << "\nflows" << (raw ? " (raw units, several assets)" : "") << ":\n";
+  Table flows({{"TYPE"}, {"IN", Align::kRight}, {"OUT", Align::kRight}});
+  for (const v1::Flow& f : a.flows()) {
+    flows.AddRow({TypeName(f.type()), raw ? absl::StrCat(f.in()) : FormatAmount(flow_asset, f.in()),
+                  raw ? absl::StrCat(f.out()) : FormatAmount(flow_asset, f.out())});
+  }
+  flows.Print(inv.out());
+  return absl::OkStatus();
+}
+
+absl::Status CmdAccounts(Invocation& inv) {
+  FlagSet flags(Usage("accounts", "[--kind=KIND] [--offset=N] [--limit=N]"),
+                "Lists account ids, one per line.");
+  std::string kind;
+  uint64_t offset = 0, limit = 0;
+  flags.AddString("kind", &kind, "only this kind (fund, project, donor, recipient, ...)");
+  flags.AddUint64("offset", &offset, "first account (0-based)");
+  flags.AddUint64("limit", &limit, "accounts per page; 0 means 100, at most 10000");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::ListAccountsRequest req;
+  if (!kind.empty()) {
+    WL_ASSIGN_OR_RETURN(const v1::AccountKind k, ParseKind(kind, /*allow_recipient=*/true));
+    req.set_kind(k);
+  }
+  req.set_offset(offset);
+  req.set_limit(limit);
+  v1::AccountList list;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().ListAccounts(c, req, &list); }));
+  if (inv.json()) return inv.PrintJson(list);
+  for (const std::string& a : list.accounts()) inv.out() << Printable(a) << '\n';
+  if (offset + static_cast<uint64_t>(list.accounts_size()) < list.total_count() || offset > 0) {
+    inv.err() << "showing " << list.accounts_size() << " from offset " << offset << " of "
+              << list.total_count() << " accounts (--offset, --limit)\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CmdEntry(Invocation& inv) {
+  FlagSet flags(Usage("entry", "--seq=SEQ"),
+                "Shows one entry with its postings and checks its hash against its bytes.");
+  uint64_t seq = 0;
+  flags.AddUint64("seq", &seq, "entry", FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  v1::GetEntryRequest req;
+  req.set_seq(seq);
+  v1::Entry e;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().GetEntry(c, req, &e); }));
+  const absl::Status verified = VerifyEntry(e, nullptr);
+  if (inv.json()) {
+    WL_RETURN_IF_ERROR(inv.PrintJson(e));
+    return verified;
+  }
+  PrintFields(inv.out(), {
+                             {"seq", absl::StrCat(e.seq())},
+                             {"time", FormatTimeUs(e.time_us(), true)},
+                             {"type", TypeName(e.type())},
+                             {"client id", e.client_id()},
+                             {"policy", e.policy()},
+                             {"summary", e.summary()},
+                             {"prev hash", HexEncode(e.prev_hash())},
+                             {"hash", HexEncode(e.hash())},
+                             {"verified", verified.ok() ? "hash matches the entry bytes" : "NO"},
+                         });
+  if (!e.postings().empty()) {
+    inv.out() << "\npostings:\n";
+    Table postings({{"#", Align::kRight},
+                    {"FROM"},
+                    {"TO"},
+                    {"ASSET"},
+                    {"AMOUNT", Align::kRight},
+                    {"SLICES", Align::kRight}});
+    for (int i = 0; i < e.postings_size(); ++i) {
+      const v1::Posting& p = e.postings(i);
+      postings.AddRow({absl::StrCat(i), p.from(), p.to(), p.asset(),
+                       FormatAmount(p.asset(), p.amount()), absl::StrCat(p.slices_size())});
+    }
+    postings.Print(inv.out());
+    for (int i = 0; i < e.postings_size(); ++i) {
+      const v1::Posting& p = e.postings(i);
+      if (p.slices().empty()) continue;
+      inv.out() << "\nslices of posting " << i << ":\n";
+      Table slices({{"LOT", Align::kRight}, {"AMOUNT", Align::kRight}});
+      for (int k = 0; k < p.slices_size() && k < kSlicesShownMax; ++k) {
+        slices.AddRow(
+            {absl::StrCat(p.slices(k).lot()), FormatAmount(p.asset(), p.slices(k).amount())});
+      }
+      slices.Print(inv.out());
+      if (p.slices_size() > kSlicesShownMax) {
+        inv.out() << "... " << p.slices_size() - kSlicesShownMax << " more (--json shows all)\n";
+      }
+    }
+  }
+  return verified;
+}
+
+absl::Status CmdHead(Invocation& inv) {
+  FlagSet flags(Usage("head", ""), "Shows the chain head: the last seq and its hash (public).");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::GetHeadRequest req;
+  v1::Head head;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().GetHead(c, req, &head); }));
+  if (inv.json()) return inv.PrintJson(head);
+  PrintFields(inv.out(), {{"seq", absl::StrCat(head.seq())}, {"hash", HexEncode(head.hash())}});
+  return absl::OkStatus();
+}
+
+absl::Status CmdRegistry(Invocation& inv) {
+  FlagSet flags(Usage("registry", ""),
+                "Lists the configured recipient categories and communities (public).");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::GetRegistryRequest req;
+  v1::Registry registry;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.ledger().GetRegistry(c, req, &registry); }));
+  if (inv.json()) return inv.PrintJson(registry);
+  Table categories({{"CATEGORY"}, {"NAME"}});
+  for (const v1::Code& c : registry.categories()) categories.AddRow({c.code(), c.name()});
+  categories.Print(inv.out());
+  inv.out() << '\n';
+  Table communities({{"COMMUNITY"}, {"NAME"}});
+  for (const v1::Code& c : registry.communities()) communities.AddRow({c.code(), c.name()});
+  communities.Print(inv.out());
+  return absl::OkStatus();
+}
+
+absl::Status CmdBackup(Invocation& inv) {
+  FlagSet flags(Usage("backup", "--dir=DIR"),
+                "Makes the server write a consistent copy of its database into a new directory\n"
+                "on the server's machine (admin).");
+  std::string dir;
+  flags.AddString("dir", &dir, "directory on the server; must not exist yet",
+                  FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  v1::BackupRequest req;
+  req.set_dir(dir);
+  v1::BackupResponse resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.admin().Backup(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  PrintFields(inv.out(), {{"dir", resp.dir()}, {"entries", absl::StrCat(resp.seq())}});
+  return absl::OkStatus();
+}
+
+absl::Status CmdHealth(Invocation& inv) {
+  FlagSet flags(Usage("health", "[--service=NAME]"),
+                "Asks the server's grpc.health.v1 service whether it is serving. Exits 1\n"
+                "unless the answer is SERVING.");
+  std::string service;
+  flags.AddString("service", &service, "service name; empty means the whole server");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_RETURN_IF_ERROR(inv.Connect());
+  WL_ASSIGN_OR_RETURN(const HealthState state, CheckHealth(inv.channel(), inv.options(), service));
+  const std::string_view name = HealthStateName(state);
+  if (inv.json()) {
+    inv.out() << "{\"status\":\"" << name << "\"}\n";
+  } else {
+    inv.out() << name << '\n';
+  }
+  if (state != HealthState::kServing) {
+    return absl::UnavailableError(absl::StrCat("server reports ", ToAbsl(name)));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- streams
+
+// One line per entry for people: seq, time, type, summary. Streams cannot
+// measure their columns first, so the widths are fixed.
+void PrintEntryLine(std::ostream& out, const v1::Entry& e) {
+  constexpr size_t kSeqWidth = 8;
+  constexpr size_t kTypeWidth = 13;  // "close-account"
+  const std::string seq = absl::StrCat(e.seq());
+  const std::string type = TypeName(e.type());
+  out << std::string(kSeqWidth > seq.size() ? kSeqWidth - seq.size() : 0, ' ') << seq << "  "
+      << FormatTimeUs(e.time_us()) << "  " << type
+      << std::string(kTypeWidth > type.size() ? kTypeWidth - type.size() : 0, ' ') << "  "
+      << Printable(e.summary()) << '\n';
+}
+
+// Checks each streamed entry and the links between consecutive ones.
+class ChainChecker {
+ public:
+  absl::Status Check(const v1::Entry& e) {
+    if (have_prev_ && e.seq() != prev_seq_ + 1) {
+      return absl::DataLossError(
+          absl::StrCat("expected entry ", prev_seq_ + 1, " in the stream, got ", e.seq()));
+    }
+    WL_RETURN_IF_ERROR(VerifyEntry(e, have_prev_ ? &prev_hash_ : nullptr));
+    have_prev_ = true;
+    prev_seq_ = e.seq();
+    prev_hash_ = e.hash();
+    return absl::OkStatus();
+  }
+
+ private:
+  bool have_prev_ = false;
+  uint64_t prev_seq_ = 0;
+  std::string prev_hash_;
+};
+
+// The export file written by `entries --out=FILE`:
+//
+//   file   := record*
+//   record := length:u32 entry:byte[length]
+//
+// `length` is little-endian and at most 16 MiB (the API's message limit);
+// `entry` is one serialized warmledger.v1.Entry. Records follow in seq order
+// without gaps, each verified against its entry_bytes and its predecessor's
+// hash before it was written. There is no header: an empty file is an empty
+// export. The file is written as FILE.partial, fsynced, then renamed, so a
+// file under the final name is always complete.
+class ExportFile {
+ public:
+  static absl::StatusOr<std::unique_ptr<ExportFile>> Create(const std::string& path) {
+    const std::string partial = path + ".partial";
+    const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create ", partial, ": ", std::strerror(errno)));
+    }
+    return std::unique_ptr<ExportFile>(new ExportFile(path, partial, fd));
+  }
+  ~ExportFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  absl::Status Append(const v1::Entry& e) {
+    std::string bytes;
+    if (!e.SerializeToString(&bytes)) return absl::InternalError("cannot serialize an entry");
+    const uint32_t n = static_cast<uint32_t>(bytes.size());
+    const char len[4] = {static_cast<char>(n), static_cast<char>(n >> 8),
+                         static_cast<char>(n >> 16), static_cast<char>(n >> 24)};
+    buffer_.append(len, 4);
+    buffer_ += bytes;
+    if (buffer_.size() >= kExportBufferBytes) return Flush();
+    return absl::OkStatus();
+  }
+
+  // Flushes, fsyncs and renames to the final name.
+  absl::Status Commit() {
+    WL_RETURN_IF_ERROR(Flush());
+    if (::fsync(fd_) != 0) return Errno("cannot fsync", partial_);
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(partial_.c_str(), path_.c_str()) != 0) return Errno("cannot rename to", path_);
+    const size_t slash = path_.rfind('/');
+    const std::string dir =
+        slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      const int rc = ::fsync(dir_fd);
+      ::close(dir_fd);
+      if (rc != 0) return Errno("cannot fsync directory", dir);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  ExportFile(std::string path, std::string partial, int fd)
+      : path_(std::move(path)), partial_(std::move(partial)), fd_(fd) {}
+
+  static absl::Status Errno(std::string_view what, const std::string& path) {
+    return absl::InternalError(absl::StrCat(ToAbsl(what), " ", path, ": ", std::strerror(errno)));
+  }
+
+  absl::Status Flush() {
+    std::string_view data = buffer_;
+    while (!data.empty()) {
+      const ssize_t n = ::write(fd_, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Errno("cannot write", partial_);
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    buffer_.clear();
+    return absl::OkStatus();
+  }
+
+  std::string path_;
+  std::string partial_;
+  int fd_;
+  std::string buffer_;
+};
+
+absl::Status CmdEntries(Invocation& inv) {
+  FlagSet flags(Usage("entries", "[--from=SEQ] [--count=N] [--out=FILE]"),
+                "Exports entries (auditor, admin), checking every hash and chain link on the\n"
+                "way. Prints one line per entry, or with --out writes a binary export file:\n"
+                "records of a 4-byte little-endian length and one serialized\n"
+                "warmledger.v1.Entry, in seq order, renamed into place only when complete.");
+  uint64_t from = 0, count = 0;
+  std::string out_path;
+  flags.AddUint64("from", &from, "first seq; 0 means 1");
+  flags.AddUint64("count", &count, "at most this many; 0 means up to the current head");
+  flags.AddString("out", &out_path, "write a binary export file instead of printing");
+  WL_PARSE_FLAGS(inv, flags);
+  if (flags.Seen("out") && out_path.empty()) return UsageError("--out needs a file name");
+  if (from == 0) from = 1;
+
+  // Fix the end at the head now so the export is a well-defined range, then
+  // fetch it in bounded calls, each with its own deadline.
+  v1::Head head;
+  WL_RETURN_IF_ERROR(inv.Unary([&](grpc::ClientContext* c) {
+    return inv.ledger().GetHead(c, v1::GetHeadRequest(), &head);
+  }));
+  uint64_t last = head.seq();
+  if (count > 0 && from <= last && count - 1 < last - from) last = from + count - 1;
+
+  std::unique_ptr<ExportFile> file;
+  if (!out_path.empty()) {
+    WL_ASSIGN_OR_RETURN(file, ExportFile::Create(out_path));
+  }
+  ChainChecker checker;
+  uint64_t next = from;
+  uint64_t written = 0;
+  while (next <= last) {
+    const uint64_t want = std::min(kExportEntriesPerCall, last - next + 1);
+    v1::ListEntriesRequest req;
+    req.set_from_seq(next);
+    req.set_count_max(want);
+    grpc::ClientContext context;
+    PrepareContext(inv.options(), DeadlinePolicy::kApply, &context);
+    std::unique_ptr<grpc::ClientReader<v1::Entry>> reader =
+        inv.exporter().ListEntries(&context, req);
+    v1::Entry e;
+    absl::Status local;
+    uint64_t got = 0;
+    while (reader->Read(&e)) {
+      if (got == want) {
+        local =
+            absl::InternalError(absl::StrCat("server sent more than count_max=", want, " entries"));
+        context.TryCancel();
+        break;
+      }
+      local = checker.Check(e);
+      if (local.ok() && e.seq() != next) {
+        local = absl::DataLossError(absl::StrCat("expected entry ", next, ", got ", e.seq()));
+      }
+      if (local.ok()) local = file ? file->Append(e) : absl::OkStatus();
+      if (!local.ok()) {
+        context.TryCancel();
+        break;
+      }
+      if (!file) {
+        if (inv.json()) {
+          local = inv.PrintJson(e);
+          if (!local.ok()) {
+            context.TryCancel();
+            break;
+          }
+        } else {
+          PrintEntryLine(inv.out(), e);
+        }
+      }
+      ++got;
+      ++next;
+      ++written;
+    }
+    while (reader->Read(&e)) {
+    }
+    const absl::Status finished = FromGrpcStatus(reader->Finish());
+    WL_RETURN_IF_ERROR(local);
+    WL_RETURN_IF_ERROR(finished);
+    if (got < want) {
+      return absl::DataLossError(absl::StrCat("the stream ended at entry ", next,
+                                              " before the head at the start (", last, ")"));
+    }
+  }
+  if (file) {
+    WL_RETURN_IF_ERROR(file->Commit());
+    if (written == 0) {
+      inv.err() << "wrote no entries to " << out_path << "\n";
+    } else {
+      inv.err() << "wrote entries " << from << ".." << last << " (" << written << ") to "
+                << out_path << ", chain checked\n";
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CmdTail(Invocation& inv) {
+  FlagSet flags(Usage("tail", "[--from=SEQ]"),
+                "Prints entries as they are committed, one line each, until interrupted\n"
+                "(auditor, admin). Every entry's hash and chain link is checked. No deadline.");
+  uint64_t from = 0;
+  flags.AddUint64("from", &from, "first seq; 0 means the next entry after the current head");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_RETURN_IF_ERROR(inv.Connect());
+  v1::TailEntriesRequest req;
+  req.set_from_seq(from);
+  grpc::ClientContext context;
+  PrepareContext(inv.options(), DeadlinePolicy::kNone, &context);
+  std::unique_ptr<grpc::ClientReader<v1::Entry>> reader = inv.exporter().TailEntries(&context, req);
+  ChainChecker checker;
+  v1::Entry e;
+  absl::Status local;
+  while (reader->Read(&e)) {
+    local = checker.Check(e);
+    if (local.ok() && from > 0 && e.seq() < from) {
+      local = absl::DataLossError(absl::StrCat("asked for entries from ", from, ", got ", e.seq()));
+    }
+    if (local.ok()) {
+      if (inv.json()) {
+        local = inv.PrintJson(e);
+      } else {
+        PrintEntryLine(inv.out(), e);
+      }
+    }
+    if (!local.ok()) {
+      context.TryCancel();
+      break;
+    }
+    inv.out().flush();
+  }
+  while (reader->Read(&e)) {
+  }
+  const absl::Status finished = FromGrpcStatus(reader->Finish());
+  WL_RETURN_IF_ERROR(local);
+  return finished;
+}
+
+// ---------------------------------------------------------------- offline
+
+absl::Status CmdCreateToken(Invocation& inv) {
+  FlagSet flags(Usage("create-token", "--auth_file=FILE --role=ROLE --name=NAME"),
+                "Creates a token (offline, no server) and appends its SHA-256 to the auth file\n"
+                "(created with mode 0600). The token is printed once and stored nowhere.\n"
+                "Roles: admin, clerk, mall, auditor. The server reads the file when it starts.");
+  std::string auth_file, role, name;
+  flags.AddString("auth_file", &auth_file, "the server's auth file", FlagRequirement::kRequired);
+  flags.AddString("role", &role, "admin, clerk, mall or auditor", FlagRequirement::kRequired);
+  flags.AddString("name", &name, "who holds it: 1-64 of A-Z a-z 0-9 . _ -",
+                  FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  if (absl::Status s = ValidateRole(role); !s.ok()) return UsageError(s.message());
+  if (absl::Status s = ValidateTokenName(name); !s.ok()) return UsageError(s.message());
+  WL_ASSIGN_OR_RETURN(const std::string token, AppendToken(auth_file, role, name));
+  if (inv.json()) {
+    inv.out() << "{\"token\":\"" << token << "\",\"role\":\"" << role << "\",\"name\":\"" << name
+              << "\"}\n";
+  } else {
+    inv.out() << token << '\n';
+  }
+  inv.err() << "appended the hash of a new token (role " << role << ", name " << name << ") to "
+            << auth_file << "; the token is shown only now and stored nowhere\n";
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- dispatch
+
+struct Command {
+  std::string_view name;
+  std::string_view summary;
+  absl::Status (*run)(Invocation&);
+};
+
+constexpr Command kCommands[] = {
+    {"donate", "record a donation into a fund, project or stock", CmdDonate},
+    {"open-account", "open a fund, project, donor, ... account", CmdOpenAccount},
+    {"close-account", "close an empty account", CmdCloseAccount},
+    {"register-recipient", "register a person who receives aid (pseudonymised)",
+     CmdRegisterRecipient},
+    {"allocate", "move money between funds and projects", CmdAllocate},
+    {"disburse", "pay a recipient, supplier or expense", CmdDisburse},
+    {"correct", "reverse or adjust an earlier entry", CmdCorrect},
+    {"trace", "where a donation went (--code or --lot)", CmdTrace},
+    {"trace-entry", "which donations paid for an entry", CmdTraceEntry},
+    {"statement", "an account's entries with running balance", CmdStatement},
+    {"donor-statement", "a donor's lots with their traces", CmdDonorStatement},
+    {"funds", "every fund and project with totals", CmdFunds},
+    {"fund", "one fund's or project's totals", CmdFund},
+    {"account", "an account with balances and flows", CmdAccount},
+    {"accounts", "list account ids", CmdAccounts},
+    {"entry", "one entry, its postings and hash", CmdEntry},
+    {"entries", "export entries (print or --out=FILE)", CmdEntries},
+    {"tail", "follow new entries until interrupted", CmdTail},
+    {"head", "the chain head", CmdHead},
+    {"registry", "recipient categories and communities", CmdRegistry},
+    {"backup", "checkpoint the server's database (admin)", CmdBackup},
+    {"health", "grpc.health.v1 check", CmdHealth},
+    {"create-token", "create a token and append its hash to an auth file (offline)",
+     CmdCreateToken},
+};
+
+const Command* FindCommand(std::string_view name) {
+  for (const Command& c : kCommands) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+std::string MainUsage() {
+  std::string description =
+      "The command-line client of a warmledger server. Amounts are exact: --amount in\n"
+      "fen (or goods units), or --yuan=12.34. Times are shown in local time.\n\ncommands:\n";
+  for (const Command& c : kCommands) {
+    absl::StrAppend(&description, "  ", ToAbsl(c.name), std::string(20 - c.name.size(), ' '),
+                    ToAbsl(c.summary), "\n");
+  }
+  absl::StrAppend(&description, "  help [COMMAND]      this text, or a command's flags\n\n",
+                  "Run 'warmledger COMMAND --help' for a command's flags. Errors print\n",
+                  "'error: CODE: message' and exit 1; usage errors exit 2.");
+  FlagSet flags("warmledger [global flags] COMMAND [flags]", description);
+  ClientOptions options;
+  bool json = false;
+  Invocation::AddGlobalFlags(flags, &options, &json);
+  return flags.Usage();
+}
+
+void PrintError(std::ostream& err, const absl::Status& status) {
+  err << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << '\n';
+}
+
+}  // namespace
+
+int RunCli(const std::vector<std::string>& args, const CliEnvironment& env,
+           const CliStreams& streams) {
+  // Global flags may come before the command; they are replayed after it so
+  // that one parse sees them all (and catches a flag given twice).
+  FlagSet globals("warmledger", "");
+  ClientOptions scratch_options;
+  bool scratch_json = false;
+  Invocation::AddGlobalFlags(globals, &scratch_options, &scratch_json);
+  absl::StatusOr<size_t> command_index = globals.ParseUntilPositional(args);
+  if (!command_index.ok()) {
+    PrintError(streams.err, command_index.status());
+    streams.err << "run 'warmledger help' for usage\n";
+    return kExitUsage;
+  }
+  if (*command_index >= args.size()) {
+    if (globals.help_requested()) {
+      streams.out << MainUsage();
+      return kExitOk;
+    }
+    streams.err << MainUsage();
+    return kExitUsage;
+  }
+  const std::string& name = args[*command_index];
+  std::vector<std::string> rest(args.begin(), args.begin() + static_cast<long>(*command_index));
+  rest.insert(rest.end(), args.begin() + static_cast<long>(*command_index) + 1, args.end());
+
+  if (name == "help") {
+    if (rest.empty() || (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h"))) {
+      streams.out << MainUsage();
+      return kExitOk;
+    }
+    const Command* c = rest.size() == 1 ? FindCommand(rest[0]) : nullptr;
+    if (c == nullptr) {
+      PrintError(streams.err, absl::InvalidArgumentError(
+                                  absl::StrCat("no command \"", absl::StrJoin(rest, " "), "\"")));
+      return kExitUsage;
+    }
+    Invocation inv(std::string(c->name), {"--help"}, env, streams);
+    return c->run(inv).ok() ? kExitOk : kExitError;
+  }
+  const Command* command = FindCommand(name);
+  if (command == nullptr) {
+    PrintError(streams.err,
+               absl::InvalidArgumentError(absl::StrCat("unknown command \"", name, "\"")));
+    streams.err << "run 'warmledger help' for the list of commands\n";
+    return kExitUsage;
+  }
+  Invocation inv(std::string(command->name), std::move(rest), env, streams);
+  const absl::Status status = command->run(inv);
+  streams.out.flush();
+  if (status.ok()) return kExitOk;
+  PrintError(streams.err, status);
+  if (IsUsageError(status)) {
+    streams.err << "run 'warmledger " << command->name << " --help' for usage\n";
+    return kExitUsage;
+  }
+  return kExitError;
+}
+
+}  // namespace warmledger::client

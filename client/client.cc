@@ -1,0 +1,523 @@
+#include "client/client.h"
+
+#include <fcntl.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ledger/status_macros.h"
+
+namespace warmledger::client {
+namespace {
+
+// Token layout: a fixed prefix that makes tokens recognisable in configs and
+// secret scanners, then 32 random bytes as hex.
+constexpr std::string_view kTokenPrefix = "wl_";
+constexpr size_t kTokenRandomBytes = 32;
+constexpr size_t kTokenNameBytesMax = 64;
+
+// A PEM file (CA bundle, certificate or key) larger than this is not one.
+constexpr std::streamoff kPemBytesMax = 1024 * 1024;
+
+constexpr std::string_view kEntryHashDomain{"warmledger/entry/v1\0", 20};
+// docs/format.md: version:u8 type:u8 seq:u64 time_us:i64 prev_hash:hash ...
+constexpr size_t kEntryVersionOffset = 0;
+constexpr size_t kEntryTypeOffset = 1;
+constexpr size_t kEntrySeqOffset = 2;
+constexpr size_t kEntryTimeOffset = 10;
+constexpr size_t kEntryPrevHashOffset = 18;
+constexpr size_t kHashBytes = 32;
+constexpr size_t kEntryHeaderBytes = kEntryPrevHashOffset + kHashBytes;
+constexpr uint8_t kEntryVersion = 1;
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read ", ToAbsl(what), " file ", path, ": ", std::strerror(errno)));
+  }
+  std::string text;
+  char buf[8192];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (static_cast<std::streamoff>(text.size()) > kPemBytesMax) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(ToAbsl(what), " file ", path, " is larger than 1 MiB"));
+    }
+  }
+  if (text.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(ToAbsl(what), " file ", path, " is empty"));
+  }
+  return text;
+}
+
+std::string Sha256(std::string_view a, std::string_view b) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  // These calls fail only on allocation failure or a broken OpenSSL; a
+  // ledger client cannot continue without SHA-256.
+  WL_CHECK(ctx != nullptr);
+  WL_CHECK(EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1);
+  WL_CHECK(EVP_DigestUpdate(ctx, a.data(), a.size()) == 1);
+  WL_CHECK(EVP_DigestUpdate(ctx, b.data(), b.size()) == 1);
+  WL_CHECK(EVP_DigestFinal_ex(ctx, digest, &digest_len) == 1);
+  EVP_MD_CTX_free(ctx);
+  return std::string(reinterpret_cast<const char*>(digest), digest_len);
+}
+
+uint64_t LoadU64(std::string_view bytes, size_t offset) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[offset + i])) << (8 * i);
+  }
+  return v;
+}
+
+absl::Status ErrnoStatus(std::string_view what, const std::string& path) {
+  const int err = errno;
+  std::string msg = absl::StrCat(ToAbsl(what), " ", path, ": ", std::strerror(err));
+  if (err == ENOENT) return absl::NotFoundError(msg);
+  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
+  return absl::InternalError(msg);
+}
+
+// Writes all of `data` (retrying short writes and EINTR).
+absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("cannot write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+std::string ParentDir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Minimal protobuf wire reading for the health response.
+bool ReadVarint(std::string_view& in, uint64_t* value) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in.empty()) return false;
+    const auto byte = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *value = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- channel
+
+bool UsesTls(const ClientOptions& options) {
+  return !options.tls_ca.empty() || !options.tls_cert.empty() || !options.tls_key.empty() ||
+         !options.tls_server_name.empty();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(const ClientOptions& options) {
+  if (options.server.empty()) return absl::InvalidArgumentError("server address is empty");
+  if (options.deadline_ms <= 0) {
+    return absl::InvalidArgumentError("deadline_ms must be positive");
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("tls_cert and tls_key must be given together");
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMessageBytesMax);
+  args.SetMaxSendMessageSize(kMessageBytesMax);
+
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (!UsesTls(options)) {
+    credentials = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    if (!options.tls_ca.empty()) {
+      WL_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(options.tls_ca, "tls_ca"));
+    }
+    if (!options.tls_cert.empty()) {
+      WL_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPemFile(options.tls_cert, "tls_cert"));
+      WL_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPemFile(options.tls_key, "tls_key"));
+    }
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+    credentials = grpc::SslCredentials(ssl);
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.server, credentials, args);
+  if (channel == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot create a channel to ", options.server));
+  }
+  return channel;
+}
+
+void PrepareContext(const ClientOptions& options, DeadlinePolicy deadline,
+                    grpc::ClientContext* context) {
+  if (deadline == DeadlinePolicy::kApply) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(options.deadline_ms));
+  }
+  if (!options.token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + options.token);
+  }
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  const int code = static_cast<int>(status.error_code());
+  // Both enumerations are google.rpc.Code; anything unexpected is kUnknown.
+  if (code < 0 || code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+    return absl::UnknownError(status.error_message());
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code), status.error_message());
+}
+
+std::string_view HealthStateName(HealthState state) {
+  switch (state) {
+    case HealthState::kUnknown:
+      return "UNKNOWN";
+    case HealthState::kServing:
+      return "SERVING";
+    case HealthState::kNotServing:
+      return "NOT_SERVING";
+    case HealthState::kServiceUnknown:
+      return "SERVICE_UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+absl::StatusOr<HealthState> CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
+                                        const ClientOptions& options, std::string_view service) {
+  // HealthCheckRequest { string service = 1; }: tag 0x0a, length, bytes.
+  if (service.size() > 127) return absl::InvalidArgumentError("service name too long");
+  std::string request;
+  if (!service.empty()) {
+    request.push_back('\x0a');
+    request.push_back(static_cast<char>(service.size()));
+    request.append(service);
+  }
+  grpc::Slice slice(request);
+  grpc::ByteBuffer request_buffer(&slice, 1);
+
+  grpc::ClientContext context;
+  PrepareContext(options, DeadlinePolicy::kApply, &context);
+  grpc::CompletionQueue cq;
+  grpc::GenericStub stub(channel);
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request_buffer, &cq);
+  if (call == nullptr) return absl::InternalError("cannot start the health call");
+  call->StartCall();
+  grpc::ByteBuffer response_buffer;
+  grpc::Status status;
+  int tag = 1;
+  call->Finish(&response_buffer, &status, &tag);
+  void* got_tag = nullptr;
+  bool ok = false;
+  const bool next = cq.Next(&got_tag, &ok);
+  cq.Shutdown();
+  // Drain the queue as gRPC requires before it is destroyed.
+  void* ignored_tag = nullptr;
+  bool ignored_ok = false;
+  while (cq.Next(&ignored_tag, &ignored_ok)) {
+  }
+  if (!next || got_tag != &tag || !ok) return absl::InternalError("health call did not complete");
+  WL_RETURN_IF_ERROR(FromGrpcStatus(status));
+
+  std::vector<grpc::Slice> slices;
+  if (!response_buffer.Dump(&slices).ok()) {
+    return absl::InternalError("cannot read the health response");
+  }
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  // HealthCheckResponse { ServingStatus status = 1; }: skip anything else.
+  std::string_view in = bytes;
+  uint64_t state = 0;
+  while (!in.empty()) {
+    uint64_t key = 0;
+    if (!ReadVarint(in, &key)) return absl::DataLossError("malformed health response");
+    const uint64_t wire_type = key & 7;
+    uint64_t value = 0;
+    if (wire_type == 0) {
+      if (!ReadVarint(in, &value)) return absl::DataLossError("malformed health response");
+      if ((key >> 3) == 1) state = value;
+    } else if (wire_type == 2) {
+      if (!ReadVarint(in, &value) || value > in.size()) {
+        return absl::DataLossError("malformed health response");
+      }
+      in.remove_prefix(static_cast<size_t>(value));
+    } else if (wire_type == 1 || wire_type == 5) {
+      const size_t n = wire_type == 1 ? 8 : 4;
+      if (in.size() < n) return absl::DataLossError("malformed health response");
+      in.remove_prefix(n);
+    } else {
+      return absl::DataLossError("malformed health response");
+    }
+  }
+  if (state > 3) return HealthState::kUnknown;
+  return static_cast<HealthState>(state);
+}
+
+// ---------------------------------------------------------------- tokens
+
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> GenerateToken() {
+  unsigned char random[kTokenRandomBytes];
+  if (RAND_bytes(random, sizeof random) != 1) {
+    return absl::InternalError("OpenSSL RAND_bytes failed");
+  }
+  std::string token(kTokenPrefix);
+  token += HexEncode(std::string_view(reinterpret_cast<const char*>(random), sizeof random));
+  OPENSSL_cleanse(random, sizeof random);
+  return token;
+}
+
+std::string TokenHash(std::string_view token) { return HexEncode(Sha256(token, {})); }
+
+absl::Status ValidateRole(std::string_view role) {
+  if (role == "admin" || role == "clerk" || role == "mall" || role == "auditor") {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("role must be admin, clerk, mall or auditor, not \"", ToAbsl(role), "\""));
+}
+
+absl::Status ValidateTokenName(std::string_view name) {
+  if (name.empty() || name.size() > kTokenNameBytesMax) {
+    return absl::InvalidArgumentError("name must be 1 to 64 characters");
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return absl::InvalidArgumentError("name may contain only A-Z a-z 0-9 . _ -");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> AppendToken(const std::string& auth_file, std::string_view role,
+                                        std::string_view name) {
+  WL_RETURN_IF_ERROR(ValidateRole(role));
+  WL_RETURN_IF_ERROR(ValidateTokenName(name));
+  if (auth_file.empty()) return absl::InvalidArgumentError("auth_file is empty");
+
+  // Create exclusively first so that we know whether the directory entry is
+  // new (and must be made durable) and never widen an existing file's mode.
+  bool created = true;
+  int fd = ::open(auth_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST) {
+    created = false;
+    fd = ::open(auth_file.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+  }
+  if (fd < 0) return ErrnoStatus("cannot open auth file", auth_file);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus("cannot stat auth file", auth_file);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("auth file ", auth_file, " is not a regular file"));
+  }
+  if ((st.st_mode & 0077) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("auth file ", auth_file, " is accessible to group or others (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 07777), "); run chmod 600 on it first"));
+  }
+
+  WL_ASSIGN_OR_RETURN(std::string token, GenerateToken());
+  std::string line;
+  // A hand-edited file may lack its final newline; never glue our line to it.
+  if (!created && st.st_size > 0) {
+    char last = '\n';
+    if (::pread(fd, &last, 1, st.st_size - 1) != 1) {
+      return ErrnoStatus("cannot read auth file", auth_file);
+    }
+    if (last != '\n') line.push_back('\n');
+  }
+  absl::StrAppend(&line, TokenHash(token), " ", ToAbsl(role), " ", ToAbsl(name), "\n");
+  // One write() of a short line to an O_APPEND file: concurrent appenders do
+  // not interleave within it.
+  WL_RETURN_IF_ERROR(WriteAll(fd, line, auth_file));
+  if (::fsync(fd) != 0) return ErrnoStatus("cannot fsync auth file", auth_file);
+  if (created) {
+    const std::string dir = ParentDir(auth_file);
+    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return ErrnoStatus("cannot open directory", dir);
+    const int rc = ::fsync(dir_fd);
+    ::close(dir_fd);
+    if (rc != 0) return ErrnoStatus("cannot fsync directory", dir);
+  }
+  return token;
+}
+
+// ---------------------------------------------------------------- amounts
+
+absl::StatusOr<int64_t> ParseYuanToFen(std::string_view text) {
+  const auto invalid = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", ToAbsl(text), "\" is not a yuan amount (digits, optionally '.' and 1-2 decimals)"));
+  };
+  const size_t dot = text.find('.');
+  const std::string_view whole = text.substr(0, dot);
+  const std::string_view frac =
+      dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  if (whole.empty()) return invalid();
+  if (dot != std::string_view::npos && (frac.empty() || frac.size() > 2)) return invalid();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  int64_t fen = 0;
+  for (char c : whole) {
+    if (c < '0' || c > '9') return invalid();
+    const int64_t digit = c - '0';
+    if (fen > (kMax - digit) / 10) {
+      return absl::OutOfRangeError(absl::StrCat("\"", ToAbsl(text), "\" yuan is too large"));
+    }
+    fen = fen * 10 + digit;
+  }
+  int64_t cents = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    int64_t digit = 0;
+    if (i < frac.size()) {
+      if (frac[i] < '0' || frac[i] > '9') return invalid();
+      digit = frac[i] - '0';
+    }
+    cents = cents * 10 + digit;
+  }
+  if (fen > (kMax - cents) / 100) {
+    return absl::OutOfRangeError(absl::StrCat("\"", ToAbsl(text), "\" yuan is too large"));
+  }
+  return fen * 100 + cents;
+}
+
+std::string FormatFen(int64_t fen) {
+  // Work on the magnitude as unsigned so that INT64_MIN is exact.
+  const bool negative = fen < 0;
+  const uint64_t magnitude =
+      negative ? static_cast<uint64_t>(0) - static_cast<uint64_t>(fen) : static_cast<uint64_t>(fen);
+  const uint64_t cents = magnitude % 100;
+  std::string out = negative ? "-" : "";
+  absl::StrAppend(&out, magnitude / 100, ".", cents < 10 ? "0" : "", cents);
+  return out;
+}
+
+std::string FormatAmount(std::string_view asset, int64_t amount) {
+  if (asset.substr(0, 5) == "item:") return absl::StrCat(amount);
+  return FormatFen(amount);
+}
+
+absl::StatusOr<uint64_t> ParseUint64(std::string_view text) {
+  if (text.empty()) return absl::InvalidArgumentError("empty number");
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", ToAbsl(text), "\" is not a non-negative integer"));
+    }
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (v > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
+      return absl::OutOfRangeError(absl::StrCat("\"", ToAbsl(text), "\" is too large"));
+    }
+    v = v * 10 + digit;
+  }
+  return v;
+}
+
+absl::StatusOr<int64_t> ParseInt64(std::string_view text) {
+  const bool negative = !text.empty() && text.front() == '-';
+  const std::string_view digits = negative ? text.substr(1) : text;
+  if (digits.empty() || digits.front() == '-') {
+    return absl::InvalidArgumentError(absl::StrCat("\"", ToAbsl(text), "\" is not an integer"));
+  }
+  auto magnitude = ParseUint64(digits);
+  if (!magnitude.ok()) {
+    if (absl::IsOutOfRange(magnitude.status())) {
+      return absl::OutOfRangeError(absl::StrCat("\"", ToAbsl(text), "\" is out of range"));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("\"", ToAbsl(text), "\" is not an integer"));
+  }
+  const uint64_t limit = negative ? static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) + 1
+                                  : static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (*magnitude > limit) {
+    return absl::OutOfRangeError(absl::StrCat("\"", ToAbsl(text), "\" is out of range"));
+  }
+  if (negative) return static_cast<int64_t>(static_cast<uint64_t>(0) - *magnitude);
+  return static_cast<int64_t>(*magnitude);
+}
+
+// ---------------------------------------------------------------- entries
+
+std::string EntryHash(std::string_view entry_bytes) {
+  return Sha256(kEntryHashDomain, entry_bytes);
+}
+
+absl::Status VerifyEntry(const warmledger::v1::Entry& entry, const std::string* prev_hash) {
+  const std::string_view bytes = entry.entry_bytes();
+  const auto fail = [&](std::string_view what) {
+    return absl::DataLossError(absl::StrCat("entry ", entry.seq(), ": ", ToAbsl(what)));
+  };
+  if (bytes.size() < kEntryHeaderBytes) return fail("entry_bytes shorter than the header");
+  if (static_cast<uint8_t>(bytes[kEntryVersionOffset]) != kEntryVersion) {
+    return fail("unknown entry version");
+  }
+  if (entry.hash() != EntryHash(bytes)) return fail("hash does not match entry_bytes");
+  if (static_cast<uint8_t>(bytes[kEntryTypeOffset]) != static_cast<uint32_t>(entry.type())) {
+    return fail("type differs from entry_bytes");
+  }
+  if (LoadU64(bytes, kEntrySeqOffset) != entry.seq()) return fail("seq differs from entry_bytes");
+  if (static_cast<int64_t>(LoadU64(bytes, kEntryTimeOffset)) != entry.time_us()) {
+    return fail("time_us differs from entry_bytes");
+  }
+  if (bytes.substr(kEntryPrevHashOffset, kHashBytes) != entry.prev_hash()) {
+    return fail("prev_hash differs from entry_bytes");
+  }
+  if (prev_hash != nullptr && *prev_hash != entry.prev_hash()) {
+    return fail("prev_hash is not the hash of the previous entry (broken chain)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace warmledger::client

@@ -1,0 +1,726 @@
+// Tests of the client library and the CLI: exact money parsing and
+// formatting, tokens and the auth file, flag parsing, entry verification, the
+// hand-encoded health check, and whole command lines against an in-process
+// fake server on 127.0.0.1:0.
+#include "client/client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client/cli.h"
+#include "client/flag_parser.h"
+#include "warmledger/v1/ledger.grpc.pb.h"
+
+namespace warmledger::client {
+namespace {
+
+namespace v1 = ::warmledger::v1;
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "wl_client_test.XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ---------------------------------------------------------------- amounts
+
+TEST(ParseYuanToFenTest, AcceptsExactDecimals) {
+  const std::pair<const char*, int64_t> cases[] = {
+      {"12.34", 1234},
+      {"0.01", 1},
+      {"5", 500},
+      {"1.2", 120},
+      {"0", 0},
+      {"0.5", 50},
+      {"007.70", 770},
+      {"100.00", 10000},
+      {"92233720368547758.07", std::numeric_limits<int64_t>::max()},
+  };
+  for (const auto& [text, fen] : cases) {
+    absl::StatusOr<int64_t> got = ParseYuanToFen(text);
+    ASSERT_TRUE(got.ok()) << text << ": " << got.status();
+    EXPECT_EQ(*got, fen) << text;
+  }
+}
+
+TEST(ParseYuanToFenTest, RejectsEverythingElse) {
+  for (const char* text : {"1.234", "-1", "abc", "", ".", "1.", ".5", "+1", " 1", "1 ", "1e3",
+                           "1,5", "1.2.3", "0x10", "1.-2", "１"}) {
+    absl::StatusOr<int64_t> got = ParseYuanToFen(text);
+    EXPECT_FALSE(got.ok()) << "\"" << text << "\" parsed as " << *got;
+    if (!got.ok()) {
+      EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    }
+  }
+}
+
+TEST(ParseYuanToFenTest, RejectsOverflowAsOutOfRange) {
+  for (const char* text : {"92233720368547758.08", "92233720368547759", "99999999999999999999999",
+                           "100000000000000000000.00"}) {
+    absl::StatusOr<int64_t> got = ParseYuanToFen(text);
+    ASSERT_FALSE(got.ok()) << text;
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kOutOfRange) << text;
+  }
+}
+
+TEST(FormatFenTest, FormatsTwoDecimalsExactly) {
+  EXPECT_EQ(FormatFen(0), "0.00");
+  EXPECT_EQ(FormatFen(1), "0.01");
+  EXPECT_EQ(FormatFen(10), "0.10");
+  EXPECT_EQ(FormatFen(1234), "12.34");
+  EXPECT_EQ(FormatFen(500), "5.00");
+  EXPECT_EQ(FormatFen(-5), "-0.05");
+  EXPECT_EQ(FormatFen(-1234), "-12.34");
+  EXPECT_EQ(FormatFen(std::numeric_limits<int64_t>::max()), "92233720368547758.07");
+  EXPECT_EQ(FormatFen(std::numeric_limits<int64_t>::min()), "-92233720368547758.08");
+}
+
+TEST(FormatFenTest, RoundTripsThroughParse) {
+  for (int64_t fen : {int64_t{0}, int64_t{1}, int64_t{99}, int64_t{100}, int64_t{123456789}}) {
+    absl::StatusOr<int64_t> back = ParseYuanToFen(FormatFen(fen));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, fen);
+  }
+}
+
+TEST(FormatAmountTest, GoodsAreWholeUnitsMoneyIsYuan) {
+  EXPECT_EQ(FormatAmount("CNY", 1234), "12.34");
+  EXPECT_EQ(FormatAmount("item:rice-5kg", 1234), "1234");
+}
+
+TEST(ParseIntegerTest, StrictDecimal) {
+  EXPECT_EQ(*ParseInt64("0"), 0);
+  EXPECT_EQ(*ParseInt64("-42"), -42);
+  EXPECT_EQ(*ParseInt64("9223372036854775807"), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(*ParseInt64("-9223372036854775808"), std::numeric_limits<int64_t>::min());
+  EXPECT_FALSE(ParseInt64("9223372036854775808").ok());
+  EXPECT_FALSE(ParseInt64("-9223372036854775809").ok());
+  EXPECT_FALSE(ParseInt64("").ok());
+  EXPECT_FALSE(ParseInt64("-").ok());
+  EXPECT_FALSE(ParseInt64("--1").ok());
+  EXPECT_FALSE(ParseInt64("+1").ok());
+  EXPECT_FALSE(ParseInt64("1.0").ok());
+  EXPECT_EQ(*ParseUint64("18446744073709551615"), std::numeric_limits<uint64_t>::max());
+  EXPECT_FALSE(ParseUint64("18446744073709551616").ok());
+  EXPECT_FALSE(ParseUint64("-1").ok());
+  EXPECT_FALSE(ParseUint64(" 1").ok());
+}
+
+// ---------------------------------------------------------------- tokens
+
+bool IsLowerHex(const std::string& s) {
+  return s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+TEST(TokenTest, GeneratedTokensHavePrefixAnd64HexCharacters) {
+  absl::StatusOr<std::string> a = GenerateToken();
+  absl::StatusOr<std::string> b = GenerateToken();
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), 67u);
+  EXPECT_EQ(a->substr(0, 3), "wl_");
+  EXPECT_TRUE(IsLowerHex(a->substr(3)));
+  EXPECT_NE(*a, *b);
+}
+
+TEST(TokenTest, HashIsLowerHexSha256OfTheWholeToken) {
+  EXPECT_EQ(TokenHash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(TokenHash("wl_" + std::string(64, '0')),
+            "9e632b8f298cc29e5968ffb4a7fa15f9c5f98d0e8147cd19360c537d8657cb65");
+}
+
+TEST(AuthFileTest, CreatesFileWithMode0600AndOneLinePerToken) {
+  TempDir dir;
+  const std::string path = dir.File("auth");
+  absl::StatusOr<std::string> t1 = AppendToken(path, "clerk", "office-1");
+  ASSERT_TRUE(t1.ok()) << t1.status();
+  absl::StatusOr<std::string> t2 = AppendToken(path, "auditor", "A.Auditor_2");
+  ASSERT_TRUE(t2.ok()) << t2.status();
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(ReadFile(path),
+            TokenHash(*t1) + " clerk office-1\n" + TokenHash(*t2) + " auditor A.Auditor_2\n");
+}
+
+TEST(AuthFileTest, KeepsExistingLinesAndAddsAMissingFinalNewline) {
+  TempDir dir;
+  const std::string path = dir.File("auth");
+  {
+    std::ofstream out(path);
+    out << "# tokens\n" << std::string(64, 'a') << " admin root";  // no final newline
+  }
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  absl::StatusOr<std::string> token = AppendToken(path, "mall", "shop");
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(ReadFile(path), "# tokens\n" + std::string(64, 'a') + " admin root\n" +
+                                TokenHash(*token) + " mall shop\n");
+}
+
+TEST(AuthFileTest, RefusesAGroupOrWorldReadableFileAndLeavesItUntouched) {
+  TempDir dir;
+  const std::string path = dir.File("auth");
+  for (mode_t mode : {0640, 0604, 0660, 0620}) {
+    {
+      std::ofstream out(path, std::ios::trunc);
+      out << "# x\n";
+    }
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    absl::StatusOr<std::string> token = AppendToken(path, "admin", "root");
+    ASSERT_FALSE(token.ok()) << std::oct << mode;
+    EXPECT_EQ(token.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(ReadFile(path), "# x\n");
+  }
+}
+
+TEST(AuthFileTest, RefusesABadRoleOrNameWithoutCreatingTheFile) {
+  TempDir dir;
+  const std::string path = dir.File("auth");
+  EXPECT_EQ(AppendToken(path, "root", "x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(AppendToken(path, "Admin", "x").status().code(), absl::StatusCode::kInvalidArgument);
+  for (const std::string& name : {std::string(), std::string(65, 'n'), std::string("a b"),
+                                  std::string("a/b"), std::string("a\nb"), std::string("张三")}) {
+    EXPECT_EQ(AppendToken(path, "clerk", name).status().code(), absl::StatusCode::kInvalidArgument)
+        << name;
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(AppendToken(path, "clerk", std::string(64, 'n')).ok());
+}
+
+TEST(AuthFileTest, MissingDirectoryIsNotFound) {
+  TempDir dir;
+  EXPECT_EQ(AppendToken(dir.File("no/such/auth"), "clerk", "x").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// ---------------------------------------------------------------- flags
+
+struct TestFlags {
+  std::string name;
+  int64_t count = 0;
+  uint64_t seq = 0;
+  bool on = false;
+  FlagSet set{"test", "a test"};
+  TestFlags() {
+    set.AddString("name", &name, "a name", FlagRequirement::kRequired);
+    set.AddInt64("count", &count, "a count");
+    set.AddUint64("seq", &seq, "a seq");
+    set.AddBool("on", &on, "a switch");
+  }
+};
+
+TEST(FlagSetTest, ParsesBothValueFormsAndBooleans) {
+  TestFlags f;
+  ASSERT_TRUE(f.set.Parse({"--name=a=b", "--count", "-3", "--seq=7", "--on"}).ok());
+  EXPECT_EQ(f.name, "a=b");
+  EXPECT_EQ(f.count, -3);
+  EXPECT_EQ(f.seq, 7u);
+  EXPECT_TRUE(f.on);
+  EXPECT_TRUE(f.set.Seen("count"));
+  TestFlags g;
+  ASSERT_TRUE(g.set.Parse({"--name=", "--on=false"}).ok());
+  EXPECT_EQ(g.name, "");
+  EXPECT_FALSE(g.on);
+  EXPECT_FALSE(g.set.Seen("count"));
+}
+
+TEST(FlagSetTest, RejectsMistakesNamingTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--name=x", "--bogus=1"}, "unknown flag --bogus"},
+      {{"--name=x", "--name=y"}, "given twice"},
+      {{"--name"}, "needs a value"},
+      {{"--name=x", "--count=1.5"}, "--count"},
+      {{"--name=x", "--seq=-1"}, "--seq"},
+      {{"--name=x", "--on=maybe"}, "--on"},
+      {{"--name=x", "extra"}, "unexpected argument"},
+      {{"--count=1"}, "missing required flag --name"},
+  };
+  for (const auto& [args, message] : cases) {
+    TestFlags f;
+    absl::Status status = f.set.Parse(args);
+    ASSERT_FALSE(status.ok()) << message;
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(status.message()).find(message), std::string::npos)
+        << status.message() << " lacks " << message;
+  }
+}
+
+TEST(FlagSetTest, HelpSkipsRequiredChecksAndUsageListsFlags) {
+  TestFlags f;
+  ASSERT_TRUE(f.set.Parse({"--help"}).ok());
+  EXPECT_TRUE(f.set.help_requested());
+  const std::string usage = f.set.Usage();
+  EXPECT_NE(usage.find("--name=S"), std::string::npos);
+  EXPECT_NE(usage.find("(required)"), std::string::npos);
+  EXPECT_NE(usage.find("--on "), std::string::npos);
+}
+
+TEST(FlagSetTest, ParseUntilPositionalStopsAtTheCommand) {
+  TestFlags f;
+  absl::StatusOr<size_t> index = f.set.ParseUntilPositional({"--count", "2", "donate", "--x"});
+  ASSERT_TRUE(index.ok());
+  EXPECT_EQ(*index, 2u);
+  EXPECT_EQ(f.count, 2);
+}
+
+// ---------------------------------------------------------------- entries
+
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// An entry whose bytes follow docs/format.md's header; the body is opaque here.
+v1::Entry MakeEntry(uint64_t seq, const std::string& prev_hash) {
+  std::string bytes;
+  bytes.push_back(1);                 // version
+  bytes.push_back(v1::OPEN_ACCOUNT);  // type
+  PutU64(&bytes, seq);                // seq
+  PutU64(&bytes, 1000 * seq);         // time_us
+  bytes += prev_hash;                 // prev_hash
+  if (seq > 1) bytes += "body of entry " + std::to_string(seq);
+  v1::Entry e;
+  e.set_seq(seq);
+  e.set_time_us(static_cast<int64_t>(1000 * seq));
+  e.set_type(v1::OPEN_ACCOUNT);
+  e.set_prev_hash(prev_hash);
+  e.set_entry_bytes(bytes);
+  e.set_hash(EntryHash(bytes));
+  e.set_summary("entry " + std::to_string(seq));
+  return e;
+}
+
+std::vector<v1::Entry> MakeChain(uint64_t count) {
+  std::vector<v1::Entry> chain;
+  std::string prev(32, '\0');
+  for (uint64_t seq = 1; seq <= count; ++seq) {
+    chain.push_back(MakeEntry(seq, prev));
+    prev = chain.back().hash();
+  }
+  return chain;
+}
+
+TEST(EntryHashTest, MatchesTheDocumentedDomainSeparatedSha256) {
+  // Computed independently: sha256(b"warmledger/entry/v1\0" + header of seq 1).
+  EXPECT_EQ(HexEncode(MakeEntry(1, std::string(32, '\0')).hash()),
+            "58b03c0eb9618f6a92f961b568253c2485dc32e1cd1fff8d1b46aa53ffec24db");
+}
+
+TEST(VerifyEntryTest, AcceptsAChainAndRejectsEveryKindOfTampering) {
+  std::vector<v1::Entry> chain = MakeChain(3);
+  EXPECT_TRUE(VerifyEntry(chain[0], nullptr).ok());
+  EXPECT_TRUE(VerifyEntry(chain[1], &chain[0].hash()).ok());
+  EXPECT_TRUE(VerifyEntry(chain[2], &chain[1].hash()).ok());
+
+  EXPECT_EQ(VerifyEntry(chain[2], &chain[0].hash()).code(), absl::StatusCode::kDataLoss);
+
+  v1::Entry flipped = chain[1];
+  (*flipped.mutable_entry_bytes())[60] ^= 1;
+  EXPECT_EQ(VerifyEntry(flipped, nullptr).code(), absl::StatusCode::kDataLoss);
+
+  v1::Entry wrong_seq = chain[1];
+  wrong_seq.set_seq(5);
+  EXPECT_EQ(VerifyEntry(wrong_seq, nullptr).code(), absl::StatusCode::kDataLoss);
+
+  v1::Entry wrong_type = chain[1];
+  wrong_type.set_type(v1::DONATION);
+  EXPECT_EQ(VerifyEntry(wrong_type, nullptr).code(), absl::StatusCode::kDataLoss);
+
+  v1::Entry wrong_prev = chain[1];
+  wrong_prev.set_prev_hash(std::string(32, 'x'));
+  EXPECT_EQ(VerifyEntry(wrong_prev, nullptr).code(), absl::StatusCode::kDataLoss);
+
+  v1::Entry truncated = chain[1];
+  truncated.mutable_entry_bytes()->resize(20);
+  truncated.set_hash(EntryHash(truncated.entry_bytes()));
+  EXPECT_EQ(VerifyEntry(truncated, nullptr).code(), absl::StatusCode::kDataLoss);
+}
+
+// ---------------------------------------------------------------- fake server
+
+// Answers a few RPCs the way docs/api.md describes, and remembers what it saw.
+class FakeLedger final : public v1::Ledger::Service {
+ public:
+  explicit FakeLedger(std::vector<v1::Entry> chain) : chain_(std::move(chain)) {}
+
+  grpc::Status Donate(grpc::ServerContext* context, const v1::DonateRequest* request,
+                      v1::DonateResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_donate_ = *request;
+    auto it = context->client_metadata().find("authorization");
+    last_authorization_ = it == context->client_metadata().end()
+                              ? ""
+                              : std::string(it->second.data(), it->second.size());
+    had_deadline_ = context->deadline() != std::chrono::system_clock::time_point::max();
+    response->mutable_result()->set_seq(7);
+    response->set_lot(7);
+    response->set_trace_code("TRACECODE234567ABCDEFGHIJKL");
+    return grpc::Status::OK;
+  }
+
+  grpc::Status TraceByCode(grpc::ServerContext*, const v1::TraceByCodeRequest* request,
+                           v1::Trace* trace) override {
+    if (request->trace_code() == "missing") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such trace code");
+    }
+    trace->set_lot(7);
+    trace->set_anonymous(true);
+    trace->set_to("fund/general");
+    trace->set_asset("CNY");
+    trace->set_amount(10000);
+    v1::TraceHop* hop = trace->add_hops();
+    hop->set_seq(9);
+    hop->set_type(v1::DISBURSEMENT);
+    hop->set_from("fund/general");
+    hop->set_to("recipient");
+    hop->set_amount(4001);
+    v1::TracePlace* held = trace->add_held();
+    held->set_account("fund/general");
+    held->set_kind(v1::FUND);
+    held->set_amount(request->trace_code() == "unbalanced" ? 5000 : 5999);
+    v1::TracePlace* reached = trace->add_reached();
+    reached->set_account("recipient");
+    reached->set_kind(v1::RECIPIENT);
+    reached->set_category("elderly");
+    reached->set_community("east-gate");
+    reached->set_amount(4001);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetHead(grpc::ServerContext*, const v1::GetHeadRequest*, v1::Head* head) override {
+    head->set_seq(chain_.size());
+    if (!chain_.empty()) head->set_hash(chain_.back().hash());
+    return grpc::Status::OK;
+  }
+
+  v1::DonateRequest last_donate() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_donate_;
+  }
+  std::string last_authorization() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_authorization_;
+  }
+  bool had_deadline() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return had_deadline_;
+  }
+
+ private:
+  const std::vector<v1::Entry> chain_;
+  std::mutex mu_;
+  v1::DonateRequest last_donate_;
+  std::string last_authorization_;
+  bool had_deadline_ = false;
+};
+
+class FakeExport final : public v1::Export::Service {
+ public:
+  explicit FakeExport(std::vector<v1::Entry> chain) : chain_(std::move(chain)) {}
+  grpc::Status ListEntries(grpc::ServerContext*, const v1::ListEntriesRequest* request,
+                           grpc::ServerWriter<v1::Entry>* writer) override {
+    uint64_t seq = request->from_seq() == 0 ? 1 : request->from_seq();
+    uint64_t sent = 0;
+    while (seq <= chain_.size() && (request->count_max() == 0 || sent < request->count_max())) {
+      if (!writer->Write(chain_[seq - 1])) break;
+      ++seq;
+      ++sent;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::vector<v1::Entry> chain_;
+};
+
+class FakeServer {
+ public:
+  explicit FakeServer(std::vector<v1::Entry> chain) : ledger_(chain), export_(chain) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&ledger_);
+    builder.RegisterService(&export_);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakeServer() { server_->Shutdown(); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  FakeLedger& ledger() { return ledger_; }
+  grpc::Server& server() { return *server_; }
+
+ private:
+  FakeLedger ledger_;
+  FakeExport export_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+struct CliResult {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+CliResult RunCommand(const std::vector<std::string>& args, const CliEnvironment& env = {},
+                     const std::string& stdin_text = "") {
+  std::istringstream in(stdin_text);
+  std::ostringstream out, err;
+  const int code = RunCli(args, env, {in, out, err});
+  return {code, out.str(), err.str()};
+}
+
+TEST(HealthTest, ReadsServingAndNotServingFromTheStandardService) {
+  FakeServer server({});
+  ClientOptions options;
+  options.server = server.address();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = CreateChannel(options);
+  ASSERT_TRUE(channel.ok());
+  absl::StatusOr<HealthState> state = CheckHealth(*channel, options, "");
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, HealthState::kServing);
+
+  server.server().GetHealthCheckService()->SetServingStatus("warmledger.v1.Ledger", false);
+  state = CheckHealth(*channel, options, "warmledger.v1.Ledger");
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, HealthState::kNotServing);
+
+  state = CheckHealth(*channel, options, "no.such.Service");
+  EXPECT_EQ(state.status().code(), absl::StatusCode::kNotFound);
+
+  CliResult r = RunCommand({"health", "--server=" + server.address()});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
+  r = RunCommand({"health", "--server=" + server.address(), "--service=warmledger.v1.Ledger"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.out, "NOT_SERVING\n");
+}
+
+// ---------------------------------------------------------------- CLI
+
+TEST(CliTest, HelpAndUsageErrors) {
+  CliResult r = RunCommand({"help"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_NE(r.out.find("donate"), std::string::npos);
+  EXPECT_EQ(RunCommand({"--help"}).code, kExitOk);
+  r = RunCommand({"help", "trace"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_NE(r.out.find("--code"), std::string::npos);
+  r = RunCommand({"trace", "--help"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_NE(r.out.find("usage: warmledger trace"), std::string::npos);
+
+  EXPECT_EQ(RunCommand({}).code, kExitUsage);
+  r = RunCommand({"frobnicate"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_EQ(r.err.rfind("error: INVALID_ARGUMENT: unknown command", 0), 0u) << r.err;
+  EXPECT_EQ(RunCommand({"help", "frobnicate"}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"head", "--deadline_ms=0"}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"--bogus", "head"}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"--json", "head", "--json"}).code, kExitUsage);  // given twice
+  EXPECT_EQ(RunCommand({"trace"}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"trace", "--code=A", "--lot=1"}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"open-account", "--client_id=c", "--account=a", "--kind=recipient"}).code,
+            kExitUsage);
+  EXPECT_EQ(RunCommand({"head", "--tls_cert=/x"}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"correct", "--client_id=c", "--ref_seq=3", "--mode=reverse", "--reason=r",
+                        "--amount=5"})
+                .code,
+            kExitUsage);
+  EXPECT_EQ(
+      RunCommand({"correct", "--client_id=c", "--ref_seq=3", "--mode=undo", "--reason=r"}).code,
+      kExitUsage);
+}
+
+TEST(CliTest, DonateAmountFlagsAreExactlyOneAndExact) {
+  const std::vector<std::string> base = {"donate", "--client_id=c", "--donor=donor/a",
+                                         "--to=fund/general"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCommand(args);
+  };
+  EXPECT_EQ(with({}).code, kExitUsage);
+  EXPECT_EQ(with({"--amount=100", "--yuan=1"}).code, kExitUsage);
+  EXPECT_EQ(with({"--yuan=1.001"}).code, kExitUsage);
+  EXPECT_EQ(with({"--yuan=-1"}).code, kExitUsage);
+  EXPECT_EQ(with({"--asset=item:rice", "--yuan=1"}).code, kExitUsage);
+  EXPECT_EQ(with({"--yuan=1", "--channel=carrier-pigeon"}).code, kExitUsage);
+  EXPECT_EQ(with({"--yuan=1", "--donor_name=Zhang"}).code, kExitUsage);
+}
+
+TEST(CliTest, DonateSendsExactFenTokenAndDeadline) {
+  FakeServer server({});
+  CliResult r =
+      RunCommand({"--server=" + server.address(), "donate", "--client_id=gift-1",
+                  "--donor=donor/zhang", "--to=fund/general", "--yuan=12.34", "--channel=counter",
+                  "--anonymous", "--create_donor", "--donor_name=张三"},
+                 {.server = "", .token = "wl_secret"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const v1::DonateRequest req = server.ledger().last_donate();
+  EXPECT_EQ(req.amount(), 1234);
+  EXPECT_EQ(req.asset(), "CNY");
+  EXPECT_EQ(req.channel(), v1::COUNTER);
+  EXPECT_TRUE(req.anonymous());
+  EXPECT_TRUE(req.create_donor());
+  EXPECT_EQ(req.donor_name(), "张三");
+  EXPECT_EQ(server.ledger().last_authorization(), "Bearer wl_secret");
+  EXPECT_TRUE(server.ledger().had_deadline());
+  EXPECT_NE(r.out.find("TRACECODE234567ABCDEFGHIJKL"), std::string::npos);
+  EXPECT_NE(r.out.find("12.34 CNY"), std::string::npos);
+
+  // A --token flag wins over the environment; --json prints proto JSON.
+  r = RunCommand({"donate", "--server=" + server.address(), "--token=wl_flag", "--json",
+                  "--client_id=gift-2", "--donor=donor/zhang", "--to=fund/general", "--amount=5"},
+                 {.server = "", .token = "wl_env"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.ledger().last_authorization(), "Bearer wl_flag");
+  EXPECT_EQ(server.ledger().last_donate().amount(), 5);
+  EXPECT_NE(r.out.find("\"traceCode\":\"TRACECODE234567ABCDEFGHIJKL\""), std::string::npos)
+      << r.out;
+}
+
+TEST(CliTest, TraceShowsYuanAndChecksTheSum) {
+  FakeServer server({});
+  CliResult r = RunCommand({"trace", "--code=good"}, {.server = server.address(), .token = ""});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("100.00 CNY"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("40.01"), std::string::npos);
+  EXPECT_NE(r.out.find("east-gate"), std::string::npos);
+  EXPECT_NE(r.out.find("(anonymous)"), std::string::npos);
+  EXPECT_NE(r.out.find("accounted for: 100.00 of 100.00 CNY"), std::string::npos) << r.out;
+
+  r = RunCommand({"trace", "--code=unbalanced", "--server=" + server.address()});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err.rfind("error: DATA_LOSS: ", 0), 0u) << r.err;
+
+  r = RunCommand({"trace", "--code=missing", "--server=" + server.address()});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err, "error: NOT_FOUND: no such trace code\n");
+}
+
+TEST(CliTest, UnreachableServerIsUnavailable) {
+  // Port 1 on loopback: nothing listens there.
+  CliResult r = RunCommand({"head", "--server=127.0.0.1:1", "--deadline_ms=2000"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_TRUE(r.err.rfind("error: UNAVAILABLE: ", 0) == 0 ||
+              r.err.rfind("error: DEADLINE_EXCEEDED: ", 0) == 0)
+      << r.err;
+}
+
+// Reads an export file back per its documented grammar.
+std::vector<v1::Entry> ReadExport(const std::string& path) {
+  const std::string bytes = ReadFile(path);
+  std::vector<v1::Entry> entries;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    EXPECT_LE(pos + 4, bytes.size());
+    uint32_t len = 0;
+    for (int i = 0; i < 4; ++i)
+      len |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[pos + i])) << (8 * i);
+    pos += 4;
+    EXPECT_LE(pos + len, bytes.size());
+    v1::Entry e;
+    EXPECT_TRUE(e.ParseFromArray(bytes.data() + pos, static_cast<int>(len)));
+    entries.push_back(e);
+    pos += len;
+  }
+  return entries;
+}
+
+TEST(CliTest, EntriesExportFileIsLengthPrefixedEntriesInOrder) {
+  std::vector<v1::Entry> chain = MakeChain(25);
+  FakeServer server(chain);
+  TempDir dir;
+  const std::string path = dir.File("export.bin");
+  CliResult r = RunCommand(
+      {"entries", "--server=" + server.address(), "--from=3", "--count=20", "--out=" + path});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  std::vector<v1::Entry> got = ReadExport(path);
+  ASSERT_EQ(got.size(), 20u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq(), 3 + i);
+    EXPECT_EQ(got[i].hash(), chain[2 + i].hash());
+  }
+  EXPECT_FALSE(std::filesystem::exists(path + ".partial"));
+
+  r = RunCommand({"entries", "--server=" + server.address()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 25);
+  EXPECT_NE(r.out.find("entry 25"), std::string::npos);
+}
+
+TEST(CliTest, EntriesRefuseABrokenChain) {
+  std::vector<v1::Entry> chain = MakeChain(5);
+  // Entry 4 is re-hashed consistently but no longer links to entry 3.
+  chain[3] = MakeEntry(4, std::string(32, 'z'));
+  FakeServer server(chain);
+  TempDir dir;
+  const std::string path = dir.File("export.bin");
+  CliResult r = RunCommand({"entries", "--server=" + server.address(), "--out=" + path});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.err.find("error: DATA_LOSS: entry 4"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(CliTest, CreateTokenWorksOfflineAndValidates) {
+  TempDir dir;
+  const std::string path = dir.File("auth");
+  CliResult r =
+      RunCommand({"create-token", "--auth_file=" + path, "--role=auditor", "--name=audit-1"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  ASSERT_EQ(r.out.size(), 68u);  // token + newline
+  const std::string token = r.out.substr(0, 67);
+  EXPECT_EQ(ReadFile(path), TokenHash(token) + " auditor audit-1\n");
+  EXPECT_EQ(RunCommand({"create-token", "--auth_file=" + path, "--role=god", "--name=x"}).code,
+            kExitUsage);
+  EXPECT_EQ(RunCommand({"create-token", "--auth_file=" + path, "--role=clerk", "--name=a b"}).code,
+            kExitUsage);
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  r = RunCommand({"create-token", "--auth_file=" + path, "--role=clerk", "--name=x"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err.rfind("error: FAILED_PRECONDITION: ", 0), 0u) << r.err;
+}
+
+TEST(CliTest, RegisterRecipientReadsTheIdNumberFromStdin) {
+  // No server needed to see that an empty stdin is refused before any call.
+  CliResult r = RunCommand(
+      {"register-recipient", "--client_id=c", "--id_number=-", "--category=a", "--community=b"}, {},
+      "");
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("no ID number on stdin"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace warmledger::client

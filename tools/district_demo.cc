@@ -1,0 +1,1639 @@
+// warmledger-demo: loads a realistic demo district ("Warm Erqi", DOMAIN.md)
+// into a running warmledger server through its gRPC API, then shows where
+// some gifts went and which CLI commands to try.
+//
+// Usage:
+//   warmledger-demo [--server=HOST:PORT] [--token=TOKEN] [--scale=F]
+//                   [--seed=N] [--deadline_ms=N]
+//
+//   --server=HOST:PORT  the server (default 127.0.0.1:7420); plaintext gRPC
+//   --token=TOKEN       bearer token of a clerk or admin (not needed in --dev)
+//   --scale=F           decimal, 0.0001..10 (default 1): scales the number of
+//                       recipients, donations and the money that follows them.
+//                       Parsed as parts per 10,000; no floating point.
+//   --seed=N            seed of the generator (default 1)
+//   --deadline_ms=N     deadline of every call (default 30000)
+//
+// What it loads, in this order (so that oldest-first provenance gives every
+// kind of trace): accounts (three funds, three projects, four suppliers, one
+// expense), 16,000 recipients, the 99 Giving Day (200,000 online gifts
+// averaging 70.65 yuan: 14.13 million yuan), "One heart, one bench" (a
+// medical-equipment company's 5,000 yuan), "A home for the elderly" (250,000
+// yuan from 25 donors), disaster relief (105 million yuan from 2,000 donors),
+// allocations from the general fund to the education and scholarship funds,
+// and then the spending: benches, five house repairs, scholarships and
+// education aid to children, cash aid by category, meal-aid payments,
+// management costs, disaster cash aid and relief goods. Counts and the money
+// driven by them scale with --scale; the two named projects keep their real
+// amounts.
+//
+// Determinism: every operation and client id ("demo/<seed>/<kind>/<n>")
+// follows from the seed, the scale and the server's registry alone, and
+// recipients and gifts are generated in prefix-stable blocks, so a second run
+// is answered entirely with duplicate=true and writes nothing. The plan keeps
+// its own model of every holding account and never spends more than it
+// holds. Before writing, the server's fund summaries must be a prefix of the
+// plan (empty, a partial or a complete earlier run of the same seed and
+// scale); a ledger holding another district is refused. After the load the
+// summaries must equal the plan.
+//
+// Output: progress lines (about every 10%), a summary, the fund summaries,
+// and a few trace codes with the commands to follow them.
+// Exit status: 0 success, 1 a failure (a rejected operation prints its index,
+// code and message), 2 a usage error.
+//
+// Money is int64 fen throughout; floating point is used only for timing.
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "warmledger/v1/ledger.grpc.pb.h"
+
+namespace warmledger::demo {
+namespace {
+
+namespace v1 = ::warmledger::v1;
+using SteadyClock = std::chrono::steady_clock;
+
+// ---- Bounds and constants. ----
+
+// Scale is a rational: parts per 10,000 (1 = 0.0001, 10,000 = 1).
+inline constexpr int64_t kScaleDenominator = 10'000;
+inline constexpr int kScaleFractionDigitsMax = 4;
+inline constexpr int64_t kScalePartsMax = 10 * kScaleDenominator;
+inline constexpr int64_t kDeadlineMsMax = 3'600'000;
+// Operations per SubmitBatch call: the API's maximum (a donation with
+// create_donor writes two entries, and one batch must fit the engine's 8,192).
+inline constexpr size_t kBatchOpsMax = 4096;
+// Small loads are cut into at least this many batches (of at least
+// kBatchOpsMin operations) so that progress shows.
+inline constexpr size_t kProgressBatchesMin = 20;
+inline constexpr size_t kBatchOpsMin = 64;
+inline constexpr int kMessageBytesMax = 16 * 1024 * 1024;
+// Retries of one call on UNAVAILABLE, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED
+// (all safe: client ids are idempotent), with doubling back-off.
+inline constexpr int kRetriesMax = 8;
+inline constexpr auto kBackoffMin = std::chrono::milliseconds(100);
+inline constexpr auto kBackoffMax = std::chrono::milliseconds(5000);
+// Trace codes printed at the end.
+inline constexpr size_t kShownTracesMax = 5;
+// Redraws of a recipient whose ID number was already drawn.
+inline constexpr int kIdNumberDrawsMax = 10'000;
+
+inline constexpr char kAsset[] = "CNY";
+inline constexpr char kDefaultServer[] = "127.0.0.1:7420";
+
+// Base numbers of the district at scale 1 (DOMAIN.md).
+inline constexpr int64_t kRecipientsCount = 16'000;
+inline constexpr int64_t kGivingDayDonationsCount = 200'000;
+inline constexpr int64_t kGivingDayMeanFen = 7'065;  // 14.13 million yuan / 200,000
+inline constexpr size_t kGivingDayBlockCount = 100;  // each block sums exactly
+inline constexpr int64_t kReliefDonationsCount = 2'000;
+inline constexpr int64_t kReliefMeanFen = 5'250'000;  // 105 million yuan / 2,000
+inline constexpr size_t kReliefBlockCount = 10;
+inline constexpr int64_t kMealsCount = 247'000;      // meals a year on meal-aid cards
+inline constexpr int64_t kMealSubsidyFen = 800;      // per meal
+// Fixed projects, not scaled.
+inline constexpr int64_t kBenchGiftFen = 500'000;          // 5,000 yuan
+inline constexpr int64_t kElderlyHomeFen = 25'000'000;     // 250,000 yuan
+inline constexpr size_t kElderlyHomeDonorsCount = 25;
+inline constexpr int64_t kHouseRepairFen[] = {5'230'000, 4'870'000, 5'115'000, 4'960'000,
+                                              4'825'000};
+static_assert(kHouseRepairFen[0] + kHouseRepairFen[1] + kHouseRepairFen[2] + kHouseRepairFen[3] +
+                  kHouseRepairFen[4] ==
+              kElderlyHomeFen);
+// Shares of the general fund, in basis points of what the 99 Giving Day raised.
+inline constexpr int64_t kEducationAllocationBp = 1'500;
+inline constexpr int64_t kScholarshipAllocationBp = 1'500;
+inline constexpr int64_t kAdministrationBp = 100;  // management costs, paid quarterly
+inline constexpr int64_t kReserveBp = 500;         // kept in the general fund
+static_assert(kEducationAllocationBp + kScholarshipAllocationBp + kAdministrationBp + kReserveBp <
+              10'000);
+inline constexpr int64_t kScholarshipFen = 200'000;    // 2,000 yuan a student
+inline constexpr int64_t kEducationAidFen = 100'000;   // 1,000 yuan: tuition and books
+inline constexpr int64_t kReliefCashAidFen = 100'000;  // 1,000 yuan a disaster victim
+inline constexpr int64_t kReliefGoodsBp = 6'000;       // of what relief raised
+inline constexpr int kReliefGoodsPurchasesCount = 10;
+// The one area code of every synthetic ID number: Erqi District, Zhengzhou.
+inline constexpr char kAreaCode[] = "410103";
+
+// Typical gifts; three in four donations come from the table, one in four is
+// an odd amount whose range is chosen so the mean is the campaign's mean.
+inline constexpr int64_t kGivingDayTableFen[] = {100,  500,  520,   990,   1000,  1000,
+                                                 2000, 2000, 5000,  5000,  6600,  8800,
+                                                 9900, 10000, 10000, 20000, 50000};
+inline constexpr int64_t kReliefTableFen[] = {100'000,   200'000,   500'000,
+                                              1'000'000, 1'000'000, 2'000'000,
+                                              5'000'000, 10'000'000, 20'000'000};
+inline constexpr int64_t kElderlyHomeTableFen[] = {100'000,   200'000,   500'000,  500'000,
+                                                   1'000'000, 1'000'000, 2'000'000};
+
+// ---- Small helpers. ----
+
+std::string Format(const char* format, ...) __attribute__((format(printf, 1, 2)));
+std::string Format(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  va_list copy;
+  va_copy(copy, args);
+  const int size = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
+  if (size > 0) std::vsnprintf(text.data(), text.size() + 1, format, args);
+  va_end(args);
+  return text;
+}
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "warmledger-demo: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// A broken invariant of the plan itself: a bug in this program.
+#define DEMO_CHECK(cond, what)                                              \
+  do {                                                                      \
+    if (!(cond)) Fail(std::string("internal error: ") + (what) + " (" #cond ")"); \
+  } while (0)
+
+// 1234567 -> "1,234,567".
+std::string Grouped(uint64_t value) {
+  std::string digits = std::to_string(value);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// Fen as yuan: 141300000 -> "1,413,000.00".
+std::string Yuan(int64_t fen) {
+  const uint64_t magnitude =
+      fen < 0 ? static_cast<uint64_t>(-(fen + 1)) + 1 : static_cast<uint64_t>(fen);
+  return Format("%s%s.%02" PRIu64, fen < 0 ? "-" : "", Grouped(magnitude / 100).c_str(),
+                magnitude % 100);
+}
+
+double SecondsSince(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
+}
+
+const char* CodeName(int code) {
+  static constexpr const char* kNames[] = {
+      "OK",           "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS", "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",    "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  if (code >= 0 && code < static_cast<int>(std::size(kNames))) return kNames[code];
+  return "CODE_OUT_OF_RANGE";
+}
+
+bool Retryable(int code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+         code == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+// xoshiro256** seeded with splitmix64: the same stream on every platform,
+// unlike the standard distributions.
+class Rng {
+ public:
+  // An independent stream for (seed, stream, index): blocks of gifts and
+  // the recipient table each draw from their own stream, so a block's
+  // content does not depend on how many blocks there are.
+  Rng(uint64_t seed, uint64_t stream, uint64_t index) {
+    uint64_t x = seed;
+    x = Mix(x ^ Mix(stream + 0x632be59bd9b4e019ull));
+    x = Mix(x ^ Mix(index + 0x8cb92ba72f3d8dd7ull));
+    for (uint64_t& word : state_) {
+      x += 0x9e3779b97f4a7c15ull;
+      word = Mix(x);
+    }
+  }
+  uint64_t Next() {
+    const uint64_t result = Rotl(state_[1] * 5, 7) * 9;
+    const uint64_t t = state_[1] << 17;
+    state_[2] ^= state_[0];
+    state_[3] ^= state_[1];
+    state_[1] ^= state_[2];
+    state_[0] ^= state_[3];
+    state_[2] ^= t;
+    state_[3] = Rotl(state_[3], 45);
+    return result;
+  }
+  // Uniform in [0, n); n > 0.
+  uint64_t Below(uint64_t n) {
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
+  }
+  // Uniform in [lo, hi].
+  int64_t Between(int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(Below(static_cast<uint64_t>(hi - lo) + 1));
+  }
+
+ private:
+  static uint64_t Mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t state_[4];
+};
+
+// Stream ids (do not renumber: they define the demo data of every seed).
+enum Stream : uint64_t {
+  kStreamRecipients = 1,
+  kStreamGivingDay = 2,
+  kStreamRelief = 3,
+  kStreamElderlyHome = 4,
+  kStreamLayout = 5,
+};
+
+// ---- Flags. ----
+
+struct Flags {
+  std::string server = kDefaultServer;
+  std::string token;
+  int64_t scale_parts = kScaleDenominator;  // parts per 10,000
+  std::string scale_text = "1";
+  uint64_t seed = 1;
+  int64_t deadline_ms = 30'000;
+};
+
+constexpr char kUsage[] =
+    "usage: warmledger-demo [--server=HOST:PORT (default 127.0.0.1:7420)] [--token=TOKEN]\n"
+    "                       [--scale=F (0.0001..10, default 1)] [--seed=N (default 1)]\n"
+    "                       [--deadline_ms=N (default 30000)]\n";
+
+[[noreturn]] void UsageError(const std::string& what) {
+  std::fprintf(stderr, "warmledger-demo: %s\n%s", what.c_str(), kUsage);
+  std::exit(2);
+}
+
+std::optional<uint64_t> ParseUnsigned(std::string_view text) {
+  uint64_t value = 0;
+  if (text.empty()) return std::nullopt;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// "1" -> 10000, "0.01" -> 100, "2.5" -> 25000; at most four significant
+// fraction digits (trailing zeros beyond them are fine).
+std::optional<int64_t> ParseScaleParts(std::string_view text) {
+  const size_t dot = text.find('.');
+  std::string_view whole = text.substr(0, dot);
+  std::string_view fraction = dot == std::string_view::npos ? "" : text.substr(dot + 1);
+  if (whole.empty() && fraction.empty()) return std::nullopt;
+  if (whole.size() > 6) return std::nullopt;
+  for (char c : whole) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  for (char c : fraction) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  while (fraction.size() > kScaleFractionDigitsMax && fraction.back() == '0') {
+    fraction.remove_suffix(1);
+  }
+  if (fraction.size() > kScaleFractionDigitsMax) return std::nullopt;
+  int64_t parts = 0;
+  for (char c : whole) parts = parts * 10 + (c - '0');
+  parts *= kScaleDenominator;
+  int64_t unit = kScaleDenominator / 10;
+  for (char c : fraction) {
+    parts += (c - '0') * unit;
+    unit /= 10;
+  }
+  return parts;
+}
+
+std::string ScaleText(int64_t parts) {
+  std::string text = std::to_string(parts / kScaleDenominator);
+  int64_t rest = parts % kScaleDenominator;
+  if (rest == 0) return text;
+  std::string fraction = Format("%04" PRId64, rest);
+  while (fraction.back() == '0') fraction.pop_back();
+  return text + "." + fraction;
+}
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const size_t eq = arg.find('=');
+    const std::string_view name = arg.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? "" : arg.substr(eq + 1);
+    const bool has_value = eq != std::string_view::npos;
+    if (name == "--help" || name == "-h") {
+      std::printf("%s", kUsage);
+      std::exit(0);
+    } else if (name == "--server" && has_value) {
+      if (value.empty()) UsageError("--server: empty");
+      flags.server = std::string(value);
+    } else if (name == "--token" && has_value) {
+      for (char c : value) {
+        if (c < 0x21 || c > 0x7e) UsageError("--token: printable ASCII without spaces only");
+      }
+      flags.token = std::string(value);
+    } else if (name == "--scale" && has_value) {
+      std::optional<int64_t> parts = ParseScaleParts(value);
+      if (!parts || *parts < 1 || *parts > kScalePartsMax) {
+        UsageError("--scale: a decimal from 0.0001 to 10 with at most 4 fraction digits");
+      }
+      flags.scale_parts = *parts;
+      flags.scale_text = ScaleText(*parts);
+    } else if (name == "--seed" && has_value) {
+      std::optional<uint64_t> seed = ParseUnsigned(value);
+      if (!seed) UsageError("--seed: an unsigned decimal integer");
+      flags.seed = *seed;
+    } else if (name == "--deadline_ms" && has_value) {
+      std::optional<uint64_t> ms = ParseUnsigned(value);
+      if (!ms || *ms < 1 || *ms > static_cast<uint64_t>(kDeadlineMsMax)) {
+        UsageError("--deadline_ms: 1..3600000");
+      }
+      flags.deadline_ms = static_cast<int64_t>(*ms);
+    } else {
+      UsageError("unknown flag or missing value: " + std::string(arg));
+    }
+  }
+  return flags;
+}
+
+// ---- Synthetic resident ID numbers. ----
+
+// ISO 7064 MOD 11-2 check character of the first 17 digits.
+char IdCheckCharacter(std::string_view body17) {
+  static constexpr int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  static constexpr char kCheck[] = "10X98765432";
+  int sum = 0;
+  for (size_t i = 0; i < 17; ++i) sum += (body17[i] - '0') * kWeights[i];
+  return kCheck[sum % 11];
+}
+
+bool IsLeapYear(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+
+int DaysInMonth(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && IsLeapYear(year) ? 29 : kDays[month - 1];
+}
+
+// ---- The district's tables, learned from GetRegistry. ----
+
+enum class AgeClass { kChild, kAdult, kElderly };
+enum class AidSource { kNone, kGeneralFund, kDisasterRelief };
+
+// What the demo does for the people of one configured category. The codes
+// are configured on the server, so the kind is recognised from the code and
+// name; an unrecognised category gets modest cash aid.
+struct CategoryPlan {
+  std::string code;
+  std::string name;
+  AgeClass age = AgeClass::kAdult;
+  AidSource source = AidSource::kGeneralFund;
+  int64_t cash_aid_fen = 30'000;
+  int64_t weight = 5;
+  bool female = false;
+  bool student = false;
+  std::string purpose = "cash aid";
+};
+
+std::string Lower(std::string text) {
+  for (char& c : text) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return text;
+}
+
+CategoryPlan PlanCategory(const v1::Code& code) {
+  CategoryPlan plan;
+  plan.code = code.code();
+  plan.name = code.name();
+  const std::string text = Lower(code.code() + " " + code.name());
+  auto has = [&text](std::initializer_list<const char*> words) {
+    for (const char* word : words) {
+      if (text.find(word) != std::string::npos) return true;
+    }
+    return false;
+  };
+  if (has({"marginal", "near the subsistence", "边缘"})) {
+    plan.cash_aid_fen = 30'000, plan.weight = 10;
+    plan.purpose = "cash aid to a household near the subsistence line";
+  } else if (has({"dibao", "subsist", "minimum living", "低保"})) {
+    plan.cash_aid_fen = 50'000, plan.weight = 25;
+    plan.purpose = "cash aid to a subsistence-allowance household";
+  } else if (has({"veteran", "youfu", "martyr", "military", "优抚"})) {
+    plan.cash_aid_fen = 80'000, plan.weight = 5;
+    plan.purpose = "special care for a veteran's family";
+  } else if (has({"child", "student", "orphan", "kid", "youth", "ertong", "儿童", "学生"})) {
+    plan.age = AgeClass::kChild, plan.source = AidSource::kNone, plan.cash_aid_fen = 0;
+    plan.weight = 10, plan.student = true;
+    plan.purpose = "scholarship";
+  } else if (has({"disaster", "victim", "flood", "zaimin", "灾"})) {
+    plan.source = AidSource::kDisasterRelief, plan.cash_aid_fen = kReliefCashAidFen;
+    plan.weight = 6;
+    plan.purpose = "disaster relief cash aid";
+  } else if (has({"elder", "aged", "senior", "laonian", "old people", "old-age", "老"})) {
+    plan.age = AgeClass::kElderly, plan.cash_aid_fen = 30'000, plan.weight = 20;
+    plan.purpose = "cash aid to an elderly person in poverty";
+  } else if (has({"disab", "canji", "handicap", "残"})) {
+    plan.cash_aid_fen = 50'000, plan.weight = 10;
+    plan.purpose = "cash aid to a disabled person";
+  } else if (has({"women", "woman", "female", "funü", "funu", "妇"})) {
+    plan.cash_aid_fen = 30'000, plan.weight = 8, plan.female = true;
+    plan.purpose = "cash aid to a woman in hardship";
+  } else if (has({"worker", "employee", "labor", "labour", "zhigong", "职工"})) {
+    plan.cash_aid_fen = 40'000, plan.weight = 8;
+    plan.purpose = "cash aid to a worker in hardship";
+  } else if (has({"illness", "sick", "disease", "serious", "dabing", "大病"})) {
+    plan.cash_aid_fen = 100'000, plan.weight = 5;
+    plan.purpose = "cash aid for serious illness";
+  } else if (has({"family", "planning", "jisheng", "计生"})) {
+    plan.cash_aid_fen = 50'000, plan.weight = 3;
+    plan.purpose = "cash aid to a family-planning special-hardship family";
+  }
+  return plan;
+}
+
+// ---- The plan: every operation, and a model of every holding account. ----
+
+// Figures of a fund or project as ListFundSummaries reports them.
+struct Figures {
+  int64_t raised = 0;
+  int64_t allocated_in = 0;
+  int64_t allocated_out = 0;
+  int64_t spent = 0;
+  int64_t held = 0;
+  uint64_t donations = 0;
+};
+
+struct Recipient {
+  std::string id_number;  // synthetic; sent once to RegisterRecipient, never printed
+  size_t category = 0;
+  size_t community = 0;
+};
+
+// One operation of a small phase; bulk donations are generated on the fly.
+struct Op {
+  enum class Kind { kOpen, kDonate, kAllocate, kDisburse };
+  Kind kind = Kind::kOpen;
+  std::string client_id;
+  std::string account;  // open: the account; donate: the donor; else: from
+  std::string to;       // donate, allocate, disburse (unless to_recipient)
+  std::optional<size_t> to_recipient;  // disburse: index into the recipients
+  v1::AccountKind open_kind = v1::ACCOUNT_KIND_UNSPECIFIED;
+  std::string open_asset;
+  bool restricted = false;
+  std::string name;  // open: name; donate: donor name
+  int64_t amount = 0;
+  v1::DonationChannel channel = v1::CHANNEL_UNSPECIFIED;
+  bool anonymous = false;
+  std::string text;  // memo, reason or purpose
+};
+
+// A donation whose trace is shown at the end.
+struct ShownTrace {
+  size_t op_index = 0;  // global
+  std::string label;
+  int64_t amount = 0;
+  std::string trace_code;
+  uint64_t lot = 0;
+};
+
+// A named run of operations. `build` writes operation `index` (0-based within
+// the phase) into a BatchOperation; `done` sees its result once it succeeded.
+struct Phase {
+  std::string name;
+  size_t count = 0;
+  std::function<void(size_t index, v1::BatchOperation* op)> build;
+  std::function<void(size_t index, const v1::BatchResult& result)> done;
+};
+
+void ToProto(const Op& op, const std::vector<std::string>& recipient_ids,
+             v1::BatchOperation* out) {
+  out->set_linked(false);
+  switch (op.kind) {
+    case Op::Kind::kOpen: {
+      v1::OpenAccountRequest* r = out->mutable_open_account();
+      r->set_client_id(op.client_id);
+      r->set_account(op.account);
+      r->set_kind(op.open_kind);
+      r->set_asset(op.open_asset);
+      r->set_restricted(op.restricted);
+      r->set_name(op.name);
+      break;
+    }
+    case Op::Kind::kDonate: {
+      v1::DonateRequest* r = out->mutable_donate();
+      r->set_client_id(op.client_id);
+      r->set_donor(op.account);
+      r->set_to(op.to);
+      r->set_asset(kAsset);
+      r->set_amount(op.amount);
+      r->set_channel(op.channel);
+      r->set_anonymous(op.anonymous);
+      r->set_memo(op.text);
+      r->set_create_donor(true);
+      r->set_donor_name(op.name);
+      break;
+    }
+    case Op::Kind::kAllocate: {
+      v1::AllocateRequest* r = out->mutable_allocate();
+      r->set_client_id(op.client_id);
+      r->set_from(op.account);
+      r->set_to(op.to);
+      r->set_asset(kAsset);
+      r->set_amount(op.amount);
+      r->set_reason(op.text);
+      break;
+    }
+    case Op::Kind::kDisburse: {
+      v1::DisburseRequest* r = out->mutable_disburse();
+      r->set_client_id(op.client_id);
+      r->set_from(op.account);
+      if (op.to_recipient) {
+        const std::string& id = recipient_ids.at(*op.to_recipient);
+        DEMO_CHECK(!id.empty(), "recipient id known before paying");
+        r->set_to(id);
+      } else {
+        r->set_to(op.to);
+      }
+      r->set_asset(kAsset);
+      r->set_amount(op.amount);
+      r->set_purpose(op.text);
+      break;
+    }
+  }
+}
+
+// No cap on what one gift gives back when a block's sum is settled.
+inline constexpr int64_t kAmountUnbounded = INT64_MAX;
+
+// Draws `count` gifts of one block that sum exactly to `total`. Three in
+// four come from `table`; the rest are odd amounts whose range centres the
+// mean on total / count; the difference left by chance is spread over the
+// odd amounts first (so round gifts stay round), never taking a gift below
+// `floor`.
+std::vector<int64_t> BlockAmounts(Rng rng, size_t count, int64_t total,
+                                  const int64_t* table, size_t table_count, int64_t floor) {
+  DEMO_CHECK(count > 0 && total >= floor * static_cast<int64_t>(count), "block is fundable");
+  int64_t table_sum = 0;
+  for (size_t i = 0; i < table_count; ++i) table_sum += table[i];
+  const int64_t table_mean = table_sum / static_cast<int64_t>(table_count);
+  const int64_t mean = total / static_cast<int64_t>(count);
+  const int64_t odd_mean = std::max(floor, 4 * mean - 3 * table_mean);
+  const int64_t odd_max = 2 * odd_mean - floor;
+  std::vector<int64_t> amounts(count);
+  std::vector<size_t> odd;
+  int64_t sum = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (rng.Below(4) == 0) {
+      amounts[i] = rng.Between(floor, odd_max);
+      odd.push_back(i);
+    } else {
+      amounts[i] = table[rng.Below(table_count)];
+    }
+    sum += amounts[i];
+  }
+  std::vector<size_t> all(count);
+  for (size_t i = 0; i < count; ++i) all[i] = i;
+  int64_t left = total - sum;
+  for (const std::vector<size_t>* group : {&odd, &all}) {
+    if (left == 0 || group->empty()) continue;
+    const int64_t k = static_cast<int64_t>(group->size());
+    if (left > 0) {
+      for (size_t j = 0; j < group->size(); ++j) {
+        amounts[(*group)[j]] += left / k + (static_cast<int64_t>(j) < left % k ? 1 : 0);
+      }
+      left = 0;
+      continue;
+    }
+    // Take back an even share from each, at most down to the floor; then
+    // whatever is still missing from each in turn.
+    const int64_t share = (-left + k - 1) / k;
+    for (int64_t cap : {share, kAmountUnbounded}) {
+      for (size_t idx : *group) {
+        const int64_t take = std::min({cap, amounts[idx] - floor, -left});
+        if (take > 0) {
+          amounts[idx] -= take;
+          left += take;
+        }
+      }
+    }
+  }
+  DEMO_CHECK(left == 0, "block sums to its total");
+  return amounts;
+}
+
+// The first `count` gifts of a campaign made of blocks of `block_count`
+// gifts summing to `block_total` each. Each block draws from its own stream,
+// so a smaller scale loads a prefix of a larger one.
+std::vector<int64_t> CampaignAmounts(uint64_t seed, Stream stream, size_t count,
+                                     size_t block_count, int64_t block_total,
+                                     const int64_t* table, size_t table_count, int64_t floor) {
+  std::vector<int64_t> amounts;
+  amounts.reserve(count);
+  for (size_t block = 0; amounts.size() < count; ++block) {
+    std::vector<int64_t> drawn = BlockAmounts(Rng(seed, stream, block), block_count, block_total,
+                                              table, table_count, floor);
+    for (int64_t a : drawn) {
+      if (amounts.size() == count) break;
+      amounts.push_back(a);
+    }
+  }
+  return amounts;
+}
+
+// Builds the whole load from (seed, scale, registry) and keeps a model of every
+// holding account; any plan that would overspend is a bug of this program.
+class Plan {
+ public:
+  Plan(const Flags& flags, const v1::Registry& registry)
+      : seed_(flags.seed), scale_parts_(flags.scale_parts) {
+    for (const v1::Code& c : registry.categories()) categories_.push_back(PlanCategory(c));
+    for (const v1::Code& c : registry.communities()) communities_.push_back(c);
+    Build();
+  }
+
+  const std::vector<Phase>& phases() const { return phases_; }
+  const std::map<std::string, Figures>& figures() const { return figures_; }
+  std::vector<ShownTrace>& shown() { return shown_; }
+  size_t total_ops() const {
+    size_t total = 0;
+    for (const Phase& p : phases_) total += p.count;
+    return total;
+  }
+  // Counts for the summary.
+  size_t recipients_count() const { return recipients_.size(); }
+  size_t giving_day_count() const { return giving_day_.size(); }
+  int64_t giving_day_fen() const { return giving_day_fen_; }
+  size_t anonymous_count() const { return anonymous_count_; }
+  size_t relief_count() const { return relief_.size(); }
+  int64_t relief_fen() const { return relief_fen_; }
+  size_t donations_count() const { return donations_count_; }
+  int64_t raised_fen() const { return raised_fen_; }
+  size_t allocations_count() const { return allocations_count_; }
+  size_t disbursements_count() const { return disbursements_count_; }
+  int64_t disbursed_fen() const { return disbursed_fen_; }
+  size_t scholarships_count() const { return scholarships_count_; }
+  size_t cash_aid_count() const { return cash_aid_count_; }
+  const std::vector<CategoryPlan>& categories() const { return categories_; }
+
+ private:
+  std::string Id(const std::string& kind, uint64_t n) const {
+    return Format("demo/%" PRIu64 "/%s/%" PRIu64, seed_, kind.c_str(), n);
+  }
+  int64_t Scaled(int64_t base) const {
+    return std::max<int64_t>(1, base * scale_parts_ / kScaleDenominator);
+  }
+
+  void Open(std::vector<Op>& ops, const std::string& account, v1::AccountKind kind,
+            bool holding, bool restricted, const std::string& name) {
+    Op op;
+    op.kind = Op::Kind::kOpen;
+    op.client_id = Format("demo/%" PRIu64 "/open/%s", seed_, account.c_str());
+    op.account = account;
+    op.open_kind = kind;
+    op.open_asset = holding ? kAsset : "";
+    op.restricted = restricted;
+    op.name = name;
+    if (holding) figures_[account];  // a holding account the summaries must show
+    ops.push_back(std::move(op));
+  }
+
+  void Donated(const std::string& to, int64_t amount) {
+    Figures& f = figures_.at(to);
+    f.raised += amount;
+    f.held += amount;
+    f.donations += 1;
+    raised_fen_ += amount;
+    donations_count_ += 1;
+  }
+
+  Op Donation(const std::string& client_id, const std::string& donor, const std::string& name,
+              const std::string& to, int64_t amount, v1::DonationChannel channel,
+              const std::string& memo) {
+    Donated(to, amount);
+    Op op;
+    op.kind = Op::Kind::kDonate;
+    op.client_id = client_id;
+    op.account = donor;
+    op.name = name;
+    op.to = to;
+    op.amount = amount;
+    op.channel = channel;
+    op.text = memo;
+    return op;
+  }
+
+  // Moves value out of `from` in the model; the caller checked CanSpend.
+  void Spend(const std::string& from, int64_t amount) {
+    Figures& f = figures_.at(from);
+    DEMO_CHECK(amount > 0 && f.held >= amount, "never overspend " + from);
+    f.held -= amount;
+  }
+  bool CanSpend(const std::string& from, int64_t amount) const {
+    return figures_.at(from).held >= amount;
+  }
+
+  Op Allocation(const std::string& kind, const std::string& from, const std::string& to,
+                int64_t amount, const std::string& reason) {
+    Spend(from, amount);
+    figures_.at(from).allocated_out += amount;
+    Figures& t = figures_.at(to);
+    t.allocated_in += amount;
+    t.held += amount;
+    allocations_count_ += 1;
+    Op op;
+    op.kind = Op::Kind::kAllocate;
+    op.client_id = Id(kind, 1);
+    op.account = from;
+    op.to = to;
+    op.amount = amount;
+    op.text = reason;
+    return op;
+  }
+
+  Op Disbursement(const std::string& client_id, const std::string& from, const std::string& to,
+                  std::optional<size_t> to_recipient, int64_t amount,
+                  const std::string& purpose) {
+    Spend(from, amount);
+    figures_.at(from).spent += amount;
+    disbursements_count_ += 1;
+    disbursed_fen_ += amount;
+    Op op;
+    op.kind = Op::Kind::kDisburse;
+    op.client_id = client_id;
+    op.account = from;
+    op.to = to;
+    op.to_recipient = to_recipient;
+    op.amount = amount;
+    op.text = purpose;
+    return op;
+  }
+
+  // A phase over a vector of fully planned operations.
+  void AddPhase(const std::string& name, std::vector<Op> ops) {
+    auto shared = std::make_shared<std::vector<Op>>(std::move(ops));
+    Phase phase;
+    phase.name = name;
+    phase.count = shared->size();
+    phase.build = [shared, this](size_t i, v1::BatchOperation* out) {
+      ToProto((*shared)[i], recipient_ids_, out);
+    };
+    phases_.push_back(std::move(phase));
+  }
+
+  void PlanRecipients();
+  void Build();
+
+  const uint64_t seed_;
+  const int64_t scale_parts_;
+  std::vector<CategoryPlan> categories_;
+  std::vector<v1::Code> communities_;
+  std::vector<Recipient> recipients_;
+  std::vector<std::string> recipient_ids_;  // filled by the registration results
+  std::vector<int64_t> giving_day_;
+  std::vector<int64_t> relief_;
+  std::vector<Phase> phases_;
+  std::map<std::string, Figures> figures_;
+  std::vector<ShownTrace> shown_;
+  int64_t giving_day_fen_ = 0;
+  int64_t relief_fen_ = 0;
+  size_t anonymous_count_ = 0;
+  size_t donations_count_ = 0;
+  int64_t raised_fen_ = 0;
+  size_t allocations_count_ = 0;
+  size_t disbursements_count_ = 0;
+  int64_t disbursed_fen_ = 0;
+  size_t scholarships_count_ = 0;
+  size_t cash_aid_count_ = 0;
+};
+
+// Recipients are drawn one after another from one stream, so recipient n is
+// the same person at every scale. The first ones cover every category and
+// every community once (in a seeded order); the rest are drawn by weight.
+void Plan::PlanRecipients() {
+  const size_t count = static_cast<size_t>(Scaled(kRecipientsCount));
+  Rng layout(seed_, kStreamLayout, 0);
+  std::vector<size_t> category_order(categories_.size());
+  std::vector<size_t> community_order(communities_.size());
+  for (size_t i = 0; i < category_order.size(); ++i) category_order[i] = i;
+  for (size_t i = 0; i < community_order.size(); ++i) community_order[i] = i;
+  for (std::vector<size_t>* order : {&category_order, &community_order}) {
+    for (size_t i = order->size(); i > 1; --i) {
+      std::swap((*order)[i - 1], (*order)[layout.Below(i)]);
+    }
+  }
+  int64_t weight_sum = 0;
+  for (const CategoryPlan& c : categories_) weight_sum += c.weight;
+
+  Rng rng(seed_, kStreamRecipients, 0);
+  std::set<std::string> bodies;
+  recipients_.reserve(count);
+  for (size_t n = 0; n < count; ++n) {
+    Recipient r;
+    if (n < category_order.size()) {
+      r.category = category_order[n];
+    } else {
+      int64_t pick = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(weight_sum)));
+      for (r.category = 0; pick >= categories_[r.category].weight; ++r.category) {
+        pick -= categories_[r.category].weight;
+      }
+    }
+    r.community = n < community_order.size() ? community_order[n]
+                                              : static_cast<size_t>(rng.Below(communities_.size()));
+    const CategoryPlan& c = categories_[r.category];
+    // Children in other categories: one in ten adults' places goes to a child
+    // or an old person, so every category has a realistic age mix.
+    AgeClass age = c.age;
+    if (age == AgeClass::kAdult) {
+      const uint64_t roll = rng.Below(10);
+      age = roll == 0 ? AgeClass::kChild : roll <= 2 ? AgeClass::kElderly : AgeClass::kAdult;
+    }
+    const int year_min = age == AgeClass::kChild ? 2006 : age == AgeClass::kElderly ? 1928 : 1958;
+    const int year_max = age == AgeClass::kChild ? 2018 : age == AgeClass::kElderly ? 1957 : 2005;
+    for (int draw = 0;; ++draw) {
+      DEMO_CHECK(draw < kIdNumberDrawsMax, "a free ID number");
+      const int year = static_cast<int>(rng.Between(year_min, year_max));
+      const int month = static_cast<int>(rng.Between(1, 12));
+      const int day = static_cast<int>(rng.Between(1, DaysInMonth(year, month)));
+      // The sequence's last digit is odd for men, even for women.
+      int sequence = static_cast<int>(rng.Between(1, 999));
+      if (c.female && sequence % 2 == 1) sequence = sequence == 999 ? 998 : sequence + 1;
+      std::string body = Format("%s%04d%02d%02d%03d", kAreaCode, year, month, day, sequence);
+      if (!bodies.insert(body).second) continue;
+      r.id_number = body + IdCheckCharacter(body);
+      break;
+    }
+    recipients_.push_back(std::move(r));
+  }
+  recipient_ids_.assign(count, "");
+}
+
+void Plan::Build() {
+  using K = v1::AccountKind;
+  // ---- Accounts. ----
+  std::vector<Op> opens;
+  Open(opens, "fund/general", K::FUND, true, false, "Warm Erqi charity fund");
+  Open(opens, "fund/education", K::FUND, true, true, "Education fund");
+  Open(opens, "fund/scholarship", K::FUND, true, true, "Scholarship fund");
+  Open(opens, "project/elderly-home", K::PROJECT, true, false, "A home for the elderly");
+  Open(opens, "project/one-bench", K::PROJECT, true, false, "One heart, one bench");
+  Open(opens, "project/disaster-relief", K::PROJECT, true, false, "Disaster relief");
+  Open(opens, "supplier/house-repair", K::SUPPLIER, false, false, "House repair contractor");
+  Open(opens, "supplier/bench-maker", K::SUPPLIER, false, false, "Bench maker");
+  Open(opens, "supplier/meal-service", K::SUPPLIER, false, false,
+       "Meal service (elderly meal-aid cards)");
+  Open(opens, "supplier/relief-goods", K::SUPPLIER, false, false,
+       "Relief goods wholesaler");
+  Open(opens, "expense/administration", K::EXPENSE, false, false,
+       "Office administration (management costs)");
+  AddPhase("accounts", std::move(opens));
+
+  // ---- Recipients. ----
+  PlanRecipients();
+  {
+    Phase phase;
+    phase.name = "recipients";
+    phase.count = recipients_.size();
+    phase.build = [this](size_t i, v1::BatchOperation* out) {
+      const Recipient& r = recipients_[i];
+      v1::RegisterRecipientRequest* req = out->mutable_register_recipient();
+      req->set_client_id(Id("recipient", i + 1));
+      req->set_id_number(r.id_number);
+      req->set_category(categories_[r.category].code);
+      req->set_community(communities_[r.community].code());
+    };
+    phase.done = [this](size_t i, const v1::BatchResult& result) {
+      if (result.recipient().rfind("recipient/", 0) != 0) {
+        Fail(Format("contract: registration %s answered recipient \"%s\" (duplicate=%d); "
+                    "need the recipient account id to pay aid",
+                    Id("recipient", i + 1).c_str(), result.recipient().c_str(),
+                    result.result().duplicate() ? 1 : 0));
+      }
+      recipient_ids_[i] = result.recipient();
+    };
+    phases_.push_back(std::move(phase));
+  }
+
+  // ---- 99 Giving Day: online gifts into the general fund. ----
+  const size_t giving_count = static_cast<size_t>(Scaled(kGivingDayDonationsCount));
+  giving_day_ = CampaignAmounts(seed_, kStreamGivingDay, giving_count, kGivingDayBlockCount,
+                                kGivingDayMeanFen * static_cast<int64_t>(kGivingDayBlockCount),
+                                kGivingDayTableFen, std::size(kGivingDayTableFen), 100);
+  auto anonymous = [](size_t n) { return n % 499 == 7; };  // n is 1-based: a few
+  const size_t giving_phase_start = total_ops();
+  for (size_t i = 0; i < giving_count; ++i) {
+    Donated("fund/general", giving_day_[i]);
+    giving_day_fen_ += giving_day_[i];
+    if (anonymous(i + 1)) anonymous_count_ += 1;
+  }
+  {
+    Phase phase;
+    phase.name = "99 Giving Day";
+    phase.count = giving_count;
+    phase.build = [this, anonymous](size_t i, v1::BatchOperation* out) {
+      const uint64_t n = i + 1;
+      v1::DonateRequest* r = out->mutable_donate();
+      r->set_client_id(Id("99", n));
+      r->set_donor(Format("donor/99-%" PRIu64, n));
+      r->set_to("fund/general");
+      r->set_asset(kAsset);
+      r->set_amount(giving_day_[i]);
+      r->set_channel(v1::ONLINE_CAMPAIGN);
+      r->set_anonymous(anonymous(n));
+      r->set_memo("99 Giving Day");
+      r->set_create_donor(true);
+      r->set_donor_name(Format("Online donor %" PRIu64, n));
+    };
+    phases_.push_back(std::move(phase));
+  }
+  // Shown traces: the oldest gift (spent first), the first anonymous one and
+  // the newest (likely still held in the general fund).
+  shown_.push_back({giving_phase_start, "99 Giving Day gift #1", giving_day_[0], "", 0});
+  for (size_t i = 0; i < giving_count; ++i) {
+    if (anonymous(i + 1)) {
+      shown_.push_back({giving_phase_start + i,
+                        Format("99 Giving Day gift #%zu (anonymous)", i + 1), giving_day_[i],
+                        "", 0});
+      break;
+    }
+  }
+  if (giving_count > 1) {
+    shown_.push_back({giving_phase_start + giving_count - 1,
+                      Format("99 Giving Day gift #%zu (the last)", giving_count),
+                      giving_day_[giving_count - 1], "", 0});
+  }
+
+  // ---- Named projects and disaster relief. ----
+  std::vector<Op> gifts;
+  const size_t gifts_start = total_ops();
+  shown_.push_back({gifts_start, "the medical-equipment company's bench gift", kBenchGiftFen, "",
+                    0});
+  gifts.push_back(Donation(Id("bench-gift", 1), "donor/medical-equipment-co",
+                           "Medical-equipment company", "project/one-bench", kBenchGiftFen,
+                           v1::COMPANY_GIFT, "One heart, one bench: benches for two courtyards"));
+  const std::vector<int64_t> elderly = CampaignAmounts(
+      seed_, kStreamElderlyHome, kElderlyHomeDonorsCount, kElderlyHomeDonorsCount,
+      kElderlyHomeFen, kElderlyHomeTableFen, std::size(kElderlyHomeTableFen), 100'000);
+  for (size_t i = 0; i < elderly.size(); ++i) {
+    const bool company = elderly[i] >= 1'000'000;
+    if (i == 0) {
+      shown_.push_back({gifts_start + gifts.size(), "a gift to \"A home for the elderly\"",
+                        elderly[i], "", 0});
+    }
+    gifts.push_back(Donation(
+        Id("elderly-gift", i + 1), Format("donor/elderly-home-%zu", i + 1),
+        company ? Format("Local company %zu", i + 1) : Format("Erqi resident %zu", i + 1),
+        "project/elderly-home", elderly[i],
+        company ? v1::COMPANY_GIFT : (i % 2 == 0 ? v1::COUNTER : v1::BANK_TRANSFER),
+        "A home for the elderly: repair old people's houses"));
+  }
+  relief_ = CampaignAmounts(seed_, kStreamRelief,
+                            static_cast<size_t>(Scaled(kReliefDonationsCount)), kReliefBlockCount,
+                            kReliefMeanFen * static_cast<int64_t>(kReliefBlockCount),
+                            kReliefTableFen, std::size(kReliefTableFen), 100'000);
+  for (size_t i = 0; i < relief_.size(); ++i) {
+    const bool company = relief_[i] >= 1'000'000;
+    relief_fen_ += relief_[i];
+    gifts.push_back(Donation(
+        Id("relief-gift", i + 1), Format("donor/relief-%zu", i + 1),
+        company ? Format("Relief company %zu", i + 1) : Format("Relief donor %zu", i + 1),
+        "project/disaster-relief", relief_[i], company ? v1::COMPANY_GIFT : v1::BANK_TRANSFER,
+        "Disaster relief"));
+  }
+  AddPhase("project gifts", std::move(gifts));
+
+  // ---- Allocations from the general fund. ----
+  std::vector<Op> allocations;
+  allocations.push_back(Allocation("alloc/education", "fund/general", "fund/education",
+                                    giving_day_fen_ * kEducationAllocationBp / 10'000,
+                                    "education fund: tuition and books for children in need"));
+  allocations.push_back(Allocation("alloc/scholarship", "fund/general", "fund/scholarship",
+                                   giving_day_fen_ * kScholarshipAllocationBp / 10'000,
+                                   "scholarship fund: school year scholarships"));
+  AddPhase("allocations", std::move(allocations));
+
+  // ---- Spending. ----
+  std::vector<Op> pays;
+  // Two benches, one in each of two named courtyards.
+  Rng layout(seed_, kStreamLayout, 1);
+  for (int k = 0; k < 2; ++k) {
+    const v1::Code& place = communities_[(layout.Below(communities_.size()) + k) %
+                                         communities_.size()];
+    pays.push_back(Disbursement(
+        Id("bench", k + 1), "project/one-bench", "supplier/bench-maker", std::nullopt,
+        kBenchGiftFen / 2,
+        Format("One heart, one bench: benches in the courtyard of %s (%s)",
+               place.name().empty() ? place.code().c_str() : place.name().c_str(),
+               place.code().c_str())));
+  }
+  // Five old people's houses repaired.
+  for (size_t k = 0; k < std::size(kHouseRepairFen); ++k) {
+    const v1::Code& place = communities_[layout.Below(communities_.size())];
+    pays.push_back(Disbursement(
+        Id("repair", k + 1), "project/elderly-home", "supplier/house-repair", std::nullopt,
+        kHouseRepairFen[k],
+        Format("A home for the elderly: repair of house %zu of 5, %s", k + 1,
+               place.code().c_str())));
+  }
+  // Children: education aid to each, scholarships while the fund lasts.
+  for (size_t i = 0; i < recipients_.size(); ++i) {
+    const CategoryPlan& c = categories_[recipients_[i].category];
+    if (!c.student) continue;
+    if (CanSpend("fund/education", kEducationAidFen)) {
+      pays.push_back(Disbursement(Id("education-aid", i + 1), "fund/education", "", i,
+                                  kEducationAidFen, "education aid: tuition and books"));
+    }
+    if (CanSpend("fund/scholarship", kScholarshipFen)) {
+      pays.push_back(Disbursement(Id("scholarship", i + 1), "fund/scholarship", "", i,
+                                  kScholarshipFen, "scholarship for the school year"));
+      scholarships_count_ += 1;
+    }
+  }
+  // Meal-aid cards for the elderly: twelve monthly payments.
+  const int64_t meals = Scaled(kMealsCount);
+  for (int64_t month = 1; month <= 12; ++month) {
+    const int64_t served = meals / 12 + (month <= meals % 12 ? 1 : 0);
+    if (served == 0) continue;
+    pays.push_back(Disbursement(
+        Id("meals", static_cast<uint64_t>(month)), "fund/general", "supplier/meal-service",
+        std::nullopt, served * kMealSubsidyFen,
+        Format("meal aid: %" PRId64 " meals on elderly meal-aid cards, month %" PRId64, served,
+               month)));
+  }
+  // Management costs, quarterly.
+  const int64_t administration = giving_day_fen_ * kAdministrationBp / 10'000;
+  for (int64_t quarter = 1; quarter <= 4; ++quarter) {
+    const int64_t amount = administration / 4 + (quarter == 4 ? administration % 4 : 0);
+    if (amount == 0) continue;
+    pays.push_back(Disbursement(Id("administration", static_cast<uint64_t>(quarter)),
+                                "fund/general", "expense/administration", std::nullopt, amount,
+                                Format("management costs, quarter %" PRId64, quarter)));
+  }
+  // Cash aid by category from the general fund, keeping a reserve.
+  const int64_t reserve = giving_day_fen_ * kReserveBp / 10'000;
+  for (size_t i = 0; i < recipients_.size(); ++i) {
+    const CategoryPlan& c = categories_[recipients_[i].category];
+    if (c.source != AidSource::kGeneralFund || c.cash_aid_fen == 0) continue;
+    if (!CanSpend("fund/general", c.cash_aid_fen + reserve)) continue;
+    pays.push_back(Disbursement(Id("cash-aid", i + 1), "fund/general", "", i, c.cash_aid_fen,
+                                c.purpose));
+    cash_aid_count_ += 1;
+  }
+  // Disaster relief: cash aid to disaster victims, then relief goods.
+  for (size_t i = 0; i < recipients_.size(); ++i) {
+    const CategoryPlan& c = categories_[recipients_[i].category];
+    if (c.source != AidSource::kDisasterRelief) continue;
+    if (!CanSpend("project/disaster-relief", c.cash_aid_fen)) continue;
+    pays.push_back(Disbursement(Id("relief-aid", i + 1), "project/disaster-relief", "", i,
+                                c.cash_aid_fen, c.purpose));
+    cash_aid_count_ += 1;
+  }
+  const int64_t goods = std::min(relief_fen_ * kReliefGoodsBp / 10'000,
+                                 figures_.at("project/disaster-relief").held);
+  for (int k = 1; k <= kReliefGoodsPurchasesCount; ++k) {
+    const int64_t amount =
+        goods / kReliefGoodsPurchasesCount + (k == kReliefGoodsPurchasesCount
+                                                  ? goods % kReliefGoodsPurchasesCount
+                                                  : 0);
+    if (amount == 0) continue;
+    pays.push_back(Disbursement(Id("relief-goods", static_cast<uint64_t>(k)),
+                                "project/disaster-relief", "supplier/relief-goods", std::nullopt,
+                                amount,
+                                Format("relief goods: food, water and disinfectant, "
+                                       "purchase %d of %d",
+                                       k, kReliefGoodsPurchasesCount)));
+  }
+  AddPhase("spending", std::move(pays));
+
+  // The plan as a whole: conservation in the model.
+  int64_t held = 0;
+  for (const auto& [account, f] : figures_) {
+    DEMO_CHECK(f.held == f.raised + f.allocated_in - f.allocated_out - f.spent,
+               "model balances " + account);
+    DEMO_CHECK(f.held >= 0, "model never negative " + account);
+    held += f.held;
+  }
+  DEMO_CHECK(held + disbursed_fen_ == raised_fen_, "model conserves money");
+}
+
+// ---- The connection. ----
+
+class Client {
+ public:
+  explicit Client(const Flags& flags) : flags_(flags) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(kMessageBytesMax);
+    args.SetMaxSendMessageSize(kMessageBytesMax);
+    channel_ = grpc::CreateCustomChannel(flags.server, grpc::InsecureChannelCredentials(), args);
+    stub_ = v1::Ledger::NewStub(channel_);
+  }
+
+  // Calls `rpc` with a fresh context (deadline, token) until it is not a
+  // retryable failure or the retries run out.
+  template <typename Call>
+  grpc::Status WithRetries(const char* what, Call call) {
+    auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin);
+    grpc::Status status;
+    for (int attempt = 0;; ++attempt) {
+      grpc::ClientContext context;
+      Prepare(&context);
+      status = call(&context);
+      if (status.ok() || !Retryable(status.error_code()) || attempt == kRetriesMax) return status;
+      retries_ += 1;
+      std::printf("  %s: %s (%s), retrying in %lld ms\n", what,
+                  CodeName(status.error_code()), status.error_message().c_str(),
+                  static_cast<long long>(backoff.count()));
+      std::fflush(stdout);
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          kBackoffMax));
+    }
+  }
+
+  void Prepare(grpc::ClientContext* context) const {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(flags_.deadline_ms));
+    if (!flags_.token.empty()) context->AddMetadata("authorization", "Bearer " + flags_.token);
+  }
+
+  v1::Ledger::Stub& stub() { return *stub_; }
+  uint64_t retries() const { return retries_; }
+
+ private:
+  const Flags& flags_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Ledger::Stub> stub_;
+  uint64_t retries_ = 0;
+};
+
+[[noreturn]] void FailRpc(const char* what, const grpc::Status& status) {
+  std::string hint;
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+      status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    hint = " (writes need a clerk or admin token: --token=...; or run the server with --dev)";
+  } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    hint = " (is the server running at --server?)";
+  }
+  Fail(Format("%s: %s: %s%s", what, CodeName(status.error_code()),
+              status.error_message().c_str(), hint.c_str()));
+}
+
+// ---- Loading. ----
+
+struct Counters {
+  uint64_t written = 0;
+  uint64_t duplicate = 0;
+  uint64_t existing_accounts = 0;  // opened earlier by another run or tool
+};
+
+// Submits every phase in batches, in order, one batch at a time (so the ledger
+// order, and with it the oldest-first provenance, is the same on every run).
+class Loader {
+ public:
+  Loader(Client& client, Plan& plan) : client_(client), plan_(plan) {}
+
+  Counters Run() {
+    start_ = SteadyClock::now();
+    total_ = plan_.total_ops();
+    size_t global_base = 0;
+    // Small loads use smaller batches so that progress still shows about
+    // every 10%; batching changes neither the operations nor their order.
+    const size_t batch_ops =
+        std::clamp<size_t>(total_ / kProgressBatchesMin, kBatchOpsMin, kBatchOpsMax);
+    for (const Phase& phase : plan_.phases()) {
+      std::printf("loading %s: %s operations\n", phase.name.c_str(),
+                  Grouped(phase.count).c_str());
+      std::fflush(stdout);
+      for (size_t start = 0; start < phase.count; start += batch_ops) {
+        const size_t end = std::min(phase.count, start + batch_ops);
+        SubmitBatch(phase, start, end, global_base);
+        Progress(global_base + end, phase.name);
+      }
+      global_base += phase.count;
+    }
+    return counters_;
+  }
+
+ private:
+  void SubmitBatch(const Phase& phase, size_t start, size_t end, size_t global_base) {
+    v1::BatchRequest request;
+    request.mutable_operations()->Reserve(static_cast<int>(end - start));
+    for (size_t i = start; i < end; ++i) phase.build(i, request.add_operations());
+    const size_t count = end - start;
+    std::vector<bool> written(count, false);
+    v1::BatchResponse response;
+    for (int attempt = 0;; ++attempt) {
+      response.Clear();
+      grpc::Status status = client_.WithRetries("SubmitBatch", [&](grpc::ClientContext* c) {
+        return client_.stub().SubmitBatch(c, request, &response);
+      });
+      if (!status.ok()) {
+        FailRpc(Format("SubmitBatch of operations %zu..%zu (%s)", global_base + start,
+                       global_base + end - 1, phase.name.c_str())
+                    .c_str(),
+                status);
+      }
+      if (static_cast<size_t>(response.results_size()) != count) {
+        Fail(Format("contract: SubmitBatch answered %d results for %zu operations",
+                    response.results_size(), count));
+      }
+      // An operation refused because the queue filled is retried with its
+      // whole batch: the others come back as duplicates.
+      bool retry = false;
+      for (size_t j = 0; j < count; ++j) {
+        const v1::BatchResult& r = response.results(static_cast<int>(j));
+        if (r.code() == grpc::StatusCode::OK && !r.result().duplicate()) written[j] = true;
+        if (Retryable(r.code())) retry = true;
+      }
+      if (!retry) break;
+      if (attempt == kRetriesMax) break;  // reported below as an error
+      std::this_thread::sleep_for(kBackoffMin * (1 << std::min(attempt, 5)));
+    }
+    for (size_t j = 0; j < count; ++j) {
+      const v1::BatchResult& r = response.results(static_cast<int>(j));
+      const v1::BatchOperation& op = request.operations(static_cast<int>(j));
+      const size_t index = global_base + start + j;
+      if (r.code() == grpc::StatusCode::OK) {
+        if (written[j]) {
+          counters_.written += 1;
+        } else {
+          counters_.duplicate += 1;
+        }
+        if (phase.done) phase.done(start + j, r);
+        for (ShownTrace& shown : plan_.shown()) {
+          if (shown.op_index == index) {
+            shown.trace_code = r.trace_code();
+            shown.lot = r.lot();
+          }
+        }
+        continue;
+      }
+      if (r.code() == grpc::StatusCode::ALREADY_EXISTS && op.has_open_account() &&
+          AccountAlreadyOpen(op.open_account())) {
+        counters_.existing_accounts += 1;
+        continue;
+      }
+      std::string hint;
+      if (r.code() == grpc::StatusCode::ALREADY_EXISTS) {
+        hint = "\n  hint: this ledger already holds a different demo district (another --seed "
+               "or --scale, or one loaded by another version of this program); load into a "
+               "fresh data directory";
+      }
+      Fail(Format("operation %zu (%s, client_id %s) failed: %s: %s%s", index,
+                  phase.name.c_str(), ClientId(op).c_str(), CodeName(r.code()),
+                  r.message().c_str(), hint.c_str()));
+    }
+  }
+
+  // An account of the plan that exists already (opened by another run or
+  // tool) is fine if it is of the same kind, asset and restriction.
+  bool AccountAlreadyOpen(const v1::OpenAccountRequest& open) {
+    v1::GetAccountRequest request;
+    request.set_account(open.account());
+    v1::Account account;
+    grpc::Status status = client_.WithRetries("GetAccount", [&](grpc::ClientContext* c) {
+      return client_.stub().GetAccount(c, request, &account);
+    });
+    if (!status.ok()) return false;
+    const bool same = account.kind() == open.kind() && account.asset() == open.asset() &&
+                      (open.kind() != v1::FUND || account.restricted() == open.restricted()) &&
+                      !account.closed();
+    if (same) {
+      std::printf("  %s was already open (opened by another client id); using it\n",
+                  open.account().c_str());
+    }
+    return same;
+  }
+
+  static std::string ClientId(const v1::BatchOperation& op) {
+    switch (op.op_case()) {
+      case v1::BatchOperation::kOpenAccount: return op.open_account().client_id();
+      case v1::BatchOperation::kCloseAccount: return op.close_account().client_id();
+      case v1::BatchOperation::kDonate: return op.donate().client_id();
+      case v1::BatchOperation::kAllocate: return op.allocate().client_id();
+      case v1::BatchOperation::kDisburse: return op.disburse().client_id();
+      case v1::BatchOperation::kCorrect: return op.correct().client_id();
+      case v1::BatchOperation::kRegisterRecipient: return op.register_recipient().client_id();
+      case v1::BatchOperation::OP_NOT_SET: break;
+    }
+    return "?";
+  }
+
+  void Progress(size_t done, const std::string& phase) {
+    const size_t tenth = done * 10 / std::max<size_t>(total_, 1);
+    if (tenth == last_tenth_ && done != total_) return;
+    if (done == total_ && final_printed_) return;
+    last_tenth_ = tenth;
+    final_printed_ = done == total_;
+    const double seconds = SecondsSince(start_);
+    std::printf("[%3zu%%] %s/%s operations (%s written, %s duplicate) in %.1f s, %.0f ops/s  %s\n",
+                done * 100 / std::max<size_t>(total_, 1), Grouped(done).c_str(),
+                Grouped(total_).c_str(), Grouped(counters_.written).c_str(),
+                Grouped(counters_.duplicate).c_str(), seconds,
+                seconds > 0 ? static_cast<double>(done) / seconds : 0.0, phase.c_str());
+    std::fflush(stdout);
+  }
+
+  Client& client_;
+  Plan& plan_;
+  Counters counters_;
+  SteadyClock::time_point start_;
+  size_t total_ = 0;
+  size_t last_tenth_ = 0;
+  bool final_printed_ = false;
+};
+
+// ---- Checks against the server's own accounting. ----
+
+std::map<std::string, v1::FundSummary> FundSummaries(Client& client) {
+  v1::ListFundSummariesRequest request;
+  v1::FundSummaries response;
+  grpc::Status status = client.WithRetries("ListFundSummaries", [&](grpc::ClientContext* c) {
+    return client.stub().ListFundSummaries(c, request, &response);
+  });
+  if (!status.ok()) FailRpc("ListFundSummaries", status);
+  std::map<std::string, v1::FundSummary> out;
+  for (const v1::FundSummary& f : response.funds()) out[f.account()] = f;
+  return out;
+}
+
+// Before writing: the ledger must hold nothing of this plan's accounts, or a
+// prefix of this very plan (an earlier full or interrupted run). All gifts
+// precede all outflows in the plan, so once anything went out, everything
+// raised must be exactly what the plan raises.
+void CheckServerIsPrefix(const Plan& plan, const std::map<std::string, v1::FundSummary>& server) {
+  bool outflows = false;
+  std::vector<std::string> problems;
+  for (const auto& [account, f] : plan.figures()) {
+    auto it = server.find(account);
+    if (it == server.end()) continue;
+    const v1::FundSummary& s = it->second;
+    if (s.allocated_out() > 0 || s.spent() > 0) outflows = true;
+    if (s.corrected_in() > 0 || s.corrected_out() > 0) {
+      problems.push_back(account + " has corrections (the demo makes none)");
+    }
+    auto over = [&](const char* field, int64_t have, int64_t plan_value) {
+      if (have > plan_value) {
+        problems.push_back(Format("%s %s is %s yuan, more than this plan's %s", account.c_str(),
+                                  field, Yuan(have).c_str(), Yuan(plan_value).c_str()));
+      }
+    };
+    over("raised", s.raised(), f.raised);
+    over("allocated_in", s.allocated_in(), f.allocated_in);
+    over("allocated_out", s.allocated_out(), f.allocated_out);
+    over("spent", s.spent(), f.spent);
+  }
+  if (outflows) {
+    for (const auto& [account, f] : plan.figures()) {
+      auto it = server.find(account);
+      const int64_t raised = it == server.end() ? 0 : it->second.raised();
+      if (raised != f.raised) {
+        problems.push_back(Format("%s raised %s yuan, this plan raises %s", account.c_str(),
+                                  Yuan(raised).c_str(), Yuan(f.raised).c_str()));
+      }
+    }
+  }
+  if (problems.empty()) return;
+  std::string text =
+      "this ledger already holds a different district than --seed and --scale describe:";
+  for (const std::string& p : problems) text += "\n  " + p;
+  text += "\nload the demo into a fresh data directory, or rerun with the earlier --seed/--scale";
+  Fail(text);
+}
+
+// After the load: the server's accounting must equal the plan's model.
+bool CheckServerEqualsPlan(const Plan& plan, const std::map<std::string, v1::FundSummary>& server) {
+  bool same = true;
+  std::printf("\n%-24s %18s %16s %16s %16s %18s\n", "fund or project", "raised", "allocated in",
+              "allocated out", "spent", "held");
+  for (const auto& [account, f] : plan.figures()) {
+    auto it = server.find(account);
+    if (it == server.end()) {
+      std::printf("%-24s missing from ListFundSummaries\n", account.c_str());
+      same = false;
+      continue;
+    }
+    const v1::FundSummary& s = it->second;
+    const bool row_same = s.raised() == f.raised && s.allocated_in() == f.allocated_in &&
+                          s.allocated_out() == f.allocated_out && s.spent() == f.spent &&
+                          s.held() == f.held;
+    std::printf("%-24s %18s %16s %16s %16s %18s%s\n", account.c_str(), Yuan(s.raised()).c_str(),
+                Yuan(s.allocated_in()).c_str(), Yuan(s.allocated_out()).c_str(),
+                Yuan(s.spent()).c_str(), Yuan(s.held()).c_str(), row_same ? "" : "  <- differs");
+    if (!row_same) {
+      std::printf("%-24s %18s %16s %16s %16s %18s  (plan)\n", "", Yuan(f.raised).c_str(),
+                  Yuan(f.allocated_in).c_str(), Yuan(f.allocated_out).c_str(),
+                  Yuan(f.spent).c_str(), Yuan(f.held).c_str());
+      same = false;
+    }
+  }
+  return same;
+}
+
+// Where one shown gift went, from the public TraceByCode; the trace must
+// account for every fen of the gift.
+bool ShowTrace(Client& client, const ShownTrace& shown) {
+  v1::TraceByCodeRequest request;
+  request.set_trace_code(shown.trace_code);
+  v1::Trace trace;
+  grpc::Status status = client.WithRetries("TraceByCode", [&](grpc::ClientContext* c) {
+    return client.stub().TraceByCode(c, request, &trace);
+  });
+  std::printf("\n%s, %s yuan, lot %" PRIu64 "\n", shown.label.c_str(), Yuan(shown.amount).c_str(),
+              shown.lot);
+  if (!status.ok()) {
+    std::printf("  TraceByCode failed: %s: %s\n", CodeName(status.error_code()),
+                status.error_message().c_str());
+    return false;
+  }
+  // Group places: recipients by category, the rest by account.
+  std::map<std::string, std::pair<int64_t, uint64_t>> reached;
+  int64_t sum = 0;
+  for (const v1::TracePlace& p : trace.reached()) {
+    const std::string key = p.kind() == v1::RECIPIENT
+                                ? "recipients in category " + p.category()
+                                : p.account();
+    reached[key].first += p.amount();
+    reached[key].second += 1;
+    sum += p.amount();
+  }
+  for (const auto& [place, amount_count] : reached) {
+    std::printf("  reached %-40s %14s yuan (%s place%s)\n", place.c_str(),
+                Yuan(amount_count.first).c_str(), Grouped(amount_count.second).c_str(),
+                amount_count.second == 1 ? "" : "s");
+  }
+  for (const v1::TracePlace& p : trace.held()) {
+    std::printf("  held in %-40s %14s yuan\n", p.account().c_str(), Yuan(p.amount()).c_str());
+    sum += p.amount();
+  }
+  std::printf("  %zu movement%s; ", static_cast<size_t>(trace.hops_size()),
+              trace.hops_size() == 1 ? "" : "s");
+  const bool exact = sum == shown.amount && trace.amount() == shown.amount;
+  std::printf("%s\n", exact ? "accounts for every fen"
+                            : Format("DOES NOT ADD UP: %s of %s yuan", Yuan(sum).c_str(),
+                                     Yuan(shown.amount).c_str())
+                                  .c_str());
+  return exact;
+}
+
+int Main(int argc, char** argv) {
+  const Flags flags = ParseFlags(argc, argv);
+  const SteadyClock::time_point start = SteadyClock::now();
+  Client client(flags);
+  std::printf("warmledger-demo: server %s, seed %" PRIu64 ", scale %s\n", flags.server.c_str(),
+              flags.seed, flags.scale_text.c_str());
+
+  v1::Registry registry;
+  {
+    v1::GetRegistryRequest request;
+    grpc::Status status = client.WithRetries("GetRegistry", [&](grpc::ClientContext* c) {
+      return client.stub().GetRegistry(c, request, &registry);
+    });
+    if (!status.ok()) FailRpc("GetRegistry", status);
+  }
+  if (registry.categories().empty() || registry.communities().empty()) {
+    Fail(Format("the server's registry has %d categories and %d communities; the demo needs both",
+                registry.categories_size(), registry.communities_size()));
+  }
+  std::printf("registry: %d categories, %d communities%s\n", registry.categories_size(),
+              registry.communities_size(),
+              registry.categories_size() == 11 && registry.communities_size() == 175
+                  ? " (the district's 11 and 175)"
+                  : " (the district has 11 and 175; loading with what is configured)");
+
+  Plan plan(flags, registry);
+  std::printf("plan: %s operations (%s recipients, %s donations, %s allocations, %s "
+              "disbursements)\n",
+              Grouped(plan.total_ops()).c_str(), Grouped(plan.recipients_count()).c_str(),
+              Grouped(plan.donations_count()).c_str(), Grouped(plan.allocations_count()).c_str(),
+              Grouped(plan.disbursements_count()).c_str());
+  for (const CategoryPlan& c : plan.categories()) {
+    std::printf("  category %-24s %s\n", c.code.c_str(),
+                c.student ? "children: education aid and scholarships"
+                : c.source == AidSource::kDisasterRelief
+                    ? Format("disaster relief cash aid, %s yuan", Yuan(c.cash_aid_fen).c_str())
+                          .c_str()
+                    : Format("cash aid, %s yuan", Yuan(c.cash_aid_fen).c_str()).c_str());
+  }
+
+  v1::Head head_before;
+  {
+    v1::GetHeadRequest request;
+    grpc::Status status = client.WithRetries("GetHead", [&](grpc::ClientContext* c) {
+      return client.stub().GetHead(c, request, &head_before);
+    });
+    if (!status.ok()) FailRpc("GetHead", status);
+  }
+  std::printf("ledger head before: seq %s\n", Grouped(head_before.seq()).c_str());
+  CheckServerIsPrefix(plan, FundSummaries(client));
+
+  Loader loader(client, plan);
+  const SteadyClock::time_point load_start = SteadyClock::now();
+  const Counters counters = loader.Run();
+  const double load_seconds = SecondsSince(load_start);
+
+  v1::Head head_after;
+  {
+    v1::GetHeadRequest request;
+    grpc::Status status = client.WithRetries("GetHead", [&](grpc::ClientContext* c) {
+      return client.stub().GetHead(c, request, &head_after);
+    });
+    if (!status.ok()) FailRpc("GetHead", status);
+  }
+
+  std::printf("\nsummary (seed %" PRIu64 ", scale %s)\n", flags.seed, flags.scale_text.c_str());
+  std::printf("  operations     %s: %s written, %s duplicate (already in the ledger)%s\n",
+              Grouped(plan.total_ops()).c_str(), Grouped(counters.written).c_str(),
+              Grouped(counters.duplicate).c_str(),
+              counters.existing_accounts > 0
+                  ? Format(", %s accounts opened earlier",
+                           Grouped(counters.existing_accounts).c_str())
+                        .c_str()
+                  : "");
+  std::printf("  recipients     %s in %d categories and %d communities\n",
+              Grouped(plan.recipients_count()).c_str(), registry.categories_size(),
+              registry.communities_size());
+  std::printf("  99 Giving Day  %s donations (%s anonymous), %s yuan\n",
+              Grouped(plan.giving_day_count()).c_str(), Grouped(plan.anonymous_count()).c_str(),
+              Yuan(plan.giving_day_fen()).c_str());
+  std::printf("  named projects One heart, one bench %s yuan; A home for the elderly %s yuan\n",
+              Yuan(kBenchGiftFen).c_str(), Yuan(kElderlyHomeFen).c_str());
+  std::printf("  relief         %s donations, %s yuan\n", Grouped(plan.relief_count()).c_str(),
+              Yuan(plan.relief_fen()).c_str());
+  std::printf("  total raised   %s yuan in %s donations\n", Yuan(plan.raised_fen()).c_str(),
+              Grouped(plan.donations_count()).c_str());
+  std::printf("  spent          %s yuan in %s disbursements (%s cash aid, %s scholarships); "
+              "%s allocations\n",
+              Yuan(plan.disbursed_fen()).c_str(), Grouped(plan.disbursements_count()).c_str(),
+              Grouped(plan.cash_aid_count()).c_str(), Grouped(plan.scholarships_count()).c_str(),
+              Grouped(plan.allocations_count()).c_str());
+  std::printf("  ledger head    seq %s -> %s\n", Grouped(head_before.seq()).c_str(),
+              Grouped(head_after.seq()).c_str());
+  std::printf("  time           %.2f s loading (%.0f ops/s), %.2f s in all, %s retries\n",
+              load_seconds,
+              load_seconds > 0 ? static_cast<double>(plan.total_ops()) / load_seconds : 0.0,
+              SecondsSince(start), Grouped(client.retries()).c_str());
+
+  bool ok = CheckServerEqualsPlan(plan, FundSummaries(client));
+  std::printf(ok ? "the server's fund summaries equal the plan to the fen\n"
+                 : "THE SERVER'S FUND SUMMARIES DIFFER FROM THE PLAN\n");
+
+  size_t shown_count = 0;
+  for (const ShownTrace& shown : plan.shown()) {
+    if (shown_count == kShownTracesMax) break;
+    if (shown.trace_code.empty()) {
+      std::printf("\n%s: the server returned no trace code\n", shown.label.c_str());
+      ok = false;
+      continue;
+    }
+    ok = ShowTrace(client, shown) && ok;
+    shown_count += 1;
+  }
+
+  const bool default_server = flags.server == kDefaultServer;
+  const std::string server_flag = default_server ? "" : " --server=" + flags.server;
+  std::printf("\nTry it (the CLI speaks gRPC itself; no grpcurl needed):\n");
+  for (const ShownTrace& shown : plan.shown()) {
+    if (shown.trace_code.empty()) continue;
+    std::printf("  build/bin/warmledger trace --code=%s%s   # %s\n", shown.trace_code.c_str(),
+                server_flag.c_str(), shown.label.c_str());
+  }
+  std::printf("  build/bin/warmledger funds%s        # every fund and project: raised, spent, "
+              "held\n",
+              server_flag.c_str());
+  std::printf("  build/bin/warmledger tail --from=%" PRIu64
+              "%s   # the last entries, then each new one as it is committed (auditor or "
+              "admin token%s)\n",
+              head_after.seq() > 9 ? head_after.seq() - 9 : 1, server_flag.c_str(),
+              flags.token.empty() ? "; none needed in --dev" : "");
+  std::printf("A trace code is all a donor needs: TraceByCode is public, no account or token.\n");
+  std::printf("Run this demo again with the same --seed and --scale: every write comes back as a "
+              "duplicate and nothing changes.\n");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace warmledger::demo
+
+int main(int argc, char** argv) { return warmledger::demo::Main(argc, argv); }
