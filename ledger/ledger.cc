@@ -565,6 +565,14 @@ class Ledger::Impl {
   OpResult ApplyOne(const Operation& op, const EntryLookup& lookup, Journal* journal,
                     Pending* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
     OpResult result;
+    if (const auto* open = std::get_if<OpenAccountOp>(&op.body); open && op.if_absent) {
+      auto existing = state_.GetAccount(open->account);
+      if (existing.ok() && existing->kind == open->kind && existing->asset == open->asset) {
+        result.seq = existing->opened_seq;
+        result.duplicate = true;
+        return result;
+      }
+    }
     if (auto seq = state_.FindClientId(op.client_id)) {
       auto original = lookup(*seq);
       if (!original.ok()) {

@@ -158,6 +158,11 @@ struct Operation {
   // fails as a unit.
   bool linked = false;
   OpBody body;
+  // OPEN_ACCOUNT only: if the account already exists with the same kind and
+  // asset, succeed without writing anything (the result carries the seq that
+  // opened it and duplicate = true) instead of answering kAlreadyExists.
+  // Lets "open the donor if new, then donate" run concurrently.
+  bool if_absent = false;
 };
 
 // Names the first field in which two operation bodies differ ("type" if the

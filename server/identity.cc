@@ -36,7 +36,7 @@ char ResidentIdCheckChar(std::string_view first17) {
   return kCheck[sum % 11];
 }
 
-absl::Status ValidateResidentId(std::string_view id, int current_year) {
+absl::Status ValidateResidentId(std::string_view id, int today_yyyymmdd) {
   if (id.size() != 18) {
     return absl::InvalidArgumentError(
         absl::StrCat("id_number: must be 18 characters, got ", id.size()));
@@ -57,9 +57,9 @@ absl::Status ValidateResidentId(std::string_view id, int current_year) {
   };
   int year = num(6, 4), month = num(10, 2), day = num(12, 2);
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool valid_date = year >= 1900 && year <= current_year && month >= 1 && month <= 12 &&
-                    day >= 1 &&
-                    day <= kDays[month - 1] + (month == 2 && IsLeap(year) ? 1 : 0);
+  bool valid_date = year >= 1900 && month >= 1 && month <= 12 && day >= 1 &&
+                    day <= kDays[month - 1] + (month == 2 && IsLeap(year) ? 1 : 0) &&
+                    year * 10000 + month * 100 + day <= today_yyyymmdd;
   if (!valid_date) {
     return absl::InvalidArgumentError("id_number: characters 7-14 are not a real date of birth");
   }

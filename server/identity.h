@@ -12,10 +12,10 @@
 namespace warmledger::server {
 
 // Checks an 18-character PRC resident ID number: 17 digits and a check
-// character (digit or 'X'), a real date of birth (1900-01-01 .. today), and
-// the ISO 7064 MOD 11-2 check character. Errors are kInvalidArgument naming
-// the field `id_number` and never quoting the number.
-absl::Status ValidateResidentId(std::string_view id_number, int current_year);
+// character (digit or 'X'), a real date of birth (1900-01-01 .. today, given
+// as YYYYMMDD), and the ISO 7064 MOD 11-2 check character. Errors are
+// kInvalidArgument naming the field `id_number` and never quoting the number.
+absl::Status ValidateResidentId(std::string_view id_number, int today_yyyymmdd);
 
 // The ISO 7064 MOD 11-2 check character of the first 17 digits.
 char ResidentIdCheckChar(std::string_view first17);

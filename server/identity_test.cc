@@ -22,8 +22,8 @@ std::string ValidId(std::string first17 = "41010319900307123") {
 TEST(ResidentIdTest, KnownCheckCharactersFollowIso7064Mod11_2) {
   // Published example: 11010519491231002X.
   EXPECT_EQ(ResidentIdCheckChar("11010519491231002"), 'X');
-  EXPECT_TRUE(ValidateResidentId("11010519491231002X", 2026).ok());
-  EXPECT_TRUE(ValidateResidentId("11010519491231002x", 2026).ok());
+  EXPECT_TRUE(ValidateResidentId("11010519491231002X", 20261128).ok());
+  EXPECT_TRUE(ValidateResidentId("11010519491231002x", 20261128).ok());
 }
 
 TEST(ResidentIdTest, EveryWrongCheckCharacterIsRejected) {
@@ -31,7 +31,7 @@ TEST(ResidentIdTest, EveryWrongCheckCharacterIsRejected) {
   for (char c : std::string("0123456789X")) {
     if (c == id[17]) continue;
     std::string bad = id.substr(0, 17) + c;
-    absl::Status s = ValidateResidentId(bad, 2026);
+    absl::Status s = ValidateResidentId(bad, 20261128);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(s.message()), HasSubstr("check character"));
   }
@@ -40,7 +40,7 @@ TEST(ResidentIdTest, EveryWrongCheckCharacterIsRejected) {
 TEST(ResidentIdTest, WrongLengthAndNonDigitsAreRejectedNamingTheField) {
   for (std::string bad : {std::string(""), ValidId().substr(0, 17), ValidId() + "1",
                           std::string("4101031990030712A3")}) {
-    absl::Status s = ValidateResidentId(bad, 2026);
+    absl::Status s = ValidateResidentId(bad, 20261128);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(s.message()), HasSubstr("id_number"));
   }
@@ -50,18 +50,18 @@ TEST(ResidentIdTest, ImpossibleDatesOfBirthAreRejected) {
   for (const char* date : {"19900230", "19900431", "18991231", "20300101", "19901301",
                            "19900100", "21000229"}) {
     std::string first17 = std::string("410103") + date + "123";
-    EXPECT_EQ(ValidateResidentId(ValidId(first17), 2026).code(),
+    EXPECT_EQ(ValidateResidentId(ValidId(first17), 20261128).code(),
               absl::StatusCode::kInvalidArgument)
         << date;
   }
-  EXPECT_TRUE(ValidateResidentId(ValidId("41010320000229123"), 2026).ok());  // leap day
+  EXPECT_TRUE(ValidateResidentId(ValidId("41010320000229123"), 20261128).ok());  // leap day
 }
 
 TEST(ResidentIdTest, ErrorsNeverQuoteTheNumber) {
   std::string id = ValidId();
   id[17] = id[17] == '0' ? '1' : '0';
-  EXPECT_THAT(std::string(ValidateResidentId(id, 2026).message()), Not(HasSubstr(id)));
-  EXPECT_THAT(std::string(ValidateResidentId(id.substr(0, 16), 2026).message()),
+  EXPECT_THAT(std::string(ValidateResidentId(id, 20261128).message()), Not(HasSubstr(id)));
+  EXPECT_THAT(std::string(ValidateResidentId(id.substr(0, 16), 20261128).message()),
               Not(HasSubstr(id.substr(0, 16))));
 }
 

@@ -11,7 +11,10 @@
 #include <filesystem>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "ledger/sha256.h"
 #include "ledger/limits.h"
 #include "ledger/status_macros.h"
 #include "server/auth.h"
@@ -51,13 +54,6 @@ std::string_view AuthorizationOf(const grpc::ServerContextBase* ctx) {
   return std::string_view(it->second.data(), it->second.size());
 }
 
-int CurrentYear() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return tm.tm_year + 1900;
-}
-
 }  // namespace
 
 bool IsLoopbackListen(std::string_view listen) {
@@ -65,7 +61,25 @@ bool IsLoopbackListen(std::string_view listen) {
   if (colon == std::string_view::npos) return false;
   std::string_view host = listen.substr(0, colon);
   if (host == "localhost" || host == "[::1]") return true;
-  return host.substr(0, 4) == "127.";
+  // An IPv4 address in 127.0.0.0/8: exactly four decimal octets. A DNS name
+  // that merely starts with "127." may resolve anywhere.
+  int octets = 0;
+  size_t i = 0;
+  while (i <= host.size()) {
+    size_t dot = host.find('.', i);
+    if (dot == std::string_view::npos) dot = host.size();
+    std::string_view part = host.substr(i, dot - i);
+    if (part.empty() || part.size() > 3) return false;
+    int value = 0;
+    for (char c : part) {
+      if (c < '0' || c > '9') return false;
+      value = value * 10 + (c - '0');
+    }
+    if (value > 255 || (octets == 0 && value != 127)) return false;
+    ++octets;
+    i = dot + 1;
+  }
+  return octets == 4;
 }
 
 // Everything the services share.
@@ -76,6 +90,15 @@ struct Shared {
   Registry registry = Registry::Default();
   std::string key;
   std::atomic<bool> shutting_down{false};
+
+  // Today's date (UTC) on the server's clock, as YYYYMMDD.
+  int TodayYyyymmdd() const {
+    Clock* clock = options.clock ? options.clock : SystemClock::Default();
+    std::time_t t = static_cast<std::time_t>(clock->NowMicros() / 1'000'000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+  }
 
   void Log(const char* method, Role role, absl::StatusCode code, int64_t start_us) const {
     std::string line = absl::StrCat("{\"rpc\":\"", method, "\",\"role\":\"", RoleName(role),
@@ -128,138 +151,193 @@ class UnaryCall {
 
 // Turns API write requests into engine operations and engine results back
 // into API results. One BatchOperation becomes one or two engine operations
-// (a donation with create_donor opens the donor first, linked).
+// (a donation with create_donor first opens the donor if it is absent,
+// linked). Errors always number operations as the caller sent them.
 class WritePlanner {
  public:
   explicit WritePlanner(const Shared* shared) : shared_(shared) {}
 
   struct Planned {
     size_t first = 0;  // index of its first engine operation
-    size_t count = 0;  // engine operations (0 when rejected before submission)
+    size_t count = 0;  // engine operations (0 when not submitted)
     absl::Status error;
     bool linked = false;
     bool is_donation = false;
+    bool opens_donor = false;
     std::string trace_code;
     std::string recipient;
+    pb::WriteResult result;
   };
 
   void Add(const pb::BatchOperation& op) {
     Planned p;
     p.linked = op.linked();
-    p.error = Convert(op, &p);
+    std::vector<Operation> ops;
+    p.error = Convert(op, &p, &ops);
+    if (!p.error.ok()) ops.clear();
+    if (!ops.empty()) ops.back().linked = op.linked();
+    pending_.push_back(std::move(ops));
     planned_.push_back(std::move(p));
   }
 
-  // Drops every chain that contains a rejected operation (the chain fails as
-  // a unit) and returns the engine operations to submit.
+  // Checks the chains and returns the engine operations to submit. A chain
+  // with an operation rejected here is not submitted at all.
   std::vector<Operation> TakeOperations() {
     std::vector<Operation> ops;
-    size_t i = 0;
-    while (i < planned_.size()) {
-      size_t end = i;
-      while (end + 1 < planned_.size() && planned_[end].linked) ++end;
-      size_t failed = SIZE_MAX;
-      for (size_t k = i; k <= end; ++k) {
-        if (!planned_[k].error.ok()) {
-          failed = k;
-          break;
+    ForEachChain([&](size_t first, size_t last) {
+      size_t engine_ops = 0;
+      for (size_t k = first; k <= last; ++k) engine_ops += pending_[k].size();
+      if (planned_[last].linked) {
+        for (size_t k = first; k <= last; ++k) {
+          planned_[k].error = absl::InvalidArgumentError(absl::StrCat(
+              "operations[", k, "].linked: the chain starting at operation ", first,
+              " is not closed (its last operation must have linked = false)"));
+        }
+      } else if (engine_ops > kLinkedGroupOpsMax) {
+        for (size_t k = first; k <= last; ++k) {
+          planned_[k].error = absl::InvalidArgumentError(absl::StrCat(
+              "operations[", k, "].linked: the chain starting at operation ", first,
+              " is too long (", engine_ops, " entries, at most ", kLinkedGroupOpsMax, ")"));
         }
       }
-      for (size_t k = i; k <= end; ++k) {
-        Planned& p = planned_[k];
-        if (failed != SIZE_MAX) {
-          if (k != failed) {
-            p.error = absl::AbortedError(absl::StrCat(
-                "linked operation failed: operation ", failed, ": ",
-                planned_[failed].error.message()));
-          }
-          p.count = 0;
-          continue;
-        }
-        p.first = ops.size();
+      if (FailChain(first, last)) return;
+      for (size_t k = first; k <= last; ++k) {
+        planned_[k].first = ops.size();
+        planned_[k].count = pending_[k].size();
         for (Operation& o : pending_[k]) ops.push_back(std::move(o));
       }
-      i = end + 1;
-    }
+    });
     pending_.clear();
     return ops;
   }
 
-  // The status and result of planned operation `index`.
-  absl::Status Result(size_t index, const std::vector<OpResult>& results,
-                      pb::WriteResult* out) const {
-    const Planned& p = planned_[index];
-    if (!p.error.ok()) return p.error;
-    absl::Status status;
-    const OpResult* last = nullptr;
-    for (size_t k = p.first; k < p.first + p.count; ++k) {
-      const OpResult& r = results[k];
-      last = &r;
-      if (!r.status.ok() && (status.ok() || status.code() == absl::StatusCode::kAborted)) {
-        status = r.status;
+  // Maps the engine's results back to the planned operations.
+  void Resolve(const std::vector<OpResult>& results) {
+    for (Planned& p : planned_) {
+      if (p.count == 0) continue;
+      const OpResult& last = results[p.first + p.count - 1];
+      for (size_t k = p.first; k < p.first + p.count; ++k) {
+        const absl::Status& s = results[k].status;
+        if (!s.ok() && s.code() != absl::StatusCode::kAborted) {
+          p.error = Rephrase(p, k == p.first && p.opens_donor, s);
+          break;
+        }
+        if (!s.ok() && p.error.ok()) p.error = s;
+      }
+      if (p.error.ok()) {
+        p.result.set_seq(last.seq);
+        p.result.set_time_us(last.time_us);
+        p.result.set_duplicate(last.duplicate);
       }
     }
-    if (!status.ok()) return Rephrase(p, status);
-    out->set_seq(last->seq);
-    out->set_time_us(last->time_us);
-    out->set_duplicate(last->duplicate);
-    return absl::OkStatus();
+    // The engine numbers chain members by its own operations; renumber.
+    ForEachChain([&](size_t first, size_t last) { FailChain(first, last); });
   }
 
   const Planned& planned(size_t index) const { return planned_[index]; }
   size_t size() const { return planned_.size(); }
 
  private:
-  absl::Status Convert(const pb::BatchOperation& op, Planned* p) {
-    std::vector<Operation> ops;
-    absl::Status s;
+  template <typename F>
+  void ForEachChain(F f) {
+    size_t i = 0;
+    while (i < planned_.size()) {
+      size_t end = i;
+      while (end + 1 < planned_.size() && planned_[end].linked) ++end;
+      f(i, end);
+      i = end + 1;
+    }
+  }
+
+  // If a member of the chain [first, last] failed for a reason of its own,
+  // every other member fails with ABORTED naming it. Returns whether the
+  // chain failed.
+  bool FailChain(size_t first, size_t last) {
+    size_t failed = SIZE_MAX;
+    for (size_t k = first; k <= last && failed == SIZE_MAX; ++k) {
+      const absl::Status& e = planned_[k].error;
+      if (!e.ok() && (e.code() != absl::StatusCode::kAborted || first == last)) failed = k;
+    }
+    if (failed == SIZE_MAX) return false;
+    if (last == first) return true;
+    for (size_t k = first; k <= last; ++k) {
+      if (k == failed) continue;
+      if (planned_[k].error.code() == absl::StatusCode::kInvalidArgument &&
+          planned_[failed].error.code() == absl::StatusCode::kInvalidArgument &&
+          absl::StrContains(planned_[k].error.message(), ".linked:")) {
+        continue;  // every member already names the broken chain
+      }
+      planned_[k].error = absl::AbortedError(
+          absl::StrCat("linked operation failed: operation ", failed, ": ",
+                       planned_[failed].error.message()));
+    }
+    return true;
+  }
+
+  absl::Status Convert(const pb::BatchOperation& op, Planned* p, std::vector<Operation>* ops) {
     switch (op.op_case()) {
-      case pb::BatchOperation::kOpenAccount: s = OpenAccount(op.open_account(), &ops); break;
+      case pb::BatchOperation::kOpenAccount: return OpenAccount(op.open_account(), ops);
       case pb::BatchOperation::kCloseAccount: {
         const auto& r = op.close_account();
-        ops.push_back({r.client_id(), false, CloseAccountOp{r.account(), r.reason()}});
-        break;
+        WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+        ops->push_back({r.client_id(), false, CloseAccountOp{r.account(), r.reason()}});
+        return absl::OkStatus();
       }
-      case pb::BatchOperation::kDonate: s = Donate(op.donate(), p, &ops); break;
+      case pb::BatchOperation::kDonate: return Donate(op.donate(), p, ops);
       case pb::BatchOperation::kAllocate: {
         const auto& r = op.allocate();
-        ops.push_back({r.client_id(), false,
-                       AllocationOp{r.from(), r.to(), r.asset(), r.amount(), r.reason()}});
-        break;
+        WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+        ops->push_back({r.client_id(), false,
+                        AllocationOp{r.from(), r.to(), r.asset(), r.amount(), r.reason()}});
+        return absl::OkStatus();
       }
       case pb::BatchOperation::kDisburse: {
         const auto& r = op.disburse();
-        ops.push_back({r.client_id(), false,
-                       DisbursementOp{r.from(), r.to(), r.asset(), r.amount(), r.purpose()}});
-        break;
+        WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+        ops->push_back({r.client_id(), false,
+                        DisbursementOp{r.from(), r.to(), r.asset(), r.amount(), r.purpose()}});
+        return absl::OkStatus();
       }
       case pb::BatchOperation::kCorrect: {
         const auto& r = op.correct();
-        ops.push_back({r.client_id(), false,
-                       CorrectionOp{r.ref_seq(), static_cast<CorrectionMode>(r.mode()),
-                                    r.reason(), r.from(), r.to(), r.asset(), r.amount()}});
-        break;
+        WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+        if (r.mode() != pb::REVERSE && r.mode() != pb::ADJUST) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("mode: ", static_cast<int>(r.mode()), " is not REVERSE or ADJUST"));
+        }
+        ops->push_back({r.client_id(), false,
+                        CorrectionOp{r.ref_seq(), static_cast<CorrectionMode>(r.mode()),
+                                     r.reason(), r.from(), r.to(), r.asset(), r.amount()}});
+        return absl::OkStatus();
       }
       case pb::BatchOperation::kRegisterRecipient:
-        s = RegisterRecipient(op.register_recipient(), p, &ops);
-        break;
+        return RegisterRecipient(op.register_recipient(), p, ops);
       case pb::BatchOperation::OP_NOT_SET:
-        s = absl::InvalidArgumentError("op: no operation set");
         break;
     }
-    if (!s.ok()) ops.clear();
-    if (!ops.empty()) ops.back().linked = op.linked();
-    p->count = ops.size();
-    pending_.push_back(std::move(ops));
-    return s;
+    return absl::InvalidArgumentError("op: no operation set");
+  }
+
+  // Client ids starting with '~' are reserved for operations the server
+  // derives (opening a donor).
+  static absl::Status CheckClientId(const std::string& id) {
+    if (!id.empty() && id[0] == '~') {
+      return absl::InvalidArgumentError("client_id: ids starting with '~' are reserved");
+    }
+    return absl::OkStatus();
   }
 
   absl::Status OpenAccount(const pb::OpenAccountRequest& r, std::vector<Operation>* ops) {
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
     if (r.kind() == pb::ACCOUNT_KIND_UNSPECIFIED) {
       return absl::InvalidArgumentError("kind: required");
     }
     if (r.kind() == pb::RECIPIENT) {
       return absl::InvalidArgumentError("kind: recipients are registered with RegisterRecipient");
+    }
+    if (!pb::AccountKind_IsValid(r.kind())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kind: ", static_cast<int>(r.kind()), " is not an account kind"));
     }
     OpenAccountOp op{r.account(), static_cast<AccountKind>(r.kind()), r.asset(),
                      r.restricted() ? kAccountRestricted : 0u, r.name()};
@@ -269,12 +347,20 @@ class WritePlanner {
 
   absl::Status Donate(const pb::DonateRequest& r, Planned* p, std::vector<Operation>* ops) {
     p->is_donation = true;
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
     if (r.client_id().empty()) return absl::InvalidArgumentError("client_id: required");
-    if (r.create_donor() && !donors_opened_.contains(r.donor()) &&
-        !shared_->ledger->GetAccount(r.donor()).ok()) {
-      donors_opened_.insert(r.donor());
-      ops->push_back({r.client_id() + "/donor", true,
-                      OpenAccountOp{r.donor(), AccountKind::kDonor, "", 0, r.donor_name()}});
+    if (!pb::DonationChannel_IsValid(r.channel())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("channel: ", static_cast<int>(r.channel()), " is not a channel"));
+    }
+    if (r.create_donor()) {
+      // The open's id is derived from the donation's, so a retry derives the
+      // same one; if_absent makes concurrent first gifts of one donor safe.
+      Hash h = Sha256(r.client_id());
+      ops->push_back({absl::StrCat("~donor/", HashToHex(h).substr(0, 32)), true,
+                      OpenAccountOp{r.donor(), AccountKind::kDonor, "", 0, r.donor_name()},
+                      /*if_absent=*/true});
+      p->opens_donor = true;
     }
     p->trace_code = TraceCode(shared_->key, r.client_id());
     DonationOp op{r.donor(), r.to(), r.asset(), r.amount(),
@@ -286,7 +372,8 @@ class WritePlanner {
 
   absl::Status RegisterRecipient(const pb::RegisterRecipientRequest& r, Planned* p,
                                  std::vector<Operation>* ops) {
-    WL_RETURN_IF_ERROR(ValidateResidentId(r.id_number(), CurrentYear()));
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+    WL_RETURN_IF_ERROR(ValidateResidentId(r.id_number(), shared_->TodayYyyymmdd()));
     if (!shared_->registry.HasCategory(r.category())) {
       return absl::InvalidArgumentError(
           absl::StrCat("category: '", r.category(), "' is not a configured category"));
@@ -302,13 +389,19 @@ class WritePlanner {
     return absl::OkStatus();
   }
 
-  // Engine messages name engine fields; a second registration of the same
-  // person should say so in the caller's words.
-  static absl::Status Rephrase(const Planned& p, const absl::Status& s) {
+  // Engine messages name engine fields; say it in the caller's words.
+  static absl::Status Rephrase(const Planned& p, bool from_donor_open, const absl::Status& s) {
+    std::string msg(s.message());
     if (!p.recipient.empty() && s.code() == absl::StatusCode::kAlreadyExists &&
-        s.message().find("open_account.account") != absl::string_view::npos) {
+        absl::StrContains(msg, "open_account.account")) {
       return absl::AlreadyExistsError(
           absl::StrCat("id_number: this person is already registered as ", p.recipient));
+    }
+    if (from_donor_open) {
+      absl::StrReplaceAll({{"open_account.account", "donor"}, {"open_account.name", "donor_name"},
+                           {"open_account", "donor"}},
+                          &msg);
+      return absl::Status(s.code(), msg);
     }
     return s;
   }
@@ -316,7 +409,6 @@ class WritePlanner {
   const Shared* shared_;
   std::vector<Planned> planned_;
   std::vector<std::vector<Operation>> pending_;
-  absl::flat_hash_set<std::string> donors_opened_;
 };
 
 class LedgerService final : public pb::Ledger::CallbackService {
@@ -410,17 +502,19 @@ class LedgerService final : public pb::Ledger::CallbackService {
     for (const pb::BatchOperation& op : req->operations()) planner->Add(op);
     shared_->ledger->SubmitAsync(
         planner->TakeOperations(), [call, planner, resp](std::vector<OpResult> results) {
+          planner->Resolve(results);
           for (size_t i = 0; i < planner->size(); ++i) {
-            pb::BatchResult* out = resp->add_results();
-            absl::Status s = planner->Result(i, results, out->mutable_result());
-            out->set_code(static_cast<int32_t>(s.code()));
-            out->set_message(std::string(s.message()));
             const WritePlanner::Planned& p = planner->planned(i);
-            if (s.ok() && p.is_donation) {
-              out->set_lot(out->result().seq());
+            pb::BatchResult* out = resp->add_results();
+            out->set_code(static_cast<int32_t>(p.error.code()));
+            out->set_message(std::string(p.error.message()));
+            if (!p.error.ok()) continue;
+            *out->mutable_result() = p.result;
+            if (p.is_donation) {
+              out->set_lot(p.result.seq());
               out->set_trace_code(p.trace_code);
             }
-            if (s.ok()) out->set_recipient(p.recipient);
+            out->set_recipient(p.recipient);
           }
           call->Finish(absl::OkStatus());
         });
@@ -606,16 +700,15 @@ class LedgerService final : public pb::Ledger::CallbackService {
     planner->Add(op);
     std::vector<Operation> ops = planner->TakeOperations();
     if (ops.empty()) {
-      pb::WriteResult ignored;
-      call->Finish(planner->Result(0, {}, &ignored));
+      call->Finish(planner->planned(0).error);
       return call->reactor();
     }
     shared_->ledger->SubmitAsync(std::move(ops),
                                  [call, planner, fill](std::vector<OpResult> results) {
-                                   pb::WriteResult r;
-                                   absl::Status s = planner->Result(0, results, &r);
-                                   if (s.ok()) fill(planner->planned(0), r);
-                                   call->Finish(s);
+                                   planner->Resolve(results);
+                                   const WritePlanner::Planned& p = planner->planned(0);
+                                   if (p.error.ok()) fill(p, p.result);
+                                   call->Finish(p.error);
                                  });
     return call->reactor();
   }
@@ -688,8 +781,10 @@ class ExportService final : public pb::Export::Service {
     if (s.ok()) {
       uint64_t from = req->from_seq() == 0 ? 1 : req->from_seq();
       uint64_t head = shared_->ledger->Head().seq;
-      uint64_t last = req->count_max() == 0 ? head
-                                            : std::min(head, from + req->count_max() - 1);
+      uint64_t last = head;
+      if (req->count_max() != 0 && req->count_max() - 1 < head - std::min(head, from)) {
+        last = from + req->count_max() - 1;
+      }
       s = Stream(ctx, writer, from, last);
     }
     shared_->Log("ListEntries", role.ok() ? *role : Role::kNone, s.code(), start);
