@@ -107,6 +107,7 @@ class Ledger::Impl {
       stopping_ = true;
     }
     if (sequencer_.joinable()) sequencer_.join();
+    if (syncer_.joinable()) syncer_.join();
     rocksdb::Status s = db_->Close();
     if (!s.ok()) std::fprintf(stderr, "warmledger: closing the database: %s\n", s.ToString().c_str());
   }
@@ -117,11 +118,16 @@ class Ledger::Impl {
     ro.fill_cache = false;
     ro.readahead_size = 4 << 20;
     WL_RETURN_IF_ERROR(ReplayAll(db_.get(), ro, &state_, UINT64_MAX));
+    absl::MutexLock dlock(&durable_mu_);
     durable_seq_.store(state_.head_seq(), std::memory_order_release);
+    durable_hash_ = state_.head_hash();
     return absl::OkStatus();
   }
 
-  void Start() { sequencer_ = std::thread([this] { SequencerLoop(); }); }
+  void Start() {
+    sequencer_ = std::thread([this] { SequencerLoop(); });
+    syncer_ = std::thread([this] { SyncLoop(); });
+  }
 
   void SubmitAsync(std::vector<Operation> ops, Callback done) {
     if (ops.empty()) {
@@ -139,7 +145,7 @@ class Ledger::Impl {
       absl::MutexLock lock(&queue_mu_);
       if (stopping_) {
         refused = absl::UnavailableError("ledger: shutting down");
-      } else if (failed_) {
+      } else if (failed_.load()) {
         refused = absl::UnavailableError(
             "ledger: a durable write failed; reopen the ledger to recover");
       } else if (queued_ops_ + ops.size() > kQueueOpsMax) {
@@ -156,8 +162,22 @@ class Ledger::Impl {
   }
 
   LedgerHead Head() const {
-    absl::ReaderMutexLock lock(&state_mu_);
-    return {state_.head_seq(), state_.head_hash()};
+    absl::MutexLock lock(&durable_mu_);
+    return {durable_seq_.load(std::memory_order_acquire), durable_hash_};
+  }
+
+  // Runs `read` on the state under the reader lock, then waits until all the
+  // state may reflect is durable.
+  template <typename F>
+  auto ReadState(F read) const -> decltype(read(std::declval<const LedgerState&>())) {
+    uint64_t seen;
+    auto out = [&] {
+      absl::ReaderMutexLock lock(&state_mu_);
+      seen = state_.head_seq();
+      return read(state_);
+    }();
+    WL_RETURN_IF_ERROR(AwaitDurable(seen));
+    return out;
   }
 
   absl::StatusOr<StoredEntry> ReadEntry(uint64_t seq) const {
@@ -200,29 +220,24 @@ class Ledger::Impl {
   }
 
   absl::StatusOr<AccountInfo> GetAccount(const std::string& account) const {
-    absl::ReaderMutexLock lock(&state_mu_);
-    return state_.GetAccount(account);
+    return ReadState([&](const LedgerState& s) { return s.GetAccount(account); });
   }
 
   absl::StatusOr<HoldingsPage> GetHoldings(const std::string& account, uint64_t offset,
                                            uint64_t limit) const {
-    absl::ReaderMutexLock lock(&state_mu_);
-    return state_.GetHoldings(account, offset, limit);
+    return ReadState(
+        [&](const LedgerState& s) { return s.GetHoldings(account, offset, limit); });
   }
 
   absl::StatusOr<LotInfo> GetLot(uint64_t lot) const {
-    absl::ReaderMutexLock lock(&state_mu_);
-    return state_.GetLot(lot);
+    return ReadState([&](const LedgerState& s) { return s.GetLot(lot); });
   }
 
   absl::StatusOr<LotTrace> TraceLot(uint64_t lot) const {
     LotTrace trace;
-    std::vector<uint64_t> moves;
-    {
-      absl::ReaderMutexLock lock(&state_mu_);
-      WL_ASSIGN_OR_RETURN(trace.lot, state_.GetLot(lot));
-      WL_ASSIGN_OR_RETURN(moves, state_.LotMoves(lot));
-    }
+    WL_ASSIGN_OR_RETURN(trace.lot, GetLot(lot));
+    WL_ASSIGN_OR_RETURN(std::vector<uint64_t> moves,
+                        ReadState([&](const LedgerState& s) { return s.LotMoves(lot); }));
     if (moves.size() + 1 > kTraceHopsMax) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "lot: ", lot, " moved ", moves.size(), " times, more than a trace returns (",
@@ -294,11 +309,8 @@ class Ledger::Impl {
 
   absl::StatusOr<DonorStatementPage> DonorStatement(const std::string& donor,
                                                     uint64_t offset, uint64_t limit) const {
-    std::vector<uint64_t> lots;
-    {
-      absl::ReaderMutexLock lock(&state_mu_);
-      WL_ASSIGN_OR_RETURN(lots, state_.DonorLots(donor));
-    }
+    WL_ASSIGN_OR_RETURN(std::vector<uint64_t> lots,
+                        ReadState([&](const LedgerState& s) { return s.DonorLots(donor); }));
     DonorStatementPage page;
     page.donor = donor;
     page.total_lots = lots.size();
@@ -314,12 +326,9 @@ class Ledger::Impl {
   absl::StatusOr<StatementPage> Statement(const std::string& account, int64_t from_time_us,
                                           int64_t to_time_us, uint64_t offset,
                                           uint64_t limit) const {
-    StatementPage page;
-    {
-      absl::ReaderMutexLock lock(&state_mu_);
-      WL_ASSIGN_OR_RETURN(page, state_.Statement(account, from_time_us, to_time_us, offset,
-                                                 limit));
-    }
+    WL_ASSIGN_OR_RETURN(StatementPage page, ReadState([&](const LedgerState& s) {
+                          return s.Statement(account, from_time_us, to_time_us, offset, limit);
+                        }));
     for (StatementLine& line : page.lines) {
       WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(line.seq));
       line.type = stored.entry.type();
@@ -333,20 +342,26 @@ class Ledger::Impl {
 
   std::vector<std::string> ListAccounts(std::optional<AccountKind> kind, uint64_t offset,
                                         uint64_t limit, uint64_t* total) const {
-    absl::ReaderMutexLock lock(&state_mu_);
-    return state_.ListAccounts(kind, offset, limit, total);
+    auto ids = ReadState([&](const LedgerState& s) -> absl::StatusOr<std::vector<std::string>> {
+      return s.ListAccounts(kind, offset, limit, total);
+    });
+    // Only a failed ledger (every write refused) has no answer; list nothing.
+    if (!ids.ok()) *total = 0;
+    return ids.ok() ? std::move(*ids) : std::vector<std::string>{};
   }
 
   absl::StatusOr<uint64_t> FindLotByTraceHash(const std::string& trace_hash) const {
-    absl::ReaderMutexLock lock(&state_mu_);
-    auto lot = state_.FindLotByTraceHash(trace_hash);
-    if (!lot) return absl::NotFoundError("trace_code: no donation has this trace code");
-    return *lot;
+    return ReadState([&](const LedgerState& s) -> absl::StatusOr<uint64_t> {
+      auto lot = s.FindLotByTraceHash(trace_hash);
+      if (!lot) return absl::NotFoundError("trace_code: no donation has this trace code");
+      return *lot;
+    });
   }
 
-  std::vector<Balance> TotalsPerAsset() const {
-    absl::ReaderMutexLock lock(&state_mu_);
-    return state_.TotalsPerAsset();
+  absl::StatusOr<std::vector<Balance>> TotalsPerAsset() const {
+    return ReadState([&](const LedgerState& s) -> absl::StatusOr<std::vector<Balance>> {
+      return s.TotalsPerAsset();
+    });
   }
 
   bool WaitForSeq(uint64_t seq, int64_t timeout_ms) const {
@@ -360,7 +375,8 @@ class Ledger::Impl {
     // A reader lock keeps the sequencer from committing while the checkpoint
     // is cut, so the copy holds exactly the entries up to `seq`.
     absl::ReaderMutexLock lock(&state_mu_);
-    uint64_t seq = durable_seq_.load(std::memory_order_acquire);
+    uint64_t seq = state_.head_seq();
+    WL_RETURN_IF_ERROR(AwaitDurable(seq));  // the sync stage does not need state_mu_
     rocksdb::Checkpoint* raw = nullptr;
     WL_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "backup"));
     std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
@@ -397,9 +413,9 @@ class Ledger::Impl {
     return absl::OkStatus();
   }
 
-  std::string StateDigest() const {
-    absl::ReaderMutexLock lock(&state_mu_);
-    return state_.Digest();
+  absl::StatusOr<std::string> StateDigest() const {
+    return ReadState(
+        [&](const LedgerState& s) -> absl::StatusOr<std::string> { return s.Digest(); });
   }
 
   absl::StatusOr<std::string> RebuildStateDigest() const {
@@ -421,18 +437,28 @@ class Ledger::Impl {
     Callback done;
   };
 
-  // Entries applied in the current group but not yet durable.
-  struct Pending {
+  // Requests applied together and made durable by one WriteBatch.
+  struct Group {
+    std::vector<Request> requests;
+    std::vector<std::vector<OpResult>> results;
     uint64_t first_seq = 0;
-    std::vector<std::string> values;
+    std::vector<std::string> values;  // stored values of seqs first_seq, first_seq+1, ...
+    uint64_t last_seq = 0;            // head after the group
+    Hash last_hash{};
+
+    const std::string* Find(uint64_t seq) const {
+      if (seq < first_seq || seq >= first_seq + values.size()) return nullptr;
+      return &values[seq - first_seq];
+    }
   };
 
+  // The apply stage: takes queued requests, applies them to the state as one
+  // group and hands the group to the sync stage. It may run one group ahead
+  // of the sync stage, so applying group N+1 overlaps the fsync of group N.
   void SequencerLoop() {
-    std::vector<Request> group;
     Journal journal;
-    Pending pending;
     while (true) {
-      group.clear();
+      auto group = std::make_shared<Group>();
       {
         absl::MutexLock lock(&queue_mu_);
         queue_mu_.Await(absl::Condition(
@@ -440,79 +466,139 @@ class Ledger::Impl {
               return self->stopping_ || !self->queue_.empty();
             },
             this));
-        if (queue_.empty()) return;  // stopping, and all queued work is done
+        if (queue_.empty()) break;  // stopping, and all queued work is applied
         size_t ops = 0;
-        while (!queue_.empty() && (group.empty() || ops + queue_.front().ops.size() <= kCommitOpsMax)) {
+        while (!queue_.empty() &&
+               (group->requests.empty() || ops + queue_.front().ops.size() <= kCommitOpsMax)) {
           ops += queue_.front().ops.size();
-          group.push_back(std::move(queue_.front()));
+          group->requests.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
         queued_ops_ -= ops;
       }
-
-      std::vector<std::vector<OpResult>> results(group.size());
+      {
+        // Bound the pipeline: at most kGroupsInFlightMax groups applied but
+        // not yet durable.
+        absl::MutexLock lock(&sync_mu_);
+        sync_mu_.Await(absl::Condition(
+            +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->sync_mu_) {
+              return self->in_flight_.size() < kGroupsInFlightMax;
+            },
+            this));
+      }
+      group->results.resize(group->requests.size());
       {
         absl::WriterMutexLock lock(&state_mu_);
         journal.Clear();
-        pending.first_seq = state_.head_seq() + 1;
-        pending.values.clear();
-        bool failed;
-        {
-          absl::MutexLock qlock(&queue_mu_);
-          failed = failed_;
+        group->first_seq = state_.head_seq() + 1;
+        for (size_t i = 0; i < group->requests.size(); ++i) {
+          group->results[i] =
+              failed_.load() ? AllWith(group->requests[i].ops.size(),
+                                       absl::UnavailableError("ledger: a durable write failed; "
+                                                              "reopen the ledger"))
+                             : ApplyRequest(group->requests[i].ops, &journal, group.get());
         }
-        for (size_t i = 0; i < group.size(); ++i) {
-          results[i] = failed ? AllWith(group[i].ops.size(),
-                                        absl::UnavailableError("ledger: a durable write failed"))
-                              : ApplyRequest(group[i].ops, &journal, &pending);
+        group->last_seq = state_.head_seq();
+        group->last_hash = state_.head_hash();
+      }
+      absl::MutexLock lock(&sync_mu_);
+      in_flight_.push_back(std::move(group));
+    }
+    absl::MutexLock lock(&sync_mu_);
+    apply_done_ = true;
+  }
+
+  // The sync stage: writes each group as one fsynced WriteBatch, in order,
+  // then publishes the new durable head and answers the group's callers.
+  void SyncLoop() {
+    while (true) {
+      std::shared_ptr<Group> group;
+      {
+        absl::MutexLock lock(&sync_mu_);
+        sync_mu_.Await(absl::Condition(
+            +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->sync_mu_) {
+              return self->apply_done_ || !self->in_flight_.empty();
+            },
+            this));
+        if (in_flight_.empty()) return;  // apply stage finished, all answered
+        group = in_flight_.front();
+      }
+      if (!group->values.empty() && !failed_.load()) {
+        rocksdb::WriteBatch batch;
+        for (size_t i = 0; i < group->values.size(); ++i) {
+          batch.Put(EntryKey(group->first_seq + i), group->values[i]);
         }
-        if (!pending.values.empty()) {
-          rocksdb::WriteBatch batch;
-          for (size_t i = 0; i < pending.values.size(); ++i) {
-            batch.Put(EntryKey(pending.first_seq + i), pending.values[i]);
-          }
-          rocksdb::WriteOptions wo;
-          wo.sync = true;  // an acknowledgement means the entries are on disk
-          absl::Status s = FromRocks(db_->Write(wo, &batch), "durable write");
-          if (!s.ok()) {
-            // Memory is ahead of disk: undo the group and refuse further
-            // writes; reopening replays what is really stored.
-            state_.UndoTo(&journal, 0);
-            {
-              absl::MutexLock qlock(&queue_mu_);
-              failed_ = true;
-            }
-            std::fprintf(stderr, "warmledger: %s\n", std::string(s.message()).c_str());
-            for (size_t i = 0; i < group.size(); ++i) {
-              results[i] = AllWith(group[i].ops.size(), absl::UnavailableError(absl::StrCat(
-                                                            "ledger: ", s.message())));
-            }
-          } else {
-            absl::MutexLock dlock(&durable_mu_);
-            durable_seq_.store(state_.head_seq(), std::memory_order_release);
+        rocksdb::WriteOptions wo;
+        wo.sync = true;  // an acknowledgement means the entries are on disk
+        absl::Status s = FromRocks(db_->Write(wo, &batch), "durable write");
+        if (!s.ok()) {
+          // Memory is now ahead of disk. Refuse everything from here on;
+          // reopening replays what is really stored.
+          std::fprintf(stderr, "warmledger: %s\n", std::string(s.message()).c_str());
+          absl::MutexLock dlock(&durable_mu_);
+          failed_.store(true);
+        } else {
+          absl::MutexLock dlock(&durable_mu_);
+          durable_hash_ = group->last_hash;
+          durable_seq_.store(group->last_seq, std::memory_order_release);
+        }
+      }
+      if (failed_.load()) {
+        for (size_t i = 0; i < group->requests.size(); ++i) {
+          for (OpResult& r : group->results[i]) {
+            r = OpResult{absl::UnavailableError(
+                "ledger: a durable write failed; this operation was not recorded")};
           }
         }
       }
-      for (size_t i = 0; i < group.size(); ++i) group[i].done(std::move(results[i]));
+      for (size_t i = 0; i < group->requests.size(); ++i) {
+        group->requests[i].done(std::move(group->results[i]));
+      }
+      absl::MutexLock lock(&sync_mu_);
+      in_flight_.pop_front();
     }
   }
 
-  // Reads an entry that is either durable or pending in the current group.
-  absl::StatusOr<Entry> LookupEntry(uint64_t seq, const Pending& pending) const {
-    if (seq >= pending.first_seq && seq < pending.first_seq + pending.values.size()) {
-      WL_ASSIGN_OR_RETURN(StoredEntry e,
-                          ParseStoredValue(pending.values[seq - pending.first_seq], seq));
-      return std::move(e.entry);
+  // Reads an entry that is durable, or applied in a group not yet durable.
+  absl::StatusOr<Entry> LookupEntry(uint64_t seq, const Group& current) const {
+    const std::string* value = current.Find(seq);
+    std::shared_ptr<Group> holder;
+    if (value == nullptr) {
+      absl::MutexLock lock(&sync_mu_);
+      for (const auto& g : in_flight_) {
+        if ((value = g->Find(seq)) != nullptr) {
+          holder = g;  // keeps the value alive after the lock is released
+          break;
+        }
+      }
     }
-    std::string value;
-    WL_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), EntryKey(seq), &value),
-                                 absl::StrCat("entry ", seq)));
-    WL_ASSIGN_OR_RETURN(StoredEntry e, ParseStoredValue(value, seq));
+    std::string from_db;
+    if (value == nullptr) {
+      WL_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), EntryKey(seq), &from_db),
+                                   absl::StrCat("entry ", seq)));
+      value = &from_db;
+    }
+    WL_ASSIGN_OR_RETURN(StoredEntry e, ParseStoredValue(*value, seq));
     return std::move(e.entry);
   }
 
-  std::vector<OpResult> ApplyRequest(const std::vector<Operation>& ops, Journal* journal,
-                                     Pending* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
+  // Readers of derived state copy it under the lock, then wait until every
+  // entry they may have seen is durable, so that nothing they return can be
+  // lost in a crash.
+  absl::Status AwaitDurable(uint64_t seq) const {
+    absl::MutexLock lock(&durable_mu_);
+    auto reached = [this, seq]() {
+      return failed_.load() || durable_seq_.load(std::memory_order_acquire) >= seq;
+    };
+    durable_mu_.Await(absl::Condition(&reached));
+    if (failed_.load()) {
+      return absl::UnavailableError("ledger: a durable write failed; reopen the ledger");
+    }
+    return absl::OkStatus();
+  }
+
+  std::vector<OpResult> ApplyRequest(std::vector<Operation>& ops, Journal* journal,
+                                     Group* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
     std::vector<OpResult> results(ops.size());
     EntryLookup lookup = [&](uint64_t seq) { return LookupEntry(seq, *pending); };
     size_t i = 0;
@@ -562,8 +648,8 @@ class Ledger::Impl {
     return results;
   }
 
-  OpResult ApplyOne(const Operation& op, const EntryLookup& lookup, Journal* journal,
-                    Pending* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
+  OpResult ApplyOne(Operation& op, const EntryLookup& lookup, Journal* journal,
+                    Group* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
     OpResult result;
     if (const auto* open = std::get_if<OpenAccountOp>(&op.body); open && op.if_absent) {
       auto existing = state_.GetAccount(open->account);
@@ -590,7 +676,9 @@ class Ledger::Impl {
       result.duplicate = true;
       return result;
     }
-    auto applied = state_.Apply(op.client_id, op.body, clock_->NowMicros(), lookup, journal);
+    // The body is not needed after this; the state keeps what it records.
+    auto applied =
+        state_.Apply(op.client_id, std::move(op.body), clock_->NowMicros(), lookup, journal);
     if (!applied.ok()) {
       result.status = applied.status();
       return result;
@@ -608,17 +696,27 @@ class Ledger::Impl {
   mutable absl::Mutex state_mu_;
   LedgerState state_ ABSL_GUARDED_BY(state_mu_);
   // Entries with seq <= durable_seq_ are on disk and readable. Stored under
-  // durable_mu_ so that WaitForSeq() waiters wake up; read without it.
+  // durable_mu_ so that waiters wake up; read without it.
   std::atomic<uint64_t> durable_seq_{0};
   mutable absl::Mutex durable_mu_;
+  Hash durable_hash_ ABSL_GUARDED_BY(durable_mu_){};
+  // Set (under durable_mu_) when a durable write failed: every later
+  // operation and read answers kUnavailable until the ledger is reopened.
+  std::atomic<bool> failed_{false};
 
   absl::Mutex queue_mu_;
   std::deque<Request> queue_ ABSL_GUARDED_BY(queue_mu_);
   size_t queued_ops_ ABSL_GUARDED_BY(queue_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
-  bool failed_ ABSL_GUARDED_BY(queue_mu_) = false;
 
-  std::thread sequencer_;
+  // Groups applied and handed to the sync stage, oldest first; the front one
+  // is being written. Popped once its callers are answered.
+  mutable absl::Mutex sync_mu_;
+  std::deque<std::shared_ptr<Group>> in_flight_ ABSL_GUARDED_BY(sync_mu_);
+  bool apply_done_ ABSL_GUARDED_BY(sync_mu_) = false;
+
+  std::thread sequencer_;  // apply stage
+  std::thread syncer_;     // sync stage
 };
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
@@ -719,7 +817,9 @@ std::vector<std::string> Ledger::ListAccounts(std::optional<AccountKind> kind, u
 absl::StatusOr<uint64_t> Ledger::FindLotByTraceHash(const std::string& trace_hash) const {
   return impl_->FindLotByTraceHash(trace_hash);
 }
-std::vector<Balance> Ledger::TotalsPerAsset() const { return impl_->TotalsPerAsset(); }
+absl::StatusOr<std::vector<Balance>> Ledger::TotalsPerAsset() const {
+  return impl_->TotalsPerAsset();
+}
 bool Ledger::WaitForSeq(uint64_t seq, int64_t timeout_ms) const {
   return impl_->WaitForSeq(seq, timeout_ms);
 }
@@ -727,7 +827,10 @@ absl::StatusOr<uint64_t> Ledger::Backup(const std::string& dir) const {
   return impl_->Backup(dir);
 }
 absl::Status Ledger::VerifyChain() const { return impl_->VerifyChain(); }
-std::string Ledger::StateDigest() const { return impl_->StateDigest(); }
+std::string Ledger::StateDigest() const {
+  auto digest = impl_->StateDigest();
+  return digest.ok() ? *digest : std::string(digest.status().message());
+}
 absl::StatusOr<std::string> Ledger::RebuildStateDigest() const {
   return impl_->RebuildStateDigest();
 }

@@ -2,16 +2,22 @@
 // ledger with exact provenance, stored in RocksDB.
 //
 // Thread contract: every method is thread-safe. Writes from any number of
-// threads are handed to one sequencer thread through a bounded queue; the
-// sequencer applies them in order, writes each group as one fsynced RocksDB
-// WriteBatch and only then completes the callers. Readers see only durable
-// entries: derived state is updated under a lock that the sequencer holds
-// while it applies and commits a group; readers take it briefly to copy what
-// they need and read entry bytes without it.
+// threads are handed to one sequencer through a bounded queue. The sequencer
+// has two stages: the apply stage validates a group of queued operations and
+// applies them to the in-memory derived state (one writer owns the chain);
+// the sync stage writes the group as one fsynced RocksDB WriteBatch and only
+// then answers its callers. The apply stage may run one group ahead, so
+// applying group N+1 overlaps the fsync of group N.
 //
-//   Submit ──► [bounded queue] ──► sequencer ──► apply to state (+undo journal)
-//                                            └─► WriteBatch{E seq → entry}, sync
-//                                            └─► complete callers
+//   Submit ──► [bounded queue] ──► apply stage ──► [≤ 2 groups] ──► sync stage
+//                                  (state lock,                     WriteBatch{E seq → entry},
+//                                   undo journal                    sync = true; publish the
+//                                   for linked chains)              durable head; answer callers
+//
+// Readers never see what is not durable: they copy what they need under a
+// shared lock held only for the copy, then wait (without the lock) until the
+// durable head covers what they saw. The writer is never blocked by a reader
+// for longer than one copy.
 #ifndef WARMLEDGER_LEDGER_LEDGER_H_
 #define WARMLEDGER_LEDGER_LEDGER_H_
 
@@ -107,7 +113,7 @@ class Ledger {
   // The lot whose donation recorded SHA-256(trace code) == trace_hash.
   absl::StatusOr<uint64_t> FindLotByTraceHash(const std::string& trace_hash) const;
   // Sum of all balances per asset; every amount is zero when value is conserved.
-  std::vector<Balance> TotalsPerAsset() const;
+  absl::StatusOr<std::vector<Balance>> TotalsPerAsset() const;
 
   // Blocks until entry `seq` is durable or `timeout_ms` passes; returns
   // whether it is durable.
@@ -121,7 +127,8 @@ class Ledger {
   // Checks every stored entry's hash, density and chain (not replay).
   absl::Status VerifyChain() const;
 
-  // SHA-256 over a canonical serialisation of the live derived state.
+  // SHA-256 (hex) over a canonical serialisation of the live derived state;
+  // on a failed ledger, the error message instead (never a valid digest).
   std::string StateDigest() const;
   // Rebuilds the derived state from the stored entries into a fresh state and
   // returns its digest; equal to StateDigest() unless something is wrong.

@@ -471,7 +471,9 @@ TEST_F(LedgerReadTest, SumOfAllBalancesIsZeroPerAsset) {
     sum += BalanceOf(account);
   }
   EXPECT_EQ(sum, 0);
-  for (const Balance& total : ledger_->TotalsPerAsset()) {
+  auto totals = ledger_->TotalsPerAsset();
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  for (const Balance& total : *totals) {
     EXPECT_EQ(total.amount, 0) << total.asset;
   }
 }

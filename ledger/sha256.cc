@@ -27,8 +27,11 @@ void Sha256Hasher::Update(std::string_view data) {
 Hash Sha256Hasher::Finish() {
   Hash out;
   unsigned int len = 0;
-  WL_CHECK(EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &len) == 1);
+  auto* ctx = static_cast<EVP_MD_CTX*>(ctx_);
+  WL_CHECK(EVP_DigestFinal_ex(ctx, out.data(), &len) == 1);
   WL_CHECK(len == out.size());
+  // Ready for the next message.
+  WL_CHECK(EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1);
   return out;
 }
 

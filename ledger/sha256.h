@@ -20,6 +20,7 @@ class Sha256Hasher {
   Sha256Hasher& operator=(const Sha256Hasher&) = delete;
 
   void Update(std::string_view data);
+  // Returns the hash of everything updated so far and resets the hasher.
   Hash Finish();
 
  private:

@@ -91,7 +91,7 @@ bool IsFundOrProject(AccountKind k) {
 // Apply
 
 absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
-                                                const OpBody& body, int64_t time_us,
+                                                OpBody body, int64_t time_us,
                                                 const EntryLookup& lookup,
                                                 Journal* journal) {
   WL_RETURN_IF_ERROR(CheckClientId(client_id));
@@ -102,11 +102,11 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   e.time_us = std::max(time_us, head_time_us_);
   e.prev_hash = head_hash_;
   e.client_id = client_id;
-  e.body = body;
+  e.body = std::move(body);
   e.policy = std::string(kPolicyNone);
   cur_seq_ = e.seq;
   cur_time_us_ = e.time_us;
-  cur_type_ = TypeOf(body);
+  cur_type_ = TypeOf(e.body);
   static_assert(kAccountKindMax < 16);
 
   absl::Status status = std::visit(
@@ -126,7 +126,7 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
           return ApplyCorrection(op, e.seq, lookup, journal, &e);
         }
       },
-      body);
+      e.body);
   if (!status.ok()) {
     UndoTo(journal, mark);
     return status;
@@ -145,17 +145,18 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   }
 
   AppliedEntry out;
-  std::string bytes = EncodeEntry(e);
-  if (bytes.size() > kEntryBytesMax) {
+  out.stored_value.reserve(320);
+  EncodeEntry(e, &out.stored_value);
+  if (out.stored_value.size() > kEntryBytesMax) {
     UndoTo(journal, mark);
     return absl::FailedPreconditionError(absl::StrCat(
-        "entry would take ", bytes.size(), " bytes, above the limit of ", kEntryBytesMax,
-        "; split the operation"));
+        "entry would take ", out.stored_value.size(), " bytes, above the limit of ",
+        kEntryBytesMax, "; split the operation"));
   }
   out.seq = e.seq;
   out.time_us = e.time_us;
-  out.hash = EntryHash(bytes);
-  out.stored_value = MakeStoredValue(bytes, out.hash);
+  out.hash = EntryHash(out.stored_value);
+  out.stored_value.append(reinterpret_cast<const char*>(out.hash.data()), out.hash.size());
 
   client_ids_.emplace(client_id, e.seq);
   journal->saved_strings_.push_back(client_id);
@@ -490,9 +491,11 @@ absl::StatusOr<uint32_t> LedgerState::AssetFor(absl::string_view field, uint32_t
 }
 
 uint32_t LedgerState::InternAsset(const std::string& code) {
-  auto [it, inserted] = asset_index_.emplace(code, static_cast<uint32_t>(assets_.size()));
-  if (inserted) assets_.push_back(code);
-  return it->second;
+  if (auto it = asset_index_.find(code); it != asset_index_.end()) return it->second;
+  auto index = static_cast<uint32_t>(assets_.size());
+  asset_index_.emplace(code, index);
+  assets_.push_back(code);
+  return index;
 }
 
 int64_t LedgerState::BalanceOf(uint32_t account, uint32_t asset) const {

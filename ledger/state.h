@@ -102,7 +102,7 @@ class LedgerState {
   // applies it as entry head+1 at time max(time_us, head time), records the
   // undo steps in `journal` and returns the encoded entry. On error nothing
   // changes. Requires that `client_id` is not yet used (see FindClientId).
-  absl::StatusOr<AppliedEntry> Apply(const std::string& client_id, const OpBody& body,
+  absl::StatusOr<AppliedEntry> Apply(const std::string& client_id, OpBody body,
                                      int64_t time_us, const EntryLookup& lookup,
                                      Journal* journal);
 
