@@ -6,6 +6,8 @@
 #include <map>
 #include <thread>
 
+#include <pthread.h>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -125,8 +127,14 @@ class Ledger::Impl {
   }
 
   void Start() {
-    sequencer_ = std::thread([this] { SequencerLoop(); });
-    syncer_ = std::thread([this] { SyncLoop(); });
+    sequencer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "wl-apply");
+      SequencerLoop();
+    });
+    syncer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "wl-sync");
+      SyncLoop();
+    });
   }
 
   void SubmitAsync(std::vector<Operation> ops, Callback done) {
