@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 preset="${1:-default}"
 tools/setup.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/warmledger-ccache}"
+# Paths relative to the checkout, so that every clone shares the cache.
+export CCACHE_BASEDIR="$PWD"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j"$(nproc)"
