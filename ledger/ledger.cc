@@ -495,6 +495,9 @@ class Ledger::Impl {
             this));
       }
       group->results.resize(group->requests.size());
+      size_t group_ops = 0;
+      for (const Request& r : group->requests) group_ops += r.ops.size();
+      group->values.reserve(group_ops);
       {
         absl::WriterMutexLock lock(&state_mu_);
         journal.Clear();

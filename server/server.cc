@@ -559,6 +559,10 @@ class LedgerService final : public pb::Ledger::CallbackService {
       WL_RETURN_IF_ERROR(CheckPageLimit(req->limit()));
       std::optional<AccountKind> kind;
       if (req->kind() != pb::ACCOUNT_KIND_UNSPECIFIED) {
+        if (!pb::AccountKind_IsValid(req->kind())) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("kind: ", static_cast<int>(req->kind()), " is not an account kind"));
+        }
         kind = static_cast<AccountKind>(req->kind());
       }
       uint64_t total = 0;

@@ -1,1 +1,2727 @@
-// placeholder
+// Integration tests of warmledgerd over real gRPC: every RPC's happy path,
+// bad input, roles, concurrency, restart, backup/restore, the privacy of ID
+// numbers, and the warmledgerd process itself.
+//
+// Each test starts its own server in a fresh temporary folder on 127.0.0.1:0
+// with an injected ManualClock (except the process tests, which run the real
+// binary) and talks to it through generated stubs on an insecure channel.
+// Nothing sleeps for correctness; the only waits are bounded polls on a
+// child process (its port file and its exit).
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <latch>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "ledger/clock.h"
+#include "ledger/limits.h"
+#include "ledger/sha256.h"
+#include "server/identity.h"
+#include "server/server.h"
+#include "warmledger/v1/ledger.grpc.pb.h"
+
+namespace warmledger::server {
+namespace {
+
+namespace pb = ::warmledger::v1;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using Stub = pb::Ledger::Stub;
+
+// Every client call carries a deadline (STYLE.md); generous for sanitizers.
+constexpr auto kCallTimeout = std::chrono::seconds(30);
+// Bounds of the process tests' polls on the child.
+constexpr auto kChildStartMax = std::chrono::seconds(10);
+constexpr auto kChildExitMax = std::chrono::seconds(20);
+constexpr long kChildPollIntervalNs = 10'000'000;  // 10 ms
+// The API's batch bound (ledger.proto: 1..4096 operations).
+constexpr int kRpcBatchOpsMax = 4096;
+
+// ---------------------------------------------------------------- helpers
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = ::testing::TempDir() + "warmledger-server-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed for " << pattern;
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;  // best effort: a leftover temp dir is harmless
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+const char* CodeText(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::OK: return "OK";
+    case grpc::CANCELLED: return "CANCELLED";
+    case grpc::UNKNOWN: return "UNKNOWN";
+    case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND: return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::ABORTED: return "ABORTED";
+    case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::INTERNAL: return "INTERNAL";
+    case grpc::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::DATA_LOSS: return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "?";
+  }
+}
+
+std::string Describe(const grpc::Status& s) {
+  return std::string(CodeText(s.error_code())) + ": " + s.error_message();
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The status has `code` and, unless `field` is empty, a message naming it.
+::testing::AssertionResult IsError(const grpc::Status& s, grpc::StatusCode code,
+                                   std::string_view field = "") {
+  if (s.error_code() != code) {
+    return ::testing::AssertionFailure()
+           << "expected " << CodeText(code) << ", got " << Describe(s);
+  }
+  if (!field.empty() &&
+      Lower(s.error_message()).find(Lower(std::string(field))) == std::string::npos) {
+    return ::testing::AssertionFailure()
+           << "expected a message naming '" << field << "', got " << Describe(s);
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult IsOk(const grpc::Status& s) {
+  if (s.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << Describe(s);
+}
+
+// A valid 18-character resident ID number (region 410103, Erqi district),
+// distinct for every n in 0..999.
+std::string ValidId(int n) {
+  char first17[32];
+  std::snprintf(first17, sizeof first17, "410103%04d%02d%02d%03d", 1940 + n % 60,
+                1 + (n / 7) % 12, 1 + n % 28, n % 1000);
+  std::string id(first17, 17);
+  id.push_back(ResidentIdCheckChar(id));
+  return id;
+}
+
+// An ID number with the given 8-digit date of birth and a correct check
+// character, so that only the date can be wrong.
+std::string IdBornOn(std::string_view yyyymmdd) {
+  std::string id = "410103" + std::string(yyyymmdd) + "123";
+  id.push_back(ResidentIdCheckChar(id));
+  return id;
+}
+
+std::string WithWrongCheckChar(std::string id) {
+  static constexpr char kChecks[] = "0123456789X";
+  const char* at = std::strchr(kChecks, id.back());
+  id.back() = kChecks[((at ? at - kChecks : 0) + 1) % 11];
+  return id;
+}
+
+bool IsTraceCode(const std::string& code) {
+  if (code.size() != 26) return false;
+  for (char c : code) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7'))) return false;
+  }
+  return true;
+}
+
+// Collects the server's per-RPC log lines. Thread-safe; must outlive the
+// server that writes into it.
+class LogSink {
+ public:
+  std::function<void(std::string_view)> Writer() {
+    return [this](std::string_view line) {
+      std::lock_guard<std::mutex> lock(mu_);
+      lines_.emplace_back(line);
+    };
+  }
+  std::vector<std::string> Lines() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+// One channel with the three services' stubs. `authorization` is the whole
+// metadata value ("Bearer <token>"); empty sends none.
+class Client {
+ public:
+  explicit Client(int port, std::string authorization = "")
+      : channel_(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                     grpc::InsecureChannelCredentials())),
+        ledger_(pb::Ledger::NewStub(channel_)),
+        export_(pb::Export::NewStub(channel_)),
+        admin_(pb::Admin::NewStub(channel_)),
+        authorization_(std::move(authorization)) {}
+
+  void Prepare(grpc::ClientContext* ctx) const {
+    ctx->set_deadline(std::chrono::system_clock::now() + kCallTimeout);
+    if (!authorization_.empty()) ctx->AddMetadata("authorization", authorization_);
+  }
+
+  // Any unary Ledger RPC: client.Call(&Stub::Donate, request, &response).
+  template <typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                    const Req& req, Resp* resp) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    return (ledger_.get()->*method)(&ctx, req, resp);
+  }
+
+  grpc::Status Backup(const std::string& dir, pb::BackupResponse* resp) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    pb::BackupRequest req;
+    req.set_dir(dir);
+    return admin_->Backup(&ctx, req, resp);
+  }
+
+  grpc::Status ListEntries(uint64_t from_seq, uint64_t count_max,
+                           std::vector<pb::Entry>* out) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    pb::ListEntriesRequest req;
+    req.set_from_seq(from_seq);
+    req.set_count_max(count_max);
+    auto reader = export_->ListEntries(&ctx, req);
+    pb::Entry e;
+    while (reader->Read(&e)) out->push_back(e);
+    return reader->Finish();
+  }
+
+  // Opens a tail from `from_seq`, reads one entry and cancels. OK if an entry
+  // arrived; otherwise the stream's status.
+  grpc::Status TailOne(uint64_t from_seq, pb::Entry* first) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    pb::TailEntriesRequest req;
+    req.set_from_seq(from_seq);
+    auto reader = export_->TailEntries(&ctx, req);
+    bool got = reader->Read(first);
+    if (got) ctx.TryCancel();
+    grpc::Status s = reader->Finish();
+    return got ? grpc::Status::OK : s;
+  }
+
+  uint64_t HeadSeq() const {
+    pb::Head head;
+    grpc::Status s = Call(&Stub::GetHead, pb::GetHeadRequest(), &head);
+    EXPECT_TRUE(s.ok()) << Describe(s);
+    return head.seq();
+  }
+
+  pb::Head Head() const {
+    pb::Head head;
+    grpc::Status s = Call(&Stub::GetHead, pb::GetHeadRequest(), &head);
+    EXPECT_TRUE(s.ok()) << Describe(s);
+    return head;
+  }
+
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  Stub* ledger() const { return ledger_.get(); }
+  pb::Export::Stub* exporter() const { return export_.get(); }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Stub> ledger_;
+  std::unique_ptr<pb::Export::Stub> export_;
+  std::unique_ptr<pb::Admin::Stub> admin_;
+  std::string authorization_;
+};
+
+// ---------------------------------------------------------------- requests
+
+pb::OpenAccountRequest OpenReq(const std::string& account, pb::AccountKind kind,
+                               const std::string& asset = "", bool restricted = false) {
+  pb::OpenAccountRequest r;
+  r.set_client_id("open:" + account);
+  r.set_account(account);
+  r.set_kind(kind);
+  r.set_asset(asset);
+  r.set_restricted(restricted);
+  r.set_name("name of " + account);
+  return r;
+}
+
+pb::DonateRequest DonateReq(const std::string& client_id, const std::string& donor,
+                            const std::string& to, int64_t amount,
+                            const std::string& asset = "CNY") {
+  pb::DonateRequest r;
+  r.set_client_id(client_id);
+  r.set_donor(donor);
+  r.set_to(to);
+  r.set_asset(asset);
+  r.set_amount(amount);
+  r.set_channel(pb::COUNTER);
+  r.set_memo("memo " + client_id);
+  return r;
+}
+
+pb::AllocateRequest AllocateReq(const std::string& client_id, const std::string& from,
+                                const std::string& to, int64_t amount) {
+  pb::AllocateRequest r;
+  r.set_client_id(client_id);
+  r.set_from(from);
+  r.set_to(to);
+  r.set_asset("CNY");
+  r.set_amount(amount);
+  r.set_reason("reason " + client_id);
+  return r;
+}
+
+pb::DisburseRequest DisburseReq(const std::string& client_id, const std::string& from,
+                                const std::string& to, int64_t amount) {
+  pb::DisburseRequest r;
+  r.set_client_id(client_id);
+  r.set_from(from);
+  r.set_to(to);
+  r.set_asset("CNY");
+  r.set_amount(amount);
+  r.set_purpose("purpose " + client_id);
+  return r;
+}
+
+pb::CorrectRequest ReverseReq(const std::string& client_id, uint64_t ref_seq) {
+  pb::CorrectRequest r;
+  r.set_client_id(client_id);
+  r.set_ref_seq(ref_seq);
+  r.set_mode(pb::REVERSE);
+  r.set_reason("entered by mistake");
+  return r;
+}
+
+pb::CorrectRequest AdjustReq(const std::string& client_id, uint64_t ref_seq,
+                             const std::string& from, const std::string& to, int64_t amount) {
+  pb::CorrectRequest r;
+  r.set_client_id(client_id);
+  r.set_ref_seq(ref_seq);
+  r.set_mode(pb::ADJUST);
+  r.set_reason("bank fee charged to the fund");
+  r.set_from(from);
+  r.set_to(to);
+  r.set_asset("CNY");
+  r.set_amount(amount);
+  return r;
+}
+
+pb::RegisterRecipientRequest RegisterReq(const std::string& client_id,
+                                         const std::string& id_number,
+                                         const std::string& category = "dibao",
+                                         const std::string& community = "c001") {
+  pb::RegisterRecipientRequest r;
+  r.set_client_id(client_id);
+  r.set_id_number(id_number);
+  r.set_category(category);
+  r.set_community(community);
+  return r;
+}
+
+// Sends one BatchOperation through its own unary RPC and returns the status.
+grpc::Status CallUnary(const Client& c, const pb::BatchOperation& op) {
+  switch (op.op_case()) {
+    case pb::BatchOperation::kOpenAccount: {
+      pb::WriteResult r;
+      return c.Call(&Stub::OpenAccount, op.open_account(), &r);
+    }
+    case pb::BatchOperation::kCloseAccount: {
+      pb::WriteResult r;
+      return c.Call(&Stub::CloseAccount, op.close_account(), &r);
+    }
+    case pb::BatchOperation::kDonate: {
+      pb::DonateResponse r;
+      return c.Call(&Stub::Donate, op.donate(), &r);
+    }
+    case pb::BatchOperation::kAllocate: {
+      pb::WriteResult r;
+      return c.Call(&Stub::Allocate, op.allocate(), &r);
+    }
+    case pb::BatchOperation::kDisburse: {
+      pb::WriteResult r;
+      return c.Call(&Stub::Disburse, op.disburse(), &r);
+    }
+    case pb::BatchOperation::kCorrect: {
+      pb::WriteResult r;
+      return c.Call(&Stub::Correct, op.correct(), &r);
+    }
+    case pb::BatchOperation::kRegisterRecipient: {
+      pb::RegisterRecipientResponse r;
+      return c.Call(&Stub::RegisterRecipient, op.register_recipient(), &r);
+    }
+    case pb::BatchOperation::OP_NOT_SET: break;
+  }
+  return grpc::Status(grpc::INTERNAL, "test: no operation");
+}
+
+// Sends one BatchOperation alone in a SubmitBatch and returns its result as a
+// status (or the call's status if the call failed).
+grpc::Status CallInBatch(const Client& c, const pb::BatchOperation& op) {
+  pb::BatchRequest req;
+  *req.add_operations() = op;
+  pb::BatchResponse resp;
+  grpc::Status s = c.Call(&Stub::SubmitBatch, req, &resp);
+  if (!s.ok()) return s;
+  if (resp.results_size() != 1) {
+    return grpc::Status(grpc::INTERNAL, "test: expected one result, got " +
+                                            std::to_string(resp.results_size()));
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(resp.results(0).code()),
+                      resp.results(0).message());
+}
+
+// ---------------------------------------------------------------- fixture
+
+// A --dev server (every caller is admin) on a fresh folder with a manual
+// clock, and a client for it.
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(); }
+
+  ServerOptions Options() {
+    ServerOptions o;
+    o.data_dir = dir_.Sub("data");
+    o.listen = "127.0.0.1:0";
+    o.dev = true;
+    o.clock = &clock_;
+    o.log = logs_.Writer();
+    return o;
+  }
+
+  void StartServer() { StartServer(Options()); }
+  void StartServer(ServerOptions options) {
+    auto server = Server::Start(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    ASSERT_GT(server_->port(), 0);
+    client_ = std::make_unique<Client>(server_->port());
+  }
+
+  void StopServer() {
+    client_.reset();
+    if (server_) server_->Shutdown();
+    server_.reset();
+  }
+
+  void RestartServer() {
+    StopServer();
+    StartServer();
+  }
+
+  // ---- writes that must succeed ----
+
+  pb::WriteResult Open(const std::string& account, pb::AccountKind kind,
+                       const std::string& asset = "", bool restricted = false) {
+    pb::WriteResult out;
+    grpc::Status s = client_->Call(&Stub::OpenAccount, OpenReq(account, kind, asset, restricted),
+                                   &out);
+    EXPECT_TRUE(s.ok()) << "open " << account << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out;
+  }
+
+  pb::DonateResponse Donate(const pb::DonateRequest& req) {
+    pb::DonateResponse out;
+    grpc::Status s = client_->Call(&Stub::Donate, req, &out);
+    EXPECT_TRUE(s.ok()) << "donate " << req.client_id() << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out;
+  }
+
+  pb::DonateResponse Donate(const std::string& client_id, const std::string& donor,
+                            const std::string& to, int64_t amount) {
+    return Donate(DonateReq(client_id, donor, to, amount));
+  }
+
+  template <typename Req>
+  pb::WriteResult Write(grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&,
+                                                     pb::WriteResult*),
+                        const Req& req) {
+    pb::WriteResult out;
+    grpc::Status s = client_->Call(method, req, &out);
+    EXPECT_TRUE(s.ok()) << req.client_id() << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out;
+  }
+
+  std::string Register(const std::string& client_id, const std::string& id_number,
+                       const std::string& category = "dibao",
+                       const std::string& community = "c001") {
+    pb::RegisterRecipientResponse out;
+    grpc::Status s = client_->Call(&Stub::RegisterRecipient,
+                                   RegisterReq(client_id, id_number, category, community), &out);
+    EXPECT_TRUE(s.ok()) << "register " << client_id << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out.recipient();
+  }
+
+  pb::Account Account(const std::string& account) {
+    pb::GetAccountRequest req;
+    req.set_account(account);
+    pb::Account out;
+    grpc::Status s = client_->Call(&Stub::GetAccount, req, &out);
+    EXPECT_TRUE(s.ok()) << account << ": " << Describe(s);
+    return out;
+  }
+
+  int64_t BalanceOf(const std::string& account, const std::string& asset = "CNY") {
+    const pb::Account info = Account(account);
+    for (const pb::Balance& b : info.balances()) {
+      if (b.asset() == asset) return b.amount();
+    }
+    return 0;
+  }
+
+  bool AccountExists(const std::string& account) {
+    pb::GetAccountRequest req;
+    req.set_account(account);
+    pb::Account out;
+    return client_->Call(&Stub::GetAccount, req, &out).ok();
+  }
+
+  // The standard district used by most tests.
+  struct World {
+    uint64_t donation_seq = 0;   // 100,000 fen from donor/alice to fund/general
+    std::string trace_code;      // of that donation
+    uint64_t allocation_seq = 0; // 20,000 fen fund/general -> project/school
+    uint64_t reversed_seq = 0;   // a 500 fen donation, reversed
+    std::string recipient;       // registered from ValidId(1)
+  };
+
+  World SetUpWorld() {
+    World w;
+    Open("fund/general", pb::FUND, "CNY");
+    Open("fund/restricted", pb::FUND, "CNY", /*restricted=*/true);
+    Open("project/school", pb::PROJECT, "CNY");
+    Open("donor/alice", pb::DONOR);
+    Open("expense/ops", pb::EXPENSE);
+    Open("expense/spare", pb::EXPENSE);
+    Open("stock/food", pb::STOCK, "item:rice");
+    w.recipient = Register("setup-reg-1", ValidId(1));
+    pb::DonateResponse d = Donate("setup-don-1", "donor/alice", "fund/general", 100000);
+    w.donation_seq = d.lot();
+    w.trace_code = d.trace_code();
+    w.allocation_seq =
+        Write(&Stub::Allocate, AllocateReq("setup-alloc-1", "fund/general", "project/school",
+                                           20000))
+            .seq();
+    w.reversed_seq = Donate("setup-don-2", "donor/alice", "fund/general", 500).lot();
+    Write(&Stub::Correct, ReverseReq("setup-rev-1", w.reversed_seq));
+    return w;
+  }
+
+  TempDir dir_;
+  ManualClock clock_;
+  LogSink logs_;  // declared before server_: outlives it
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<Client> client_;
+};
+
+// ================================================================ happy paths
+
+TEST_F(ServerTest, OpenAccountThenCloseAccountSucceedOverGrpc) {
+  pb::WriteResult opened;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::OpenAccount, OpenReq("expense/rent", pb::EXPENSE),
+                                 &opened)));
+  EXPECT_EQ(opened.seq(), 1u);
+  EXPECT_FALSE(opened.duplicate());
+  EXPECT_EQ(opened.time_us(), clock_.NowMicros());
+
+  pb::WriteResult again;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::OpenAccount, OpenReq("expense/rent", pb::EXPENSE),
+                                 &again)));
+  EXPECT_TRUE(again.duplicate());
+  EXPECT_EQ(again.seq(), 1u);
+
+  pb::Account account = Account("expense/rent");
+  EXPECT_EQ(account.kind(), pb::EXPENSE);
+  EXPECT_EQ(account.name(), "name of expense/rent");
+  EXPECT_FALSE(account.closed());
+  EXPECT_EQ(account.opened_seq(), 1u);
+
+  pb::CloseAccountRequest close;
+  close.set_client_id("close-rent");
+  close.set_account("expense/rent");
+  close.set_reason("the lease ended");
+  pb::WriteResult closed;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::CloseAccount, close, &closed)));
+  EXPECT_EQ(closed.seq(), 2u);
+  EXPECT_TRUE(Account("expense/rent").closed());
+  EXPECT_EQ(client_->HeadSeq(), 2u);
+}
+
+TEST_F(ServerTest, DonateWithCreateDonorReturnsLotAndTraceCodeAndRetryIsDuplicate) {
+  Open("fund/general", pb::FUND, "CNY");
+  pb::DonateRequest req = DonateReq("gift-1", "donor/bob", "fund/general", 8800);
+  req.set_create_donor(true);
+  req.set_donor_name("Bob");
+
+  pb::DonateResponse first;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::Donate, req, &first)));
+  EXPECT_EQ(first.lot(), first.result().seq());
+  EXPECT_EQ(first.result().seq(), 3u);  // fund, then the donor, then the gift
+  EXPECT_FALSE(first.result().duplicate());
+  EXPECT_TRUE(IsTraceCode(first.trace_code())) << first.trace_code();
+
+  pb::Account donor = Account("donor/bob");
+  EXPECT_EQ(donor.kind(), pb::DONOR);
+  EXPECT_EQ(donor.name(), "Bob");
+  EXPECT_EQ(BalanceOf("fund/general"), 8800);
+
+  clock_.AdvanceMicros(5000);
+  pb::DonateResponse retry;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::Donate, req, &retry)));
+  EXPECT_TRUE(retry.result().duplicate());
+  EXPECT_EQ(retry.result().seq(), first.result().seq());
+  EXPECT_EQ(retry.result().time_us(), first.result().time_us());
+  EXPECT_EQ(retry.lot(), first.lot());
+  EXPECT_EQ(retry.trace_code(), first.trace_code());
+  EXPECT_EQ(client_->HeadSeq(), 3u);
+  EXPECT_EQ(BalanceOf("fund/general"), 8800);
+
+  // Another gift gets another code.
+  pb::DonateResponse second = Donate("gift-2", "donor/bob", "fund/general", 100);
+  EXPECT_TRUE(IsTraceCode(second.trace_code()));
+  EXPECT_NE(second.trace_code(), first.trace_code());
+}
+
+TEST_F(ServerTest, AllocateAndDisburseMoveMoneyBetweenAccounts) {
+  World w = SetUpWorld();
+  EXPECT_EQ(BalanceOf("fund/general"), 80000);
+  EXPECT_EQ(BalanceOf("project/school"), 20000);
+
+  pb::WriteResult alloc = Write(
+      &Stub::Allocate, AllocateReq("alloc-2", "fund/general", "fund/restricted", 30000));
+  EXPECT_GT(alloc.seq(), w.allocation_seq);
+  EXPECT_EQ(BalanceOf("fund/general"), 50000);
+  EXPECT_EQ(BalanceOf("fund/restricted"), 30000);
+
+  Write(&Stub::Disburse, DisburseReq("pay-1", "project/school", w.recipient, 1200));
+  Write(&Stub::Disburse, DisburseReq("pay-2", "fund/restricted", "expense/ops", 300));
+  EXPECT_EQ(BalanceOf("project/school"), 18800);
+  EXPECT_EQ(BalanceOf(w.recipient), 1200);
+  EXPECT_EQ(BalanceOf("fund/restricted"), 29700);
+  EXPECT_EQ(BalanceOf("expense/ops"), 300);
+
+  pb::WriteResult retry;
+  ASSERT_TRUE(IsOk(client_->Call(
+      &Stub::Disburse, DisburseReq("pay-1", "project/school", w.recipient, 1200), &retry)));
+  EXPECT_TRUE(retry.duplicate());
+  EXPECT_EQ(BalanceOf(w.recipient), 1200);
+}
+
+TEST_F(ServerTest, CorrectReversesAndAdjusts) {
+  Open("fund/general", pb::FUND, "CNY");
+  Open("donor/alice", pb::DONOR);
+  Open("expense/fees", pb::EXPENSE);
+  uint64_t wrong = Donate("don-wrong", "donor/alice", "fund/general", 500).lot();
+  EXPECT_EQ(BalanceOf("fund/general"), 500);
+
+  pb::WriteResult reversal = Write(&Stub::Correct, ReverseReq("rev-1", wrong));
+  EXPECT_EQ(reversal.seq(), wrong + 1);
+  EXPECT_EQ(BalanceOf("fund/general"), 0);
+  EXPECT_EQ(BalanceOf("donor/alice"), 0);
+
+  // Reversing twice is refused.
+  pb::WriteResult ignored;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::Correct, ReverseReq("rev-2", wrong), &ignored),
+                      grpc::FAILED_PRECONDITION, "ref_seq"));
+
+  uint64_t good = Donate("don-good", "donor/alice", "fund/general", 800).lot();
+  Write(&Stub::Correct, AdjustReq("adj-1", good, "fund/general", "expense/fees", 300));
+  EXPECT_EQ(BalanceOf("fund/general"), 500);
+  EXPECT_EQ(BalanceOf("expense/fees"), 300);
+
+  pb::GetEntryRequest get;
+  get.set_seq(reversal.seq());
+  pb::Entry entry;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, get, &entry)));
+  EXPECT_EQ(entry.type(), pb::CORRECTION);
+  ASSERT_EQ(entry.postings_size(), 1);
+  EXPECT_EQ(entry.postings(0).from(), "fund/general");
+  EXPECT_EQ(entry.postings(0).to(), "donor/alice");
+  EXPECT_EQ(entry.postings(0).amount(), 500);
+}
+
+TEST_F(ServerTest, RegisterRecipientReturnsAPseudonymNeverTheIdNumber) {
+  const std::string id = ValidId(42);
+  pb::RegisterRecipientResponse first;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::RegisterRecipient,
+                                 RegisterReq("reg-42", id, "disabled", "c175"), &first)));
+  EXPECT_EQ(first.result().seq(), 1u);
+  ASSERT_THAT(first.recipient(), StartsWith("recipient/"));
+  EXPECT_EQ(first.recipient().size(), std::string("recipient/").size() + 32);
+  EXPECT_EQ(first.recipient().find(id), std::string::npos);
+
+  pb::Account account = Account(first.recipient());
+  EXPECT_EQ(account.kind(), pb::RECIPIENT);
+  EXPECT_EQ(account.category(), "disabled");
+  EXPECT_EQ(account.community(), "c175");
+
+  pb::RegisterRecipientResponse retry;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::RegisterRecipient,
+                                 RegisterReq("reg-42", id, "disabled", "c175"), &retry)));
+  EXPECT_TRUE(retry.result().duplicate());
+  EXPECT_EQ(retry.recipient(), first.recipient());
+
+  // The same person under another client id is already registered.
+  pb::RegisterRecipientResponse again;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::RegisterRecipient,
+                                    RegisterReq("reg-42b", id, "dibao", "c001"), &again),
+                      grpc::ALREADY_EXISTS, "id_number"));
+  EXPECT_EQ(client_->HeadSeq(), 1u);
+}
+
+TEST_F(ServerTest, SubmitBatchReturnsPerOperationResultsAndLinkedChainsFailAsAUnit) {
+  Open("donor/alice", pb::DONOR);
+  pb::BatchRequest req;
+  *req.add_operations()->mutable_open_account() = OpenReq("fund/a", pb::FUND, "CNY");
+  *req.add_operations()->mutable_donate() = DonateReq("b-don-1", "donor/alice", "fund/a", 700);
+  *req.add_operations()->mutable_register_recipient() = RegisterReq("b-reg-1", ValidId(5));
+  // A chain of three whose last operation fails: none of it is written.
+  {
+    pb::BatchOperation* op = req.add_operations();
+    op->set_linked(true);
+    *op->mutable_open_account() = OpenReq("fund/b", pb::FUND, "CNY");
+  }
+  {
+    pb::BatchOperation* op = req.add_operations();
+    op->set_linked(true);
+    pb::DonateRequest d = DonateReq("b-don-2", "donor/carol", "fund/b", 10);
+    d.set_create_donor(true);
+    *op->mutable_donate() = d;
+  }
+  *req.add_operations()->mutable_donate() = DonateReq("b-don-3", "donor/alice", "fund/b", 0);
+  // An independent operation after the failed chain still applies.
+  *req.add_operations()->mutable_donate() = DonateReq("b-don-4", "donor/alice", "fund/a", 5);
+
+  const uint64_t before = client_->HeadSeq();
+  pb::BatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, req, &resp)));
+  ASSERT_EQ(resp.results_size(), 7);
+
+  EXPECT_EQ(resp.results(0).code(), grpc::OK) << resp.results(0).message();
+  EXPECT_EQ(resp.results(0).result().seq(), before + 1);
+
+  EXPECT_EQ(resp.results(1).code(), grpc::OK) << resp.results(1).message();
+  EXPECT_EQ(resp.results(1).lot(), resp.results(1).result().seq());
+  EXPECT_TRUE(IsTraceCode(resp.results(1).trace_code()));
+
+  EXPECT_EQ(resp.results(2).code(), grpc::OK) << resp.results(2).message();
+  EXPECT_THAT(resp.results(2).recipient(), StartsWith("recipient/"));
+
+  EXPECT_EQ(resp.results(3).code(), grpc::ABORTED) << resp.results(3).message();
+  EXPECT_EQ(resp.results(4).code(), grpc::ABORTED) << resp.results(4).message();
+  EXPECT_EQ(resp.results(5).code(), grpc::INVALID_ARGUMENT) << resp.results(5).message();
+  EXPECT_THAT(resp.results(5).message(), HasSubstr("amount"));
+  EXPECT_THAT(resp.results(3).message(), HasSubstr("linked operation failed"));
+  EXPECT_EQ(resp.results(3).lot(), 0u);
+  EXPECT_TRUE(resp.results(4).trace_code().empty());
+
+  EXPECT_EQ(resp.results(6).code(), grpc::OK) << resp.results(6).message();
+  EXPECT_EQ(resp.results(6).lot(), resp.results(6).result().seq());
+
+  EXPECT_EQ(client_->HeadSeq(), before + 4);
+  EXPECT_FALSE(AccountExists("fund/b"));
+  EXPECT_FALSE(AccountExists("donor/carol"));
+  EXPECT_EQ(BalanceOf("fund/a"), 705);
+
+  // Resubmitting the whole batch writes nothing new.
+  pb::BatchResponse again;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, req, &again)));
+  ASSERT_EQ(again.results_size(), 7);
+  for (int i : {0, 1, 2, 6}) {
+    EXPECT_EQ(again.results(i).code(), grpc::OK);
+    EXPECT_TRUE(again.results(i).result().duplicate()) << i;
+    EXPECT_EQ(again.results(i).result().seq(), resp.results(i).result().seq());
+    EXPECT_EQ(again.results(i).trace_code(), resp.results(i).trace_code());
+    EXPECT_EQ(again.results(i).recipient(), resp.results(i).recipient());
+  }
+  EXPECT_EQ(client_->HeadSeq(), before + 4);
+}
+
+TEST_F(ServerTest, SubmitBatchAcceptsTheMaximumOf4096DonationsWithNewDonors) {
+  Open("fund/general", pb::FUND, "CNY");
+  pb::BatchRequest req;
+  for (int i = 0; i < kRpcBatchOpsMax; ++i) {
+    pb::DonateRequest d = DonateReq("max-" + std::to_string(i),
+                                    "donor/d" + std::to_string(i), "fund/general", 1);
+    d.set_create_donor(true);
+    *req.add_operations()->mutable_donate() = d;
+  }
+  pb::BatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, req, &resp)));
+  ASSERT_EQ(resp.results_size(), kRpcBatchOpsMax);
+  for (int i = 0; i < kRpcBatchOpsMax; ++i) {
+    ASSERT_EQ(resp.results(i).code(), grpc::OK) << i << ": " << resp.results(i).message();
+  }
+  EXPECT_EQ(client_->HeadSeq(), 1u + 2 * kRpcBatchOpsMax);
+  EXPECT_EQ(BalanceOf("fund/general"), kRpcBatchOpsMax);
+}
+
+TEST_F(ServerTest, GetHeadAndGetEntryReturnTheHashChain) {
+  SetUpWorld();
+  pb::Head head = client_->Head();
+  ASSERT_GT(head.seq(), 2u);
+  EXPECT_EQ(head.hash().size(), 32u);
+
+  std::string prev(32, '\0');
+  for (uint64_t seq = 1; seq <= head.seq(); ++seq) {
+    pb::GetEntryRequest req;
+    req.set_seq(seq);
+    pb::Entry e;
+    ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, req, &e))) << seq;
+    EXPECT_EQ(e.seq(), seq);
+    EXPECT_FALSE(e.entry_bytes().empty());
+    EXPECT_EQ(e.hash().size(), 32u);
+    EXPECT_EQ(e.prev_hash(), prev) << seq;
+    EXPECT_FALSE(e.summary().empty());
+    EXPECT_FALSE(e.client_id().empty());
+    prev = e.hash();
+  }
+  EXPECT_EQ(prev, head.hash());
+
+  pb::GetEntryRequest first;
+  first.set_seq(1);
+  pb::Entry e1;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, first, &e1)));
+  EXPECT_EQ(e1.type(), pb::OPEN_ACCOUNT);
+  EXPECT_EQ(e1.client_id(), "open:fund/general");
+
+  for (uint64_t missing : {uint64_t{0}, head.seq() + 1}) {
+    pb::GetEntryRequest req;
+    req.set_seq(missing);
+    pb::Entry e;
+    EXPECT_TRUE(IsError(client_->Call(&Stub::GetEntry, req, &e), grpc::NOT_FOUND, "seq"));
+  }
+}
+
+TEST_F(ServerTest, GetAccountListAccountsAndGetStatementShowBalancesAndHistory) {
+  World w = SetUpWorld();
+  pb::Account fund = Account("fund/general");
+  EXPECT_EQ(fund.kind(), pb::FUND);
+  EXPECT_EQ(fund.asset(), "CNY");
+  EXPECT_FALSE(fund.restricted());
+  EXPECT_EQ(fund.opened_seq(), 1u);
+  EXPECT_GT(fund.slice_count(), 0u);
+  EXPECT_EQ(BalanceOf("fund/general"), 80000);
+  EXPECT_TRUE(Account("project/school").restricted());
+  EXPECT_TRUE(Account("fund/restricted").restricted());
+
+  pb::GetAccountRequest missing;
+  missing.set_account("fund/nowhere");
+  pb::Account ignored;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::GetAccount, missing, &ignored), grpc::NOT_FOUND,
+                      "fund/nowhere"));
+
+  pb::ListAccountsRequest all;
+  pb::AccountList list;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::ListAccounts, all, &list)));
+  EXPECT_EQ(list.total_count(), 8u);
+  ASSERT_EQ(list.accounts_size(), 8);
+  EXPECT_EQ(list.accounts(0), "fund/general");  // opening order
+
+  pb::ListAccountsRequest funds;
+  funds.set_kind(pb::FUND);
+  funds.set_offset(1);
+  funds.set_limit(1);
+  pb::AccountList fund_list;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::ListAccounts, funds, &fund_list)));
+  EXPECT_EQ(fund_list.total_count(), 2u);
+  ASSERT_EQ(fund_list.accounts_size(), 1);
+  EXPECT_EQ(fund_list.accounts(0), "fund/restricted");
+
+  pb::ListAccountsRequest too_big;
+  too_big.set_limit(kPageItemsMax + 1);
+  EXPECT_TRUE(IsError(client_->Call(&Stub::ListAccounts, too_big, &list),
+                      grpc::INVALID_ARGUMENT, "limit"));
+
+  // The statement: open, donation, allocation out, donation, reversal.
+  pb::StatementRequest sreq;
+  sreq.set_account("fund/general");
+  pb::Statement st;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetStatement, sreq, &st)));
+  EXPECT_EQ(st.account(), "fund/general");
+  ASSERT_EQ(st.total_count(), 5u);
+  ASSERT_EQ(st.lines_size(), 5);
+  EXPECT_EQ(st.lines(1).seq(), w.donation_seq);
+  EXPECT_EQ(st.lines(1).type(), pb::DONATION);
+  EXPECT_EQ(st.lines(1).counterparty(), "donor/alice");
+  EXPECT_EQ(st.lines(1).delta(), 100000);
+  EXPECT_EQ(st.lines(2).type(), pb::ALLOCATION);
+  EXPECT_EQ(st.lines(2).counterparty(), "project/school");
+  EXPECT_EQ(st.lines(2).delta(), -20000);
+  EXPECT_EQ(st.lines(2).balance_after(), 80000);
+  EXPECT_EQ(st.lines(4).type(), pb::CORRECTION);
+  EXPECT_EQ(st.lines(4).balance_after(), 80000);
+
+  // A time window and a page of it.
+  pb::StatementRequest window;
+  window.set_account("fund/general");
+  window.set_from_time_us(st.lines(1).time_us());
+  window.set_to_time_us(st.lines(4).time_us());
+  window.set_offset(1);
+  window.set_limit(1);
+  pb::Statement page;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetStatement, window, &page)));
+  EXPECT_EQ(page.total_count(), 3u);
+  EXPECT_EQ(page.offset(), 1u);
+  ASSERT_EQ(page.lines_size(), 1);
+  EXPECT_EQ(page.lines(0).seq(), st.lines(2).seq());
+}
+
+TEST_F(ServerTest, FundSummariesReportRaisedAllocatedSpentCorrectedAndHeld) {
+  World w = SetUpWorld();
+  Write(&Stub::Disburse, DisburseReq("pay-1", "project/school", w.recipient, 1500));
+  Write(&Stub::Correct, AdjustReq("adj-1", w.donation_seq, "fund/general", "expense/ops", 250));
+
+  pb::FundSummaryRequest req;
+  req.set_account("fund/general");
+  pb::FundSummary general;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetFundSummary, req, &general)));
+  EXPECT_EQ(general.kind(), pb::FUND);
+  EXPECT_EQ(general.asset(), "CNY");
+  EXPECT_EQ(general.raised(), 100500);
+  EXPECT_EQ(general.allocated_out(), 20000);
+  EXPECT_EQ(general.corrected_out(), 750);  // the reversal and the adjustment
+  EXPECT_EQ(general.held(), 79750);
+
+  req.set_account("project/school");
+  pb::FundSummary school;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetFundSummary, req, &school)));
+  EXPECT_TRUE(school.restricted());
+  EXPECT_EQ(school.allocated_in(), 20000);
+  EXPECT_EQ(school.spent(), 1500);
+  EXPECT_EQ(school.held(), 18500);
+
+  // Other kinds are not summarised (and not confirmed to exist).
+  for (const std::string& other : {std::string("donor/alice"), w.recipient,
+                                   std::string("fund/nowhere")}) {
+    req.set_account(other);
+    pb::FundSummary ignored;
+    EXPECT_TRUE(IsError(client_->Call(&Stub::GetFundSummary, req, &ignored), grpc::NOT_FOUND))
+        << other;
+  }
+
+  pb::FundSummaries all;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::ListFundSummaries, pb::ListFundSummariesRequest(), &all)));
+  std::set<std::string> names;
+  for (const pb::FundSummary& f : all.funds()) names.insert(f.account());
+  EXPECT_EQ(names, (std::set<std::string>{"fund/general", "fund/restricted", "project/school"}));
+}
+
+TEST_F(ServerTest, TraceDonationShowsEveryMovementAndWhereTheMoneyIs) {
+  World w = SetUpWorld();
+  Write(&Stub::Disburse, DisburseReq("pay-1", "project/school", w.recipient, 1500));
+
+  pb::TraceDonationRequest req;
+  req.set_lot(w.donation_seq);
+  pb::Trace t;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceDonation, req, &t)));
+  EXPECT_EQ(t.lot(), w.donation_seq);
+  EXPECT_EQ(t.donor(), "donor/alice");
+  EXPECT_EQ(t.to(), "fund/general");
+  EXPECT_EQ(t.amount(), 100000);
+  ASSERT_EQ(t.hops_size(), 3);  // donation, allocation, disbursement
+  EXPECT_EQ(t.hops(0).type(), pb::DONATION);
+  EXPECT_EQ(t.hops(1).type(), pb::ALLOCATION);
+  EXPECT_EQ(t.hops(1).to(), "project/school");
+  EXPECT_EQ(t.hops(2).type(), pb::DISBURSEMENT);
+  EXPECT_EQ(t.hops(2).to(), w.recipient);  // the private view shows the pseudonym
+  int64_t sum = 0;
+  for (const pb::TracePlace& p : t.held()) sum += p.amount();
+  for (const pb::TracePlace& p : t.reached()) {
+    sum += p.amount();
+    EXPECT_EQ(p.account(), w.recipient);
+    EXPECT_EQ(p.category(), "dibao");
+    EXPECT_EQ(p.community(), "c001");
+  }
+  EXPECT_EQ(sum, t.amount());
+
+  req.set_lot(w.allocation_seq);  // not a lot
+  EXPECT_TRUE(IsError(client_->Call(&Stub::TraceDonation, req, &t), grpc::NOT_FOUND, "lot"));
+}
+
+TEST_F(ServerTest, TraceByCodeIsPublicAndHidesAnonymousDonorsAndRecipients) {
+  World w = SetUpWorld();
+  pb::DonateRequest anon = DonateReq("anon-1", "donor/alice", "project/school", 3000);
+  anon.set_anonymous(true);
+  pb::DonateResponse gift = Donate(anon);
+  // The project holds 20,000 of the big lot and then this one: pay it all.
+  Write(&Stub::Disburse, DisburseReq("pay-1", "project/school", w.recipient, 23000));
+
+  pb::TraceByCodeRequest req;
+  req.set_trace_code(gift.trace_code());
+  pb::Trace t;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, req, &t)));
+  EXPECT_EQ(t.lot(), gift.lot());
+  EXPECT_TRUE(t.anonymous());
+  EXPECT_EQ(t.donor(), "");
+  EXPECT_EQ(t.amount(), 3000);
+  std::string everything = t.DebugString();
+  EXPECT_EQ(everything.find("donor/alice"), std::string::npos) << everything;
+  EXPECT_EQ(everything.find(w.recipient), std::string::npos) << everything;
+  ASSERT_GE(t.hops_size(), 2);
+  EXPECT_EQ(t.hops(0).from(), "anonymous");
+  EXPECT_EQ(t.hops(1).to(), "recipient");
+  ASSERT_EQ(t.reached_size(), 1);
+  EXPECT_EQ(t.reached(0).account(), "recipient");
+  EXPECT_EQ(t.reached(0).kind(), pb::RECIPIENT);
+  EXPECT_EQ(t.reached(0).category(), "dibao");
+  EXPECT_EQ(t.reached(0).community(), "c001");
+  EXPECT_EQ(t.reached(0).amount(), 3000);
+
+  // A named donor stays named in the public view; recipients do not.
+  req.set_trace_code(w.trace_code);
+  pb::Trace named;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, req, &named)));
+  EXPECT_EQ(named.donor(), "donor/alice");
+  EXPECT_FALSE(named.anonymous());
+  EXPECT_EQ(named.DebugString().find(w.recipient), std::string::npos);
+
+  req.set_trace_code("not-a-code");
+  EXPECT_TRUE(IsError(client_->Call(&Stub::TraceByCode, req, &t), grpc::INVALID_ARGUMENT,
+                      "trace_code"));
+  req.set_trace_code(std::string(26, 'A'));
+  EXPECT_TRUE(IsError(client_->Call(&Stub::TraceByCode, req, &t), grpc::NOT_FOUND,
+                      "trace_code"));
+}
+
+TEST_F(ServerTest, TraceEntryIsPagedOverTheLotsBehindAnEntry) {
+  Open("fund/general", pb::FUND, "CNY");
+  Open("project/p", pb::PROJECT, "CNY");
+  Open("donor/alice", pb::DONOR);
+  pb::DonateRequest anon = DonateReq("don-0", "donor/alice", "fund/general", 100);
+  anon.set_anonymous(true);
+  std::vector<uint64_t> lots{Donate(anon).lot()};
+  for (int i = 1; i < 5; ++i) {
+    lots.push_back(
+        Donate("don-" + std::to_string(i), "donor/alice", "fund/general", 100).lot());
+  }
+  uint64_t alloc =
+      Write(&Stub::Allocate, AllocateReq("alloc", "fund/general", "project/p", 450)).seq();
+
+  pb::TraceEntryRequest req;
+  req.set_seq(alloc);
+  req.set_limit(2);
+  std::vector<pb::TraceSource> sources;
+  for (uint64_t offset = 0; offset < 5; offset += 2) {
+    req.set_offset(offset);
+    pb::EntryTrace page;
+    ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceEntry, req, &page)));
+    EXPECT_EQ(page.seq(), alloc);
+    EXPECT_EQ(page.type(), pb::ALLOCATION);
+    EXPECT_EQ(page.outflow(), 450);
+    EXPECT_EQ(page.total_count(), 5u);
+    EXPECT_EQ(page.offset(), offset);
+    EXPECT_EQ(page.sources_size(), offset == 4 ? 1 : 2);
+    for (const pb::TraceSource& s : page.sources()) sources.push_back(s);
+  }
+  ASSERT_EQ(sources.size(), 5u);
+  int64_t sum = 0;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    EXPECT_EQ(sources[i].lot(), lots[i]);  // first in, first out
+    EXPECT_EQ(sources[i].donor(), "donor/alice");
+    sum += sources[i].amount();
+  }
+  EXPECT_TRUE(sources[0].anonymous());
+  EXPECT_EQ(sources[4].amount(), 50);
+  EXPECT_EQ(sum, 450);
+
+  req.set_limit(kPageItemsMax + 1);
+  pb::EntryTrace ignored;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::TraceEntry, req, &ignored), grpc::INVALID_ARGUMENT,
+                      "limit"));
+}
+
+TEST_F(ServerTest, GetDonorStatementListsADonorsLotsWithTraces) {
+  Open("fund/general", pb::FUND, "CNY");
+  Open("donor/alice", pb::DONOR);
+  Open("donor/bob", pb::DONOR);
+  std::vector<uint64_t> lots;
+  for (int i = 0; i < 3; ++i) {
+    lots.push_back(Donate("a-" + std::to_string(i), "donor/alice", "fund/general", 10 + i).lot());
+  }
+  Donate("b-0", "donor/bob", "fund/general", 99);
+
+  pb::DonorStatementRequest req;
+  req.set_donor("donor/alice");
+  req.set_offset(1);
+  req.set_limit(5);
+  pb::DonorStatement st;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetDonorStatement, req, &st)));
+  EXPECT_EQ(st.donor(), "donor/alice");
+  EXPECT_EQ(st.total_lots(), 3u);
+  EXPECT_EQ(st.offset(), 1u);
+  ASSERT_EQ(st.lots_size(), 2);
+  EXPECT_EQ(st.lots(0).lot(), lots[1]);
+  EXPECT_EQ(st.lots(0).amount(), 11);
+  EXPECT_EQ(st.lots(1).lot(), lots[2]);
+  ASSERT_EQ(st.lots(1).held_size(), 1);
+  EXPECT_EQ(st.lots(1).held(0).account(), "fund/general");
+
+  req.set_donor("donor/nobody");
+  EXPECT_TRUE(IsError(client_->Call(&Stub::GetDonorStatement, req, &st), grpc::NOT_FOUND,
+                      "donor"));
+}
+
+TEST_F(ServerTest, GetRegistryListsTheDistrictsCategoriesAndCommunities) {
+  pb::Registry reg;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetRegistry, pb::GetRegistryRequest(), &reg)));
+  EXPECT_EQ(reg.categories_size(), 11);
+  EXPECT_EQ(reg.communities_size(), 175);
+  std::set<std::string> categories;
+  for (const pb::Code& c : reg.categories()) {
+    categories.insert(c.code());
+    EXPECT_FALSE(c.name().empty());
+  }
+  EXPECT_TRUE(categories.contains("dibao"));
+  EXPECT_TRUE(categories.contains("disaster-victims"));
+  EXPECT_EQ(reg.communities(0).code(), "c001");
+  EXPECT_EQ(reg.communities(174).code(), "c175");
+}
+
+TEST_F(ServerTest, ExportListEntriesStreamsAllEntriesInOrder) {
+  SetUpWorld();
+  const pb::Head head = client_->Head();
+  std::vector<pb::Entry> entries;
+  ASSERT_TRUE(IsOk(client_->ListEntries(0, 0, &entries)));
+  ASSERT_EQ(entries.size(), head.seq());
+  std::string prev(32, '\0');
+  for (size_t i = 0; i < entries.size(); ++i) {
+    EXPECT_EQ(entries[i].seq(), i + 1);
+    EXPECT_EQ(entries[i].prev_hash(), prev);
+    EXPECT_FALSE(entries[i].entry_bytes().empty());
+    prev = entries[i].hash();
+  }
+  EXPECT_EQ(prev, head.hash());
+
+  std::vector<pb::Entry> middle;
+  ASSERT_TRUE(IsOk(client_->ListEntries(3, 4, &middle)));
+  ASSERT_EQ(middle.size(), 4u);
+  EXPECT_EQ(middle.front().seq(), 3u);
+  EXPECT_EQ(middle.back().seq(), 6u);
+  EXPECT_EQ(middle.back().hash(), entries[5].hash());
+
+  std::vector<pb::Entry> beyond;
+  ASSERT_TRUE(IsOk(client_->ListEntries(head.seq() + 1, 0, &beyond)));
+  EXPECT_TRUE(beyond.empty());
+}
+
+TEST_F(ServerTest, ExportTailEntriesStreamsNewEntriesUntilCancelled) {
+  Open("fund/general", pb::FUND, "CNY");
+  Open("donor/alice", pb::DONOR);
+  const uint64_t next = client_->HeadSeq() + 1;
+
+  grpc::ClientContext ctx;
+  client_->Prepare(&ctx);
+  pb::TailEntriesRequest req;
+  req.set_from_seq(next);
+  auto reader = client_->exporter()->TailEntries(&ctx, req);
+  std::vector<pb::Entry> got;
+  std::thread tail([&] {
+    pb::Entry e;
+    while (got.size() < 2 && reader->Read(&e)) got.push_back(e);
+  });
+
+  uint64_t a = Donate("tail-1", "donor/alice", "fund/general", 1).lot();
+  uint64_t b = Donate("tail-2", "donor/alice", "fund/general", 2).lot();
+  tail.join();
+  ctx.TryCancel();
+  grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::CANCELLED) << Describe(s);
+
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].seq(), a);
+  EXPECT_EQ(got[1].seq(), b);
+  EXPECT_EQ(got[0].client_id(), "tail-1");
+  EXPECT_EQ(got[1].prev_hash(), got[0].hash());
+
+  // A tail from an old seq first replays what exists.
+  pb::Entry first;
+  ASSERT_TRUE(IsOk(client_->TailOne(1, &first)));
+  EXPECT_EQ(first.seq(), 1u);
+}
+
+TEST_F(ServerTest, ShutdownEndsAnOpenTail) {
+  Open("fund/general", pb::FUND, "CNY");
+  grpc::ClientContext ctx;
+  client_->Prepare(&ctx);
+  pb::TailEntriesRequest req;
+  req.set_from_seq(1);
+  auto reader = client_->exporter()->TailEntries(&ctx, req);
+  pb::Entry first;
+  ASSERT_TRUE(reader->Read(&first));  // the tail is running on the server
+  EXPECT_EQ(first.seq(), 1u);
+  std::thread reading([&] {
+    pb::Entry e;
+    while (reader->Read(&e)) {
+    }
+  });
+  const auto start = std::chrono::steady_clock::now();
+  StopServer();
+  const auto took = std::chrono::steady_clock::now() - start;
+  reading.join();
+  grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::UNAVAILABLE) << Describe(s);
+  // The tail notices within its poll interval; Shutdown does not wait for
+  // its grace period to run out.
+  EXPECT_LT(took, std::chrono::seconds(4));
+}
+
+TEST_F(ServerTest, ReadRpcsRejectBadPagesRangesAndUnknownIds) {
+  SetUpWorld();
+  pb::Statement st;
+  pb::StatementRequest sreq;
+  sreq.set_account("fund/general");
+  sreq.set_from_time_us(2000);
+  sreq.set_to_time_us(1000);
+  EXPECT_TRUE(IsError(client_->Call(&Stub::GetStatement, sreq, &st), grpc::INVALID_ARGUMENT,
+                      "to_time_us"));
+  sreq.set_to_time_us(0);
+  sreq.set_limit(kPageItemsMax + 1);
+  EXPECT_TRUE(IsError(client_->Call(&Stub::GetStatement, sreq, &st), grpc::INVALID_ARGUMENT,
+                      "limit"));
+  sreq.set_limit(0);
+  sreq.set_account("fund/nowhere");
+  EXPECT_TRUE(IsError(client_->Call(&Stub::GetStatement, sreq, &st), grpc::NOT_FOUND,
+                      "account"));
+
+  pb::DonorStatementRequest dreq;
+  dreq.set_donor("donor/alice");
+  dreq.set_limit(kPageItemsMax + 1);
+  pb::DonorStatement ds;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::GetDonorStatement, dreq, &ds),
+                      grpc::INVALID_ARGUMENT, "limit"));
+
+  pb::TraceEntryRequest treq;
+  treq.set_seq(0);
+  pb::EntryTrace et;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::TraceEntry, treq, &et), grpc::NOT_FOUND, "seq"));
+
+  pb::TraceDonationRequest lreq;
+  lreq.set_lot(0);
+  pb::Trace t;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::TraceDonation, lreq, &t), grpc::NOT_FOUND, "lot"));
+
+  pb::ListAccountsRequest beyond;
+  beyond.set_offset(1000);
+  pb::AccountList list;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::ListAccounts, beyond, &list)));
+  EXPECT_EQ(list.accounts_size(), 0);
+  EXPECT_EQ(list.total_count(), 8u);
+}
+
+TEST_F(ServerTest, AdminBackupWritesAConsistentCopyIntoANewDirectory) {
+  SetUpWorld();
+  const uint64_t head = client_->HeadSeq();
+  pb::BackupResponse resp;
+  const std::string dir = dir_.Sub("backup");
+  ASSERT_TRUE(IsOk(client_->Backup(dir, &resp)));
+  EXPECT_EQ(resp.dir(), dir);
+  EXPECT_EQ(resp.seq(), head);
+  EXPECT_TRUE(std::filesystem::is_directory(dir));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/CURRENT"));
+
+  EXPECT_TRUE(IsError(client_->Backup(dir, &resp), grpc::FAILED_PRECONDITION, "dir"));
+  EXPECT_TRUE(IsError(client_->Backup("", &resp), grpc::INVALID_ARGUMENT, "dir"));
+}
+
+TEST_F(ServerTest, HealthCheckAnswersServing) {
+  grpc::GenericStub stub(client_->channel());
+  grpc::ClientContext ctx;
+  client_->Prepare(&ctx);
+  const std::string nothing;
+  grpc::Slice empty(nothing);
+  grpc::ByteBuffer request(&empty, 1);  // an empty HealthCheckRequest is zero bytes
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  grpc::Status s = done.get_future().get();
+  ASSERT_TRUE(IsOk(s));
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status = SERVING
+}
+
+TEST_F(ServerTest, EveryRpcIsLoggedOnceWithoutRequestContent) {
+  SetUpWorld();
+  const size_t before = logs_.Lines().size();
+  pb::Head head;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetHead, pb::GetHeadRequest(), &head)));
+  pb::DonateResponse ignored;
+  ASSERT_FALSE(client_->Call(&Stub::Donate, DonateReq("x", "donor/alice", "fund/general", 0),
+                             &ignored)
+                   .ok());
+  std::vector<std::string> lines = logs_.Lines();
+  ASSERT_EQ(lines.size(), before + 2);
+  EXPECT_THAT(lines[before], HasSubstr("\"rpc\":\"GetHead\""));
+  EXPECT_THAT(lines[before], HasSubstr("\"code\":\"OK\""));
+  EXPECT_THAT(lines[before + 1], HasSubstr("\"rpc\":\"Donate\""));
+  EXPECT_THAT(lines[before + 1], HasSubstr("\"code\":\"INVALID_ARGUMENT\""));
+  for (const std::string& line : lines) EXPECT_EQ(line.find("donor/alice"), std::string::npos);
+}
+
+// ================================================================ deadlines
+
+TEST_F(ServerTest, ACallWithAnExpiredDeadlineReturnsDeadlineExceeded) {
+  Open("fund/general", pb::FUND, "CNY");
+  Open("donor/alice", pb::DONOR);
+  const uint64_t before = client_->HeadSeq();
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+    pb::Head head;
+    grpc::Status s = client_->ledger()->GetHead(&ctx, pb::GetHeadRequest(), &head);
+    EXPECT_EQ(s.error_code(), grpc::DEADLINE_EXCEEDED) << Describe(s);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+    pb::DonateResponse resp;
+    grpc::Status s = client_->ledger()->Donate(
+        &ctx, DonateReq("late", "donor/alice", "fund/general", 5), &resp);
+    EXPECT_EQ(s.error_code(), grpc::DEADLINE_EXCEEDED) << Describe(s);
+  }
+  EXPECT_EQ(client_->HeadSeq(), before);
+}
+
+// ================================================================ bad input
+
+// One invalid request: the code it must get and the field its message names.
+struct BadCase {
+  std::string name;
+  pb::BatchOperation op;
+  grpc::StatusCode code;
+  std::string field;
+};
+
+class BadCases {
+ public:
+  BadCases(const pb::OpenAccountRequest& open, const pb::CloseAccountRequest& close,
+           const pb::DonateRequest& donate, const pb::AllocateRequest& allocate,
+           const pb::DisburseRequest& disburse, const pb::CorrectRequest& adjust,
+           const pb::CorrectRequest& reverse, const pb::RegisterRecipientRequest& reg)
+      : open_(open), close_(close), donate_(donate), allocate_(allocate), disburse_(disburse),
+        adjust_(adjust), reverse_(reverse), reg_(reg) {}
+
+  // Each adder takes the base request, mutates it and records the case with
+  // a client id of its own.
+  void Open(std::string name, grpc::StatusCode code, std::string field,
+            std::function<void(pb::OpenAccountRequest&)> mutate) {
+    pb::BatchOperation op;
+    *op.mutable_open_account() = open_;
+    op.mutable_open_account()->set_client_id(Id());
+    mutate(*op.mutable_open_account());
+    Add("OpenAccount/" + name, op, code, field);
+  }
+  void Close(std::string name, grpc::StatusCode code, std::string field,
+             std::function<void(pb::CloseAccountRequest&)> mutate) {
+    pb::BatchOperation op;
+    *op.mutable_close_account() = close_;
+    op.mutable_close_account()->set_client_id(Id());
+    mutate(*op.mutable_close_account());
+    Add("CloseAccount/" + name, op, code, field);
+  }
+  void Donate(std::string name, grpc::StatusCode code, std::string field,
+              std::function<void(pb::DonateRequest&)> mutate) {
+    pb::BatchOperation op;
+    *op.mutable_donate() = donate_;
+    op.mutable_donate()->set_client_id(Id());
+    mutate(*op.mutable_donate());
+    Add("Donate/" + name, op, code, field);
+  }
+  void Allocate(std::string name, grpc::StatusCode code, std::string field,
+                std::function<void(pb::AllocateRequest&)> mutate) {
+    pb::BatchOperation op;
+    *op.mutable_allocate() = allocate_;
+    op.mutable_allocate()->set_client_id(Id());
+    mutate(*op.mutable_allocate());
+    Add("Allocate/" + name, op, code, field);
+  }
+  void Disburse(std::string name, grpc::StatusCode code, std::string field,
+                std::function<void(pb::DisburseRequest&)> mutate) {
+    pb::BatchOperation op;
+    *op.mutable_disburse() = disburse_;
+    op.mutable_disburse()->set_client_id(Id());
+    mutate(*op.mutable_disburse());
+    Add("Disburse/" + name, op, code, field);
+  }
+  void Adjust(std::string name, grpc::StatusCode code, std::string field,
+              std::function<void(pb::CorrectRequest&)> mutate) {
+    pb::BatchOperation op;
+    *op.mutable_correct() = adjust_;
+    op.mutable_correct()->set_client_id(Id());
+    mutate(*op.mutable_correct());
+    Add("Correct(adjust)/" + name, op, code, field);
+  }
+  void Reverse(std::string name, grpc::StatusCode code, std::string field,
+               std::function<void(pb::CorrectRequest&)> mutate) {
+    pb::BatchOperation op;
+    *op.mutable_correct() = reverse_;
+    op.mutable_correct()->set_client_id(Id());
+    mutate(*op.mutable_correct());
+    Add("Correct(reverse)/" + name, op, code, field);
+  }
+  void Register(std::string name, grpc::StatusCode code, std::string field,
+                std::function<void(pb::RegisterRecipientRequest&)> mutate) {
+    pb::BatchOperation op;
+    *op.mutable_register_recipient() = reg_;
+    op.mutable_register_recipient()->set_client_id(Id());
+    mutate(*op.mutable_register_recipient());
+    Add("RegisterRecipient/" + name, op, code, field);
+  }
+
+  const std::vector<BadCase>& cases() const { return cases_; }
+
+ private:
+  std::string Id() { return "bad-" + std::to_string(next_id_++); }
+  void Add(std::string name, pb::BatchOperation op, grpc::StatusCode code, std::string field) {
+    cases_.push_back({std::move(name), std::move(op), code, std::move(field)});
+  }
+
+  pb::OpenAccountRequest open_;
+  pb::CloseAccountRequest close_;
+  pb::DonateRequest donate_;
+  pb::AllocateRequest allocate_;
+  pb::DisburseRequest disburse_;
+  pb::CorrectRequest adjust_;
+  pb::CorrectRequest reverse_;
+  pb::RegisterRecipientRequest reg_;
+  int next_id_ = 0;
+  std::vector<BadCase> cases_;
+};
+
+TEST_F(ServerTest, EveryInvalidFieldOfEveryWriteIsRejectedNamingTheFieldAndWritesNothing) {
+  const World w = SetUpWorld();
+  using grpc::StatusCode;
+  constexpr StatusCode kInvalid = grpc::INVALID_ARGUMENT;
+  constexpr StatusCode kNotFound = grpc::NOT_FOUND;
+  constexpr StatusCode kExists = grpc::ALREADY_EXISTS;
+  constexpr StatusCode kState = grpc::FAILED_PRECONDITION;
+  const std::string long_client_id(kClientIdBytesMax + 1, 'c');
+  const std::string long_account = "fund/" + std::string(kAccountIdBytesMax - 4, 'x');
+  const std::string long_text(kTextBytesMax + 1, 't');
+
+  // Valid base requests: every case below differs from one of them in one
+  // field. (The end of the test submits the bases themselves: they succeed.)
+  pb::OpenAccountRequest open = OpenReq("fund/new", pb::FUND, "CNY");
+  pb::CloseAccountRequest close;
+  close.set_account("expense/spare");
+  close.set_reason("no longer used");
+  pb::DonateRequest donate = DonateReq("", "donor/alice", "fund/general", 100);
+  pb::AllocateRequest allocate = AllocateReq("", "fund/general", "fund/restricted", 100);
+  pb::DisburseRequest disburse = DisburseReq("", "project/school", "expense/ops", 10);
+  pb::CorrectRequest adjust = AdjustReq("", w.donation_seq, "fund/general", "expense/ops", 10);
+  const uint64_t spare_lot = Donate("matrix-don", "donor/alice", "fund/restricted", 300).lot();
+  pb::CorrectRequest reverse = ReverseReq("", spare_lot);
+  pb::RegisterRecipientRequest reg = RegisterReq("", ValidId(7), "disabled", "c042");
+  BadCases c(open, close, donate, allocate, disburse, adjust, reverse, reg);
+
+  // ---- OpenAccount ----
+  c.Open("empty client_id", kInvalid, "client_id", [](auto& r) { r.set_client_id(""); });
+  c.Open("over-long client_id", kInvalid, "client_id",
+         [&](auto& r) { r.set_client_id(long_client_id); });
+  c.Open("client_id with a space", kInvalid, "client_id", [](auto& r) { r.set_client_id("a b"); });
+  c.Open("client_id with a control byte", kInvalid, "client_id",
+         [](auto& r) { r.set_client_id("a\nb"); });
+  c.Open("empty account", kInvalid, "account", [](auto& r) { r.set_account(""); });
+  c.Open("account with a space", kInvalid, "account", [](auto& r) { r.set_account("fund/a b"); });
+  c.Open("account with non-ASCII", kInvalid, "account",
+         [](auto& r) { r.set_account("fund/\xe7\xa6\x8f"); });
+  c.Open("over-long account", kInvalid, "account", [&](auto& r) { r.set_account(long_account); });
+  c.Open("unspecified kind", kInvalid, "kind",
+         [](auto& r) { r.set_kind(pb::ACCOUNT_KIND_UNSPECIFIED); });
+  c.Open("recipient kind", kInvalid, "kind", [](auto& r) { r.set_kind(pb::RECIPIENT); });
+  c.Open("unknown kind 42", kInvalid, "kind",
+         [](auto& r) { r.set_kind(static_cast<pb::AccountKind>(42)); });
+  c.Open("negative kind", kInvalid, "kind",
+         [](auto& r) { r.set_kind(static_cast<pb::AccountKind>(-1)); });
+  c.Open("fund without asset", kInvalid, "asset", [](auto& r) { r.set_asset(""); });
+  c.Open("lower-case asset", kInvalid, "asset", [](auto& r) { r.set_asset("cny"); });
+  c.Open("four-letter asset", kInvalid, "asset", [](auto& r) { r.set_asset("CNYY"); });
+  c.Open("empty goods code", kInvalid, "asset", [](auto& r) { r.set_asset("item:"); });
+  c.Open("upper-case goods code", kInvalid, "asset", [](auto& r) { r.set_asset("item:Rice"); });
+  c.Open("over-long goods code", kInvalid, "asset",
+         [](auto& r) { r.set_asset("item:" + std::string(41, 'r')); });
+  c.Open("restricted project", kInvalid, "restricted", [](auto& r) {
+    r.set_account("project/new");
+    r.set_kind(pb::PROJECT);
+    r.set_restricted(true);
+  });
+  c.Open("restricted donor", kInvalid, "restricted", [](auto& r) {
+    r.set_account("donor/new");
+    r.set_kind(pb::DONOR);
+    r.set_asset("");
+    r.set_restricted(true);
+  });
+  c.Open("over-long name", kInvalid, "name",
+         [](auto& r) { r.set_name(std::string(kNameBytesMax + 1, 'n')); });
+  c.Open("existing account", kExists, "account", [](auto& r) { r.set_account("fund/general"); });
+
+  // ---- CloseAccount ----
+  c.Close("empty client_id", kInvalid, "client_id", [](auto& r) { r.set_client_id(""); });
+  c.Close("over-long client_id", kInvalid, "client_id",
+          [&](auto& r) { r.set_client_id(long_client_id); });
+  c.Close("empty account", kInvalid, "account", [](auto& r) { r.set_account(""); });
+  c.Close("malformed account", kInvalid, "account", [](auto& r) { r.set_account("expense/a b"); });
+  c.Close("empty reason", kInvalid, "reason", [](auto& r) { r.set_reason(""); });
+  c.Close("over-long reason", kInvalid, "reason", [&](auto& r) { r.set_reason(long_text); });
+  c.Close("unknown account", kNotFound, "account",
+          [](auto& r) { r.set_account("expense/nobody"); });
+  c.Close("account still holding money", kState, "account",
+          [](auto& r) { r.set_account("fund/general"); });
+
+  // ---- Donate ----
+  c.Donate("empty client_id", kInvalid, "client_id", [](auto& r) { r.set_client_id(""); });
+  c.Donate("over-long client_id", kInvalid, "client_id",
+           [&](auto& r) { r.set_client_id(long_client_id); });
+  c.Donate("client_id with a space", kInvalid, "client_id",
+           [](auto& r) { r.set_client_id("a b"); });
+  c.Donate("empty donor", kInvalid, "donor", [](auto& r) { r.set_donor(""); });
+  c.Donate("malformed donor", kInvalid, "donor", [](auto& r) { r.set_donor("donor/a b"); });
+  c.Donate("over-long donor", kInvalid, "donor",
+           [&](auto& r) { r.set_donor("donor/" + std::string(kAccountIdBytesMax, 'd')); });
+  c.Donate("empty to", kInvalid, "to", [](auto& r) { r.set_to(""); });
+  c.Donate("malformed to", kInvalid, "to", [](auto& r) { r.set_to("fund/a b"); });
+  c.Donate("empty asset", kInvalid, "asset", [](auto& r) { r.set_asset(""); });
+  c.Donate("malformed asset", kInvalid, "asset", [](auto& r) { r.set_asset("cny"); });
+  c.Donate("amount 0", kInvalid, "amount", [](auto& r) { r.set_amount(0); });
+  c.Donate("amount -1", kInvalid, "amount", [](auto& r) { r.set_amount(-1); });
+  c.Donate("amount above the maximum", kInvalid, "amount",
+           [](auto& r) { r.set_amount(kAmountMax + 1); });
+  c.Donate("amount INT64_MIN", kInvalid, "amount",
+           [](auto& r) { r.set_amount(std::numeric_limits<int64_t>::min()); });
+  c.Donate("unknown channel 5", kInvalid, "channel",
+           [](auto& r) { r.set_channel(static_cast<pb::DonationChannel>(5)); });
+  c.Donate("negative channel", kInvalid, "channel",
+           [](auto& r) { r.set_channel(static_cast<pb::DonationChannel>(-1)); });
+  c.Donate("over-long memo", kInvalid, "memo", [&](auto& r) { r.set_memo(long_text); });
+  c.Donate("unknown donor", kNotFound, "donor", [](auto& r) { r.set_donor("donor/nobody"); });
+  c.Donate("unknown fund", kNotFound, "to", [](auto& r) { r.set_to("fund/nowhere"); });
+  c.Donate("asset not the fund's", kState, "asset", [](auto& r) { r.set_asset("USD"); });
+  c.Donate("donor is a project", kState, "donor",
+           [](auto& r) { r.set_donor("project/school"); });
+  c.Donate("into an expense", kState, "to", [](auto& r) { r.set_to("expense/ops"); });
+  c.Donate("create_donor with amount 0", kInvalid, "amount", [](auto& r) {
+    r.set_donor("donor/new");
+    r.set_create_donor(true);
+    r.set_amount(0);
+  });
+  c.Donate("client_id reused with another amount", kExists, "client_id", [](auto& r) {
+    r.set_client_id("setup-don-1");
+    r.set_amount(5);
+  });
+
+  // ---- Allocate ----
+  c.Allocate("empty client_id", kInvalid, "client_id", [](auto& r) { r.set_client_id(""); });
+  c.Allocate("over-long client_id", kInvalid, "client_id",
+             [&](auto& r) { r.set_client_id(long_client_id); });
+  c.Allocate("empty from", kInvalid, "from", [](auto& r) { r.set_from(""); });
+  c.Allocate("malformed from", kInvalid, "from", [](auto& r) { r.set_from("fund/a b"); });
+  c.Allocate("empty to", kInvalid, "to", [](auto& r) { r.set_to(""); });
+  c.Allocate("malformed to", kInvalid, "to", [](auto& r) { r.set_to("fund/a b"); });
+  c.Allocate("to equals from", kInvalid, "to", [](auto& r) { r.set_to("fund/general"); });
+  c.Allocate("empty asset", kInvalid, "asset", [](auto& r) { r.set_asset(""); });
+  c.Allocate("malformed asset", kInvalid, "asset", [](auto& r) { r.set_asset("C1Y"); });
+  c.Allocate("amount 0", kInvalid, "amount", [](auto& r) { r.set_amount(0); });
+  c.Allocate("amount -1", kInvalid, "amount", [](auto& r) { r.set_amount(-1); });
+  c.Allocate("amount above the maximum", kInvalid, "amount",
+             [](auto& r) { r.set_amount(kAmountMax + 1); });
+  c.Allocate("over-long reason", kInvalid, "reason", [&](auto& r) { r.set_reason(long_text); });
+  c.Allocate("unknown from", kNotFound, "from", [](auto& r) { r.set_from("fund/nowhere"); });
+  c.Allocate("unknown to", kNotFound, "to", [](auto& r) { r.set_to("fund/nowhere"); });
+  c.Allocate("from a project", kState, "from", [](auto& r) {
+    r.set_from("project/school");
+    r.set_to("fund/general");
+  });
+  c.Allocate("from a restricted fund", kState, "from", [](auto& r) {
+    r.set_from("fund/restricted");
+    r.set_to("fund/general");
+  });
+  c.Allocate("to an expense", kState, "to", [](auto& r) { r.set_to("expense/ops"); });
+  c.Allocate("more than held", kState, "amount", [](auto& r) { r.set_amount(80001); });
+  c.Allocate("asset not the fund's", kState, "asset", [](auto& r) { r.set_asset("USD"); });
+
+  // ---- Disburse ----
+  c.Disburse("empty client_id", kInvalid, "client_id", [](auto& r) { r.set_client_id(""); });
+  c.Disburse("over-long client_id", kInvalid, "client_id",
+             [&](auto& r) { r.set_client_id(long_client_id); });
+  c.Disburse("empty from", kInvalid, "from", [](auto& r) { r.set_from(""); });
+  c.Disburse("malformed from", kInvalid, "from", [](auto& r) { r.set_from("project/a b"); });
+  c.Disburse("empty to", kInvalid, "to", [](auto& r) { r.set_to(""); });
+  c.Disburse("malformed to", kInvalid, "to", [](auto& r) { r.set_to("expense/a b"); });
+  c.Disburse("empty asset", kInvalid, "asset", [](auto& r) { r.set_asset(""); });
+  c.Disburse("malformed asset", kInvalid, "asset", [](auto& r) { r.set_asset("item:A"); });
+  c.Disburse("amount 0", kInvalid, "amount", [](auto& r) { r.set_amount(0); });
+  c.Disburse("amount -1", kInvalid, "amount", [](auto& r) { r.set_amount(-1); });
+  c.Disburse("amount above the maximum", kInvalid, "amount",
+             [](auto& r) { r.set_amount(kAmountMax + 1); });
+  c.Disburse("over-long purpose", kInvalid, "purpose", [&](auto& r) { r.set_purpose(long_text); });
+  c.Disburse("unknown from", kNotFound, "from", [](auto& r) { r.set_from("project/nowhere"); });
+  c.Disburse("unknown recipient", kNotFound, "to",
+             [](auto& r) { r.set_to("recipient/00000000000000000000000000000000"); });
+  c.Disburse("to a fund", kState, "to", [](auto& r) { r.set_to("fund/general"); });
+  c.Disburse("from an expense", kState, "from", [](auto& r) {
+    r.set_from("expense/ops");
+    r.set_to("expense/spare");
+  });
+  c.Disburse("more than held", kState, "amount", [](auto& r) { r.set_amount(20001); });
+
+  // ---- Correct ----
+  c.Adjust("empty client_id", kInvalid, "client_id", [](auto& r) { r.set_client_id(""); });
+  c.Adjust("over-long client_id", kInvalid, "client_id",
+           [&](auto& r) { r.set_client_id(long_client_id); });
+  c.Adjust("unspecified mode", kInvalid, "mode",
+           [](auto& r) { r.set_mode(pb::CORRECTION_MODE_UNSPECIFIED); });
+  c.Adjust("unknown mode 3", kInvalid, "mode",
+           [](auto& r) { r.set_mode(static_cast<pb::CorrectionMode>(3)); });
+  c.Adjust("negative mode", kInvalid, "mode",
+           [](auto& r) { r.set_mode(static_cast<pb::CorrectionMode>(-1)); });
+  c.Adjust("empty reason", kInvalid, "reason", [](auto& r) { r.set_reason(""); });
+  c.Adjust("over-long reason", kInvalid, "reason", [&](auto& r) { r.set_reason(long_text); });
+  c.Adjust("ref_seq 0", kNotFound, "ref_seq", [](auto& r) { r.set_ref_seq(0); });
+  c.Adjust("ref_seq beyond the head", kNotFound, "ref_seq",
+           [](auto& r) { r.set_ref_seq(1'000'000'000); });
+  c.Adjust("empty from", kInvalid, "from", [](auto& r) { r.set_from(""); });
+  c.Adjust("malformed to", kInvalid, "to", [](auto& r) { r.set_to("expense/a b"); });
+  c.Adjust("malformed asset", kInvalid, "asset", [](auto& r) { r.set_asset("yuan"); });
+  c.Adjust("amount 0", kInvalid, "amount", [](auto& r) { r.set_amount(0); });
+  c.Adjust("amount -1", kInvalid, "amount", [](auto& r) { r.set_amount(-1); });
+  c.Adjust("amount above the maximum", kInvalid, "amount",
+           [](auto& r) { r.set_amount(kAmountMax + 1); });
+  c.Adjust("to equals from", kInvalid, "to", [](auto& r) { r.set_to("fund/general"); });
+  c.Adjust("unknown from", kNotFound, "from", [](auto& r) { r.set_from("fund/nowhere"); });
+  c.Adjust("from an expense", kState, "from", [](auto& r) {
+    r.set_from("expense/ops");
+    r.set_to("expense/spare");
+  });
+  c.Adjust("to a donor", kState, "to", [](auto& r) { r.set_to("donor/alice"); });
+  c.Adjust("more than held", kState, "amount", [](auto& r) { r.set_amount(80001); });
+  c.Reverse("ref_seq 0", kNotFound, "ref_seq", [](auto& r) { r.set_ref_seq(0); });
+  c.Reverse("with an amount", kInvalid, "amount", [](auto& r) { r.set_amount(5); });
+  c.Reverse("with a from", kInvalid, "from", [](auto& r) { r.set_from("fund/general"); });
+  c.Reverse("of an account opening", kState, "ref_seq", [](auto& r) { r.set_ref_seq(1); });
+  c.Reverse("of an already reversed donation", kState, "ref_seq",
+            [&](auto& r) { r.set_ref_seq(w.reversed_seq); });
+  c.Reverse("empty reason", kInvalid, "reason", [](auto& r) { r.set_reason(""); });
+
+  // ---- RegisterRecipient ----
+  c.Register("empty client_id", kInvalid, "client_id", [](auto& r) { r.set_client_id(""); });
+  c.Register("over-long client_id", kInvalid, "client_id",
+             [&](auto& r) { r.set_client_id(long_client_id); });
+  c.Register("empty id_number", kInvalid, "id_number", [](auto& r) { r.set_id_number(""); });
+  c.Register("17-character id_number", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(ValidId(7).substr(0, 17)); });
+  c.Register("19-character id_number", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(ValidId(7) + "0"); });
+  c.Register("letter among the digits", kInvalid, "id_number", [](auto& r) {
+    std::string id = ValidId(7);
+    id[3] = 'A';
+    r.set_id_number(id);
+  });
+  c.Register("check character Y", kInvalid, "id_number", [](auto& r) {
+    std::string id = ValidId(7);
+    id.back() = 'Y';
+    r.set_id_number(id);
+  });
+  c.Register("wrong check character", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(WithWrongCheckChar(ValidId(7))); });
+  c.Register("born in month 13", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(IdBornOn("19801301")); });
+  c.Register("born on day 0", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(IdBornOn("19800100")); });
+  c.Register("born on 30 February", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(IdBornOn("19800230")); });
+  c.Register("born on 29 February of a common year", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(IdBornOn("19810229")); });
+  c.Register("born on 31 April", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(IdBornOn("19800431")); });
+  c.Register("born before 1900", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(IdBornOn("18991231")); });
+  c.Register("born in a future year", kInvalid, "id_number",
+             [](auto& r) { r.set_id_number(IdBornOn("29990101")); });
+  c.Register("empty category", kInvalid, "category", [](auto& r) { r.set_category(""); });
+  c.Register("unknown category", kInvalid, "category",
+             [](auto& r) { r.set_category("millionaires"); });
+  c.Register("category in the wrong case", kInvalid, "category",
+             [](auto& r) { r.set_category("DIBAO"); });
+  c.Register("empty community", kInvalid, "community", [](auto& r) { r.set_community(""); });
+  c.Register("community c000", kInvalid, "community", [](auto& r) { r.set_community("c000"); });
+  c.Register("community c176", kInvalid, "community", [](auto& r) { r.set_community("c176"); });
+  c.Register("person already registered", kExists, "id_number",
+             [](auto& r) { r.set_id_number(ValidId(1)); });
+
+  const pb::Head head = client_->Head();
+  const std::string digest = server_->ledger().StateDigest();
+  for (const BadCase& bad : c.cases()) {
+    SCOPED_TRACE(bad.name);
+    EXPECT_TRUE(IsError(CallUnary(*client_, bad.op), bad.code, bad.field)) << "(unary)";
+    EXPECT_TRUE(IsError(CallInBatch(*client_, bad.op), bad.code, bad.field)) << "(batch)";
+    pb::Head now = client_->Head();
+    ASSERT_EQ(now.seq(), head.seq()) << "an invalid request wrote an entry";
+    ASSERT_EQ(now.hash(), head.hash());
+  }
+  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+  EXPECT_FALSE(AccountExists("donor/new"));
+  // No log line carries a rejected ID number.
+  for (const std::string& line : logs_.Lines()) {
+    EXPECT_EQ(line.find(ValidId(7).substr(0, 17)), std::string::npos) << line;
+  }
+
+  // The bases themselves are valid: each case failed because of its change.
+  std::vector<pb::BatchOperation> bases(8);
+  *bases[0].mutable_open_account() = open;
+  *bases[1].mutable_close_account() = close;
+  *bases[2].mutable_donate() = donate;
+  *bases[3].mutable_allocate() = allocate;
+  *bases[4].mutable_disburse() = disburse;
+  *bases[5].mutable_correct() = adjust;
+  *bases[6].mutable_correct() = reverse;
+  *bases[7].mutable_register_recipient() = reg;
+  for (size_t i = 0; i < bases.size(); ++i) {
+    pb::BatchOperation op = bases[i];
+    std::string id = "base-" + std::to_string(i);
+    switch (op.op_case()) {
+      case pb::BatchOperation::kOpenAccount: op.mutable_open_account()->set_client_id(id); break;
+      case pb::BatchOperation::kCloseAccount: op.mutable_close_account()->set_client_id(id); break;
+      case pb::BatchOperation::kDonate: op.mutable_donate()->set_client_id(id); break;
+      case pb::BatchOperation::kAllocate: op.mutable_allocate()->set_client_id(id); break;
+      case pb::BatchOperation::kDisburse: op.mutable_disburse()->set_client_id(id); break;
+      case pb::BatchOperation::kCorrect: op.mutable_correct()->set_client_id(id); break;
+      case pb::BatchOperation::kRegisterRecipient:
+        op.mutable_register_recipient()->set_client_id(id);
+        break;
+      case pb::BatchOperation::OP_NOT_SET: break;
+    }
+    EXPECT_TRUE(IsOk(CallUnary(*client_, op))) << "base " << i;
+  }
+  EXPECT_EQ(client_->HeadSeq(), head.seq() + bases.size());
+}
+
+TEST_F(ServerTest, SubmitBatchRejectsEmptyAndOversizedBatchesAndMalformedOperations) {
+  SetUpWorld();
+  const pb::Head head = client_->Head();
+  pb::BatchResponse resp;
+
+  pb::BatchRequest empty;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::SubmitBatch, empty, &resp), grpc::INVALID_ARGUMENT,
+                      "operations"));
+
+  pb::BatchRequest oversized;
+  for (int i = 0; i <= kRpcBatchOpsMax; ++i) {
+    *oversized.add_operations()->mutable_open_account() =
+        OpenReq("expense/e" + std::to_string(i), pb::EXPENSE);
+  }
+  EXPECT_TRUE(IsError(client_->Call(&Stub::SubmitBatch, oversized, &resp),
+                      grpc::INVALID_ARGUMENT, "operations"));
+
+  // An operation with nothing set.
+  pb::BatchRequest unset;
+  unset.add_operations();
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, unset, &resp)));
+  ASSERT_EQ(resp.results_size(), 1);
+  EXPECT_EQ(resp.results(0).code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(resp.results(0).message(), HasSubstr("op"));
+
+  // A chain left open at the end of the batch.
+  pb::BatchRequest open_chain;
+  {
+    pb::BatchOperation* op = open_chain.add_operations();
+    op->set_linked(true);
+    *op->mutable_open_account() = OpenReq("expense/x", pb::EXPENSE);
+  }
+  {
+    pb::BatchOperation* op = open_chain.add_operations();
+    op->set_linked(true);
+    *op->mutable_open_account() = OpenReq("expense/y", pb::EXPENSE);
+  }
+  resp.Clear();
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, open_chain, &resp)));
+  ASSERT_EQ(resp.results_size(), 2);
+  for (const pb::BatchResult& r : resp.results()) {
+    EXPECT_EQ(r.code(), grpc::INVALID_ARGUMENT) << r.message();
+    EXPECT_THAT(r.message(), HasSubstr("linked"));
+  }
+
+  // A chain whose second operation is rejected before reaching the engine.
+  pb::BatchRequest rejected_chain;
+  {
+    pb::BatchOperation* op = rejected_chain.add_operations();
+    op->set_linked(true);
+    *op->mutable_open_account() = OpenReq("expense/z", pb::EXPENSE);
+  }
+  *rejected_chain.add_operations()->mutable_register_recipient() =
+      RegisterReq("chain-reg", WithWrongCheckChar(ValidId(9)));
+  resp.Clear();
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, rejected_chain, &resp)));
+  ASSERT_EQ(resp.results_size(), 2);
+  EXPECT_EQ(resp.results(0).code(), grpc::ABORTED) << resp.results(0).message();
+  EXPECT_EQ(resp.results(1).code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(resp.results(1).message(), HasSubstr("id_number"));
+
+  pb::Head now = client_->Head();
+  EXPECT_EQ(now.seq(), head.seq());
+  EXPECT_EQ(now.hash(), head.hash());
+  EXPECT_FALSE(AccountExists("expense/x"));
+  EXPECT_FALSE(AccountExists("expense/z"));
+}
+
+TEST_F(ServerTest, IdNumberBornAfterTodayIsRejected) {
+  // The date of birth may be at most today (identity.h). "Today" depends on
+  // a clock, so the server's injected clock is set to the wall clock's day:
+  // the answer is then the same whichever clock the server consults.
+  const int64_t now_us = SystemClock::Default()->NowMicros();
+  clock_.SetMicros(now_us);
+  std::time_t now = static_cast<std::time_t>(now_us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  if (tm.tm_mon == 11 && tm.tm_mday == 31) GTEST_SKIP() << "no later day in this year";
+  char later[16], earlier[16];
+  std::snprintf(later, sizeof later, "%04d1231", tm.tm_year + 1900);
+  std::snprintf(earlier, sizeof earlier, "%04d0101", tm.tm_year + 1900);
+  pb::RegisterRecipientResponse resp;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::RegisterRecipient,
+                                    RegisterReq("unborn", IdBornOn(later)), &resp),
+                      grpc::INVALID_ARGUMENT, "id_number"));
+  EXPECT_EQ(client_->HeadSeq(), 0u);
+  EXPECT_TRUE(IsOk(client_->Call(&Stub::RegisterRecipient,
+                                 RegisterReq("newborn", IdBornOn(earlier)), &resp)));
+}
+
+// Proto3 enums are open: a value the schema does not know arrives as is.
+// Values that only coincide with a known kind/channel/mode in their low byte
+// must be rejected like every other unknown value.
+TEST_F(ServerTest, OpenAccountRejectsKindValuesBeyondTheEnumEvenIfTheirLowByteIsKnown) {
+  SetUpWorld();
+  const uint64_t before = client_->HeadSeq();
+  pb::OpenAccountRequest as_fund = OpenReq("fund/wrapped", static_cast<pb::AccountKind>(256 + 2),
+                                           "CNY");
+  pb::WriteResult r;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::OpenAccount, as_fund, &r), grpc::INVALID_ARGUMENT,
+                      "kind"));
+  // 262 = 256 + RECIPIENT: would open a recipient with a chosen id, bypassing
+  // RegisterRecipient's pseudonym.
+  pb::OpenAccountRequest as_recipient =
+      OpenReq("recipient/zhang-san-410103198001011234", static_cast<pb::AccountKind>(256 + 6));
+  EXPECT_TRUE(IsError(client_->Call(&Stub::OpenAccount, as_recipient, &r),
+                      grpc::INVALID_ARGUMENT, "kind"));
+  EXPECT_EQ(client_->HeadSeq(), before);
+  EXPECT_FALSE(AccountExists("recipient/zhang-san-410103198001011234"));
+}
+
+TEST_F(ServerTest, DonateRejectsChannelValuesBeyondTheEnumEvenIfTheirLowByteIsKnown) {
+  SetUpWorld();
+  const uint64_t before = client_->HeadSeq();
+  pb::DonateRequest req = DonateReq("wrapped-channel", "donor/alice", "fund/general", 10);
+  req.set_channel(static_cast<pb::DonationChannel>(256 + 1));
+  pb::DonateResponse r;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::Donate, req, &r), grpc::INVALID_ARGUMENT, "channel"));
+  EXPECT_EQ(client_->HeadSeq(), before);
+}
+
+TEST_F(ServerTest, CorrectRejectsModeValuesBeyondTheEnumEvenIfTheirLowByteIsKnown) {
+  SetUpWorld();
+  const uint64_t gift = Donate("to-keep", "donor/alice", "fund/general", 700).lot();
+  const uint64_t before = client_->HeadSeq();
+  pb::CorrectRequest req = ReverseReq("wrapped-mode", gift);
+  req.set_mode(static_cast<pb::CorrectionMode>(256 + 1));  // low byte: REVERSE
+  pb::WriteResult r;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::Correct, req, &r), grpc::INVALID_ARGUMENT, "mode"));
+  EXPECT_EQ(client_->HeadSeq(), before);
+  EXPECT_EQ(BalanceOf("fund/general"), 80700);
+}
+
+TEST_F(ServerTest, DonateWithCreateDonorAcceptsAClientIdOfTheMaximumLength) {
+  Open("fund/general", pb::FUND, "CNY");
+  pb::DonateRequest req = DonateReq(std::string(kClientIdBytesMax, 'k'), "donor/new",
+                                    "fund/general", 100);
+  req.set_create_donor(true);
+  pb::DonateResponse r;
+  EXPECT_TRUE(IsOk(client_->Call(&Stub::Donate, req, &r)));
+  EXPECT_TRUE(AccountExists("donor/new"));
+}
+
+TEST_F(ServerTest, DonateWithCreateDonorNamesTheCallersFieldsInErrors) {
+  Open("fund/general", pb::FUND, "CNY");
+  pb::DonateRequest bad_donor = DonateReq("cd-1", "x y", "fund/general", 100);
+  bad_donor.set_create_donor(true);
+  pb::DonateResponse r;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::Donate, bad_donor, &r), grpc::INVALID_ARGUMENT,
+                      "donor"));
+  pb::DonateRequest long_name = DonateReq("cd-2", "donor/new", "fund/general", 100);
+  long_name.set_create_donor(true);
+  long_name.set_donor_name(std::string(kNameBytesMax + 1, 'n'));
+  EXPECT_TRUE(IsError(client_->Call(&Stub::Donate, long_name, &r), grpc::INVALID_ARGUMENT,
+                      "donor_name"));
+  EXPECT_EQ(client_->HeadSeq(), 1u);
+}
+
+TEST_F(ServerTest, SubmitBatchOpensADonorForALaterDonationWhenAnEarlierOneFailed) {
+  Open("fund/general", pb::FUND, "CNY");
+  pb::BatchRequest req;
+  pb::DonateRequest failing = DonateReq("cd-fail", "donor/dora", "fund/general", 0);
+  failing.set_create_donor(true);
+  pb::DonateRequest good = DonateReq("cd-good", "donor/dora", "fund/general", 100);
+  good.set_create_donor(true);
+  *req.add_operations()->mutable_donate() = failing;
+  *req.add_operations()->mutable_donate() = good;
+  pb::BatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, req, &resp)));
+  ASSERT_EQ(resp.results_size(), 2);
+  EXPECT_EQ(resp.results(0).code(), grpc::INVALID_ARGUMENT) << resp.results(0).message();
+  EXPECT_EQ(resp.results(1).code(), grpc::OK) << resp.results(1).message();
+  EXPECT_TRUE(AccountExists("donor/dora"));
+}
+
+TEST_F(ServerTest, SubmitBatchErrorMessagesNumberOperationsAsTheCallerSentThem) {
+  // The caller sent two operations; a donation with create_donor becomes two
+  // engine operations, which must not shift the numbers in messages.
+  Open("fund/general", pb::FUND, "CNY");
+  pb::BatchRequest req;
+  {
+    pb::BatchOperation* op = req.add_operations();
+    op->set_linked(true);
+    pb::DonateRequest d = DonateReq("num-don", "donor/new", "fund/general", 10);
+    d.set_create_donor(true);
+    *op->mutable_donate() = d;
+  }
+  pb::OpenAccountRequest bad = OpenReq("expense/a b", pb::EXPENSE);
+  bad.set_client_id("num-open");
+  *req.add_operations()->mutable_open_account() = bad;
+  pb::BatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, req, &resp)));
+  ASSERT_EQ(resp.results_size(), 2);
+  EXPECT_EQ(resp.results(0).code(), grpc::ABORTED);
+  EXPECT_THAT(resp.results(0).message(), HasSubstr("operation 1"));
+  EXPECT_THAT(resp.results(0).message(), ::testing::Not(HasSubstr("operation 2")));
+  EXPECT_EQ(resp.results(1).code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(client_->HeadSeq(), 1u);
+}
+
+TEST_F(ServerTest, ConcurrentFirstDonationsOfOneNewDonorAllSucceed) {
+  // create_donor's check ("does the donor exist?") runs when the call is
+  // planned, before it is queued; concurrent first gifts of the same new
+  // donor must still all succeed. A race: a correct server always passes,
+  // a racy one fails in some of the rounds with high probability.
+  Open("fund/general", pb::FUND, "CNY");
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 8;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.push_back(std::make_unique<Client>(server_->port()));
+    ASSERT_TRUE(clients.back()->channel()->WaitForConnected(std::chrono::system_clock::now() +
+                                                            kCallTimeout));
+  }
+  std::vector<std::vector<grpc::Status>> statuses(kRounds, std::vector<grpc::Status>(kThreads));
+  std::barrier round(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        pb::DonateRequest req =
+            DonateReq("first-" + std::to_string(r) + "-" + std::to_string(t),
+                      "donor/eve-" + std::to_string(r), "fund/general", 10);
+        req.set_create_donor(true);
+        pb::DonateResponse resp;
+        round.arrive_and_wait();
+        statuses[r][t] = clients[t]->Call(&Stub::Donate, req, &resp);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int failed = 0;
+  for (int r = 0; r < kRounds; ++r) {
+    for (int t = 0; t < kThreads; ++t) {
+      if (statuses[r][t].ok()) continue;
+      if (failed++ == 0) {
+        ADD_FAILURE() << "round " << r << ", donation " << t << ": "
+                      << Describe(statuses[r][t]);
+      }
+    }
+  }
+  EXPECT_EQ(failed, 0) << "of " << kRounds * kThreads << " first donations failed";
+  EXPECT_EQ(BalanceOf("fund/general"), 10 * (kRounds * kThreads - failed));
+}
+
+TEST_F(ServerTest, ExportListEntriesWithTheLargestCountMaxStreamsToTheHead) {
+  SetUpWorld();
+  const uint64_t head = client_->HeadSeq();
+  std::vector<pb::Entry> entries;
+  ASSERT_TRUE(IsOk(client_->ListEntries(5, std::numeric_limits<uint64_t>::max(), &entries)));
+  ASSERT_EQ(entries.size(), head - 4);
+  EXPECT_EQ(entries.front().seq(), 5u);
+}
+
+TEST(ListenTest, DevModeRefusesHostnamesThatOnlyLookLikeLoopback) {
+  EXPECT_TRUE(IsLoopbackListen("127.0.0.1:7420"));
+  EXPECT_TRUE(IsLoopbackListen("localhost:0"));
+  EXPECT_TRUE(IsLoopbackListen("[::1]:0"));
+  EXPECT_FALSE(IsLoopbackListen("0.0.0.0:0"));
+  EXPECT_FALSE(IsLoopbackListen("[::]:0"));
+  // A DNS name, not an address in 127.0.0.0/8: it may resolve anywhere.
+  EXPECT_FALSE(IsLoopbackListen("127.0.0.1.nip.io:7420"));
+  EXPECT_FALSE(IsLoopbackListen("127.example.com:7420"));
+}
+
+// ================================================================ roles
+
+class AuthTest : public ::testing::Test {
+ protected:
+  // The callers of the matrix; a token's metadata value is "Bearer <token>".
+  struct Caller {
+    std::string name;
+    std::string authorization;
+  };
+
+  void SetUp() override {
+    const std::string auth_file = dir_.Sub("auth");
+    std::ofstream out(auth_file);
+    out << "# test tokens\n";
+    for (const char* role : {"admin", "clerk", "mall", "auditor"}) {
+      const std::string token = std::string("token-of-the-") + role + "-0123456789abcdef";
+      out << HashToHex(Sha256(token)) << " " << role << " " << role << "-user\n";
+      callers_.push_back({role, "Bearer " + token});
+    }
+    out.close();
+    callers_.push_back({"none", ""});
+    callers_.push_back({"bad token", "Bearer not-a-known-token"});
+    callers_.push_back({"not bearer", "Basic dXNlcjpwYXNz"});
+
+    ServerOptions o;
+    o.data_dir = dir_.Sub("data");
+    o.listen = "127.0.0.1:0";
+    o.auth_file = auth_file;
+    o.clock = &clock_;
+    o.log = logs_.Writer();
+    auto server = Server::Start(std::move(o));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+  }
+
+  Client As(const std::string& name) {
+    for (const Caller& c : callers_) {
+      if (c.name == name) return Client(server_->port(), c.authorization);
+    }
+    ADD_FAILURE() << "no caller " << name;
+    return Client(server_->port());
+  }
+
+  TempDir dir_;
+  ManualClock clock_;
+  LogSink logs_;
+  std::vector<Caller> callers_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
+  // Set-up as admin.
+  Client admin = As("admin");
+  auto must = [](const grpc::Status& s, const std::string& what) {
+    ASSERT_TRUE(s.ok()) << what << ": " << Describe(s);
+  };
+  pb::WriteResult wr;
+  for (const auto& [account, kind, asset] :
+       std::vector<std::tuple<std::string, pb::AccountKind, std::string>>{
+           {"fund/general", pb::FUND, "CNY"},
+           {"project/school", pb::PROJECT, "CNY"},
+           {"donor/alice", pb::DONOR, ""},
+           {"expense/ops", pb::EXPENSE, ""}}) {
+    must(admin.Call(&Stub::OpenAccount, OpenReq(account, kind, asset), &wr), account);
+  }
+  for (size_t i = 0; i < callers_.size(); ++i) {
+    must(admin.Call(&Stub::OpenAccount, OpenReq("expense/close-" + std::to_string(i), pb::EXPENSE),
+                    &wr),
+         "close target");
+  }
+  pb::DonateResponse gift;
+  must(admin.Call(&Stub::Donate, DonateReq("setup-gift", "donor/alice", "fund/general", 1000000),
+                  &gift),
+       "gift");
+  pb::WriteResult alloc;
+  must(admin.Call(&Stub::Allocate,
+                  AllocateReq("setup-alloc", "fund/general", "project/school", 10000), &alloc),
+       "allocation");
+
+  // Who may call what, from docs/api.md.
+  enum class Need { kPublic, kRead, kWrite, kExport, kAdmin };
+  const std::map<Need, std::set<std::string>> allowed = {
+      {Need::kPublic, {"none", "mall", "clerk", "auditor", "admin"}},
+      {Need::kRead, {"clerk", "auditor", "admin"}},
+      {Need::kWrite, {"clerk", "admin"}},
+      {Need::kExport, {"auditor", "admin"}},
+      {Need::kAdmin, {"admin"}},
+  };
+
+  struct Rpc {
+    std::string name;
+    Need need;
+    // Calls the RPC as caller number `i` with a request that succeeds when
+    // the caller is allowed.
+    std::function<grpc::Status(const Client&, size_t i)> call;
+  };
+  const std::string trace_code = gift.trace_code();
+  const uint64_t lot = gift.lot();
+  const uint64_t alloc_seq = alloc.seq();
+  std::vector<Rpc> rpcs = {
+      {"OpenAccount", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::WriteResult r;
+         return c.Call(&Stub::OpenAccount, OpenReq("fund/f" + std::to_string(i), pb::FUND, "CNY"),
+                       &r);
+       }},
+      {"CloseAccount", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::CloseAccountRequest req;
+         req.set_client_id("close-" + std::to_string(i));
+         req.set_account("expense/close-" + std::to_string(i));
+         req.set_reason("test");
+         pb::WriteResult r;
+         return c.Call(&Stub::CloseAccount, req, &r);
+       }},
+      {"Donate", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::DonateResponse r;
+         return c.Call(&Stub::Donate,
+                       DonateReq("don-" + std::to_string(i), "donor/alice", "fund/general", 100),
+                       &r);
+       }},
+      {"Allocate", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::WriteResult r;
+         return c.Call(&Stub::Allocate,
+                       AllocateReq("alloc-" + std::to_string(i), "fund/general", "project/school",
+                                   10),
+                       &r);
+       }},
+      {"Disburse", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::WriteResult r;
+         return c.Call(&Stub::Disburse,
+                       DisburseReq("pay-" + std::to_string(i), "project/school", "expense/ops", 1),
+                       &r);
+       }},
+      {"Correct", Need::kWrite,
+       [lot](const Client& c, size_t i) {
+         pb::WriteResult r;
+         return c.Call(&Stub::Correct,
+                       AdjustReq("adj-" + std::to_string(i), lot, "fund/general", "expense/ops", 1),
+                       &r);
+       }},
+      {"RegisterRecipient", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::RegisterRecipientResponse r;
+         return c.Call(&Stub::RegisterRecipient,
+                       RegisterReq("reg-" + std::to_string(i), ValidId(100 + static_cast<int>(i))),
+                       &r);
+       }},
+      {"SubmitBatch", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::BatchRequest req;
+         *req.add_operations()->mutable_open_account() =
+             OpenReq("fund/b" + std::to_string(i), pb::FUND, "CNY");
+         pb::BatchResponse r;
+         grpc::Status s = c.Call(&Stub::SubmitBatch, req, &r);
+         if (s.ok() && (r.results_size() != 1 || r.results(0).code() != grpc::OK)) {
+           return grpc::Status(grpc::INTERNAL, "test: batch operation failed");
+         }
+         return s;
+       }},
+      {"GetHead", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::Head r;
+         return c.Call(&Stub::GetHead, pb::GetHeadRequest(), &r);
+       }},
+      {"GetEntry", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::GetEntryRequest req;
+         req.set_seq(1);
+         pb::Entry r;
+         return c.Call(&Stub::GetEntry, req, &r);
+       }},
+      {"GetAccount", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::GetAccountRequest req;
+         req.set_account("fund/general");
+         pb::Account r;
+         return c.Call(&Stub::GetAccount, req, &r);
+       }},
+      {"ListAccounts", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::AccountList r;
+         return c.Call(&Stub::ListAccounts, pb::ListAccountsRequest(), &r);
+       }},
+      {"GetStatement", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::StatementRequest req;
+         req.set_account("fund/general");
+         pb::Statement r;
+         return c.Call(&Stub::GetStatement, req, &r);
+       }},
+      {"GetFundSummary", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::FundSummaryRequest req;
+         req.set_account("fund/general");
+         pb::FundSummary r;
+         return c.Call(&Stub::GetFundSummary, req, &r);
+       }},
+      {"ListFundSummaries", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::FundSummaries r;
+         return c.Call(&Stub::ListFundSummaries, pb::ListFundSummariesRequest(), &r);
+       }},
+      {"TraceDonation", Need::kRead,
+       [lot](const Client& c, size_t) {
+         pb::TraceDonationRequest req;
+         req.set_lot(lot);
+         pb::Trace r;
+         return c.Call(&Stub::TraceDonation, req, &r);
+       }},
+      {"TraceByCode", Need::kPublic,
+       [trace_code](const Client& c, size_t) {
+         pb::TraceByCodeRequest req;
+         req.set_trace_code(trace_code);
+         pb::Trace r;
+         return c.Call(&Stub::TraceByCode, req, &r);
+       }},
+      {"TraceEntry", Need::kRead,
+       [alloc_seq](const Client& c, size_t) {
+         pb::TraceEntryRequest req;
+         req.set_seq(alloc_seq);
+         pb::EntryTrace r;
+         return c.Call(&Stub::TraceEntry, req, &r);
+       }},
+      {"GetDonorStatement", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::DonorStatementRequest req;
+         req.set_donor("donor/alice");
+         pb::DonorStatement r;
+         return c.Call(&Stub::GetDonorStatement, req, &r);
+       }},
+      {"GetRegistry", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::Registry r;
+         return c.Call(&Stub::GetRegistry, pb::GetRegistryRequest(), &r);
+       }},
+      {"Export.ListEntries", Need::kExport,
+       [](const Client& c, size_t) {
+         std::vector<pb::Entry> entries;
+         grpc::Status s = c.ListEntries(0, 0, &entries);
+         if (s.ok() && entries.empty()) return grpc::Status(grpc::INTERNAL, "test: no entries");
+         return s;
+       }},
+      {"Export.TailEntries", Need::kExport,
+       [](const Client& c, size_t) {
+         pb::Entry first;
+         return c.TailOne(1, &first);
+       }},
+      {"Admin.Backup", Need::kAdmin,
+       [this](const Client& c, size_t i) {
+         pb::BackupResponse r;
+         return c.Backup(dir_.Sub("backup-" + std::to_string(i)), &r);
+       }},
+  };
+
+  for (size_t i = 0; i < callers_.size(); ++i) {
+    const Caller& caller = callers_[i];
+    Client c(server_->port(), caller.authorization);
+    for (const Rpc& rpc : rpcs) {
+      SCOPED_TRACE(rpc.name + " as " + caller.name);
+      const uint64_t before = server_->ledger().Head().seq;
+      const std::string digest = server_->ledger().StateDigest();
+      grpc::Status s = rpc.call(c, i);
+      const bool known_role = caller.name != "none" && caller.name != "bad token" &&
+                              caller.name != "not bearer";
+      if (allowed.at(rpc.need).contains(caller.name)) {
+        EXPECT_TRUE(IsOk(s));
+        if (rpc.need == Need::kWrite) {
+          EXPECT_GT(server_->ledger().Head().seq, before);
+        }
+        continue;
+      }
+      // A caller without a valid token is unauthenticated (also on a public
+      // RPC when it presents a bad token); a known role lacking the RPC is
+      // denied.
+      EXPECT_TRUE(IsError(s, known_role ? grpc::PERMISSION_DENIED : grpc::UNAUTHENTICATED));
+      EXPECT_EQ(server_->ledger().Head().seq, before);
+      EXPECT_EQ(server_->ledger().StateDigest(), digest);
+      if (rpc.name == "Admin.Backup") {
+        EXPECT_FALSE(std::filesystem::exists(dir_.Sub("backup-" + std::to_string(i))));
+      }
+    }
+  }
+}
+
+TEST_F(AuthTest, ServerWithoutDevNeedsAnAuthFile) {
+  ServerOptions o;
+  o.data_dir = dir_.Sub("other");
+  o.listen = "127.0.0.1:0";
+  auto server = Server::Start(std::move(o));
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(server.status().message()), HasSubstr("auth_file"));
+}
+
+// ================================================================ concurrency
+
+TEST_F(ServerTest, ConcurrentClientsRetryingTheSameIdsApplyEachOperationExactlyOnce) {
+  Open("fund/general", pb::FUND, "CNY");
+  Open("donor/alice", pb::DONOR);
+  const uint64_t setup = client_->HeadSeq();
+  constexpr int kThreads = 32;
+  constexpr int kIds = 64;
+  constexpr int kSubmitters = 4;  // distinct threads per id
+  // Thread t submits every id i with i % 32 in {t, t-8, t-16, t-24} (mod 32):
+  // 8 ids per thread, each id from 4 different threads.
+  struct Outcome {
+    int id;
+    grpc::Status status;
+    pb::DonateResponse resp;
+  };
+  std::vector<std::vector<Outcome>> outcomes(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(server_->port());
+      std::vector<int> ids;
+      for (int i = 0; i < kIds; ++i) {
+        int r = i % kThreads;
+        for (int k = 0; k < kSubmitters; ++k) {
+          if ((t - 8 * k + kThreads) % kThreads == r) ids.push_back(i);
+        }
+      }
+      std::shuffle(ids.begin(), ids.end(), std::mt19937(t));
+      start.arrive_and_wait();
+      for (int i : ids) {
+        Outcome o;
+        o.id = i;
+        o.status = c.Call(&Stub::Donate,
+                          DonateReq("conc-" + std::to_string(i), "donor/alice", "fund/general",
+                                    1 + i),
+                          &o.resp);
+        outcomes[t].push_back(std::move(o));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  std::map<int, std::vector<const Outcome*>> by_id;
+  for (const auto& list : outcomes) {
+    for (const Outcome& o : list) by_id[o.id].push_back(&o);
+  }
+  ASSERT_EQ(by_id.size(), static_cast<size_t>(kIds));
+  std::set<uint64_t> seqs;
+  int64_t expected_total = 0;
+  for (const auto& [id, list] : by_id) {
+    SCOPED_TRACE("conc-" + std::to_string(id));
+    ASSERT_EQ(list.size(), static_cast<size_t>(kSubmitters));
+    int originals = 0;
+    for (const Outcome* o : list) {
+      ASSERT_TRUE(IsOk(o->status));
+      EXPECT_EQ(o->resp.result().seq(), list[0]->resp.result().seq());
+      EXPECT_EQ(o->resp.lot(), list[0]->resp.result().seq());
+      EXPECT_EQ(o->resp.trace_code(), list[0]->resp.trace_code());
+      if (!o->resp.result().duplicate()) ++originals;
+    }
+    EXPECT_EQ(originals, 1);
+    seqs.insert(list[0]->resp.result().seq());
+    expected_total += 1 + id;
+  }
+  EXPECT_EQ(seqs.size(), static_cast<size_t>(kIds));
+  EXPECT_EQ(client_->HeadSeq(), setup + kIds);
+  EXPECT_EQ(BalanceOf("fund/general"), expected_total);
+  EXPECT_TRUE(server_->ledger().VerifyChain().ok());
+}
+
+// ================================================================ durability
+
+TEST_F(ServerTest, RestartKeepsEntriesBalancesAndTraceCodes) {
+  World w = SetUpWorld();
+  Write(&Stub::Disburse, DisburseReq("pay-1", "project/school", w.recipient, 700));
+  const pb::Head head = client_->Head();
+  const std::string digest = server_->ledger().StateDigest();
+  const int64_t general = BalanceOf("fund/general");
+  const int64_t school = BalanceOf("project/school");
+
+  RestartServer();
+  pb::Head after = client_->Head();
+  EXPECT_EQ(after.seq(), head.seq());
+  EXPECT_EQ(after.hash(), head.hash());
+  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+  EXPECT_EQ(BalanceOf("fund/general"), general);
+  EXPECT_EQ(BalanceOf("project/school"), school);
+  EXPECT_EQ(BalanceOf(w.recipient), 700);
+
+  pb::TraceByCodeRequest req;
+  req.set_trace_code(w.trace_code);
+  pb::Trace t;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, req, &t)));
+  EXPECT_EQ(t.lot(), w.donation_seq);
+
+  // Idempotency and the pseudonym key survive too.
+  pb::DonateResponse retry;
+  ASSERT_TRUE(IsOk(client_->Call(
+      &Stub::Donate, DonateReq("setup-don-1", "donor/alice", "fund/general", 100000), &retry)));
+  EXPECT_TRUE(retry.result().duplicate());
+  EXPECT_EQ(retry.trace_code(), w.trace_code);
+  pb::RegisterRecipientResponse again;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::RegisterRecipient,
+                                    RegisterReq("reg-again", ValidId(1)), &again),
+                      grpc::ALREADY_EXISTS, "id_number"));
+  EXPECT_EQ(client_->HeadSeq(), head.seq());
+}
+
+TEST_F(ServerTest, BackupRestoresToTheSameHeadAndState) {
+  World w = SetUpWorld();
+  pb::BackupResponse backup;
+  const std::string backup_dir = dir_.Sub("backup");
+  ASSERT_TRUE(IsOk(client_->Backup(backup_dir, &backup)));
+  const pb::Head head = client_->Head();
+  ASSERT_EQ(backup.seq(), head.seq());
+  const std::string digest = server_->ledger().StateDigest();
+  // A write after the backup is not in it.
+  Donate("after-backup", "donor/alice", "fund/general", 1);
+  StopServer();
+
+  const std::string restored = dir_.Sub("restored");
+  std::filesystem::create_directories(restored);
+  std::filesystem::copy(backup_dir, restored + "/db", std::filesystem::copy_options::recursive);
+  ServerOptions o = Options();
+  o.data_dir = restored;
+  o.key_file = dir_.Sub("data") + "/keys/pseudonym.key";
+  StartServer(o);
+
+  pb::Head now = client_->Head();
+  EXPECT_EQ(now.seq(), head.seq());
+  EXPECT_EQ(now.hash(), head.hash());
+  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+  EXPECT_TRUE(server_->ledger().VerifyChain().ok());
+  auto rebuilt = server_->ledger().RebuildStateDigest();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_EQ(*rebuilt, digest);
+  EXPECT_FALSE(std::filesystem::exists(restored + "/keys"));
+
+  pb::TraceByCodeRequest req;
+  req.set_trace_code(w.trace_code);
+  pb::Trace t;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, req, &t)));
+  EXPECT_EQ(t.lot(), w.donation_seq);
+  // The same key: the same person is recognised.
+  pb::RegisterRecipientResponse again;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::RegisterRecipient,
+                                    RegisterReq("reg-again", ValidId(1)), &again),
+                      grpc::ALREADY_EXISTS, "id_number"));
+}
+
+// ================================================================ privacy
+
+// Every regular file under `root`, read whole.
+std::vector<std::pair<std::string, std::string>> ReadAllFiles(const std::string& root) {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    files.emplace_back(entry.path().string(), buf.str());
+  }
+  return files;
+}
+
+TEST_F(ServerTest, IdNumbersNeverReachTheDataFolderOrTheLogs) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(ValidId(200 + i));
+  // Some with a lower-case check 'x' (normalised by the server).
+  int lower_x = 0;
+  for (std::string& id : ids) {
+    if (id.back() == 'X' && lower_x++ % 2 == 0) id.back() = 'x';
+  }
+  Open("fund/general", pb::FUND, "CNY");
+  Open("donor/alice", pb::DONOR);
+  Donate("gift", "donor/alice", "fund/general", 100000);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::string recipient = Register("reg-" + std::to_string(i), ids[i], "dibao",
+                                     "c" + std::string(i < 9 ? "00" : "0") +
+                                         std::to_string(i + 1));
+    Write(&Stub::Disburse, DisburseReq("pay-" + std::to_string(i), "fund/general", recipient,
+                                       100 + static_cast<int64_t>(i)));
+  }
+  // Rejected attempts must not leak either: a duplicate person, a bad check
+  // character, and a batch with registrations.
+  std::vector<std::string> rejected = {WithWrongCheckChar(ValidId(300)),
+                                       WithWrongCheckChar(ValidId(301))};
+  for (size_t i = 0; i < rejected.size(); ++i) {
+    pb::RegisterRecipientResponse r;
+    EXPECT_FALSE(client_->Call(&Stub::RegisterRecipient,
+                               RegisterReq("bad-" + std::to_string(i), rejected[i]), &r)
+                     .ok());
+  }
+  pb::RegisterRecipientResponse dup;
+  EXPECT_TRUE(IsError(client_->Call(&Stub::RegisterRecipient, RegisterReq("dup", ids[0]), &dup),
+                      grpc::ALREADY_EXISTS));
+  pb::BatchRequest batch;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(ValidId(400 + i));
+    *batch.add_operations()->mutable_register_recipient() =
+        RegisterReq("batch-reg-" + std::to_string(i), ids.back(), "disabled", "c100");
+  }
+  pb::BatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, batch, &resp)));
+  for (const pb::BatchResult& r : resp.results()) EXPECT_EQ(r.code(), grpc::OK) << r.message();
+  StopServer();
+
+  std::vector<std::string> needles;
+  for (const std::string& id : ids) {
+    needles.push_back(id);
+    needles.push_back(id.substr(0, 17));
+  }
+  for (const std::string& id : rejected) needles.push_back(id.substr(0, 17));
+
+  auto files = ReadAllFiles(dir_.Sub("data"));
+  ASSERT_FALSE(files.empty());
+  size_t bytes = 0;
+  for (const auto& [path, content] : files) {
+    bytes += content.size();
+    for (const std::string& needle : needles) {
+      EXPECT_EQ(content.find(needle), std::string::npos) << needle << " found in " << path;
+    }
+  }
+  EXPECT_GT(bytes, 0u);
+  std::vector<std::string> lines = logs_.Lines();
+  EXPECT_GE(lines.size(), 100u);
+  for (const std::string& line : lines) {
+    for (const std::string& needle : needles) {
+      EXPECT_EQ(line.find(needle), std::string::npos) << needle << " logged: " << line;
+    }
+  }
+}
+
+// ================================================================ process
+
+// Runs argv with stdout and stderr into `log_path`. Only async-signal-safe
+// calls between fork and exec.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd < 0) {
+    ADD_FAILURE() << "open " << log_path << ": " << std::strerror(errno);
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  ::close(log_fd);
+  if (pid < 0) ADD_FAILURE() << "fork: " << std::strerror(errno);
+  return pid;
+}
+
+void PollPause() {
+  struct timespec ts {0, kChildPollIntervalNs};
+  nanosleep(&ts, nullptr);
+}
+
+// The child's exit status, or nullopt if it did not exit within `bound`
+// (then it is killed).
+std::optional<int> WaitExit(pid_t pid, std::chrono::steady_clock::duration bound) {
+  const auto until = std::chrono::steady_clock::now() + bound;
+  while (true) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return std::nullopt;
+    if (std::chrono::steady_clock::now() > until) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return std::nullopt;
+    }
+    PollPause();
+  }
+}
+
+// The port the child wrote, or 0 if the file did not appear within the bound
+// or the child exited.
+int WaitForPortFile(pid_t pid, const std::string& path) {
+  const auto until = std::chrono::steady_clock::now() + kChildStartMax;
+  while (std::chrono::steady_clock::now() < until) {
+    std::ifstream in(path);
+    int port = 0;
+    if (in >> port && port > 0) return port;
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return 0;
+    PollPause();
+  }
+  return 0;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+class ProcessTest : public ::testing::Test {
+ protected:
+  // Starts warmledgerd --dev on the data folder; returns its port (0 on
+  // failure, with the child reaped).
+  int StartDaemon(pid_t* pid) {
+    const std::string port_file = dir_.Sub("port");
+    std::filesystem::remove(port_file);
+    *pid = Spawn({WARMLEDGERD, "--dev", "--data_dir=" + dir_.Sub("data"),
+                  "--listen=127.0.0.1:0", "--port_file=" + port_file},
+                 dir_.Sub("daemon.log"));
+    if (*pid < 0) return 0;
+    int port = WaitForPortFile(*pid, port_file);
+    if (port == 0) {
+      WaitExit(*pid, std::chrono::seconds(0));
+      ADD_FAILURE() << "warmledgerd did not start; its output:\n" << ReadText(dir_.Sub("daemon.log"));
+    }
+    return port;
+  }
+
+  // SIGTERM, then the exit status.
+  std::optional<int> StopDaemon(pid_t pid) {
+    kill(pid, SIGTERM);
+    return WaitExit(pid, kChildExitMax);
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(ProcessTest, DaemonServesStopsCleanlyOnSigtermAndKeepsItsWrites) {
+  pid_t pid = -1;
+  int port = StartDaemon(&pid);
+  ASSERT_GT(port, 0);
+  pb::Head head;
+  {
+    Client c(port);
+    pb::WriteResult r;
+    ASSERT_TRUE(IsOk(c.Call(&Stub::OpenAccount, OpenReq("fund/general", pb::FUND, "CNY"), &r)));
+    pb::DonateResponse gift;
+    pb::DonateRequest d = DonateReq("proc-gift", "donor/pat", "fund/general", 4200);
+    d.set_create_donor(true);
+    ASSERT_TRUE(IsOk(c.Call(&Stub::Donate, d, &gift)));
+    head = c.Head();
+    EXPECT_EQ(head.seq(), 3u);
+  }
+  std::optional<int> status = StopDaemon(pid);
+  ASSERT_TRUE(status.has_value()) << "warmledgerd did not exit after SIGTERM";
+  ASSERT_TRUE(WIFEXITED(*status)) << "status " << *status;
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << ReadText(dir_.Sub("daemon.log"));
+  EXPECT_THAT(ReadText(dir_.Sub("daemon.log")), HasSubstr("stopped cleanly"));
+
+  port = StartDaemon(&pid);
+  ASSERT_GT(port, 0);
+  {
+    Client c(port);
+    pb::Head again = c.Head();
+    EXPECT_EQ(again.seq(), head.seq());
+    EXPECT_EQ(again.hash(), head.hash());
+    pb::GetAccountRequest req;
+    req.set_account("fund/general");
+    pb::Account fund;
+    ASSERT_TRUE(IsOk(c.Call(&Stub::GetAccount, req, &fund)));
+    ASSERT_EQ(fund.balances_size(), 1);
+    EXPECT_EQ(fund.balances(0).amount(), 4200);
+  }
+  status = StopDaemon(pid);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
+}
+
+TEST_F(ProcessTest, DevModeOnANonLoopbackAddressExitsWithAnError) {
+  pid_t pid = Spawn({WARMLEDGERD, "--dev", "--data_dir=" + dir_.Sub("data"),
+                     "--listen=0.0.0.0:0", "--port_file=" + dir_.Sub("port")},
+                    dir_.Sub("daemon.log"));
+  ASSERT_GT(pid, 0);
+  std::optional<int> status = WaitExit(pid, kChildExitMax);
+  ASSERT_TRUE(status.has_value()) << "warmledgerd kept running on 0.0.0.0 in --dev mode";
+  ASSERT_TRUE(WIFEXITED(*status)) << "status " << *status;
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_THAT(ReadText(dir_.Sub("daemon.log")), HasSubstr("listen"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("port")));
+}
+
+TEST_F(ProcessTest, DaemonWithoutAuthFileOutsideDevModeExitsWithAnError) {
+  pid_t pid = Spawn({WARMLEDGERD, "--data_dir=" + dir_.Sub("data"), "--listen=127.0.0.1:0"},
+                    dir_.Sub("daemon.log"));
+  ASSERT_GT(pid, 0);
+  std::optional<int> status = WaitExit(pid, kChildExitMax);
+  ASSERT_TRUE(status.has_value());
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_THAT(ReadText(dir_.Sub("daemon.log")), HasSubstr("auth_file"));
+}
+
+}  // namespace
+}  // namespace warmledger::server
