@@ -43,12 +43,41 @@ std::vector<OpResult> AllWith(size_t n, const absl::Status& status) {
   return out;
 }
 
-// Replays stored entries from `it` (positioned at the first entry) into
-// `state`, checking density, hashes, the chain and that replay reproduces the
-// stored bytes. `lookup_db` reads referenced entries for reversals.
-absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerState* state,
-                       uint64_t last_seq_max) {
+// Visits the stored entries from_seq..last_seq in order (last_seq =
+// UINT64_MAX: to the end), each checked for density, hash and decoding, and
+// given with its raw stored value. `visit` returns false to stop early.
+// A gap or damage is kDataLoss naming the seq.
+using EntryVisitor = std::function<absl::StatusOr<bool>(StoredEntry, std::string_view value)>;
+absl::Status ScanEntries(rocksdb::DB* db, const rocksdb::ReadOptions& ro, uint64_t from_seq,
+                         uint64_t last_seq, const EntryVisitor& visit) {
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  uint64_t expected = std::max<uint64_t>(from_seq, 1);
+  for (it->Seek(EntryKey(expected)); it->Valid() && expected <= last_seq; it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    if (key.empty() || key[0] != kEntryKeyPrefix) break;
+    uint64_t seq = SeqFromEntryKey(key);
+    if (seq != expected) {
+      return absl::DataLossError(absl::StrCat(
+          "entry ", expected, ": missing (next stored key is ",
+          seq == 0 ? std::string("malformed") : absl::StrCat("entry ", seq), ")"));
+    }
+    std::string_view value(it->value().data(), it->value().size());
+    WL_ASSIGN_OR_RETURN(StoredEntry stored, ParseStoredValue(value, seq));
+    WL_ASSIGN_OR_RETURN(bool more, visit(std::move(stored), value));
+    ++expected;
+    if (!more) return absl::OkStatus();
+  }
+  WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading entries"));
+  if (last_seq != UINT64_MAX && expected <= last_seq) {
+    return absl::DataLossError(absl::StrCat("entry ", expected, ": missing"));
+  }
+  return absl::OkStatus();
+}
+
+// Replays the stored entries up to last_seq into `state`, checking the chain
+// and that replay reproduces the stored bytes (docs/format.md, "Replay").
+absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerState* state,
+                       uint64_t last_seq) {
   EntryLookup lookup = [&](uint64_t seq) -> absl::StatusOr<Entry> {
     std::string value;
     WL_RETURN_IF_ERROR(FromRocks(db->Get(ro, EntryKey(seq), &value),
@@ -57,19 +86,9 @@ absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerSt
     return std::move(stored.entry);
   };
   Journal journal;
-  uint64_t expected = 1;
-  for (it->Seek(EntryKey(1)); it->Valid(); it->Next()) {
-    std::string_view key = ToStd(absl::string_view(it->key().data(), it->key().size()));
-    if (key.empty() || key[0] != kEntryKeyPrefix) break;
-    if (expected > last_seq_max) break;
-    uint64_t seq = SeqFromEntryKey(key);
-    if (seq != expected) {
-      return absl::DataLossError(absl::StrCat("entry ", expected, ": missing (next stored key is ",
-                                              seq == 0 ? "malformed" : absl::StrCat("entry ", seq),
-                                              ")"));
-    }
-    std::string_view value(it->value().data(), it->value().size());
-    WL_ASSIGN_OR_RETURN(StoredEntry stored, ParseStoredValue(value, seq));
+  return ScanEntries(db, ro, 1, last_seq,
+                     [&](StoredEntry stored, std::string_view value) -> absl::StatusOr<bool> {
+    const uint64_t seq = stored.entry.seq;
     if (stored.entry.prev_hash != state->head_hash()) {
       return absl::DataLossError(absl::StrCat(
           "entry ", seq, ": prev_hash does not match the hash of entry ", seq - 1));
@@ -78,7 +97,7 @@ absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerSt
       return absl::DataLossError(absl::StrCat("entry ", seq, ": client_id '",
                                               stored.entry.client_id, "' used twice"));
     }
-    auto applied = state->Apply(stored.entry.client_id, stored.entry.body,
+    auto applied = state->Apply(stored.entry.client_id, std::move(stored.entry.body),
                                 stored.entry.time_us, lookup, &journal);
     journal.Clear();
     if (!applied.ok()) {
@@ -90,10 +109,8 @@ absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerSt
           "entry ", seq, ": replay produced different bytes (recorded postings or time "
           "disagree with the rules)"));
     }
-    ++expected;
-  }
-  WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading entries"));
-  return absl::OkStatus();
+    return true;
+  });
 }
 
 }  // namespace
@@ -205,25 +222,15 @@ class Ledger::Impl {
                                                        uint64_t count_max) const {
     uint64_t durable = durable_seq_.load(std::memory_order_acquire);
     std::vector<StoredEntry> out;
-    if (from_seq == 0) from_seq = 1;
+    from_seq = std::max<uint64_t>(from_seq, 1);
     count_max = std::min<uint64_t>(count_max, kPageItemsMax);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    uint64_t expected = from_seq;
-    for (it->Seek(EntryKey(from_seq));
-         it->Valid() && out.size() < count_max && expected <= durable; it->Next()) {
-      std::string_view key(it->key().data(), it->key().size());
-      uint64_t seq = SeqFromEntryKey(key);
-      if (seq != expected) {
-        return absl::DataLossError(absl::StrCat("entry ", expected, ": missing"));
-      }
-      WL_ASSIGN_OR_RETURN(StoredEntry e, ParseStoredValue(
-                                             std::string_view(it->value().data(),
-                                                              it->value().size()),
-                                             seq));
-      out.push_back(std::move(e));
-      ++expected;
-    }
-    WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading entries"));
+    if (count_max == 0 || from_seq > durable) return out;
+    uint64_t last = from_seq + std::min<uint64_t>(count_max - 1, durable - from_seq);
+    WL_RETURN_IF_ERROR(ScanEntries(db_.get(), rocksdb::ReadOptions(), from_seq, last,
+                                   [&](StoredEntry e, std::string_view) {
+                                     out.push_back(std::move(e));
+                                     return true;
+                                   }));
     return out;
   }
 
@@ -394,31 +401,18 @@ class Ledger::Impl {
 
   absl::Status VerifyChain() const {
     uint64_t durable = durable_seq_.load(std::memory_order_acquire);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     Hash prev{};
-    uint64_t expected = 1;
-    for (it->Seek(EntryKey(1)); it->Valid() && expected <= durable; it->Next()) {
-      std::string_view key(it->key().data(), it->key().size());
-      uint64_t seq = SeqFromEntryKey(key);
-      if (seq != expected) {
-        return absl::DataLossError(absl::StrCat("entry ", expected, ": missing"));
-      }
-      WL_ASSIGN_OR_RETURN(StoredEntry e, ParseStoredValue(
-                                             std::string_view(it->value().data(),
-                                                              it->value().size()),
-                                             seq));
-      if (e.entry.prev_hash != prev) {
-        return absl::DataLossError(absl::StrCat(
-            "entry ", seq, ": prev_hash does not match the hash of entry ", seq - 1));
-      }
-      prev = e.hash;
-      ++expected;
-    }
-    WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading entries"));
-    if (expected != durable + 1) {
-      return absl::DataLossError(absl::StrCat("entry ", expected, ": missing"));
-    }
-    return absl::OkStatus();
+    return ScanEntries(db_.get(), rocksdb::ReadOptions(), 1, durable,
+                       [&](StoredEntry e, std::string_view) -> absl::StatusOr<bool> {
+                         if (e.entry.prev_hash != prev) {
+                           return absl::DataLossError(absl::StrCat(
+                               "entry ", e.entry.seq,
+                               ": prev_hash does not match the hash of entry ",
+                               e.entry.seq - 1));
+                         }
+                         prev = e.hash;
+                         return true;
+                       });
   }
 
   absl::StatusOr<std::string> StateDigest() const {
