@@ -127,6 +127,7 @@ class Ledger::Impl {
     }
     if (sequencer_.joinable()) sequencer_.join();
     if (syncer_.joinable()) syncer_.join();
+    if (answerer_.joinable()) answerer_.join();
     rocksdb::Status s = db_->Close();
     if (!s.ok()) std::fprintf(stderr, "warmledger: closing the database: %s\n", s.ToString().c_str());
   }
@@ -151,6 +152,10 @@ class Ledger::Impl {
     syncer_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "wl-sync");
       SyncLoop();
+    });
+    answerer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "wl-answer");
+      AnswerLoop();
     });
   }
 
@@ -447,6 +452,7 @@ class Ledger::Impl {
     std::vector<std::string> values;  // stored values of seqs first_seq, first_seq+1, ...
     uint64_t last_seq = 0;            // head after the group
     Hash last_hash{};
+    bool durable = false;             // set by the sync stage
 
     const std::string* Find(uint64_t seq) const {
       if (seq < first_seq || seq >= first_seq + values.size()) return nullptr;
@@ -514,7 +520,8 @@ class Ledger::Impl {
   }
 
   // The sync stage: writes each group as one fsynced WriteBatch, in order,
-  // then publishes the new durable head and answers the group's callers.
+  // and publishes the new durable head. Answering callers is left to the
+  // answer stage, so sending replies never delays the next fsync.
   void SyncLoop() {
     while (true) {
       std::shared_ptr<Group> group;
@@ -522,11 +529,14 @@ class Ledger::Impl {
         absl::MutexLock lock(&sync_mu_);
         sync_mu_.Await(absl::Condition(
             +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->sync_mu_) {
-              return self->apply_done_ || !self->in_flight_.empty();
+              return self->apply_done_ || self->synced_ < self->in_flight_.size();
             },
             this));
-        if (in_flight_.empty()) return;  // apply stage finished, all answered
-        group = in_flight_.front();
+        if (synced_ == in_flight_.size()) {  // apply stage finished, all synced
+          sync_done_ = true;
+          return;
+        }
+        group = in_flight_[synced_];
       }
       if (!group->values.empty() && !failed_.load()) {
         rocksdb::WriteBatch batch;
@@ -548,9 +558,31 @@ class Ledger::Impl {
           durable_seq_.store(group->last_seq, std::memory_order_release);
         }
       }
-      if (failed_.load()) {
-        for (size_t i = 0; i < group->requests.size(); ++i) {
-          for (OpResult& r : group->results[i]) {
+      // Everything a group answers (including duplicates of earlier groups'
+      // entries) is durable once the groups before it and its own are.
+      group->durable = !failed_.load();
+      absl::MutexLock lock(&sync_mu_);
+      ++synced_;
+    }
+  }
+
+  // The answer stage: completes each synced group's callers, in order.
+  void AnswerLoop() {
+    while (true) {
+      std::shared_ptr<Group> group;
+      {
+        absl::MutexLock lock(&sync_mu_);
+        sync_mu_.Await(absl::Condition(
+            +[](Impl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->sync_mu_) {
+              return self->sync_done_ || self->synced_ > 0;
+            },
+            this));
+        if (synced_ == 0) return;  // sync stage finished, all answered
+        group = in_flight_.front();
+      }
+      if (!group->durable) {
+        for (auto& results : group->results) {
+          for (OpResult& r : results) {
             r = OpResult{absl::UnavailableError(
                 "ledger: a durable write failed; this operation was not recorded")};
           }
@@ -561,6 +593,7 @@ class Ledger::Impl {
       }
       absl::MutexLock lock(&sync_mu_);
       in_flight_.pop_front();
+      --synced_;
     }
   }
 
@@ -714,14 +747,18 @@ class Ledger::Impl {
   size_t queued_ops_ ABSL_GUARDED_BY(queue_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
 
-  // Groups applied and handed to the sync stage, oldest first; the front one
-  // is being written. Popped once its callers are answered.
+  // Groups applied and not yet answered, oldest first: the first `synced_`
+  // are durable and wait for (or are in) the answer stage; the next one is
+  // being written. Popped once its callers are answered.
   mutable absl::Mutex sync_mu_;
   std::deque<std::shared_ptr<Group>> in_flight_ ABSL_GUARDED_BY(sync_mu_);
+  size_t synced_ ABSL_GUARDED_BY(sync_mu_) = 0;
   bool apply_done_ ABSL_GUARDED_BY(sync_mu_) = false;
+  bool sync_done_ ABSL_GUARDED_BY(sync_mu_) = false;
 
   std::thread sequencer_;  // apply stage
   std::thread syncer_;     // sync stage
+  std::thread answerer_;   // answer stage
 };
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {

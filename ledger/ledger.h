@@ -5,14 +5,15 @@
 // threads are handed to one sequencer through a bounded queue. The sequencer
 // has two stages: the apply stage validates a group of queued operations and
 // applies them to the in-memory derived state (one writer owns the chain);
-// the sync stage writes the group as one fsynced RocksDB WriteBatch and only
-// then answers its callers. The apply stage may run one group ahead, so
-// applying group N+1 overlaps the fsync of group N.
+// the sync stage writes the group as one fsynced RocksDB WriteBatch and
+// publishes the durable head; the answer stage then completes its callers.
+// The stages overlap: group N+1 is applied while group N is fsynced and
+// group N-1's callers are answered.
 //
-//   Submit ──► [bounded queue] ──► apply stage ──► [≤ 2 groups] ──► sync stage
-//                                  (state lock,                     WriteBatch{E seq → entry},
-//                                   undo journal                    sync = true; publish the
-//                                   for linked chains)              durable head; answer callers
+//   Submit ──► [bounded queue] ──► apply ──► [≤ 3 groups] ──► sync ──────────► answer
+//                                  (state lock,               WriteBatch{E seq → entry},   callbacks,
+//                                   undo journal              sync = true; publish the     in order
+//                                   for linked chains)        durable head
 //
 // Readers never see what is not durable: they copy what they need under a
 // shared lock held only for the copy, then wait (without the lock) until the

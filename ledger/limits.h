@@ -37,9 +37,10 @@ inline constexpr size_t kQueueOpsMax = 65536;
 // Operations the sequencer puts into one durable WriteBatch.
 inline constexpr size_t kCommitOpsMax = 8192;
 
-// Groups applied to the in-memory state but not yet durable: one being
-// fsynced while the next is applied. More would only add memory and latency.
-inline constexpr size_t kGroupsInFlightMax = 2;
+// Groups applied to the in-memory state but not yet answered: one whose
+// callers are being answered, one being fsynced, one applied and waiting.
+// More would only add memory and latency.
+inline constexpr size_t kGroupsInFlightMax = 3;
 
 // Slices one posting may consume. One 99 Giving Day campaign (200,000 lots)
 // paying one bill must fit in one entry.

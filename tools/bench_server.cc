@@ -1,1 +1,901 @@
-// placeholder
+// warmledger-bench --server=HOST:PORT: measures donations through a running
+// warmledgerd over gRPC, as a charity office or a campaign front end would
+// send them.
+//
+// Usage:
+//   warmledger-bench --server=HOST:PORT [--token=T] [--mode=unary|batch]
+//                    [--callers=N] [--batch=N] [--entries=N] [--seed=N]
+//                    [--deadline_ms=N] [--server_pid=PID]
+//
+//   --server=HOST:PORT  the server (required)
+//   --token=T           bearer token (a clerk or admin); none for --dev
+//   --mode=M            unary: one Ledger.Donate per call; batch (default):
+//                       --batch donations per Ledger.SubmitBatch
+//   --callers=N         concurrent callers, 1..256 (default 64 for unary, 4
+//                       for batch); each has its own channel, so its own
+//                       HTTP/2 connection
+//   --batch=N           donations per SubmitBatch, 1..4096 (default 1000);
+//                       unary mode ignores it and reports 1
+//   --entries=N         donations in the timed phase (default 200000)
+//   --seed=N            seeds the amounts and the run id (default 1)
+//   --deadline_ms=N     deadline of every timed call (default 30000); the
+//                       setup and GetHead get at least 30000
+//   --server_pid=PID    also report the server's peak RSS (VmHWM of
+//                       /proc/PID/status, read at the end) and its CPU time
+//                       over the timed phase (/proc/PID/stat); the server
+//                       must run on this machine
+//
+// Setup (untimed): one SubmitBatch opens the fund "fund/bench-<run>" and
+// kDonorsCount donors "donor/bench-<run>-NNNN". The run id is the seed and
+// the current time in microseconds, so repeated runs against one server never
+// collide; the setup's client ids derive from it, so a setup call that fails
+// in transit is retried with the same ids and answered as duplicates.
+//
+// Timed phase: --callers threads, each with its own channel (connected before
+// the clock starts), claim donations from one shared counter until --entries
+// are claimed, and send them one per Donate (unary) or --batch per
+// SubmitBatch. Donation i goes from donor i mod kDonorsCount into the fund,
+// with an amount of 1..20000 fen that depends only on the seed and i, and the
+// client id "<run>:d:<i>". Every call's latency is recorded; every status and
+// every per-operation result is checked (a non-OK code, a missing result, a
+// zero seq or a duplicate counts as a failure). A call refused as a whole
+// with RESOURCE_EXHAUSTED (the server's write queue is full; nothing was
+// written) is retried with the same client ids after a back-off, and counted.
+// ops_per_s is donations over the wall time of the timed phase.
+//
+// Output: human-readable lines, then as the last line one JSON object (mode
+// "server-unary" or "server-batch", ops_per_s, p50_ms, p99_ms, max_ms per
+// call, calls, callers, batch, entries = the head seq from GetHead at the end,
+// donations, seed, run, failed_calls, failed_ops, retries, timed_s,
+// bench_cpu_s and server_cpu_s (CPU seconds over the timed phase; the
+// server's null without --server_pid), server_peak_rss_mib (null without
+// --server_pid), peak_rss_mib of this process, ok). Field names follow the
+// in-process mode's. Exit status: 0 success, 1 a failure (including any
+// failed call or operation), 2 a usage error.
+//
+// Money is int64 fen throughout; floating point is used only for timing.
+
+#include "tools/bench_server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "warmledger/v1/ledger.grpc.pb.h"
+#include "warmledger/v1/ledger.pb.h"
+
+namespace warmledger::bench {
+namespace {
+
+namespace pb = ::warmledger::v1;
+using SteadyClock = std::chrono::steady_clock;
+
+// ---- Bounds of the benchmark's own inputs. ----
+
+// The server's SubmitBatch limit (docs/api.md; server.cc's kRpcBatchOpsMax).
+inline constexpr uint64_t kBatchOpsMax = 4096;
+inline constexpr uint64_t kCallersMax = 256;
+inline constexpr uint64_t kEntriesMax = 1'000'000'000;
+inline constexpr uint64_t kDeadlineMsMax = 3'600'000;
+// Donor accounts opened in the setup; donations use them round-robin. With
+// the fund they fit in one SubmitBatch.
+inline constexpr size_t kDonorsCount = 1000;
+static_assert(kDonorsCount + 1 <= kBatchOpsMax);
+// Donation amounts, fen.
+inline constexpr int64_t kAmountMinFen = 1;
+inline constexpr int64_t kAmountMaxFen = 20000;
+// Attempts of the setup call when the failure may be transient.
+inline constexpr int kSetupAttemptsMax = 5;
+// Retries of one call refused with RESOURCE_EXHAUSTED, and the back-off
+// between them (doubling up to the maximum).
+inline constexpr int kQueueFullRetriesMax = 1000;
+inline constexpr auto kQueueFullBackoffMin = std::chrono::milliseconds(1);
+inline constexpr auto kQueueFullBackoffMax = std::chrono::milliseconds(64);
+// Deadline of the untimed calls (setup, GetHead) at least: --deadline_ms is
+// for the measured calls, and a short one must not stop the setup.
+inline constexpr uint64_t kUntimedDeadlineMsMin = 30'000;
+// How long a channel may take to connect, apart from the per-call deadline
+// (a short --deadline_ms measures calls, not connection set-up).
+inline constexpr auto kConnectWaitMax = std::chrono::seconds(10);
+// gRPC messages in each direction (docs/api.md).
+inline constexpr int kMessageBytesMax = 16 * 1024 * 1024;
+// Error messages kept for the report.
+inline constexpr size_t kErrorSamplesMax = 5;
+
+inline constexpr char kAsset[] = "CNY";
+
+// ---- Small helpers. ----
+
+std::string Format(const char* format, ...) __attribute__((format(printf, 1, 2)));
+std::string Format(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  va_list copy;
+  va_copy(copy, args);
+  const int size = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
+  if (size > 0) std::vsnprintf(text.data(), text.size() + 1, format, args);
+  va_end(args);
+  return text;
+}
+
+double SecondsSince(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
+}
+
+int64_t NanosSince(SteadyClock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - start).count();
+}
+
+// Nearest-rank percentile of nanosecond samples, as the in-process mode
+// computes it; NaN (reported as null) when there are none. `samples` must be
+// sorted.
+double PercentileNanos(const std::vector<int64_t>& samples, double fraction) {
+  if (samples.empty()) return std::nan("");
+  size_t rank = static_cast<size_t>(std::ceil(fraction * static_cast<double>(samples.size())));
+  rank = std::clamp<size_t>(rank, 1, samples.size());
+  return static_cast<double>(samples[rank - 1]);
+}
+
+double Millis(double ns) { return ns / 1e6; }
+
+double PeakRssMib() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return std::nan("");
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
+}
+
+// VmHWM of another process, from /proc/PID/status (in kB there); nullopt if
+// the process or the line is missing.
+std::optional<double> ProcessPeakRssMib(uint64_t pid) {
+  std::ifstream status(Format("/proc/%" PRIu64 "/status", pid));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (!line.starts_with("VmHWM:")) continue;
+    std::string_view rest = std::string_view(line).substr(6);
+    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+    uint64_t kib = 0;
+    auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), kib);
+    if (ec != std::errc()) return std::nullopt;
+    return static_cast<double>(kib) / 1024.0;
+  }
+  return std::nullopt;
+}
+
+// CPU time (user + system) this process has used so far, in seconds.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return std::nan("");
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// CPU time (utime + stime) another process has used so far, from
+// /proc/PID/stat; NaN if it cannot be read. The fields are counted after the
+// command name's closing parenthesis, since the name may hold spaces.
+double OtherProcessCpuSeconds(uint64_t pid) {
+  std::ifstream stat(Format("/proc/%" PRIu64 "/stat", pid));
+  std::string text;
+  std::getline(stat, text);
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return std::nan("");
+  std::string_view rest = std::string_view(text).substr(paren + 1);
+  // After ") ": state(3) ppid(4) ... utime(14) stime(15).
+  uint64_t ticks[2] = {0, 0};
+  for (int field = 3, got = 0; field <= 15 && got < 2; ++field) {
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    const size_t end = std::min(rest.find(' '), rest.size());
+    if (field >= 14) {
+      auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + end, ticks[got]);
+      if (ec != std::errc()) return std::nan("");
+      ++got;
+    }
+    rest.remove_prefix(end);
+  }
+  const long ticks_per_s = sysconf(_SC_CLK_TCK);
+  if (ticks_per_s <= 0) return std::nan("");
+  return static_cast<double>(ticks[0] + ticks[1]) / static_cast<double>(ticks_per_s);
+}
+
+// splitmix64: the amount of donation i depends only on (seed, i), so a run is
+// the same whatever order the callers claim their donations in.
+uint64_t Mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+int64_t DonationAmountFen(uint64_t seed, uint64_t index) {
+  const uint64_t span = static_cast<uint64_t>(kAmountMaxFen - kAmountMinFen) + 1;
+  return kAmountMinFen + static_cast<int64_t>(Mix64(Mix64(seed) ^ index) % span);
+}
+
+// Canonical code names, indexed by number (gRPC and google.rpc share them).
+constexpr const char* kCodeNames[] = {
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
+
+const char* CodeName(grpc::StatusCode code) {
+  const auto index = static_cast<size_t>(code);
+  return index < std::size(kCodeNames) ? kCodeNames[index] : "CODE_UNKNOWN";
+}
+
+std::string Describe(const grpc::Status& status) {
+  return Format("%s: %s", CodeName(status.error_code()), status.error_message().c_str());
+}
+
+// ---- Flags. ----
+
+enum class Mode { kUnary, kBatch };
+
+struct Flags {
+  std::string server;
+  std::string token;
+  Mode mode = Mode::kBatch;
+  uint64_t callers = 0;  // 0: the mode's default
+  uint64_t batch = 1000;
+  uint64_t entries = 200'000;
+  uint64_t seed = 1;
+  uint64_t deadline_ms = 30'000;
+  std::optional<uint64_t> server_pid;
+};
+
+inline constexpr uint64_t kUnaryCallersDefault = 64;
+inline constexpr uint64_t kBatchCallersDefault = 4;
+
+constexpr char kUsage[] =
+    "usage: warmledger-bench --server=HOST:PORT [--token=T] [--mode=unary|batch (default batch)]\n"
+    "                        [--callers=N (1..256; default 64 unary, 4 batch)]\n"
+    "                        [--batch=N (1..4096, default 1000)]\n"
+    "                        [--entries=N (donations, default 200000)] [--seed=N (default 1)]\n"
+    "                        [--deadline_ms=N (per call, default 30000)] [--server_pid=PID]\n";
+
+// A usage error: the message for stderr. Parsing never exits the process.
+struct UsageError {
+  std::string message;
+};
+
+std::optional<UsageError> ParseUint(std::string_view name, std::string_view text, uint64_t min,
+                                    uint64_t max, uint64_t* out) {
+  uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) {
+    return UsageError{Format("--%.*s: '%.*s' is not a non-negative integer",
+                             static_cast<int>(name.size()), name.data(),
+                             static_cast<int>(text.size()), text.data())};
+  }
+  if (value < min || value > max) {
+    return UsageError{Format("--%.*s=%" PRIu64 " is outside %" PRIu64 "..%" PRIu64,
+                             static_cast<int>(name.size()), name.data(), value, min, max)};
+  }
+  *out = value;
+  return std::nullopt;
+}
+
+// Fills `flags` from `args`; a usage error otherwise. `help` is set for
+// --help.
+std::optional<UsageError> ParseFlags(const std::vector<std::string>& args, Flags* flags,
+                                     bool* help) {
+  for (const std::string& arg_text : args) {
+    const std::string_view arg = arg_text;
+    if (arg == "--help" || arg == "-h") {
+      *help = true;
+      return std::nullopt;
+    }
+    const size_t equals = arg.find('=');
+    if (!arg.starts_with("--") || equals == std::string_view::npos) {
+      return UsageError{Format("unknown argument '%s'", arg_text.c_str())};
+    }
+    const std::string_view name = arg.substr(2, equals - 2);
+    const std::string_view value = arg.substr(equals + 1);
+    std::optional<UsageError> error;
+    if (name == "server") {
+      if (value.empty() || value.find(':') == std::string_view::npos) {
+        return UsageError{"--server needs HOST:PORT"};
+      }
+      flags->server = std::string(value);
+    } else if (name == "token") {
+      if (value.empty()) return UsageError{"--token needs a token"};
+      flags->token = std::string(value);
+    } else if (name == "mode") {
+      if (value == "unary") {
+        flags->mode = Mode::kUnary;
+      } else if (value == "batch") {
+        flags->mode = Mode::kBatch;
+      } else {
+        return UsageError{Format("--mode=%s: unary or batch", std::string(value).c_str())};
+      }
+    } else if (name == "callers") {
+      error = ParseUint(name, value, 1, kCallersMax, &flags->callers);
+    } else if (name == "batch") {
+      error = ParseUint(name, value, 1, kBatchOpsMax, &flags->batch);
+    } else if (name == "entries") {
+      error = ParseUint(name, value, 1, kEntriesMax, &flags->entries);
+    } else if (name == "seed") {
+      error = ParseUint(name, value, 0, UINT64_MAX, &flags->seed);
+    } else if (name == "deadline_ms") {
+      error = ParseUint(name, value, 1, kDeadlineMsMax, &flags->deadline_ms);
+    } else if (name == "server_pid") {
+      uint64_t pid = 0;
+      error = ParseUint(name, value, 1, INT32_MAX, &pid);
+      flags->server_pid = pid;
+    } else {
+      return UsageError{Format("unknown flag '%s'", arg_text.c_str())};
+    }
+    if (error) return error;
+  }
+  if (flags->server.empty()) return UsageError{"--server=HOST:PORT is required"};
+  if (flags->callers == 0) {
+    flags->callers = flags->mode == Mode::kUnary ? kUnaryCallersDefault : kBatchCallersDefault;
+  }
+  return std::nullopt;
+}
+
+// ---- Calls. ----
+
+// One channel per caller. Both arguments keep gRPC from sharing one
+// subchannel (one HTTP/2 connection) between the callers' channels, which
+// would measure one connection's limits rather than the server's.
+std::shared_ptr<grpc::Channel> MakeChannel(const Flags& flags, int channel_id) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMessageBytesMax);
+  args.SetMaxSendMessageSize(kMessageBytesMax);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_CHANNEL_ID, channel_id);
+  return grpc::CreateCustomChannel(flags.server, grpc::InsecureChannelCredentials(), args);
+}
+
+enum class CallKind { kTimed, kUntimed };
+
+void PrepareContext(const Flags& flags, CallKind kind, grpc::ClientContext* context) {
+  const uint64_t deadline_ms = kind == CallKind::kTimed
+                                   ? flags.deadline_ms
+                                   : std::max(flags.deadline_ms, kUntimedDeadlineMsMin);
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+  if (!flags.token.empty()) context->AddMetadata("authorization", "Bearer " + flags.token);
+}
+
+bool WaitConnected(const std::shared_ptr<grpc::Channel>& channel) {
+  return channel->WaitForConnected(std::chrono::system_clock::now() + kConnectWaitMax);
+}
+
+std::optional<uint64_t> GetHeadSeq(pb::Ledger::Stub& stub, const Flags& flags, std::string* error) {
+  grpc::ClientContext context;
+  PrepareContext(flags, CallKind::kUntimed, &context);
+  pb::Head head;
+  const grpc::Status status = stub.GetHead(&context, pb::GetHeadRequest(), &head);
+  if (!status.ok()) {
+    *error = "GetHead: " + Describe(status);
+    return std::nullopt;
+  }
+  return head.seq();
+}
+
+// The run's names: accounts and client ids. Ids stay within the API's 64
+// bytes: the run is at most 20 + 1 + 16 characters.
+struct RunNames {
+  std::string run;
+  std::string fund;
+  std::vector<std::string> donors;
+
+  std::string SetupClientId(size_t index) const { return Format("%s:o:%zu", run.c_str(), index); }
+  std::string DonationClientId(uint64_t index) const {
+    return Format("%s:d:%" PRIu64, run.c_str(), index);
+  }
+};
+
+RunNames MakeRunNames(uint64_t seed) {
+  const uint64_t now_us =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  RunNames names;
+  names.run = Format("%" PRIu64 "-%" PRIx64, seed, now_us);
+  names.fund = "fund/bench-" + names.run;
+  for (size_t i = 0; i < kDonorsCount; ++i) {
+    names.donors.push_back(Format("donor/bench-%s-%04zu", names.run.c_str(), i));
+  }
+  return names;
+}
+
+// Opens the fund and the donors in one SubmitBatch. Retries a call that
+// failed as a whole with a code that may be transient, with the same client
+// ids; the server answers what an earlier attempt wrote as duplicates.
+bool RunSetup(pb::Ledger::Stub& stub, const Flags& flags, const RunNames& names,
+              std::string* error) {
+  pb::BatchRequest request;
+  pb::OpenAccountRequest* fund = request.add_operations()->mutable_open_account();
+  fund->set_client_id(names.SetupClientId(0));
+  fund->set_account(names.fund);
+  fund->set_kind(pb::FUND);
+  fund->set_asset(kAsset);
+  fund->set_name("warmledger-bench fund, run " + names.run);
+  for (size_t i = 0; i < names.donors.size(); ++i) {
+    pb::OpenAccountRequest* donor = request.add_operations()->mutable_open_account();
+    donor->set_client_id(names.SetupClientId(i + 1));
+    donor->set_account(names.donors[i]);
+    donor->set_kind(pb::DONOR);
+    donor->set_name(Format("Bench donor %04zu", i));
+  }
+  for (int attempt = 1; attempt <= kSetupAttemptsMax; ++attempt) {
+    grpc::ClientContext context;
+    PrepareContext(flags, CallKind::kUntimed, &context);
+    pb::BatchResponse response;
+    const grpc::Status status = stub.SubmitBatch(&context, request, &response);
+    if (!status.ok()) {
+      *error = "setup SubmitBatch: " + Describe(status);
+      const grpc::StatusCode code = status.error_code();
+      if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+          code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        std::this_thread::sleep_for(kQueueFullBackoffMax * attempt);
+        continue;
+      }
+      return false;
+    }
+    if (response.results_size() != request.operations_size()) {
+      *error = Format("setup SubmitBatch: %d results for %d operations", response.results_size(),
+                      request.operations_size());
+      return false;
+    }
+    for (int i = 0; i < response.results_size(); ++i) {
+      const pb::BatchResult& r = response.results(i);
+      if (r.code() != 0 || r.result().seq() == 0) {
+        *error = Format("setup operation %d (%s): %s: %s", i,
+                        request.operations(i).open_account().account().c_str(),
+                        CodeName(static_cast<grpc::StatusCode>(r.code())), r.message().c_str());
+        return false;
+      }
+    }
+    return true;
+  }
+  return false;
+}
+
+// ---- The timed phase. ----
+
+// What one caller saw. Owned by its thread until the threads are joined.
+struct CallerStats {
+  std::vector<int64_t> call_ns;  // every call, retries included
+  uint64_t donations_ok = 0;
+  uint64_t failed_calls = 0;  // a non-OK status (after retries)
+  uint64_t failed_ops = 0;    // donations not confirmed: failed calls' and per-op failures
+  uint64_t retries = 0;       // calls repeated after RESOURCE_EXHAUSTED
+  std::vector<std::string> error_samples;
+
+  void Sample(std::string text) {
+    if (error_samples.size() < kErrorSamplesMax) error_samples.push_back(std::move(text));
+  }
+};
+
+// Work shared by the callers: donations are claimed from one counter, so the
+// callers together submit exactly `entries`.
+struct Work {
+  const Flags* flags;
+  const RunNames* names;
+  std::atomic<uint64_t> next_index{0};
+
+  // Claims up to `count` donation indices; false when none are left.
+  bool Claim(uint64_t count, uint64_t* first, uint64_t* claimed) {
+    const uint64_t start = next_index.fetch_add(count, std::memory_order_relaxed);
+    if (start >= flags->entries) return false;
+    *first = start;
+    *claimed = std::min(count, flags->entries - start);
+    return true;
+  }
+
+  void FillDonation(uint64_t index, pb::DonateRequest* donation) const {
+    donation->set_client_id(names->DonationClientId(index));
+    donation->set_donor(names->donors[index % names->donors.size()]);
+    donation->set_to(names->fund);
+    donation->set_asset(kAsset);
+    donation->set_amount(DonationAmountFen(flags->seed, index));
+    donation->set_channel(pb::ONLINE_CAMPAIGN);
+  }
+};
+
+// Calls `attempt` (which returns the call's status) until it is not refused
+// as a whole with RESOURCE_EXHAUSTED, timing each call.
+template <typename Attempt>
+grpc::Status CallWithRetries(CallerStats& stats, Attempt attempt) {
+  auto backoff = kQueueFullBackoffMin;
+  for (int retry = 0;; ++retry) {
+    const auto start = SteadyClock::now();
+    const grpc::Status status = attempt();
+    stats.call_ns.push_back(NanosSince(start));
+    if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED ||
+        retry == kQueueFullRetriesMax) {
+      return status;
+    }
+    ++stats.retries;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, kQueueFullBackoffMax);
+  }
+}
+
+void RunUnaryCaller(Work& work, pb::Ledger::Stub& stub, CallerStats& stats) {
+  const Flags& flags = *work.flags;
+  pb::DonateRequest request;
+  pb::DonateResponse response;
+  uint64_t index = 0;
+  uint64_t claimed = 0;
+  while (work.Claim(1, &index, &claimed)) {
+    request.Clear();
+    work.FillDonation(index, &request);
+    const grpc::Status status = CallWithRetries(stats, [&] {
+      grpc::ClientContext context;
+      PrepareContext(flags, CallKind::kTimed, &context);
+      response.Clear();
+      return stub.Donate(&context, request, &response);
+    });
+    if (!status.ok()) {
+      ++stats.failed_calls;
+      ++stats.failed_ops;
+      stats.Sample(Format("Donate %s: %s", request.client_id().c_str(), Describe(status).c_str()));
+    } else if (response.result().seq() == 0 || response.result().duplicate() ||
+               response.lot() == 0) {
+      ++stats.failed_ops;
+      stats.Sample(Format("Donate %s: OK but seq %" PRIu64 ", lot %" PRIu64 ", duplicate %d",
+                          request.client_id().c_str(), response.result().seq(), response.lot(),
+                          response.result().duplicate() ? 1 : 0));
+    } else {
+      ++stats.donations_ok;
+    }
+  }
+}
+
+void RunBatchCaller(Work& work, pb::Ledger::Stub& stub, CallerStats& stats) {
+  const Flags& flags = *work.flags;
+  pb::BatchRequest request;
+  pb::BatchResponse response;
+  uint64_t first = 0;
+  uint64_t claimed = 0;
+  while (work.Claim(flags.batch, &first, &claimed)) {
+    request.Clear();
+    for (uint64_t i = first; i < first + claimed; ++i) {
+      work.FillDonation(i, request.add_operations()->mutable_donate());
+    }
+    const grpc::Status status = CallWithRetries(stats, [&] {
+      grpc::ClientContext context;
+      PrepareContext(flags, CallKind::kTimed, &context);
+      response.Clear();
+      grpc::Status s = stub.SubmitBatch(&context, request, &response);
+      // The engine refuses a whole submission when its queue is full: every
+      // result is RESOURCE_EXHAUSTED and nothing was written, so the call is
+      // repeated as if the status said so.
+      if (s.ok() && response.results_size() > 0 &&
+          std::all_of(response.results().begin(), response.results().end(),
+                      [](const pb::BatchResult& r) {
+                        return r.code() == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED);
+                      })) {
+        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, response.results(0).message());
+      }
+      return s;
+    });
+    if (!status.ok()) {
+      ++stats.failed_calls;
+      stats.failed_ops += claimed;
+      stats.Sample(Format("SubmitBatch of donations %" PRIu64 "..%" PRIu64 ": %s", first,
+                          first + claimed - 1, Describe(status).c_str()));
+      continue;
+    }
+    if (static_cast<uint64_t>(response.results_size()) != claimed) {
+      stats.Sample(Format("SubmitBatch of donations %" PRIu64 "..%" PRIu64
+                          ": %d results for %" PRIu64 " operations",
+                          first, first + claimed - 1, response.results_size(), claimed));
+    }
+    for (uint64_t k = 0; k < claimed; ++k) {
+      if (k >= static_cast<uint64_t>(response.results_size())) {
+        ++stats.failed_ops;
+        continue;
+      }
+      const pb::BatchResult& r = response.results(static_cast<int>(k));
+      if (r.code() != 0 || r.result().seq() == 0 || r.result().duplicate() || r.lot() == 0) {
+        ++stats.failed_ops;
+        stats.Sample(Format("donation %" PRIu64 ": %s: %s (seq %" PRIu64 ", duplicate %d)",
+                            first + k, CodeName(static_cast<grpc::StatusCode>(r.code())),
+                            r.message().c_str(), r.result().seq(), r.result().duplicate() ? 1 : 0));
+      } else {
+        ++stats.donations_ok;
+      }
+    }
+  }
+}
+
+struct TimedResult {
+  double wall_s = 0;
+  double cpu_s = 0;         // this process, over the timed phase
+  double server_cpu_s = 0;  // the --server_pid process; NaN without it
+  CallerStats total;        // merged; call_ns sorted
+};
+
+// Connects every caller's channel, then starts the clock and all callers at
+// once. nullopt (with `error`) if a channel cannot connect.
+std::optional<TimedResult> RunTimed(const Flags& flags, const RunNames& names, std::string* error) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<pb::Ledger::Stub>> stubs;
+  for (uint64_t c = 0; c < flags.callers; ++c) {
+    // Channel id 0 is the setup's channel.
+    channels.push_back(MakeChannel(flags, static_cast<int>(c + 1)));
+    stubs.push_back(pb::Ledger::NewStub(channels.back()));
+  }
+  for (uint64_t c = 0; c < flags.callers; ++c) {
+    if (!WaitConnected(channels[c])) {
+      *error = Format("caller %" PRIu64 ": cannot connect to %s within %lld s", c,
+                      flags.server.c_str(), static_cast<long long>(kConnectWaitMax.count()));
+      return std::nullopt;
+    }
+  }
+
+  Work work{.flags = &flags, .names = &names};
+  std::vector<CallerStats> stats(flags.callers);
+  std::latch start_line(static_cast<std::ptrdiff_t>(flags.callers) + 1);
+  std::vector<std::thread> threads;
+  for (uint64_t c = 0; c < flags.callers; ++c) {
+    threads.emplace_back([&, c] {
+      stats[c].call_ns.reserve(flags.entries / flags.callers + 16);
+      start_line.arrive_and_wait();
+      if (flags.mode == Mode::kUnary) {
+        RunUnaryCaller(work, *stubs[c], stats[c]);
+      } else {
+        RunBatchCaller(work, *stubs[c], stats[c]);
+      }
+    });
+  }
+  const double cpu_start_s = ProcessCpuSeconds();
+  const double server_cpu_start_s =
+      flags.server_pid ? OtherProcessCpuSeconds(*flags.server_pid) : std::nan("");
+  start_line.arrive_and_wait();
+  const auto start = SteadyClock::now();
+  for (std::thread& t : threads) t.join();
+  TimedResult result;
+  result.wall_s = SecondsSince(start);
+  result.cpu_s = ProcessCpuSeconds() - cpu_start_s;
+  result.server_cpu_s = flags.server_pid
+                            ? OtherProcessCpuSeconds(*flags.server_pid) - server_cpu_start_s
+                            : std::nan("");
+
+  CallerStats& total = result.total;
+  for (CallerStats& s : stats) {
+    total.call_ns.insert(total.call_ns.end(), s.call_ns.begin(), s.call_ns.end());
+    total.donations_ok += s.donations_ok;
+    total.failed_calls += s.failed_calls;
+    total.failed_ops += s.failed_ops;
+    total.retries += s.retries;
+    for (std::string& e : s.error_samples) total.Sample(std::move(e));
+  }
+  std::sort(total.call_ns.begin(), total.call_ns.end());
+  return result;
+}
+
+// ---- Output. ----
+
+class JsonLine {
+ public:
+  // A value that is not finite (nothing was measured) is written as null.
+  void Number(const char* name, double value, int decimals) {
+    Field(name, std::isfinite(value) ? Format("%.*f", decimals, value) : "null");
+  }
+  void Integer(const char* name, uint64_t value) { Field(name, std::to_string(value)); }
+  void Null(const char* name) { Field(name, "null"); }
+  void Bool(const char* name, bool value) { Field(name, value ? "true" : "false"); }
+  void String(const char* name, std::string_view value) {
+    std::string quoted = "\"";
+    for (char c : value) {
+      if (c == '"' || c == '\\') {
+        quoted += '\\';
+        quoted += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        quoted += Format("\\u%04x", static_cast<unsigned>(c));
+      } else {
+        quoted += c;
+      }
+    }
+    Field(name, quoted + "\"");
+  }
+  std::string Done() const { return text_ + "}"; }
+
+ private:
+  void Field(const char* name, const std::string& value) {
+    text_ += text_.size() == 1 ? "\"" : ",\"";
+    text_ += name;
+    text_ += "\":";
+    text_ += value;
+  }
+  std::string text_ = "{";
+};
+
+// Prints the failure and the JSON line of a run that ended before measuring.
+int Abort(JsonLine& json, const std::string& what) {
+  std::printf("server bench: FAILED: %s\n", what.c_str());
+  for (const char* name :
+       {"ops_per_s", "p50_ms", "p99_ms", "max_ms", "calls", "entries", "server_peak_rss_mib"}) {
+    json.Null(name);
+  }
+  json.Number("peak_rss_mib", PeakRssMib(), 1);
+  json.String("error", what);
+  json.Bool("ok", false);
+  std::printf("%s\n", json.Done().c_str());
+  std::fflush(stdout);
+  return 1;
+}
+
+}  // namespace
+
+int RunServerBench(const std::vector<std::string>& args) {
+  Flags flags;
+  bool help = false;
+  if (std::optional<UsageError> usage = ParseFlags(args, &flags, &help)) {
+    std::fprintf(stderr, "warmledger-bench: %s\n%s", usage->message.c_str(), kUsage);
+    return 2;
+  }
+  if (help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const bool unary = flags.mode == Mode::kUnary;
+  const uint64_t ops_per_call = unary ? 1 : flags.batch;
+  const char* mode_name = unary ? "server-unary" : "server-batch";
+  const RunNames names = MakeRunNames(flags.seed);
+
+  std::printf("warmledger-bench: %s against %s; callers=%" PRIu64 " batch=%" PRIu64
+              " entries=%" PRIu64 " seed=%" PRIu64 " deadline=%" PRIu64 " ms run=%s%s\n",
+              mode_name, flags.server.c_str(), flags.callers, ops_per_call, flags.entries,
+              flags.seed, flags.deadline_ms, names.run.c_str(),
+              unary && flags.batch != 1000 ? " (--batch ignored in unary mode)" : "");
+  std::fflush(stdout);
+
+  JsonLine json;
+  json.String("mode", mode_name);
+  json.Integer("callers", flags.callers);
+  json.Integer("batch", ops_per_call);
+  json.Integer("seed", flags.seed);
+  json.String("run", names.run);
+
+  // Setup, untimed.
+  const auto setup_start = SteadyClock::now();
+  std::shared_ptr<grpc::Channel> setup_channel = MakeChannel(flags, 0);
+  if (!WaitConnected(setup_channel)) {
+    return Abort(json, Format("cannot connect to %s within %lld s", flags.server.c_str(),
+                              static_cast<long long>(kConnectWaitMax.count())));
+  }
+  std::unique_ptr<pb::Ledger::Stub> setup_stub = pb::Ledger::NewStub(setup_channel);
+  std::string error;
+  const std::optional<uint64_t> head_start = GetHeadSeq(*setup_stub, flags, &error);
+  if (!head_start) return Abort(json, error);
+  if (!RunSetup(*setup_stub, flags, names, &error)) return Abort(json, error);
+  const std::optional<uint64_t> head_setup = GetHeadSeq(*setup_stub, flags, &error);
+  if (!head_setup) return Abort(json, error);
+  std::printf("setup: opened %s and %zu donors in %.2f s; head seq %" PRIu64 " -> %" PRIu64 "\n",
+              names.fund.c_str(), names.donors.size(), SecondsSince(setup_start), *head_start,
+              *head_setup);
+  std::fflush(stdout);
+
+  // The timed phase.
+  std::optional<TimedResult> timed = RunTimed(flags, names, &error);
+  if (!timed) return Abort(json, error);
+  const CallerStats& s = timed->total;
+  const std::optional<uint64_t> head_end = GetHeadSeq(*setup_stub, flags, &error);
+  std::optional<double> server_rss_mib;
+  if (flags.server_pid) {
+    server_rss_mib = ProcessPeakRssMib(*flags.server_pid);
+    if (!server_rss_mib) {
+      std::printf("warning: no VmHWM in /proc/%" PRIu64 "/status; server_peak_rss_mib is null\n",
+                  *flags.server_pid);
+    }
+  }
+
+  const double ops_per_s = static_cast<double>(s.donations_ok) / timed->wall_s;
+  const double p50_ns = PercentileNanos(s.call_ns, 0.50);
+  const double p99_ns = PercentileNanos(s.call_ns, 0.99);
+  const double max_ns = s.call_ns.empty() ? std::nan("") : static_cast<double>(s.call_ns.back());
+  const uint64_t calls = s.call_ns.size();
+  std::printf("%s: %" PRIu64 " donations written in %.2f s by %" PRIu64 " callers: %.0f ops/s\n",
+              mode_name, s.donations_ok, timed->wall_s, flags.callers, ops_per_s);
+  std::printf("%s: latency per call (%s of %" PRIu64
+              "): p50 %.2f ms, p99 %.2f ms, max %.2f ms "
+              "over %" PRIu64 " calls (%.0f calls/s)\n",
+              mode_name, unary ? "Donate" : "SubmitBatch", ops_per_call, Millis(p50_ns),
+              Millis(p99_ns), Millis(max_ns), calls, static_cast<double>(calls) / timed->wall_s);
+  // CPU per donation tells a client-bound run from a server-bound one.
+  auto per_donation = [&](double cpu_s) {
+    return s.donations_ok == 0
+               ? std::string()
+               : Format(" (%.1f us/donation)", cpu_s / static_cast<double>(s.donations_ok) * 1e6);
+  };
+  std::printf("%s: CPU over the timed phase: bench %.2f s%s", mode_name, timed->cpu_s,
+              per_donation(timed->cpu_s).c_str());
+  if (flags.server_pid) {
+    std::printf(", server %.2f s%s", timed->server_cpu_s,
+                per_donation(timed->server_cpu_s).c_str());
+  }
+  std::printf("\n");
+  if (s.retries > 0) {
+    std::printf("%s: %" PRIu64 " calls repeated after RESOURCE_EXHAUSTED (write queue full)\n",
+                mode_name, s.retries);
+  }
+  if (head_end) {
+    // Only a server nobody else writes to gains exactly the donations.
+    std::printf("%s: head seq %" PRIu64 " (%" PRIu64 " entries during the timed phase)\n",
+                mode_name, *head_end, *head_end - *head_setup);
+  } else {
+    std::printf("%s: %s\n", mode_name, error.c_str());
+  }
+  if (server_rss_mib) {
+    std::printf("server peak RSS %.1f MiB (VmHWM of pid %" PRIu64 ")\n", *server_rss_mib,
+                *flags.server_pid);
+  }
+  const double peak_rss_mib = PeakRssMib();
+  std::printf("bench peak RSS %.1f MiB (whole process)\n", peak_rss_mib);
+
+  const bool failed =
+      s.failed_calls > 0 || s.failed_ops > 0 || s.donations_ok != flags.entries || !head_end;
+  if (failed) {
+    // A call that failed (a deadline, say) may still have been written:
+    // the server completes a queued write; a retry with the same client id
+    // would say so.
+    std::printf("%s: PROBLEMS: %" PRIu64 " calls failed, %" PRIu64
+                " donations not confirmed "
+                "(of %" PRIu64 ")%s\n",
+                mode_name, s.failed_calls, s.failed_ops, flags.entries,
+                head_end ? "" : "; GetHead failed at the end");
+  }
+  for (const std::string& e : s.error_samples) std::printf("error sample: %s\n", e.c_str());
+
+  json.Number("ops_per_s", ops_per_s, 1);
+  json.Number("p50_ms", Millis(p50_ns), 3);
+  json.Number("p99_ms", Millis(p99_ns), 3);
+  json.Number("max_ms", Millis(max_ns), 3);
+  json.Integer("calls", calls);
+  if (head_end) {
+    json.Integer("entries", *head_end);
+  } else {
+    json.Null("entries");
+  }
+  json.Integer("donations", s.donations_ok);
+  json.Integer("failed_calls", s.failed_calls);
+  json.Integer("failed_ops", s.failed_ops);
+  json.Integer("retries", s.retries);
+  json.Number("timed_s", timed->wall_s, 3);
+  json.Number("bench_cpu_s", timed->cpu_s, 3);
+  json.Number("server_cpu_s", timed->server_cpu_s, 3);
+  if (server_rss_mib) {
+    json.Number("server_peak_rss_mib", *server_rss_mib, 1);
+  } else {
+    json.Null("server_peak_rss_mib");
+  }
+  json.Number("peak_rss_mib", peak_rss_mib, 1);
+  json.Bool("ok", !failed);
+  std::printf("%s\n", json.Done().c_str());
+  std::fflush(stdout);
+  return failed ? 1 : 0;
+}
+
+}  // namespace warmledger::bench
