@@ -83,8 +83,8 @@
 #include "ledger/types.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
-#include "tools/bench_server.h"
 #include "rocksdb/write_batch.h"
+#include "tools/bench_server.h"
 
 namespace warmledger {
 namespace {
@@ -266,7 +266,8 @@ constexpr char kUsage[] =
     "                        [--entries=N (operations, default 200000; 0 skips the mix)]\n"
     "                        [--seed=N (default 1)] [--threads=N (1..64, default 1)]\n"
     "                        [--data_dir=DIR] [--keep] [--no_raw]\n"
-    "                        [--trace_ledger_entries=N (default 0: skip)]\n";
+    "                        [--trace_ledger_entries=N (default 0: skip)]\n"
+    "       warmledger-bench --server=HOST:PORT ... (against a running server)\n";
 
 [[noreturn]] void UsageError(const std::string& what) {
   std::fprintf(stderr, "warmledger-bench: %s\n%s", what.c_str(), kUsage);
