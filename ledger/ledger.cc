@@ -85,7 +85,7 @@ absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerSt
     WL_ASSIGN_OR_RETURN(StoredEntry stored, ParseStoredValue(value, seq));
     return std::move(stored.entry);
   };
-  Journal journal;
+  Journal journal = Journal::NotRecording();
   return ScanEntries(db, ro, 1, last_seq,
                      [&](StoredEntry stored, std::string_view value) -> absl::StatusOr<bool> {
     const uint64_t seq = stored.entry.seq;

@@ -159,9 +159,11 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   out.stored_value.append(reinterpret_cast<const char*>(out.hash.data()), out.hash.size());
 
   client_ids_.emplace(client_id, e.seq);
-  journal->saved_strings_.push_back(client_id);
-  journal->records_.push_back(
+  if (journal->recording()) {
+    journal->saved_strings_.push_back(client_id);
+    journal->Add(
       {Journal::Kind::kClientId, 0, journal->saved_strings_.size() - 1, 0});
+  }
   SetHead(e.seq, out.hash, e.time_us, journal);
   return out;
 }
@@ -222,7 +224,7 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
   a.opened_seq = seq;
   account_index_.emplace(a.id, static_cast<uint32_t>(accounts_.size()));
   accounts_.push_back(std::move(a));
-  j->records_.push_back({Journal::Kind::kNewAccount});
+  j->Add({Journal::Kind::kNewAccount});
   AddTouch(static_cast<uint32_t>(accounts_.size() - 1), accounts_.back().asset, 0, j);
   return absl::OkStatus();
 }
@@ -241,7 +243,7 @@ absl::Status LedgerState::ApplyClose(const CloseAccountOp& op, Journal* j, Entry
     }
   }
   a.closed = true;
-  j->records_.push_back({Journal::Kind::kClosed, idx});
+  j->Add({Journal::Kind::kClosed, idx});
   AddTouch(idx, a.asset, 0, j);
   return absl::OkStatus();
 }
@@ -298,13 +300,15 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
   lot.anonymous = (op.flags & kDonationAnonymous) != 0;
   lot_index_.emplace(seq, static_cast<uint32_t>(lots_.size()));
   lots_.push_back(std::move(lot));
-  j->records_.push_back({Journal::Kind::kNewLot});
+  j->Add({Journal::Kind::kNewLot});
   accounts_[donor].lots.push_back(static_cast<uint32_t>(lots_.size() - 1));
-  j->records_.push_back({Journal::Kind::kDonorLot, donor});
+  j->Add({Journal::Kind::kDonorLot, donor});
   if (!op.trace_hash.empty()) {
     trace_hashes_.emplace(op.trace_hash, seq);
-    j->saved_strings_.push_back(op.trace_hash);
-    j->records_.push_back({Journal::Kind::kTraceHash, 0, j->saved_strings_.size() - 1});
+    if (j->recording()) {
+      j->saved_strings_.push_back(op.trace_hash);
+      j->Add({Journal::Kind::kTraceHash, 0, j->saved_strings_.size() - 1});
+    }
   }
 
   std::vector<Slice> slices{{seq, op.amount}};
@@ -458,7 +462,7 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
   }
   Move(from, to, asset, p.amount, p.slices, seq, /*record_moves=*/true, j);
   reversed_.emplace(op.ref_seq, seq);
-  j->records_.push_back({Journal::Kind::kReversed, 0, op.ref_seq});
+  j->Add({Journal::Kind::kReversed, 0, op.ref_seq});
   e->policy = std::string(kPolicyReverseV1);
   e->postings.push_back({p.to, p.from, p.asset, p.amount, p.slices});
   return absl::OkStatus();
@@ -539,12 +543,12 @@ void LedgerState::AddBalance(uint32_t account, uint32_t asset, int64_t delta, Jo
                          [&](const auto& b) { return b.first == asset; });
   if (it == balances.end()) {
     balances.emplace_back(asset, 0);
-    j->records_.push_back({Journal::Kind::kNewBalance, account});
+    j->Add({Journal::Kind::kNewBalance, account});
     it = balances.end() - 1;
   }
   WL_CHECK(!__builtin_add_overflow(it->second, delta, &it->second));
   if (IsHolding(accounts_[account].kind)) WL_CHECK(it->second >= 0);
-  j->records_.push_back({Journal::Kind::kBalance, account, asset, delta});
+  j->Add({Journal::Kind::kBalance, account, asset, delta});
 }
 
 void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amount,
@@ -565,7 +569,7 @@ void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amoun
     auto& moves = lots_[it->second].moves;
     if (moves.empty() || moves.back() != seq) {
       moves.push_back(seq);
-      j->records_.push_back({Journal::Kind::kLotMove, it->second});
+      j->Add({Journal::Kind::kLotMove, it->second});
     }
   }
 }
@@ -585,12 +589,12 @@ absl::Status LedgerState::TakeFifo(absl::string_view field, uint32_t account, in
     if (head.amount <= need) {
       out->push_back(head);
       need -= head.amount;
-      j->records_.push_back({Journal::Kind::kPopFront, account, head.lot, head.amount});
+      j->Add({Journal::Kind::kPopFront, account, head.lot, head.amount});
       slices.pop_front();
     } else {
       out->push_back({head.lot, need});
       head.amount -= need;
-      j->records_.push_back({Journal::Kind::kHeadReduce, account, 0, need});
+      j->Add({Journal::Kind::kHeadReduce, account, 0, need});
       need = 0;
     }
   }
@@ -625,9 +629,10 @@ absl::Status LedgerState::TakeLots(absl::string_view field, uint32_t account,
           " of lot ", s.lot, " that the reversal must take back"));
     }
   }
-  j->saved_slices_.push_back(std::move(slices));
-  j->records_.push_back(
-      {Journal::Kind::kRestoreSlices, account, j->saved_slices_.size() - 1});
+  if (j->recording()) {
+    j->saved_slices_.push_back(std::move(slices));
+    j->Add({Journal::Kind::kRestoreSlices, account, j->saved_slices_.size() - 1});
+  }
   slices = std::move(kept);
   return absl::OkStatus();
 }
@@ -637,20 +642,21 @@ void LedgerState::PushBack(uint32_t account, const std::vector<Slice>& in, Journ
   for (const Slice& s : in) {
     if (!slices.empty() && slices.back().lot == s.lot) {
       slices.back().amount += s.amount;
-      j->records_.push_back({Journal::Kind::kMergeTail, account, 0, s.amount});
+      j->Add({Journal::Kind::kMergeTail, account, 0, s.amount});
     } else {
       slices.push_back(s);
-      j->records_.push_back({Journal::Kind::kPushBack, account});
+      j->Add({Journal::Kind::kPushBack, account});
     }
   }
 }
 
 void LedgerState::SetHead(uint64_t seq, const Hash& hash, int64_t time_us, Journal* j) {
-  j->saved_strings_.emplace_back(reinterpret_cast<const char*>(head_hash_.data()),
-                                 head_hash_.size());
-  j->records_.push_back({Journal::Kind::kHead,
-                         static_cast<uint32_t>(j->saved_strings_.size() - 1), head_seq_,
-                         head_time_us_});
+  if (j->recording()) {
+    j->saved_strings_.emplace_back(reinterpret_cast<const char*>(head_hash_.data()),
+                                   head_hash_.size());
+    j->Add({Journal::Kind::kHead, static_cast<uint32_t>(j->saved_strings_.size() - 1),
+            head_seq_, head_time_us_});
+  }
   head_seq_ = seq;
   head_hash_ = hash;
   head_time_us_ = time_us;
@@ -660,13 +666,13 @@ void LedgerState::AddTouch(uint32_t account, uint32_t asset, int64_t delta, Jour
   AccountState& a = accounts_[account];
   int64_t balance = asset == kNoAsset ? 0 : BalanceOf(account, asset);
   a.touches.push_back({cur_seq_, cur_time_us_, delta, balance, asset});
-  j->records_.push_back({Journal::Kind::kTouch, account});
+  j->Add({Journal::Kind::kTouch, account});
 }
 
 void LedgerState::AddFlow(uint32_t account, size_t slot, int64_t amount, Journal* j) {
   WL_CHECK(!__builtin_add_overflow(accounts_[account].flows[slot], amount,
                                    &accounts_[account].flows[slot]));
-  j->records_.push_back({Journal::Kind::kFlow, account, slot, amount});
+  j->Add({Journal::Kind::kFlow, account, slot, amount});
 }
 
 void LedgerState::UndoTo(Journal* j, size_t mark) {

@@ -41,6 +41,14 @@ inline constexpr std::string_view kPolicyNone = "none";
 // a failed linked chain or a failed durable write leaves no trace.
 class Journal {
  public:
+  // A journal that records nothing, for replay: there a failure abandons the
+  // whole state, so nothing needs undoing and the bookkeeping is saved.
+  static Journal NotRecording() {
+    Journal j;
+    j.recording_ = false;
+    return j;
+  }
+  bool recording() const { return recording_; }
   size_t Mark() const { return records_.size(); }
   void Clear() {
     records_.clear();
@@ -76,6 +84,11 @@ class Journal {
     uint64_t b = 0;
     int64_t c = 0;
   };
+  void Add(const Record& r) {
+    if (recording_) records_.push_back(r);
+  }
+
+  bool recording_ = true;
   std::vector<Record> records_;
   std::vector<std::deque<Slice>> saved_slices_;
   std::vector<std::string> saved_strings_;
@@ -106,7 +119,8 @@ class LedgerState {
                                      int64_t time_us, const EntryLookup& lookup,
                                      Journal* journal);
 
-  // Undoes every journaled mutation after `mark`, newest first.
+  // Undoes every journaled mutation after `mark`, newest first. Requires a
+  // recording journal.
   void UndoTo(Journal* journal, size_t mark);
 
   // The seq of the entry that used `client_id`, if any.
@@ -228,7 +242,8 @@ class LedgerState {
 
   std::vector<std::string> assets_;
   absl::flat_hash_map<std::string, uint32_t> asset_index_;
-  std::vector<AccountState> accounts_;
+  // A deque: growing it never moves (or copies) the accounts' slice lists.
+  std::deque<AccountState> accounts_;
   absl::flat_hash_map<std::string, uint32_t> account_index_;
   std::vector<LotState> lots_;
   absl::flat_hash_map<uint64_t, uint32_t> lot_index_;
