@@ -13,10 +13,9 @@ Hash Sha256(std::string_view data) {
   return out;
 }
 
-namespace {
 // OpenSSL 3 looks the algorithm up in its provider on every EVP_sha256()
 // initialisation; fetching it once makes a reset cost almost nothing.
-const EVP_MD* Sha256Md() {
+const ::evp_md_st* Sha256Md() {
   static const EVP_MD* md = [] {
     EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
     WL_CHECK(fetched != nullptr);
@@ -24,7 +23,6 @@ const EVP_MD* Sha256Md() {
   }();
   return md;
 }
-}  // namespace
 
 Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
   WL_CHECK(ctx_ != nullptr);

@@ -19,7 +19,7 @@ namespace {
 std::string HmacSha256(std::string_view key, std::string_view data) {
   unsigned char out[32];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+  HMAC(Sha256Md(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
   return std::string(reinterpret_cast<char*>(out), len);
 }
