@@ -98,7 +98,7 @@ absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerSt
                                               stored.entry.client_id, "' used twice"));
     }
     auto applied = state->Apply(stored.entry.client_id, std::move(stored.entry.body),
-                                stored.entry.time_us, lookup, &journal);
+                                stored.entry.time_us, lookup, &journal, &stored.hash);
     journal.Clear();
     if (!applied.ok()) {
       return absl::DataLossError(absl::StrCat("entry ", seq, ": replay rejected it: ",

@@ -92,8 +92,8 @@ bool IsFundOrProject(AccountKind k) {
 
 absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
                                                 OpBody body, int64_t time_us,
-                                                const EntryLookup& lookup,
-                                                Journal* journal) {
+                                                const EntryLookup& lookup, Journal* journal,
+                                                const Hash* replayed_hash) {
   WL_RETURN_IF_ERROR(CheckClientId(client_id));
   WL_DCHECK(!client_ids_.contains(client_id));
   const size_t mark = journal->Mark();
@@ -155,7 +155,7 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   }
   out.seq = e.seq;
   out.time_us = e.time_us;
-  out.hash = EntryHash(out.stored_value);
+  out.hash = replayed_hash ? *replayed_hash : EntryHash(out.stored_value);
   out.stored_value.append(reinterpret_cast<const char*>(out.hash.data()), out.hash.size());
 
   client_ids_.emplace(client_id, e.seq);

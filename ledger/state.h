@@ -115,9 +115,12 @@ class LedgerState {
   // applies it as entry head+1 at time max(time_us, head time), records the
   // undo steps in `journal` and returns the encoded entry. On error nothing
   // changes. Requires that `client_id` is not yet used (see FindClientId).
+  // `replayed_hash`, when given, is the verified stored hash of the entry
+  // being replayed; the caller compares the produced bytes with the stored
+  // ones, so hashing them again is skipped.
   absl::StatusOr<AppliedEntry> Apply(const std::string& client_id, OpBody body,
                                      int64_t time_us, const EntryLookup& lookup,
-                                     Journal* journal);
+                                     Journal* journal, const Hash* replayed_hash = nullptr);
 
   // Undoes every journaled mutation after `mark`, newest first. Requires a
   // recording journal.
