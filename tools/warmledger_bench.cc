@@ -11,6 +11,9 @@
 //   --entries=N        operations in the mixed run, traces included
 //                      (default 200000; 0 skips the mixed run)
 //   --seed=N           seed of the workload generator (default 1)
+//   --inflight=N       batches each thread keeps submitted without waiting for
+//                      their results (Ledger::SubmitAsync), 1..8 (default 1:
+//                      each batch waits for its fsync before the next is built)
 //   --threads=N        submitting threads, 1..64 (default 1); the sequencer
 //                      group-commits their batches
 //   --data_dir=DIR     where the databases go (DIR must be missing or empty;
@@ -64,6 +67,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <latch>
 #include <memory>
@@ -255,6 +259,7 @@ struct Flags {
   uint64_t entries = 200'000;
   uint64_t seed = 1;
   uint32_t threads = 1;
+  uint32_t inflight = 1;
   std::string data_dir;
   bool keep = false;
   bool raw = true;
@@ -265,6 +270,7 @@ constexpr char kUsage[] =
     "usage: warmledger-bench [--batch=N (1..8192, default 1000)]\n"
     "                        [--entries=N (operations, default 200000; 0 skips the mix)]\n"
     "                        [--seed=N (default 1)] [--threads=N (1..64, default 1)]\n"
+    "                        [--inflight=N (batches in flight per thread, 1..8, default 1)]\n"
     "                        [--data_dir=DIR] [--keep] [--no_raw]\n"
     "                        [--trace_ledger_entries=N (default 0: skip)]\n"
     "       warmledger-bench --server=HOST:PORT ... (against a running server)\n";
@@ -324,6 +330,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.seed = ParseUint(name, value, 0, UINT64_MAX);
     } else if (name == "threads") {
       flags.threads = static_cast<uint32_t>(ParseUint(name, value, 1, kThreadsMax));
+    } else if (name == "inflight") {
+      flags.inflight = static_cast<uint32_t>(ParseUint(name, value, 1, 8));
     } else if (name == "data_dir") {
       if (value.empty()) UsageError("--data_dir needs a folder");
       flags.data_dir = std::string(value);
@@ -739,17 +747,82 @@ struct MixStats {
   }
 };
 
-// Runs `operations` operations of the mix on one thread.
+// Runs `operations` operations of the mix on one thread, keeping up to
+// `inflight` batches submitted at once. Results are processed on this thread.
 void RunMixThread(Ledger& ledger, Workload& workload, uint64_t operations, uint32_t batch,
-                  bool queue_may_fill, std::latch& start, MixStats& stats) {
-  std::vector<OpKind> batch_kinds;
+                  uint32_t inflight, bool queue_may_fill, std::latch& start,
+                  MixStats& stats) {
+  struct Completed {
+    std::vector<OpKind> kinds;
+    std::vector<OpResult> results;
+    int64_t submit_ns = 0;
+  };
+  absl::Mutex mu;
+  std::deque<Completed> completed;  // guarded by mu
+  uint32_t submitted = 0;           // guarded by mu: batches not yet processed
+
+  // Processes finished batches; first waits until fewer than `max_open`
+  // batches are outstanding.
+  auto process_completed = [&](uint32_t max_open) {
+    std::deque<Completed> ready;
+    {
+      absl::MutexLock lock(&mu);
+      auto room = [&]() { return submitted - completed.size() < max_open; };
+      mu.Await(absl::Condition(&room));
+      ready.swap(completed);
+      submitted -= static_cast<uint32_t>(ready.size());
+    }
+    bool any_failed = false;
+    for (Completed& c : ready) {
+      stats.batch_ns.push_back(c.submit_ns);
+      stats.submit_ns += c.submit_ns;
+      if (c.results.size() != c.kinds.size()) {
+        Fatal(Format("Submit returned %zu results for %zu operations", c.results.size(),
+                     c.kinds.size()));
+      }
+      for (size_t i = 0; i < c.results.size(); ++i) {
+        const OpResult& result = c.results[i];
+        if (!result.status.ok()) {
+          any_failed = true;
+          ++stats.write_failed_count;
+          stats.NoteError(result.status.ToString());
+          continue;
+        }
+        stats.write_seqs.push_back(result.seq);
+        switch (c.kinds[i]) {
+          case OpKind::kDonation:
+            ++stats.donation_count;
+            stats.lots.push_back(result.seq);
+            break;
+          case OpKind::kAllocation:
+            ++stats.allocation_count;
+            break;
+          default:
+            ++stats.disbursement_count;
+            break;
+        }
+      }
+    }
+    if (any_failed) {
+      // Wait for everything outstanding first: the model resyncs from the
+      // ledger as it is after them.
+      {
+        absl::MutexLock lock(&mu);
+        auto idle = [&]() { return submitted == completed.size(); };
+        mu.Await(absl::Condition(&idle));
+      }
+      const absl::Status status = workload.Resync(ledger);
+      if (!status.ok()) Fatal("resync after a rejected write: " + status.ToString());
+    }
+  };
+
   std::vector<OpKind> pending_traces;
   start.arrive_and_wait();
   uint64_t done = 0;
   while (done < operations) {
     std::vector<Operation> ops;
     ops.reserve(batch);
-    batch_kinds.clear();
+    std::vector<OpKind> batch_kinds;
     pending_traces.clear();
     while (ops.size() < batch && done < operations) {
       ++done;
@@ -764,42 +837,32 @@ void RunMixThread(Ledger& ledger, Workload& workload, uint64_t operations, uint3
     }
 
     if (!ops.empty()) {
-      const size_t count = ops.size();
-      const auto submit_start = SteadyClock::now();
-      const std::vector<OpResult> results =
-          SubmitRetrying(ledger, std::move(ops), queue_may_fill, &stats.queue_full_retries);
-      const int64_t submit_ns = NanosSince(submit_start);
-      stats.batch_ns.push_back(submit_ns);
-      stats.submit_ns += submit_ns;
-      if (results.size() != count) {
-        Fatal(Format("Submit returned %zu results for %zu operations", results.size(), count));
-      }
-      bool any_failed = false;
-      for (size_t i = 0; i < count; ++i) {
-        const OpResult& result = results[i];
-        if (!result.status.ok()) {
-          any_failed = true;
-          ++stats.write_failed_count;
-          stats.NoteError(result.status.ToString());
-          continue;
+      if (inflight == 1) {
+        const auto submit_start = SteadyClock::now();
+        Completed c;
+        c.results =
+            SubmitRetrying(ledger, std::move(ops), queue_may_fill, &stats.queue_full_retries);
+        c.submit_ns = NanosSince(submit_start);
+        c.kinds = std::move(batch_kinds);
+        {
+          absl::MutexLock lock(&mu);
+          ++submitted;
+          completed.push_back(std::move(c));
         }
-        stats.write_seqs.push_back(result.seq);
-        switch (batch_kinds[i]) {
-          case OpKind::kDonation:
-            ++stats.donation_count;
-            stats.lots.push_back(result.seq);
-            break;
-          case OpKind::kAllocation:
-            ++stats.allocation_count;
-            break;
-          default:
-            ++stats.disbursement_count;
-            break;
+        process_completed(1);
+      } else {
+        process_completed(inflight);  // room for one more batch
+        const auto submit_start = SteadyClock::now();
+        {
+          absl::MutexLock lock(&mu);
+          ++submitted;
         }
-      }
-      if (any_failed) {
-        const absl::Status status = workload.Resync(ledger);
-        if (!status.ok()) Fatal("resync after a rejected write: " + status.ToString());
+        ledger.SubmitAsync(std::move(ops), [&, submit_start, kinds = std::move(batch_kinds)](
+                                               std::vector<OpResult> results) mutable {
+          Completed c{std::move(kinds), std::move(results), NanosSince(submit_start)};
+          absl::MutexLock lock(&mu);
+          completed.push_back(std::move(c));
+        });
       }
     }
 
@@ -829,6 +892,7 @@ void RunMixThread(Ledger& ledger, Workload& workload, uint64_t operations, uint3
       }
     }
   }
+  process_completed(1);  // waits for the last batches
   stats.fallback_count = workload.fallback_count();
 }
 
@@ -864,14 +928,20 @@ MixResult RunMix(Ledger& ledger, const Flags& flags, const ExternalAccounts& ext
 
   std::vector<MixStats> stats(flags.threads);
   const bool queue_may_fill = uint64_t{flags.threads} * flags.batch > kQueueOpsMax;
+  if (flags.inflight > 1 &&
+      uint64_t{flags.threads} * flags.batch * flags.inflight > kQueueOpsMax) {
+    UsageError(Format("--threads x --batch x --inflight must be at most %zu (the ledger's "
+                      "queue) when batches are kept in flight",
+                      kQueueOpsMax));
+  }
   std::latch start(flags.threads + 1);
   std::vector<std::thread> threads;
   for (uint32_t t = 0; t < flags.threads; ++t) {
     const uint64_t operations =
         flags.entries / flags.threads + (t < flags.entries % flags.threads ? 1 : 0);
     threads.emplace_back([&, t, operations] {
-      RunMixThread(ledger, workloads[t], operations, flags.batch, queue_may_fill, start,
-                   stats[t]);
+      RunMixThread(ledger, workloads[t], operations, flags.batch, flags.inflight,
+                   queue_may_fill, start, stats[t]);
     });
   }
   start.arrive_and_wait();
@@ -1262,6 +1332,7 @@ int Main(int argc, char** argv) {
   json.Integer("batch", flags.batch);
   json.Integer("seed", flags.seed);
   json.Integer("threads", flags.threads);
+  json.Integer("inflight", flags.inflight);
   json.Integer("operations", flags.entries);
 
   // 1. The mixed run, then a sample of its entries for the raw run; the
