@@ -56,6 +56,7 @@
 // Money is int64 fen throughout; floating point is used only for timing.
 
 #include "tools/bench_server.h"
+#include "tools/bench_util.h"
 
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
@@ -127,28 +128,6 @@ inline constexpr char kAsset[] = "CNY";
 
 // ---- Small helpers. ----
 
-std::string Format(const char* format, ...) __attribute__((format(printf, 1, 2)));
-std::string Format(const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  va_list copy;
-  va_copy(copy, args);
-  const int size = std::vsnprintf(nullptr, 0, format, copy);
-  va_end(copy);
-  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
-  if (size > 0) std::vsnprintf(text.data(), text.size() + 1, format, args);
-  va_end(args);
-  return text;
-}
-
-double SecondsSince(SteadyClock::time_point start) {
-  return std::chrono::duration<double>(SteadyClock::now() - start).count();
-}
-
-int64_t NanosSince(SteadyClock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - start).count();
-}
-
 // Nearest-rank percentile of nanosecond samples, as the in-process mode
 // computes it; NaN (reported as null) when there are none. `samples` must be
 // sorted.
@@ -157,14 +136,6 @@ double PercentileNanos(const std::vector<int64_t>& samples, double fraction) {
   size_t rank = static_cast<size_t>(std::ceil(fraction * static_cast<double>(samples.size())));
   rank = std::clamp<size_t>(rank, 1, samples.size());
   return static_cast<double>(samples[rank - 1]);
-}
-
-double Millis(double ns) { return ns / 1e6; }
-
-double PeakRssMib() {
-  rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) != 0) return std::nan("");
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
 }
 
 // VmHWM of another process, from /proc/PID/status (in kB there); nullopt if
@@ -696,41 +667,6 @@ std::optional<TimedResult> RunTimed(const Flags& flags, const RunNames& names, s
 }
 
 // ---- Output. ----
-
-class JsonLine {
- public:
-  // A value that is not finite (nothing was measured) is written as null.
-  void Number(const char* name, double value, int decimals) {
-    Field(name, std::isfinite(value) ? Format("%.*f", decimals, value) : "null");
-  }
-  void Integer(const char* name, uint64_t value) { Field(name, std::to_string(value)); }
-  void Null(const char* name) { Field(name, "null"); }
-  void Bool(const char* name, bool value) { Field(name, value ? "true" : "false"); }
-  void String(const char* name, std::string_view value) {
-    std::string quoted = "\"";
-    for (char c : value) {
-      if (c == '"' || c == '\\') {
-        quoted += '\\';
-        quoted += c;
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        quoted += Format("\\u%04x", static_cast<unsigned>(c));
-      } else {
-        quoted += c;
-      }
-    }
-    Field(name, quoted + "\"");
-  }
-  std::string Done() const { return text_ + "}"; }
-
- private:
-  void Field(const char* name, const std::string& value) {
-    text_ += text_.size() == 1 ? "\"" : ",\"";
-    text_ += name;
-    text_ += "\":";
-    text_ += value;
-  }
-  std::string text_ = "{";
-};
 
 // Prints the failure and the JSON line of a run that ended before measuring.
 int Abort(JsonLine& json, const std::string& what) {

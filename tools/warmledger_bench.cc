@@ -89,11 +89,19 @@
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
 #include "tools/bench_server.h"
+#include "tools/bench_util.h"
 
 namespace warmledger {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+using bench::Format;
+using bench::JsonLine;
+using bench::Micros;
+using bench::Millis;
+using bench::NanosSince;
+using bench::PeakRssMib;
+using bench::SecondsSince;
 
 // ---- Bounds of the benchmark's own inputs. ----
 
@@ -149,29 +157,6 @@ inline constexpr int64_t kOutflowDonationsMax = 10;
   std::exit(1);
 }
 
-std::string Format(const char* format, ...) __attribute__((format(printf, 1, 2)));
-std::string Format(const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  va_list copy;
-  va_copy(copy, args);
-  const int size = std::vsnprintf(nullptr, 0, format, copy);
-  va_end(copy);
-  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
-  if (size > 0) std::vsnprintf(text.data(), text.size() + 1, format, args);
-  va_end(args);
-  return text;
-}
-
-double SecondsSince(SteadyClock::time_point start) {
-  return std::chrono::duration<double>(SteadyClock::now() - start).count();
-}
-
-int64_t NanosSince(SteadyClock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - start)
-      .count();
-}
-
 // Nearest-rank percentile of nanosecond samples; NaN (reported as null) when
 // there are none.
 // Sorts `samples`.
@@ -197,12 +182,6 @@ Latency Summarise(std::vector<int64_t> samples) {
   latency.p99_ns = PercentileNanos(samples, 0.99);
   latency.max_ns = samples.empty() ? std::nan("") : static_cast<double>(samples.back());
   return latency;
-}
-
-double PeakRssMib() {
-  rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
 }
 
 // xoshiro256** seeded with splitmix64: the same stream on every platform,
@@ -1157,43 +1136,6 @@ TraceLedgerResult RunTraceLedger(const std::string& path, const Flags& flags,
 
 // ---- Output. ----
 
-class JsonLine {
- public:
-  // A value that is not finite (nothing was measured) is written as null.
-  void Number(const char* name, double value, int decimals) {
-    Field(name, std::isfinite(value) ? Format("%.*f", decimals, value) : "null");
-  }
-  void Integer(const char* name, uint64_t value) { Field(name, std::to_string(value)); }
-  void Null(const char* name) { Field(name, "null"); }
-  void Bool(const char* name, bool value) { Field(name, value ? "true" : "false"); }
-  void String(const char* name, std::string_view value) {
-    std::string quoted = "\"";
-    for (char c : value) {
-      if (c == '"' || c == '\\') {
-        quoted += '\\';
-        quoted += c;
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        quoted += Format("\\u%04x", static_cast<unsigned>(c));
-      } else {
-        quoted += c;
-      }
-    }
-    Field(name, quoted + "\"");
-  }
-  std::string Done() const { return text_ + "}"; }
-
- private:
-  void Field(const char* name, const std::string& value) {
-    text_ += text_.size() == 1 ? "\"" : ",\"";
-    text_ += name;
-    text_ += "\":";
-    text_ += value;
-  }
-  std::string text_ = "{";
-};
-
-double Micros(double ns) { return ns / 1e3; }
-double Millis(double ns) { return ns / 1e6; }
 
 // Makes a fresh folder for the run: --data_dir (missing or empty) or a new
 // temporary folder.
