@@ -220,6 +220,86 @@ uint64_t SeqFromEntryKey(std::string_view key) {
   return seq;
 }
 
+namespace {
+void AppendBigEndian(uint64_t v, std::string* out) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (56 - 8 * i)) & 0xff));
+}
+uint64_t ReadBigEndian(std::string_view bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
+  return v;
+}
+}  // namespace
+
+std::string TileKey(int tile_level, uint64_t tile_index) {
+  std::string key;
+  key.reserve(10);
+  key.push_back(kTileKeyPrefix);
+  key.push_back(static_cast<char>(tile_level));
+  AppendBigEndian(tile_index, &key);
+  return key;
+}
+
+std::string CheckpointKey(uint64_t tree_size) {
+  std::string key(1, kCheckpointKeyPrefix);
+  AppendBigEndian(tree_size, &key);
+  return key;
+}
+
+uint64_t SizeFromCheckpointKey(std::string_view key) {
+  if (key.size() != 9 || key[0] != kCheckpointKeyPrefix) return 0;
+  return ReadBigEndian(key.substr(1));
+}
+
+std::string EncodeSnapshot(const BalanceSnapshot& snapshot) {
+  std::string out;
+  Writer w(&out);
+  w.U64(snapshot.seq);
+  w.U32(static_cast<uint32_t>(snapshot.accounts.size()));
+  for (const AccountSnapshot& a : snapshot.accounts) {
+    w.Str(a.account);
+    w.U16(static_cast<uint16_t>(a.balances.size()));
+    for (const Balance& b : a.balances) {
+      w.Str(b.asset);
+      w.I64(b.amount);
+    }
+    w.U64(a.slice_count);
+    w.Bytes(a.slices_hash.data(), a.slices_hash.size());
+  }
+  return out;
+}
+
+absl::StatusOr<BalanceSnapshot> DecodeSnapshot(std::string_view bytes) {
+  Reader r(bytes);
+  BalanceSnapshot snapshot;
+  snapshot.seq = r.U64("snapshot.seq");
+  const uint32_t count = r.U32("snapshot.account_count");
+  // Each account takes at least 44 bytes; a count beyond that is damage.
+  if (r.ok() && count > r.remaining() / 44) r.Fail("snapshot.account_count: too large");
+  for (uint32_t i = 0; i < count && r.ok(); ++i) {
+    AccountSnapshot a;
+    a.account = r.Str("snapshot.account.id");
+    const uint16_t balances = r.U16("snapshot.account.balance_count");
+    for (uint16_t k = 0; k < balances && r.ok(); ++k) {
+      Balance b;
+      b.asset = r.Str("snapshot.account.asset");
+      b.amount = r.I64("snapshot.account.amount");
+      a.balances.push_back(std::move(b));
+    }
+    a.slice_count = r.U64("snapshot.account.slice_count");
+    r.Bytes(a.slices_hash.data(), a.slices_hash.size(), "snapshot.account.slices_hash");
+    snapshot.accounts.push_back(std::move(a));
+  }
+  if (r.ok() && r.remaining() != 0) r.Fail("snapshot: trailing bytes");
+  if (!r.ok()) return absl::DataLossError(absl::StrCat("balance snapshot: ", r.error()));
+  return snapshot;
+}
+
+std::string_view EntryBytesOf(std::string_view stored_value) {
+  WL_CHECK(stored_value.size() >= 32);
+  return stored_value.substr(0, stored_value.size() - 32);
+}
+
 void EncodeEntry(const Entry& entry, std::string* out) {
   Writer w(out);
   w.U8(entry.version);

@@ -18,13 +18,34 @@ inline constexpr std::string_view kEntryHashDomain{"warmledger/entry/v1\0", 20};
 
 // Key prefixes of the default column family.
 inline constexpr char kEntryKeyPrefix = 'E';
+inline constexpr char kTileKeyPrefix = 'T';
+inline constexpr char kCheckpointKeyPrefix = 'C';
 inline constexpr std::string_view kFormatKey = "Mformat";
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr std::string_view kSnapshotKey = "Sbalances";
+// 1: entries only. 2: entries, Merkle tiles and checkpoints. A version 1
+// ledger is upgraded on open (its tiles are built from the entries).
+inline constexpr uint32_t kFormatVersion = 2;
 
 // 'E' followed by seq as 8 bytes big-endian.
 std::string EntryKey(uint64_t seq);
 // The seq of an entry key, or 0 if `key` is not one.
 uint64_t SeqFromEntryKey(std::string_view key);
+
+// 'T' tile_level:u8 tile_index:u64 big-endian (ledger/merkle.h).
+std::string TileKey(int tile_level, uint64_t tile_index);
+// 'C' tree_size:u64 big-endian.
+std::string CheckpointKey(uint64_t tree_size);
+// The tree size of a checkpoint key, or 0 if `key` is not one.
+uint64_t SizeFromCheckpointKey(std::string_view key);
+
+// The entry bytes of a stored value (without its 32-byte entry_hash
+// trailer): the bytes a Merkle leaf hashes. Requires value.size() >= 32.
+std::string_view EntryBytesOf(std::string_view stored_value);
+
+// The balance snapshot encoding (docs/format.md); decoding errors are
+// kDataLoss naming the field.
+std::string EncodeSnapshot(const BalanceSnapshot& snapshot);
+absl::StatusOr<BalanceSnapshot> DecodeSnapshot(std::string_view bytes);
 
 // Appends the entry bytes of `entry` to `out`. Requires every string to fit
 // its u16 length prefix (the engine validates lengths before encoding).

@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "ledger/entry_codec.h"
 #include "ledger/limits.h"
+#include "ledger/merkle.h"
 #include "ledger/state.h"
 #include "ledger/status_macros.h"
 #include "rocksdb/db.h"
@@ -76,8 +77,9 @@ absl::Status ScanEntries(rocksdb::DB* db, const rocksdb::ReadOptions& ro, uint64
 
 // Replays the stored entries up to last_seq into `state`, checking the chain
 // and that replay reproduces the stored bytes (docs/format.md, "Replay").
+// With `snapshot`, the replayed state after its seq must equal it.
 absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerState* state,
-                       uint64_t last_seq) {
+                       uint64_t last_seq, const BalanceSnapshot* snapshot = nullptr) {
   EntryLookup lookup = [&](uint64_t seq) -> absl::StatusOr<Entry> {
     std::string value;
     WL_RETURN_IF_ERROR(FromRocks(db->Get(ro, EntryKey(seq), &value),
@@ -109,16 +111,197 @@ absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerSt
           "entry ", seq, ": replay produced different bytes (recorded postings or time "
           "disagree with the rules)"));
     }
+    if (snapshot != nullptr && snapshot->seq == seq) {
+      WL_RETURN_IF_ERROR(CompareSnapshots(*snapshot, state->Snapshot()));
+    }
     return true;
   });
+}
+
+// The stored balance snapshot, if any.
+absl::StatusOr<std::optional<BalanceSnapshot>> ReadSnapshot(rocksdb::DB* db) {
+  std::string value;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), std::string(kSnapshotKey), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  WL_RETURN_IF_ERROR(FromRocks(s, "reading the balance snapshot"));
+  WL_ASSIGN_OR_RETURN(BalanceSnapshot snapshot, DecodeSnapshot(value));
+  return snapshot;
+}
+
+std::string TileName(const merkle::TileId& id) {
+  return absl::StrCat("tile ", id.level, "/", id.index);
+}
+
+// Reads stored tiles (the widths are checked by merkle::NodesFromTiles).
+merkle::TileSource DbTiles(rocksdb::DB* db, rocksdb::ReadOptions ro) {
+  return [db, ro](const merkle::TileId& id, uint64_t) -> absl::StatusOr<merkle::TileData> {
+    std::string value;
+    rocksdb::Status s = db->Get(ro, TileKey(id.level, id.index), &value);
+    if (s.IsNotFound()) return absl::DataLossError(absl::StrCat(TileName(id), ": missing"));
+    WL_RETURN_IF_ERROR(FromRocks(s, TileName(id)));
+    return value;
+  };
+}
+
+// Tiles a tree of `size` leaves has: every level of hashes that is not
+// empty, each in ceil(count / 2^h) tiles.
+uint64_t TileCount(uint64_t size) {
+  uint64_t count = 0;
+  for (uint64_t hashes = size; hashes > 0; hashes >>= merkle::kTileHeight) {
+    count += (hashes + (1u << merkle::kTileHeight) - 1) >> merkle::kTileHeight;
+    if (hashes < (1u << merkle::kTileHeight)) break;
+  }
+  return count;
+}
+
+// Rebuilds the Merkle tree from the stored entries (their bytes, not their
+// decoding: the replay checks those) and checks that the stored tiles are
+// exactly the tiles the entries make. With `write_missing` (upgrading a
+// version 1 ledger) absent tiles are written instead of reported. Stops at
+// the first gap in the entries; the replay reports gaps.
+absl::StatusOr<merkle::TileBuilder> RebuildTree(rocksdb::DB* db, const rocksdb::ReadOptions& ro,
+                                                bool write_missing) {
+  merkle::TileBuilder tree;
+  rocksdb::WriteBatch missing;
+  constexpr uint64_t kTileBytes = 32u << merkle::kTileHeight;
+  auto check = [&](bool final) -> absl::Status {
+    for (auto& [id, built] : tree.TakeChanged()) {
+      std::string stored;
+      rocksdb::Status s = db->Get(ro, TileKey(id.level, id.index), &stored);
+      if (s.IsNotFound() && write_missing) {
+        if (built.size() == kTileBytes || final) missing.Put(TileKey(id.level, id.index), built);
+        continue;
+      }
+      if (s.IsNotFound()) {
+        return absl::DataLossError(absl::StrCat("tree: ", TileName(id), " is missing"));
+      }
+      WL_RETURN_IF_ERROR(FromRocks(s, TileName(id)));
+      const bool exact = built.size() == kTileBytes || final;
+      if (stored.size() >= built.size() && stored.compare(0, built.size(), built) == 0 &&
+          (!exact || stored.size() == built.size())) {
+        continue;
+      }
+      size_t i = 0;
+      while (i + 32 <= std::min(stored.size(), built.size()) &&
+             stored.compare(i, 32, built, i, 32) == 0) {
+        i += 32;
+      }
+      const uint64_t first_leaf = ((id.index << merkle::kTileHeight) + i / 32)
+                                  << (merkle::kTileHeight * id.level);
+      return absl::DataLossError(absl::StrCat(
+          "entry ", first_leaf + 1, ": the stored Merkle tree does not match the entries (",
+          TileName(id), " holds ", stored.size() / 32, " hashes, hash ", i / 32,
+          i / 32 < std::min(stored.size(), built.size()) / 32 ? " differs" : " is missing",
+          ")"));
+    }
+    return absl::OkStatus();
+  };
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  uint64_t expected = 1;
+  for (it->Seek(EntryKey(1)); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    if (SeqFromEntryKey(key) != expected || it->value().size() < 32) break;
+    tree.Append(merkle::LeafHash(
+        EntryBytesOf(std::string_view(it->value().data(), it->value().size()))));
+    if (++expected % 4096 == 0) WL_RETURN_IF_ERROR(check(false));
+  }
+  WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading entries"));
+  WL_RETURN_IF_ERROR(check(true));
+  if (missing.Count() > 0) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    WL_RETURN_IF_ERROR(FromRocks(db->Write(wo, &missing), "writing the Merkle tree"));
+  }
+  // No tile beyond those the entries make (a tail of entries removed).
+  uint64_t stored_tiles = 0;
+  const std::string first_tile = TileKey(0, 0);
+  it.reset(db->NewIterator(ro));  // sees the tiles written just now
+  for (it->Seek(first_tile); it->Valid() && it->key().size() > 0 &&
+                             it->key()[0] == kTileKeyPrefix;
+       it->Next()) {
+    ++stored_tiles;
+  }
+  WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading the Merkle tree"));
+  if (stored_tiles != TileCount(tree.size())) {
+    return absl::DataLossError(absl::StrCat(
+        "entry ", tree.size() + 1, ": the stored Merkle tree has ", stored_tiles,
+        " tiles but the ", tree.size(), " entries make ", TileCount(tree.size()),
+        " (entries after ", tree.size(), " were removed?)"));
+  }
+  return tree;
+}
+
+struct CheckpointRecord {
+  uint64_t size = 0;
+  Hash root{};
+  std::string note;
+};
+
+// Checks every stored checkpoint: it parses, carries `origin`, is signed by
+// `verifier` (when given), covers no more than `tree_size` entries, and its
+// root is the root of the tree. Returns the newest.
+absl::StatusOr<std::optional<CheckpointRecord>> VerifyCheckpoints(
+    rocksdb::DB* db, const rocksdb::ReadOptions& ro, const merkle::NodeSource& nodes,
+    uint64_t tree_size, const NoteVerifier* verifier, const std::string& origin) {
+  std::optional<CheckpointRecord> newest;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  for (it->Seek(CheckpointKey(0)); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    if (key.empty() || key[0] != kCheckpointKeyPrefix) break;
+    const uint64_t size = SizeFromCheckpointKey(key);
+    std::string note(it->value().data(), it->value().size());
+    std::string what = absl::StrCat("checkpoint of ", size, " entries: ");
+    std::string text;
+    if (verifier != nullptr) {
+      auto opened = verifier->Open(note);
+      if (!opened.ok()) {
+        return absl::DataLossError(absl::StrCat(what, "signature: ", opened.status().message()));
+      }
+      text = std::move(*opened);
+    } else {
+      size_t end = note.find("\n\n");
+      text = note.substr(0, end == std::string::npos ? 0 : end + 1);
+    }
+    auto checkpoint = ParseCheckpoint(text);
+    if (!checkpoint.ok()) {
+      return absl::DataLossError(absl::StrCat(what, checkpoint.status().message()));
+    }
+    if (checkpoint->size != size || size == 0) {
+      return absl::DataLossError(absl::StrCat(what, "stored under the wrong key (it says ",
+                                              checkpoint->size, " entries)"));
+    }
+    if (checkpoint->origin != origin) {
+      return absl::DataLossError(absl::StrCat(what, "origin '", checkpoint->origin,
+                                              "' is not this ledger's origin '", origin, "'"));
+    }
+    if (size > tree_size) {
+      return absl::DataLossError(absl::StrCat(
+          "entry ", tree_size + 1, ": missing, but a signed checkpoint covers ", size,
+          " entries (entries after ", tree_size, " were removed)"));
+    }
+    WL_ASSIGN_OR_RETURN(Hash root, merkle::RootAt(size, nodes));
+    if (root != checkpoint->root) {
+      return absl::DataLossError(absl::StrCat(
+          what, "its root is not the root of entries 1..", size,
+          " (history was rewritten at or before entry ", size, ")"));
+    }
+    newest = CheckpointRecord{size, root, std::move(note)};
+  }
+  WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading checkpoints"));
+  return newest;
 }
 
 }  // namespace
 
 class Ledger::Impl {
  public:
-  Impl(const LedgerOptions& options, std::unique_ptr<rocksdb::DB> db)
-      : clock_(options.clock ? options.clock : SystemClock::Default()), db_(std::move(db)) {}
+  Impl(const LedgerOptions& options, std::unique_ptr<rocksdb::DB> db,
+       std::optional<NoteVerifier> verifier)
+      : options_(options),
+        clock_(options.clock ? options.clock : SystemClock::Default()),
+        db_(std::move(db)),
+        verifier_(std::move(verifier)),
+        nodes_(merkle::NodesFromTiles(DbTiles(db_.get(), rocksdb::ReadOptions()))) {}
 
   ~Impl() {
     {
@@ -128,20 +311,78 @@ class Ledger::Impl {
     if (sequencer_.joinable()) sequencer_.join();
     if (syncer_.joinable()) syncer_.join();
     if (answerer_.joinable()) answerer_.join();
+    WriteFinalSnapshot();
+    {
+      absl::MutexLock lock(&durable_mu_);
+      checkpointer_stop_ = true;
+    }
+    if (checkpointer_.joinable()) checkpointer_.join();
     rocksdb::Status s = db_->Close();
     if (!s.ok()) std::fprintf(stderr, "warmledger: closing the database: %s\n", s.ToString().c_str());
   }
 
-  absl::Status Recover() {
-    absl::WriterMutexLock lock(&state_mu_);
+  // Replays the entries into the state and, in parallel on a second thread,
+  // rebuilds the Merkle tree from them and checks it against the stored
+  // tiles; then checks every stored checkpoint against the tree.
+  absl::Status Recover(bool upgrade) {
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;
     ro.readahead_size = 4 << 20;
-    WL_RETURN_IF_ERROR(ReplayAll(db_.get(), ro, &state_, UINT64_MAX));
+    absl::StatusOr<merkle::TileBuilder> tree = absl::UnknownError("tree not rebuilt");
+    std::thread tree_thread([&] {
+      pthread_setname_np(pthread_self(), "wl-tree");
+      tree = RebuildTree(db_.get(), ro, upgrade);
+    });
+    absl::WriterMutexLock lock(&state_mu_);
+    absl::StatusOr<std::optional<BalanceSnapshot>> snapshot = ReadSnapshot(db_.get());
+    absl::Status replayed = snapshot.status();
+    if (replayed.ok()) {
+      replayed = ReplayAll(db_.get(), ro, &state_, UINT64_MAX,
+                           *snapshot ? &**snapshot : nullptr);
+    }
+    tree_thread.join();
+    WL_RETURN_IF_ERROR(replayed);
+    WL_RETURN_IF_ERROR(tree.status());
+    if (*snapshot && (*snapshot)->seq > state_.head_seq()) {
+      return absl::DataLossError(absl::StrCat(
+          "entry ", state_.head_seq() + 1, ": missing, but the balance snapshot is of entry ",
+          (*snapshot)->seq, " (entries after ", state_.head_seq(), " were removed)"));
+    }
+    last_snapshot_seq_ = *snapshot ? (*snapshot)->seq : 0;
+    if (tree->size() != state_.head_seq()) {
+      return absl::DataLossError(absl::StrCat("entry ", tree->size() + 1,
+                                              ": the Merkle tree and the chain disagree"));
+    }
+    tree_ = std::move(*tree);
+    WL_ASSIGN_OR_RETURN(std::optional<CheckpointRecord> newest,
+                        VerifyCheckpoints(db_.get(), rocksdb::ReadOptions(), nodes_,
+                                          state_.head_seq(),
+                                          verifier_ ? &*verifier_ : nullptr,
+                                          options_.checkpoint_origin));
     absl::MutexLock dlock(&durable_mu_);
+    latest_checkpoint_ = std::move(newest);
     durable_seq_.store(state_.head_seq(), std::memory_order_release);
     durable_hash_ = state_.head_hash();
     return absl::OkStatus();
+  }
+
+  // On a clean close, the snapshot of the final state (the pipeline is
+  // drained: the state is exactly what is durable).
+  void WriteFinalSnapshot() {
+    absl::ReaderMutexLock lock(&state_mu_);
+    if (failed_.load() || state_.head_seq() == last_snapshot_seq_) return;
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    absl::Status s = FromRocks(
+        db_->Put(wo, std::string(kSnapshotKey), EncodeSnapshot(state_.Snapshot())),
+        "writing the balance snapshot");
+    if (!s.ok()) std::fprintf(stderr, "warmledger: %s\n", std::string(s.message()).c_str());
+  }
+
+  absl::Status WriteFormat(const std::string& version) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Put(wo, std::string(kFormatKey), version), "writing format");
   }
 
   void Start() {
@@ -157,6 +398,12 @@ class Ledger::Impl {
       pthread_setname_np(pthread_self(), "wl-answer");
       AnswerLoop();
     });
+    if (options_.checkpoint_signer != nullptr) {
+      checkpointer_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "wl-checkpoint");
+        CheckpointLoop();
+      });
+    }
   }
 
   void SubmitAsync(std::vector<Operation> ops, Callback done) {
@@ -420,6 +667,118 @@ class Ledger::Impl {
                        });
   }
 
+  absl::StatusOr<Hash> TreeRoot(uint64_t tree_size) const {
+    WL_RETURN_IF_ERROR(CheckTreeSize("tree_size", tree_size));
+    return merkle::RootAt(tree_size, nodes_);
+  }
+
+  absl::StatusOr<std::vector<Hash>> InclusionProof(uint64_t seq, uint64_t tree_size) const {
+    WL_RETURN_IF_ERROR(CheckTreeSize("tree_size", tree_size));
+    if (seq == 0 || seq > tree_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "seq: entry ", seq, " is not in a tree of ", tree_size, " entries"));
+    }
+    return merkle::InclusionProof(seq - 1, tree_size, nodes_);
+  }
+
+  absl::StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t old_size,
+                                                     uint64_t new_size) const {
+    WL_RETURN_IF_ERROR(CheckTreeSize("new_size", new_size));
+    if (old_size == 0 || old_size > new_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "old_size: must be between 1 and new_size (", new_size, "), got ", old_size));
+    }
+    return merkle::ConsistencyProof(old_size, new_size, nodes_);
+  }
+
+  absl::StatusOr<std::string> LatestCheckpoint() const {
+    absl::MutexLock lock(&durable_mu_);
+    if (!latest_checkpoint_) {
+      return absl::NotFoundError("checkpoint: none issued yet");
+    }
+    return latest_checkpoint_->note;
+  }
+
+  absl::StatusOr<std::string> CheckpointAt(uint64_t tree_size) const {
+    std::string note;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CheckpointKey(tree_size), &note);
+    if (s.IsNotFound()) {
+      return absl::NotFoundError(
+          absl::StrCat("tree_size: no checkpoint was issued at ", tree_size, " entries"));
+    }
+    WL_RETURN_IF_ERROR(FromRocks(s, "reading a checkpoint"));
+    return note;
+  }
+
+  void WhenCheckpointCovers(uint64_t seq, int64_t timeout_ms, CheckpointCallback done) const {
+    if (options_.checkpoint_signer == nullptr) {
+      done(absl::FailedPreconditionError("checkpoint: this ledger signs no checkpoints"));
+      return;
+    }
+    std::optional<std::string> ready;
+    bool queued = false;
+    {
+      absl::MutexLock lock(&durable_mu_);
+      if (latest_checkpoint_ && latest_checkpoint_->size >= seq) {
+        ready = latest_checkpoint_->note;
+      } else if (!checkpointer_stop_ && checkpoint_waiters_.size() < kCheckpointWaitersMax) {
+        checkpoint_wanted_ = std::max(checkpoint_wanted_, seq);
+        checkpoint_waiters_.push_back(
+            {seq, absl::Now() + absl::Milliseconds(std::max<int64_t>(timeout_ms, 0)),
+             std::move(done)});
+        ++checkpoint_waiters_added_;
+        queued = true;
+      }
+    }
+    if (ready) {
+      done(std::move(*ready));
+    } else if (!queued) {
+      done(absl::UnavailableError(absl::StrCat(
+          "checkpoint: too many callers waiting (at most ", kCheckpointWaitersMax,
+          ") or shutting down")));
+    }
+  }
+
+  absl::StatusOr<std::string> WaitForCheckpoint(uint64_t seq, int64_t timeout_ms) const {
+    absl::Notification notified;
+    absl::StatusOr<std::string> out;
+    WhenCheckpointCovers(seq, timeout_ms, [&](absl::StatusOr<std::string> note) {
+      out = std::move(note);
+      notified.Notify();
+    });
+    notified.WaitForNotification();
+    return out;
+  }
+
+  absl::StatusOr<Receipt> MakeReceipt(uint64_t seq) const {
+    std::optional<CheckpointRecord> checkpoint;
+    {
+      absl::MutexLock lock(&durable_mu_);
+      checkpoint = latest_checkpoint_;
+    }
+    if (!checkpoint || checkpoint->size < seq) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "seq: entry ", seq, " is not covered by a checkpoint yet (the newest covers ",
+          checkpoint ? checkpoint->size : 0, " entries); retry shortly"));
+    }
+    std::string value;
+    WL_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), EntryKey(seq), &value),
+                                 absl::StrCat("entry ", seq)));
+    WL_ASSIGN_OR_RETURN(StoredEntry stored, ParseStoredValue(value, seq));
+    (void)stored;  // parsed to verify the bytes before handing them out
+    Receipt receipt;
+    receipt.entry_bytes = std::string(EntryBytesOf(value));
+    receipt.index = seq - 1;
+    WL_ASSIGN_OR_RETURN(receipt.proof,
+                        merkle::InclusionProof(seq - 1, checkpoint->size, nodes_));
+    receipt.checkpoint = std::move(checkpoint->note);
+    return receipt;
+  }
+
+  std::string VerifierKey() const {
+    return options_.checkpoint_signer ? options_.checkpoint_signer->VerifierKey() : "";
+  }
+
   absl::StatusOr<std::string> StateDigest() const {
     return ReadState(
         [&](const LedgerState& s) -> absl::StatusOr<std::string> { return s.Digest(); });
@@ -453,6 +812,7 @@ class Ledger::Impl {
     uint64_t last_seq = 0;            // head after the group
     Hash last_hash{};
     bool durable = false;             // set by the sync stage
+    std::string snapshot;             // balance snapshot after last_seq, if one is due
 
     const std::string* Find(uint64_t seq) const {
       if (seq < first_seq || seq >= first_seq + values.size()) return nullptr;
@@ -511,6 +871,11 @@ class Ledger::Impl {
         }
         group->last_seq = state_.head_seq();
         group->last_hash = state_.head_hash();
+        if (!group->values.empty() &&
+            group->last_seq >= last_snapshot_seq_ + kSnapshotEveryEntries) {
+          group->snapshot = EncodeSnapshot(state_.Snapshot());
+          last_snapshot_seq_ = group->last_seq;
+        }
       }
       absl::MutexLock lock(&sync_mu_);
       in_flight_.push_back(std::move(group));
@@ -539,10 +904,18 @@ class Ledger::Impl {
         group = in_flight_[synced_];
       }
       if (!group->values.empty() && !failed_.load()) {
+        // The entries and the tiles of the Merkle tree they extend commit
+        // together.
         rocksdb::WriteBatch batch;
         for (size_t i = 0; i < group->values.size(); ++i) {
           batch.Put(EntryKey(group->first_seq + i), group->values[i]);
+          tree_.Append(merkle::LeafHash(EntryBytesOf(group->values[i])));
         }
+        WL_CHECK(tree_.size() == group->last_seq);
+        for (const auto& [id, tile] : tree_.TakeChanged()) {
+          batch.Put(TileKey(id.level, id.index), tile);
+        }
+        if (!group->snapshot.empty()) batch.Put(std::string(kSnapshotKey), group->snapshot);
         rocksdb::WriteOptions wo;
         wo.sync = true;  // an acknowledgement means the entries are on disk
         absl::Status s = FromRocks(db_->Write(wo, &batch), "durable write");
@@ -595,6 +968,138 @@ class Ledger::Impl {
       in_flight_.pop_front();
       --synced_;
     }
+  }
+
+  absl::Status CheckTreeSize(absl::string_view field, uint64_t tree_size) const {
+    const uint64_t durable = durable_seq_.load(std::memory_order_acquire);
+    if (tree_size == 0 || tree_size > durable) {
+      return absl::OutOfRangeError(absl::StrCat(field, ": ", tree_size,
+                                                " is not a tree size of this ledger (1..",
+                                                durable, ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Issues checkpoints: when checkpoint_every_entries entries are uncovered,
+  // when uncovered entries are checkpoint_every_ms old, or when a caller waits
+  // for one; never two within checkpoint_interval_min_ms; once more on
+  // shutdown so that every durable entry is covered.
+  void CheckpointLoop() {
+    const absl::Duration every = absl::Milliseconds(options_.checkpoint_every_ms);
+    const absl::Duration min_interval = absl::Milliseconds(options_.checkpoint_interval_min_ms);
+    absl::Time last_issued = absl::InfinitePast();
+    bool halted = false;
+    while (true) {
+      uint64_t size = 0;
+      bool stop = false;
+      {
+        absl::MutexLock lock(&durable_mu_);
+        const uint64_t covered = latest_checkpoint_ ? latest_checkpoint_->size : 0;
+        const uint64_t waiters_added = checkpoint_waiters_added_;
+        auto due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(durable_mu_) {
+          const uint64_t durable = durable_seq_.load(std::memory_order_acquire);
+          return checkpointer_stop_ || checkpoint_waiters_added_ != waiters_added ||
+                 durable >= covered + options_.checkpoint_every_entries ||
+                 (checkpoint_wanted_ > covered && durable >= checkpoint_wanted_);
+        };
+        durable_mu_.AwaitWithTimeout(absl::Condition(&due), std::min(every, UntilNextDeadline()));
+        const absl::Duration since = absl::Now() - last_issued;
+        if (!checkpointer_stop_ && since < min_interval) {
+          auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(durable_mu_) {
+            return checkpointer_stop_;
+          };
+          durable_mu_.AwaitWithTimeout(absl::Condition(&stopping), min_interval - since);
+        }
+        stop = checkpointer_stop_;
+        size = durable_seq_.load(std::memory_order_acquire);
+        if (size <= covered || failed_.load() || halted) size = 0;
+      }
+      if (size > 0) {
+        absl::Status issued = IssueCheckpoint(size);
+        last_issued = absl::Now();
+        if (!issued.ok()) {
+          std::fprintf(stderr, "warmledger: checkpoint of %llu entries: %s\n",
+                       static_cast<unsigned long long>(size),
+                       std::string(issued.message()).c_str());
+          // A tree that is not an extension of the last signed one must
+          // never be signed; only a restart (which re-verifies) resumes.
+          halted = halted || absl::IsInternal(issued);
+        }
+      }
+      AnswerWaiters(stop);
+      if (stop) return;
+    }
+  }
+
+  // Time until the earliest waiter's deadline.
+  absl::Duration UntilNextDeadline() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(durable_mu_) {
+    absl::Time earliest = absl::InfiniteFuture();
+    for (const CheckpointWaiter& w : checkpoint_waiters_) earliest = std::min(earliest, w.deadline);
+    return std::max(earliest - absl::Now(), absl::ZeroDuration());
+  }
+
+  // Completes the waiters whose entry is covered, whose deadline passed, or
+  // all of them when stopping.
+  void AnswerWaiters(bool stopping) {
+    std::vector<std::pair<CheckpointCallback, absl::StatusOr<std::string>>> answers;
+    {
+      absl::MutexLock lock(&durable_mu_);
+      const absl::Time now = absl::Now();
+      auto& waiters = checkpoint_waiters_;
+      for (size_t i = 0; i < waiters.size();) {
+        CheckpointWaiter& w = waiters[i];
+        absl::StatusOr<std::string> answer;
+        if (latest_checkpoint_ && latest_checkpoint_->size >= w.seq) {
+          answer = latest_checkpoint_->note;
+        } else if (stopping) {
+          answer = absl::UnavailableError("checkpoint: the ledger is shutting down");
+        } else if (now >= w.deadline) {
+          answer = absl::DeadlineExceededError(absl::StrCat(
+              "checkpoint: none covers entry ", w.seq, " yet (the newest covers ",
+              latest_checkpoint_ ? latest_checkpoint_->size : 0, ")"));
+        } else {
+          ++i;
+          continue;
+        }
+        answers.emplace_back(std::move(w.done), std::move(answer));
+        w = std::move(waiters.back());
+        waiters.pop_back();
+      }
+    }
+    for (auto& [done, answer] : answers) done(std::move(answer));
+  }
+
+  // Signs and stores the checkpoint of the first `size` entries, after
+  // proving that it extends the previous checkpoint.
+  absl::Status IssueCheckpoint(uint64_t size) {
+    WL_ASSIGN_OR_RETURN(Hash root, merkle::RootAt(size, nodes_));
+    std::optional<CheckpointRecord> previous;
+    {
+      absl::MutexLock lock(&durable_mu_);
+      previous = latest_checkpoint_;
+    }
+    if (previous) {
+      WL_ASSIGN_OR_RETURN(std::vector<Hash> proof,
+                          merkle::ConsistencyProof(previous->size, size, nodes_));
+      absl::Status consistent =
+          merkle::VerifyConsistency(previous->size, size, previous->root, root, proof);
+      if (!consistent.ok()) {
+        return absl::InternalError(absl::StrCat(
+            "refusing to sign: the tree of ", size,
+            " entries does not extend the checkpoint of ", previous->size, ": ",
+            consistent.message()));
+      }
+    }
+    WL_ASSIGN_OR_RETURN(std::string note,
+                        options_.checkpoint_signer->Sign(
+                            FormatCheckpoint({options_.checkpoint_origin, size, root})));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    WL_RETURN_IF_ERROR(
+        FromRocks(db_->Put(wo, CheckpointKey(size), note), "writing a checkpoint"));
+    absl::MutexLock lock(&durable_mu_);
+    latest_checkpoint_ = CheckpointRecord{size, root, std::move(note)};
+    return absl::OkStatus();
   }
 
   // Reads an entry that is durable, or applied in a group not yet durable.
@@ -728,11 +1233,19 @@ class Ledger::Impl {
     return result;
   }
 
+  const LedgerOptions options_;
   Clock* const clock_;
   std::unique_ptr<rocksdb::DB> db_;
+  // Checks stored checkpoints' signatures; set when a signer is configured.
+  const std::optional<NoteVerifier> verifier_;
+  // Complete nodes of the Merkle tree, read from the stored tiles.
+  const merkle::NodeSource nodes_;
+  // The right edge of the Merkle tree; owned by the sync stage after Recover.
+  merkle::TileBuilder tree_;
 
   mutable absl::Mutex state_mu_;
   LedgerState state_ ABSL_GUARDED_BY(state_mu_);
+  uint64_t last_snapshot_seq_ ABSL_GUARDED_BY(state_mu_) = 0;
   // Entries with seq <= durable_seq_ are on disk and readable. Stored under
   // durable_mu_ so that waiters wake up; read without it.
   std::atomic<uint64_t> durable_seq_{0};
@@ -741,6 +1254,18 @@ class Ledger::Impl {
   // Set (under durable_mu_) when a durable write failed: every later
   // operation and read answers kUnavailable until the ledger is reopened.
   std::atomic<bool> failed_{false};
+  // The newest signed checkpoint, and the highest seq a caller waits to see
+  // covered.
+  std::optional<CheckpointRecord> latest_checkpoint_ ABSL_GUARDED_BY(durable_mu_);
+  mutable uint64_t checkpoint_wanted_ ABSL_GUARDED_BY(durable_mu_) = 0;
+  struct CheckpointWaiter {
+    uint64_t seq;
+    absl::Time deadline;
+    CheckpointCallback done;
+  };
+  mutable std::vector<CheckpointWaiter> checkpoint_waiters_ ABSL_GUARDED_BY(durable_mu_);
+  mutable uint64_t checkpoint_waiters_added_ ABSL_GUARDED_BY(durable_mu_) = 0;
+  bool checkpointer_stop_ ABSL_GUARDED_BY(durable_mu_) = false;
 
   absl::Mutex queue_mu_;
   std::deque<Request> queue_ ABSL_GUARDED_BY(queue_mu_);
@@ -759,6 +1284,7 @@ class Ledger::Impl {
   std::thread sequencer_;  // apply stage
   std::thread syncer_;     // sync stage
   std::thread answerer_;   // answer stage
+  std::thread checkpointer_;
 };
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
@@ -778,21 +1304,31 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& option
 
   std::string format;
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), std::string(kFormatKey), &format);
-  if (s.IsNotFound()) {
-    std::string v(4, '\0');
-    for (int i = 0; i < 4; ++i) v[i] = static_cast<char>((kFormatVersion >> (8 * i)) & 0xff);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    WL_RETURN_IF_ERROR(FromRocks(db->Put(wo, std::string(kFormatKey), v), "writing format"));
-  } else {
+  uint32_t version = kFormatVersion;
+  const bool created = s.IsNotFound();
+  if (!created) {
     WL_RETURN_IF_ERROR(FromRocks(s, "reading format"));
-    if (format.size() != 4 || static_cast<uint8_t>(format[0]) != kFormatVersion ||
-        format[1] != 0 || format[2] != 0 || format[3] != 0) {
+    if (format.size() != 4 || format[1] != 0 || format[2] != 0 || format[3] != 0 ||
+        (static_cast<uint8_t>(format[0]) != 1 &&
+         static_cast<uint8_t>(format[0]) != kFormatVersion)) {
       return absl::DataLossError("format: unknown ledger format version");
     }
+    version = static_cast<uint8_t>(format[0]);
   }
-  auto impl = std::make_unique<Impl>(options, std::move(db));
-  WL_RETURN_IF_ERROR(impl->Recover());
+  std::optional<NoteVerifier> verifier;
+  if (options.checkpoint_signer != nullptr) {
+    auto parsed = NoteVerifier::Parse(options.checkpoint_signer->VerifierKey());
+    WL_RETURN_IF_ERROR(parsed.status());
+    verifier = std::move(*parsed);
+  }
+  auto impl = std::make_unique<Impl>(options, std::move(db), std::move(verifier));
+  // A version 1 ledger has no tree yet: build it from the entries.
+  WL_RETURN_IF_ERROR(impl->Recover(/*upgrade=*/version == 1));
+  if (created || version != kFormatVersion) {
+    std::string v(4, '\0');
+    for (int i = 0; i < 4; ++i) v[i] = static_cast<char>((kFormatVersion >> (8 * i)) & 0xff);
+    WL_RETURN_IF_ERROR(impl->WriteFormat(v));
+  }
   impl->Start();
   return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
 }
@@ -869,6 +1405,34 @@ absl::StatusOr<uint64_t> Ledger::Backup(const std::string& dir) const {
   return impl_->Backup(dir);
 }
 absl::Status Ledger::VerifyChain() const { return impl_->VerifyChain(); }
+absl::StatusOr<Hash> Ledger::TreeRoot(uint64_t tree_size) const {
+  return impl_->TreeRoot(tree_size);
+}
+absl::StatusOr<std::vector<Hash>> Ledger::InclusionProof(uint64_t seq,
+                                                         uint64_t tree_size) const {
+  return impl_->InclusionProof(seq, tree_size);
+}
+absl::StatusOr<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t old_size,
+                                                           uint64_t new_size) const {
+  return impl_->ConsistencyProof(old_size, new_size);
+}
+absl::StatusOr<std::string> Ledger::LatestCheckpoint() const {
+  return impl_->LatestCheckpoint();
+}
+absl::StatusOr<std::string> Ledger::CheckpointAt(uint64_t tree_size) const {
+  return impl_->CheckpointAt(tree_size);
+}
+void Ledger::WhenCheckpointCovers(uint64_t seq, int64_t timeout_ms,
+                                  CheckpointCallback done) const {
+  impl_->WhenCheckpointCovers(seq, timeout_ms, std::move(done));
+}
+absl::StatusOr<std::string> Ledger::WaitForCheckpoint(uint64_t seq, int64_t timeout_ms) const {
+  return impl_->WaitForCheckpoint(seq, timeout_ms);
+}
+absl::StatusOr<Receipt> Ledger::MakeReceipt(uint64_t seq) const {
+  return impl_->MakeReceipt(seq);
+}
+std::string Ledger::VerifierKey() const { return impl_->VerifierKey(); }
 std::string Ledger::StateDigest() const {
   auto digest = impl_->StateDigest();
   return digest.ok() ? *digest : std::string(digest.status().message());

@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ledger/clock.h"
+#include "ledger/note.h"
 #include "ledger/types.h"
 
 namespace warmledger {
@@ -43,6 +44,20 @@ struct LedgerOptions {
   Clock* clock = nullptr;
   // Bytes of RocksDB block cache for entry reads.
   uint64_t block_cache_bytes = 64ull << 20;
+
+  // Signs checkpoints of the Merkle tree (docs/verify.md). Null: the tree is
+  // still kept and stored checkpoints are still checked against it, but no
+  // new checkpoint is issued and stored signatures are not checked.
+  std::shared_ptr<const NoteSigner> checkpoint_signer;
+  // First line of every checkpoint; stored checkpoints must carry it.
+  std::string checkpoint_origin = "warmledger";
+  // A checkpoint is issued once this many entries are not yet covered...
+  uint64_t checkpoint_every_entries = 10'000;
+  // ...or once uncovered entries are this old, whichever comes first...
+  int64_t checkpoint_every_ms = 1'000;
+  // ...but never sooner than this after the previous one, even when a caller
+  // waits for a receipt (WaitForCheckpoint).
+  int64_t checkpoint_interval_min_ms = 50;
 };
 
 struct LedgerHead {
@@ -127,6 +142,38 @@ class Ledger {
 
   // Checks every stored entry's hash, density and chain (not replay).
   absl::Status VerifyChain() const;
+
+  // ---- Verifiability: the Merkle tree over all entries (RFC 9162) and
+  // signed checkpoints of it (docs/format.md, docs/verify.md). Leaf i is
+  // entry seq i + 1. Only durable entries are in the tree. ----
+
+  // Root of the tree of the first `tree_size` entries; kOutOfRange beyond
+  // the head.
+  absl::StatusOr<Hash> TreeRoot(uint64_t tree_size) const;
+  // Inclusion proof of entry `seq` in the tree of `tree_size` entries.
+  absl::StatusOr<std::vector<Hash>> InclusionProof(uint64_t seq, uint64_t tree_size) const;
+  // Consistency proof from the tree of `old_size` entries to `new_size`.
+  absl::StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t old_size,
+                                                     uint64_t new_size) const;
+  // The newest signed checkpoint (a signed note); kNotFound if none yet.
+  absl::StatusOr<std::string> LatestCheckpoint() const;
+  // The stored checkpoint of exactly `tree_size` entries; kNotFound if none.
+  absl::StatusOr<std::string> CheckpointAt(uint64_t tree_size) const;
+  // Asks for a checkpoint covering entry `seq` (the checkpointer then signs
+  // within checkpoint_interval_min_ms of its previous one) and calls `done`
+  // once, on the checkpointer thread, with the newest checkpoint as soon as
+  // it covers `seq`, or kDeadlineExceeded after `timeout_ms`
+  // (kFailedPrecondition at once when no signer is configured; kUnavailable
+  // on shutdown). `done` must not block.
+  using CheckpointCallback = std::function<void(absl::StatusOr<std::string>)>;
+  void WhenCheckpointCovers(uint64_t seq, int64_t timeout_ms, CheckpointCallback done) const;
+  // Blocking form of WhenCheckpointCovers.
+  absl::StatusOr<std::string> WaitForCheckpoint(uint64_t seq, int64_t timeout_ms) const;
+  // A receipt for entry `seq` against the newest checkpoint covering it
+  // (kFailedPrecondition if none covers it yet).
+  absl::StatusOr<Receipt> MakeReceipt(uint64_t seq) const;
+  // The verifier key of the checkpoint signer; empty without one.
+  std::string VerifierKey() const;
 
   // SHA-256 (hex) over a canonical serialisation of the live derived state;
   // on a failed ledger, the error message instead (never a valid digest).

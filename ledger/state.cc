@@ -903,6 +903,72 @@ std::vector<Balance> LedgerState::TotalsPerAsset() const {
   return out;
 }
 
+BalanceSnapshot LedgerState::Snapshot() const {
+  BalanceSnapshot snapshot;
+  snapshot.seq = head_seq_;
+  snapshot.accounts.reserve(accounts_.size());
+  Sha256Hasher hasher;
+  std::string buf;
+  for (const AccountState& a : accounts_) {
+    AccountSnapshot out;
+    out.account = a.id;
+    for (const auto& [asset, amount] : a.balances) out.balances.push_back({assets_[asset], amount});
+    out.slice_count = a.slices.size();
+    for (const Slice& s : a.slices) {
+      for (int i = 0; i < 8; ++i) buf.push_back(static_cast<char>((s.lot >> (8 * i)) & 0xff));
+      const auto amount = static_cast<uint64_t>(s.amount);
+      for (int i = 0; i < 8; ++i) buf.push_back(static_cast<char>((amount >> (8 * i)) & 0xff));
+      if (buf.size() >= 1 << 16) {
+        hasher.Update(buf);
+        buf.clear();
+      }
+    }
+    hasher.Update(buf);
+    buf.clear();
+    out.slices_hash = hasher.Finish();
+    snapshot.accounts.push_back(std::move(out));
+  }
+  return snapshot;
+}
+
+absl::Status CompareSnapshots(const BalanceSnapshot& stored, const BalanceSnapshot& replayed) {
+  const std::string where = absl::StrCat("balance snapshot after entry ", stored.seq, ": ");
+  if (stored.seq != replayed.seq) {
+    return absl::DataLossError(absl::StrCat(where, "compared with the state after entry ",
+                                            replayed.seq));
+  }
+  const size_t n = std::max(stored.accounts.size(), replayed.accounts.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (i >= stored.accounts.size() || i >= replayed.accounts.size()) {
+      return absl::DataLossError(absl::StrCat(where, "lists ", stored.accounts.size(),
+                                              " accounts, the entries open ",
+                                              replayed.accounts.size()));
+    }
+    const AccountSnapshot& s = stored.accounts[i];
+    const AccountSnapshot& r = replayed.accounts[i];
+    if (s.account != r.account) {
+      return absl::DataLossError(absl::StrCat(where, "account ", i + 1, " is '", s.account,
+                                              "', the entries opened '", r.account, "'"));
+    }
+    for (size_t k = 0; k < std::max(s.balances.size(), r.balances.size()); ++k) {
+      const Balance none{"(none)", 0};
+      const Balance& sb = k < s.balances.size() ? s.balances[k] : none;
+      const Balance& rb = k < r.balances.size() ? r.balances[k] : none;
+      if (!(sb == rb)) {
+        return absl::DataLossError(absl::StrCat(
+            where, "account '", s.account, "' stores a balance of ", sb.amount, " ", sb.asset,
+            ", replaying the entries gives ", rb.amount, " ", rb.asset));
+      }
+    }
+    if (s.slice_count != r.slice_count || s.slices_hash != r.slices_hash) {
+      return absl::DataLossError(absl::StrCat(
+          where, "account '", s.account, "' stores holdings of ", s.slice_count,
+          " lot slices that differ from the ", r.slice_count, " the entries give"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::string LedgerState::Digest() const {
   Sha256Hasher h;
   std::string buf;

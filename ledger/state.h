@@ -162,6 +162,10 @@ class LedgerState {
   // SHA-256 (hex) over a canonical serialisation of everything above.
   std::string Digest() const;
 
+  // Balances and holdings of every account now (docs/format.md, "Balance
+  // snapshot").
+  BalanceSnapshot Snapshot() const;
+
  private:
   static constexpr uint32_t kNoAsset = UINT32_MAX;
 
@@ -257,6 +261,10 @@ class LedgerState {
   Hash head_hash_{};
   int64_t head_time_us_ = 0;
 };
+
+// OK if `stored` equals `replayed`; otherwise kDataLoss naming the first
+// account (and asset) that differs.
+absl::Status CompareSnapshots(const BalanceSnapshot& stored, const BalanceSnapshot& replayed);
 
 }  // namespace warmledger
 

@@ -224,6 +224,22 @@ struct OpResult {
 struct Balance {
   std::string asset;
   int64_t amount = 0;
+  bool operator==(const Balance&) const = default;
+};
+
+// One account in a balance snapshot (docs/format.md, "Balance snapshot").
+struct AccountSnapshot {
+  std::string account;
+  std::vector<Balance> balances;  // in first-use order
+  uint64_t slice_count = 0;       // lot slices held
+  Hash slices_hash{};             // SHA-256 of (lot:u64 amount:i64)* in allocation order
+  bool operator==(const AccountSnapshot&) const = default;
+};
+
+// The balances and holdings of every account after entry `seq`.
+struct BalanceSnapshot {
+  uint64_t seq = 0;
+  std::vector<AccountSnapshot> accounts;  // in opening order
 };
 
 // Value that entered or left a holding account, by entry type.

@@ -414,12 +414,26 @@ TEST_F(CorruptionTest, StoredKeysAndValuesFollowTheFormat) {
   ASSERT_TRUE(raw.ok());
   uint64_t seq = 0;
   bool saw_format = false;
+  bool saw_snapshot = false;
   std::string previous_hash(kHashBytes, '\0');
+  std::string leaf_hashes;  // level 0 of the Merkle tree, from the entries
+  std::string tile_hashes;  // level 0 tiles as stored
   for (const auto& [key, value] : raw.All()) {
     if (key == "Mformat") {
       saw_format = true;
       ASSERT_EQ(value.size(), 4u);
-      EXPECT_EQ(LoadLe(value, 0, 4), 1u) << "format version";
+      EXPECT_EQ(LoadLe(value, 0, 4), 2u) << "format version";
+      continue;
+    }
+    if (key == "Sbalances") {
+      saw_snapshot = true;
+      EXPECT_EQ(LoadLe(value, 0, 8), kSampleEntries) << "snapshot of the closed ledger";
+      continue;
+    }
+    if (key[0] == 'T') {
+      // 'T' level:u8 index:u64 big-endian; level-0 tiles in index order.
+      ASSERT_EQ(key.size(), 10u);
+      if (key[1] == 0) tile_hashes += value;
       continue;
     }
     ++seq;
@@ -434,8 +448,12 @@ TEST_F(CorruptionTest, StoredKeysAndValuesFollowTheFormat) {
     const size_t client_id_size = LoadLe(bytes, kClientIdOffset, 2);
     EXPECT_EQ(bytes.substr(kClientIdOffset + 2, client_id_size), Op(static_cast<int>(seq), {}).client_id);
     previous_hash = trailer;
+    const auto leaf = Sha256::Of(std::string(1, '\0') + bytes);  // RFC 9162 leaf hash
+    leaf_hashes.append(reinterpret_cast<const char*>(leaf.data()), leaf.size());
   }
   EXPECT_TRUE(saw_format) << "no 'M' \"format\" key";
+  EXPECT_TRUE(saw_snapshot) << "no 'S' \"balances\" key";
+  EXPECT_EQ(Hex(tile_hashes), Hex(leaf_hashes)) << "level-0 tiles are the entries' leaf hashes";
   EXPECT_EQ(seq, kSampleEntries);
   EXPECT_EQ(previous_hash, std::string(head_hash.begin(), head_hash.end())) << "head hash";
 }
