@@ -2,7 +2,9 @@
 // server itself is server/server.h.
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -23,6 +25,11 @@ constexpr char kUsage[] = R"(usage: warmledgerd --data_dir=DIR [flags]
   --auth_file=PATH      bearer tokens (required unless --dev; see docs/api.md)
   --registry_file=PATH  categories and communities (default: the built-in district)
   --key_file=PATH       32-byte pseudonym/trace-code key (default DIR/keys/pseudonym.key)
+  --checkpoint_key_file=PATH   Ed25519 checkpoint signing key (default DIR/keys/checkpoint.key;
+                        created on first start, mode 0600)
+  --checkpoint_origin=NAME     checkpoint origin and key name (default warmledger.local/ledger)
+  --checkpoint_every_entries=N a checkpoint at least every N entries (default 10000)
+  --checkpoint_every_ms=N      ...and at least every N ms while entries arrive (default 1000)
   --dev                 development mode: loopback only, authentication OFF
 )";
 
@@ -30,6 +37,23 @@ bool Flag(const std::string& arg, const char* name, std::string* out) {
   std::string prefix = std::string("--") + name + "=";
   if (arg.rfind(prefix, 0) != 0) return false;
   *out = arg.substr(prefix.size());
+  return true;
+}
+
+// A positive integer flag; exits with a message on a bad value.
+template <typename Int>
+bool IntFlag(const std::string& arg, const char* name, Int* out) {
+  std::string text;
+  if (!Flag(arg, name, &text)) return false;
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || v <= 0) {
+    std::fprintf(stderr, "warmledgerd: --%s must be a positive integer, got '%s'\n", name,
+                 text.c_str());
+    std::exit(2);
+  }
+  *out = static_cast<Int>(v);
   return true;
 }
 
@@ -55,7 +79,11 @@ int main(int argc, char** argv) {
                  Flag(a, "tls_client_ca", &options.tls_client_ca) ||
                  Flag(a, "auth_file", &options.auth_file) ||
                  Flag(a, "registry_file", &options.registry_file) ||
-                 Flag(a, "key_file", &options.key_file))) {
+                 Flag(a, "key_file", &options.key_file) ||
+                 Flag(a, "checkpoint_key_file", &options.checkpoint_key_file) ||
+                 Flag(a, "checkpoint_origin", &options.checkpoint_origin) ||
+                 IntFlag(a, "checkpoint_every_entries", &options.checkpoint_every_entries) ||
+                 IntFlag(a, "checkpoint_every_ms", &options.checkpoint_every_ms))) {
       std::fprintf(stderr, "warmledgerd: unknown flag '%s'\n\n%s", a.c_str(), kUsage);
       return 2;
     }
@@ -95,6 +123,8 @@ int main(int argc, char** argv) {
   auto head = (*server)->ledger().Head();
   std::fprintf(stderr, "warmledgerd: serving %s on port %d (%llu entries, verified)\n",
                options.data_dir.c_str(), port, static_cast<unsigned long long>(head.seq));
+  std::fprintf(stderr, "warmledgerd: checkpoint verifier key: %s\n",
+               (*server)->verifier_key().c_str());
 
   int sig = 0;
   sigwait(&stop, &sig);

@@ -16,6 +16,8 @@
 #include "absl/strings/str_replace.h"
 #include "ledger/sha256.h"
 #include "ledger/limits.h"
+#include "ledger/merkle.h"
+#include "ledger/note.h"
 #include "ledger/status_macros.h"
 #include "server/auth.h"
 #include "server/convert.h"
@@ -35,6 +37,8 @@ constexpr int kMessageBytesMax = 16 << 20;
 constexpr uint64_t kDefaultPageItems = 100;
 // Entries per read while streaming an export.
 constexpr uint64_t kExportChunkEntries = 1000;
+// Longest wait for a checkpoint covering a new entry (receipts).
+constexpr int64_t kReceiptWaitMaxMs = 5'000;
 // How long a tail waits for a new entry before re-checking for cancellation
 // and shutdown.
 constexpr int64_t kTailPollMs = 200;
@@ -46,6 +50,29 @@ int64_t NowMicros() {
 }
 
 uint64_t PageLimit(uint64_t limit) { return limit == 0 ? kDefaultPageItems : limit; }
+
+// Milliseconds until a call's deadline (a large number without one).
+int64_t MillisUntil(std::chrono::system_clock::time_point deadline) {
+  const auto left = deadline - std::chrono::system_clock::now();
+  if (left > std::chrono::hours(24)) return int64_t{24} * 3600 * 1000;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
+}
+
+// The body of a signed checkpoint this server issued (signature not checked:
+// it is ours).
+absl::StatusOr<Checkpoint> CheckpointOf(const std::string& note) {
+  return ParseCheckpoint(note.substr(0, note.find("\n\n") + 1));
+}
+
+absl::Status CheckTraceCode(const std::string& code) {
+  bool well_formed = code.size() == 26;
+  for (char c : code) well_formed &= (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
+  if (!well_formed) {
+    return absl::InvalidArgumentError(
+        "trace_code: expected 26 characters of A-Z and 2-7 (as printed on the receipt)");
+  }
+  return absl::OkStatus();
+}
 
 std::string_view AuthorizationOf(const grpc::ServerContextBase* ctx) {
   const auto& md = ctx->client_metadata();
@@ -440,12 +467,27 @@ class LedgerService final : public pb::Ledger::CallbackService {
                                    pb::DonateResponse* resp) override {
     pb::BatchOperation op;
     *op.mutable_donate() = *req;
-    return Write(ctx, "Donate", op,
-                 [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
-                   *resp->mutable_result() = r;
-                   resp->set_lot(r.seq());
-                   resp->set_trace_code(p.trace_code);
-                 });
+    auto fill = [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
+      *resp->mutable_result() = r;
+      resp->set_lot(r.seq());
+      resp->set_trace_code(p.trace_code);
+    };
+    if (!req->wait_for_receipt()) return Write(ctx, "Donate", op, fill);
+    // Answer once a checkpoint covers the donation (or the wait is over):
+    // the receipt is a courtesy, the donation is recorded either way.
+    const int64_t wait_ms = std::min(kReceiptWaitMaxMs, MillisUntil(ctx->deadline()) - 50);
+    return Write(ctx, "Donate", op, fill, [this, resp, wait_ms](auto finish) {
+      if (wait_ms <= 0) return finish(absl::OkStatus());
+      const uint64_t seq = resp->result().seq();
+      shared_->ledger->WhenCheckpointCovers(
+          seq, wait_ms, [this, resp, seq, finish](absl::StatusOr<std::string> checkpoint) {
+            if (checkpoint.ok()) {
+              auto receipt = shared_->ledger->MakeReceipt(seq);
+              if (receipt.ok()) resp->set_receipt(FormatReceipt(*receipt));
+            }
+            finish(absl::OkStatus());
+          });
+    });
   }
   grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* ctx,
                                      const pb::AllocateRequest* req,
@@ -633,12 +675,7 @@ class LedgerService final : public pb::Ledger::CallbackService {
                                         pb::Trace* resp) override {
     return Read(ctx, "TraceByCode", Access::kPublic, [&](Role) -> absl::Status {
       const std::string& code = req->trace_code();
-      bool well_formed = code.size() == 26;
-      for (char c : code) well_formed &= (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
-      if (!well_formed) {
-        return absl::InvalidArgumentError(
-            "trace_code: expected 26 characters of A-Z and 2-7 (as printed on the receipt)");
-      }
+      WL_RETURN_IF_ERROR(CheckTraceCode(code));
       WL_ASSIGN_OR_RETURN(uint64_t lot, shared_->ledger->FindLotByTraceHash(TraceHash(code)));
       WL_ASSIGN_OR_RETURN(LotTrace trace, shared_->ledger->TraceLot(lot));
       return TraceToProto(trace, /*public_view=*/true, resp);
@@ -695,9 +732,13 @@ class LedgerService final : public pb::Ledger::CallbackService {
  private:
   // A unary write: plans one operation, submits it, and answers from the
   // sequencer's callback without blocking a gRPC thread.
+  // `then`, if given, runs after a successful write instead of finishing the
+  // call; it gets a function that finishes it.
+  using Finisher = std::function<void(const absl::Status&)>;
   template <typename Fill>
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, const char* method,
-                                  const pb::BatchOperation& op, Fill fill) {
+                                  const pb::BatchOperation& op, Fill fill,
+                                  std::function<void(Finisher)> then = nullptr) {
     auto call = std::make_shared<UnaryCall>(shared_, ctx, method);
     if (!call->Authorize(ctx, Access::kWrite)) return call->reactor();
     auto planner = std::make_shared<WritePlanner>(shared_);
@@ -707,13 +748,17 @@ class LedgerService final : public pb::Ledger::CallbackService {
       call->Finish(planner->planned(0).error);
       return call->reactor();
     }
-    shared_->ledger->SubmitAsync(std::move(ops),
-                                 [call, planner, fill](std::vector<OpResult> results) {
-                                   planner->Resolve(results);
-                                   const WritePlanner::Planned& p = planner->planned(0);
-                                   if (p.error.ok()) fill(p, p.result);
-                                   call->Finish(p.error);
-                                 });
+    shared_->ledger->SubmitAsync(
+        std::move(ops), [call, planner, fill, then](std::vector<OpResult> results) {
+          planner->Resolve(results);
+          const WritePlanner::Planned& p = planner->planned(0);
+          if (p.error.ok()) fill(p, p.result);
+          if (p.error.ok() && then) {
+            then([call](const absl::Status& s) { call->Finish(s); });
+          } else {
+            call->Finish(p.error);
+          }
+        });
     return call->reactor();
   }
 
@@ -768,6 +813,173 @@ class LedgerService final : public pb::Ledger::CallbackService {
     };
     WL_RETURN_IF_ERROR(places(t.held, out->mutable_held()));
     return places(t.reached, out->mutable_reached());
+  }
+
+  Shared* shared_;
+};
+
+class TransparencyService final : public pb::Transparency::CallbackService {
+ public:
+  explicit TransparencyService(Shared* shared) : shared_(shared) {}
+
+  grpc::ServerUnaryReactor* GetVerifierKey(grpc::CallbackServerContext* ctx,
+                                           const pb::GetVerifierKeyRequest*,
+                                           pb::VerifierKey* resp) override {
+    return Read(ctx, "GetVerifierKey", Access::kPublic, [&](Role) {
+      resp->set_verifier_key(shared_->ledger->VerifierKey());
+      resp->set_origin(shared_->options.checkpoint_origin);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetCheckpoint(grpc::CallbackServerContext* ctx,
+                                          const pb::GetCheckpointRequest* req,
+                                          pb::SignedCheckpoint* resp) override {
+    return Read(ctx, "GetCheckpoint", Access::kPublic, [&](Role) -> absl::Status {
+      WL_ASSIGN_OR_RETURN(std::string note, req->tree_size() == 0
+                                                ? shared_->ledger->LatestCheckpoint()
+                                                : shared_->ledger->CheckpointAt(req->tree_size()));
+      return FillCheckpoint(std::move(note), resp);
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetInclusionProof(grpc::CallbackServerContext* ctx,
+                                              const pb::InclusionProofRequest* req,
+                                              pb::InclusionProof* resp) override {
+    return Read(ctx, "GetInclusionProof", Access::kPublic, [&](Role) -> absl::Status {
+      uint64_t size = req->tree_size();
+      if (size == 0) {
+        WL_ASSIGN_OR_RETURN(Checkpoint newest, Newest());
+        size = newest.size;
+      }
+      return FillInclusion(req->seq(), size, resp);
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetConsistencyProof(grpc::CallbackServerContext* ctx,
+                                                const pb::ConsistencyProofRequest* req,
+                                                pb::ConsistencyProof* resp) override {
+    return Read(ctx, "GetConsistencyProof", Access::kPublic, [&](Role) -> absl::Status {
+      uint64_t size = req->new_size();
+      if (size == 0) {
+        WL_ASSIGN_OR_RETURN(Checkpoint newest, Newest());
+        size = newest.size;
+      }
+      WL_ASSIGN_OR_RETURN(std::vector<Hash> proof,
+                          shared_->ledger->ConsistencyProof(req->old_size(), size));
+      resp->set_old_size(req->old_size());
+      resp->set_new_size(size);
+      for (const Hash& h : proof) resp->add_hashes(HashBytes(h));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetEntryProof(grpc::CallbackServerContext* ctx,
+                                          const pb::EntryProofRequest* req,
+                                          pb::EntryProof* resp) override {
+    return Read(ctx, "GetEntryProof", Access::kRead, [&](Role) -> absl::Status {
+      WL_ASSIGN_OR_RETURN(std::string note, shared_->ledger->LatestCheckpoint());
+      WL_RETURN_IF_ERROR(FillCheckpoint(std::move(note), resp->mutable_checkpoint()));
+      const uint64_t size = resp->checkpoint().tree_size();
+      if (req->seq() > size) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "seq: entry ", req->seq(), " is not covered by a checkpoint yet (the newest covers ",
+            size, " entries); retry shortly"));
+      }
+      WL_ASSIGN_OR_RETURN(StoredEntry entry, shared_->ledger->ReadEntry(req->seq()));
+      ToProto(entry, resp->mutable_entry());
+      return FillInclusion(req->seq(), size, resp->mutable_proof());
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetReceipt(grpc::CallbackServerContext* ctx,
+                                       const pb::GetReceiptRequest* req,
+                                       pb::Receipt* resp) override {
+    auto call = std::make_shared<UnaryCall>(shared_, ctx, "GetReceipt");
+    const bool by_code = !req->trace_code().empty();
+    if (by_code == (req->seq() != 0)) {
+      call->Finish(absl::InvalidArgumentError("trace_code, seq: give exactly one"));
+      return call->reactor();
+    }
+    if (!call->Authorize(ctx, by_code ? Access::kPublic : Access::kRead)) return call->reactor();
+    if (req->wait_ms() < 0 || req->wait_ms() > kReceiptWaitMaxMs) {
+      call->Finish(absl::InvalidArgumentError(
+          absl::StrCat("wait_ms: must be 0..", kReceiptWaitMaxMs, ", got ", req->wait_ms())));
+      return call->reactor();
+    }
+    uint64_t seq = req->seq();
+    if (by_code) {
+      absl::Status well_formed = CheckTraceCode(req->trace_code());
+      auto lot = well_formed.ok()
+                     ? shared_->ledger->FindLotByTraceHash(TraceHash(req->trace_code()))
+                     : absl::StatusOr<uint64_t>(well_formed);
+      if (!lot.ok()) {
+        call->Finish(lot.status());
+        return call->reactor();
+      }
+      seq = *lot;
+    } else if (seq > shared_->ledger->Head().seq) {
+      call->Finish(absl::NotFoundError(absl::StrCat("seq: entry ", seq, " not found")));
+      return call->reactor();
+    }
+    auto answer = [this, call, resp, seq](absl::StatusOr<std::string> checkpoint) {
+      if (!checkpoint.ok() && !absl::IsDeadlineExceeded(checkpoint.status())) {
+        return call->Finish(checkpoint.status());
+      }
+      absl::StatusOr<Receipt> receipt = shared_->ledger->MakeReceipt(seq);
+      if (!receipt.ok()) return call->Finish(receipt.status());
+      auto parsed = CheckpointOf(receipt->checkpoint);
+      if (!parsed.ok()) return call->Finish(parsed.status());
+      resp->set_text(FormatReceipt(*receipt));
+      resp->set_seq(seq);
+      resp->set_tree_size(parsed->size);
+      call->Finish(absl::OkStatus());
+    };
+    if (req->wait_ms() == 0) {
+      answer(absl::DeadlineExceededError("not waiting"));
+    } else {
+      shared_->ledger->WhenCheckpointCovers(seq, req->wait_ms(), answer);
+    }
+    return call->reactor();
+  }
+
+ private:
+  template <typename Body>
+  grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* ctx, const char* method,
+                                 Access access, Body body) {
+    UnaryCall call(shared_, ctx, method);
+    if (!call.Authorize(ctx, access)) return call.reactor();
+    call.Finish(body(call.role()));
+    return call.reactor();
+  }
+
+  static std::string HashBytes(const Hash& h) {
+    return std::string(reinterpret_cast<const char*>(h.data()), h.size());
+  }
+
+  // The newest checkpoint's parsed body.
+  absl::StatusOr<Checkpoint> Newest() const {
+    WL_ASSIGN_OR_RETURN(std::string note, shared_->ledger->LatestCheckpoint());
+    return CheckpointOf(note);
+  }
+
+  static absl::Status FillCheckpoint(std::string note, pb::SignedCheckpoint* out) {
+    WL_ASSIGN_OR_RETURN(Checkpoint checkpoint, CheckpointOf(note));
+    out->set_tree_size(checkpoint.size);
+    out->set_root_hash(HashBytes(checkpoint.root));
+    out->set_note(std::move(note));
+    return absl::OkStatus();
+  }
+
+  absl::Status FillInclusion(uint64_t seq, uint64_t size, pb::InclusionProof* out) const {
+    WL_ASSIGN_OR_RETURN(std::vector<Hash> proof, shared_->ledger->InclusionProof(seq, size));
+    WL_ASSIGN_OR_RETURN(StoredEntry entry, shared_->ledger->ReadEntry(seq));
+    out->set_seq(seq);
+    out->set_leaf_index(seq - 1);
+    out->set_tree_size(size);
+    out->set_leaf_hash(HashBytes(merkle::LeafHash(entry.bytes)));
+    for (const Hash& h : proof) out->add_hashes(HashBytes(h));
+    return absl::OkStatus();
   }
 
   Shared* shared_;
@@ -909,8 +1121,24 @@ class Server::Impl {
     if (ec) return absl::UnavailableError(absl::StrCat("data_dir: ", ec.message()));
     std::string key_file = o.key_file.empty() ? o.data_dir + "/keys/pseudonym.key" : o.key_file;
     WL_ASSIGN_OR_RETURN(shared_.key, LoadOrCreateKey(key_file));
-    WL_ASSIGN_OR_RETURN(shared_.ledger,
-                        Ledger::Open({.path = o.data_dir + "/db", .clock = o.clock}));
+    const std::string signer_file = o.checkpoint_key_file.empty()
+                                        ? o.data_dir + "/keys/checkpoint.key"
+                                        : o.checkpoint_key_file;
+    WL_ASSIGN_OR_RETURN(NoteSigner signer,
+                        NoteSigner::LoadOrCreate(signer_file, o.checkpoint_origin));
+    verifier_key_ = signer.VerifierKey();
+    // The verifier key beside the signing key, for people and scripts.
+    const std::string vkey_file =
+        std::filesystem::path(signer_file).replace_extension(".vkey").string();
+    WL_RETURN_IF_ERROR(WritePublicFile(vkey_file, verifier_key_ + "\n"));
+    LedgerOptions ledger_options;
+    ledger_options.path = o.data_dir + "/db";
+    ledger_options.clock = o.clock;
+    ledger_options.checkpoint_signer = std::make_shared<const NoteSigner>(std::move(signer));
+    ledger_options.checkpoint_origin = o.checkpoint_origin;
+    ledger_options.checkpoint_every_entries = o.checkpoint_every_entries;
+    ledger_options.checkpoint_every_ms = o.checkpoint_every_ms;
+    WL_ASSIGN_OR_RETURN(shared_.ledger, Ledger::Open(ledger_options));
 
     std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
     if (!o.tls_cert.empty()) {
@@ -931,6 +1159,7 @@ class Server::Impl {
     ledger_service_ = std::make_unique<LedgerService>(&shared_);
     export_service_ = std::make_unique<ExportService>(&shared_);
     admin_service_ = std::make_unique<AdminService>(&shared_);
+    transparency_service_ = std::make_unique<TransparencyService>(&shared_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort(o.listen, creds, &port_);
     builder.SetMaxReceiveMessageSize(kMessageBytesMax);
@@ -938,6 +1167,7 @@ class Server::Impl {
     builder.RegisterService(ledger_service_.get());
     builder.RegisterService(export_service_.get());
     builder.RegisterService(admin_service_.get());
+    builder.RegisterService(transparency_service_.get());
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("listen: cannot bind ", o.listen));
@@ -960,8 +1190,21 @@ class Server::Impl {
 
   int port() const { return port_; }
   Ledger& ledger() { return *shared_.ledger; }
+  const std::string& verifier_key() const { return verifier_key_; }
 
  private:
+  // Writes a file anyone may read (write to a temporary name, then rename).
+  static absl::Status WritePublicFile(const std::string& path, const std::string& data) {
+    const std::string tmp = path + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+    const bool written = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+    if (std::fclose(f) != 0 || !written || std::rename(tmp.c_str(), path.c_str()) != 0) {
+      return absl::UnavailableError(absl::StrCat("cannot write ", path));
+    }
+    return absl::OkStatus();
+  }
+
   static absl::StatusOr<std::string> ReadFile(const char* field, const std::string& path) {
     FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) return absl::NotFoundError(absl::StrCat(field, ": cannot read ", path));
@@ -977,6 +1220,8 @@ class Server::Impl {
   std::unique_ptr<LedgerService> ledger_service_;
   std::unique_ptr<ExportService> export_service_;
   std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<TransparencyService> transparency_service_;
+  std::string verifier_key_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool stopped_ = false;
@@ -997,5 +1242,6 @@ Server::~Server() { impl_->Shutdown(); }
 void Server::Shutdown() { impl_->Shutdown(); }
 int Server::port() const { return impl_->port(); }
 Ledger& Server::ledger() { return impl_->ledger(); }
+std::string Server::verifier_key() const { return impl_->verifier_key(); }
 
 }  // namespace warmledger::server

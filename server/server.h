@@ -35,6 +35,16 @@ struct ServerOptions {
   std::string registry_file;
   // 32-byte secret for recipient pseudonyms and trace codes.
   std::string key_file;
+  // Ed25519 key that signs checkpoints (C2SP signing-key text), created on
+  // first start with mode 0600; default <data_dir>/keys/checkpoint.key. Its
+  // verifier key is written beside it, with the extension .vkey.
+  std::string checkpoint_key_file;
+  // Origin line of every checkpoint, also the signing key's name. Must stay
+  // the same for the life of the ledger.
+  std::string checkpoint_origin = "warmledger.local/ledger";
+  // A checkpoint at least every this many entries or milliseconds.
+  uint64_t checkpoint_every_entries = 10'000;
+  int64_t checkpoint_every_ms = 1'000;
   // Development mode: loopback only, authentication off.
   bool dev = false;
   // Stamps entries; null means the system clock. Must outlive the server.
@@ -53,6 +63,8 @@ class Server {
 
   int port() const;
   Ledger& ledger();
+  // The checkpoint signer's verifier key (signed-note text form).
+  std::string verifier_key() const;
 
   class Impl;
 

@@ -51,7 +51,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ledger/clock.h"
+#include "ledger/entry_codec.h"
 #include "ledger/limits.h"
+#include "ledger/merkle.h"
+#include "ledger/note.h"
 #include "ledger/sha256.h"
 #include "server/identity.h"
 #include "server/server.h"
@@ -64,6 +67,7 @@ namespace pb = ::warmledger::v1;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Stub = pb::Ledger::Stub;
+using TStub = pb::Transparency::Stub;
 
 // Every client call carries a deadline (STYLE.md); generous for sanitizers.
 constexpr auto kCallTimeout = std::chrono::seconds(30);
@@ -212,6 +216,7 @@ class Client {
         ledger_(pb::Ledger::NewStub(channel_)),
         export_(pb::Export::NewStub(channel_)),
         admin_(pb::Admin::NewStub(channel_)),
+        transparency_(pb::Transparency::NewStub(channel_)),
         authorization_(std::move(authorization)) {}
 
   void Prepare(grpc::ClientContext* ctx) const {
@@ -226,6 +231,15 @@ class Client {
     grpc::ClientContext ctx;
     Prepare(&ctx);
     return (ledger_.get()->*method)(&ctx, req, resp);
+  }
+
+  // Any unary Transparency RPC: client.Call(&TStub::GetCheckpoint, request, &response).
+  template <typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (TStub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                    const Req& req, Resp* resp) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    return (transparency_.get()->*method)(&ctx, req, resp);
   }
 
   grpc::Status Backup(const std::string& dir, pb::BackupResponse* resp) const {
@@ -286,6 +300,7 @@ class Client {
   std::unique_ptr<Stub> ledger_;
   std::unique_ptr<pb::Export::Stub> export_;
   std::unique_ptr<pb::Admin::Stub> admin_;
+  std::unique_ptr<pb::Transparency::Stub> transparency_;
   std::string authorization_;
 };
 
@@ -2027,6 +2042,177 @@ TEST(ListenTest, DevModeRefusesHostnamesThatOnlyLookLikeLoopback) {
   EXPECT_FALSE(IsLoopbackListen("127.example.com:7420"));
 }
 
+// ================================================================ verifiability
+
+std::string NoteText(const std::string& note) { return note.substr(0, note.find("\n\n") + 1); }
+
+Hash ToHash(const std::string& bytes) {
+  Hash h{};
+  EXPECT_EQ(bytes.size(), h.size());
+  std::copy_n(bytes.begin(), std::min(bytes.size(), h.size()), h.begin());
+  return h;
+}
+
+TEST_F(ServerTest, CheckpointsAndProofsAreServedAndVerifyWithThePublishedKey) {
+  World w = SetUpWorld();
+  const uint64_t head = client_->HeadSeq();
+  ASSERT_TRUE(server_->ledger().WaitForCheckpoint(head, 10'000).ok());
+
+  pb::VerifierKey key;
+  ASSERT_TRUE(IsOk(client_->Call(&TStub::GetVerifierKey, pb::GetVerifierKeyRequest(), &key)));
+  EXPECT_EQ(key.origin(), "warmledger.local/ledger");
+  EXPECT_EQ(key.verifier_key(), server_->verifier_key());
+  // The same key is published beside the signing key.
+  std::ifstream vkey_file(dir_.Sub("data") + "/keys/checkpoint.vkey");
+  std::string vkey_line;
+  std::getline(vkey_file, vkey_line);
+  EXPECT_EQ(vkey_line, key.verifier_key());
+  auto verifier = NoteVerifier::Parse(key.verifier_key());
+  ASSERT_TRUE(verifier.ok()) << verifier.status();
+
+  pb::SignedCheckpoint latest;
+  ASSERT_TRUE(IsOk(client_->Call(&TStub::GetCheckpoint, pb::GetCheckpointRequest(), &latest)));
+  auto text = verifier->Open(latest.note());
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto checkpoint = ParseCheckpoint(*text);
+  ASSERT_TRUE(checkpoint.ok());
+  EXPECT_EQ(checkpoint->size, head);
+  EXPECT_EQ(latest.tree_size(), head);
+  EXPECT_EQ(ToHash(latest.root_hash()), checkpoint->root);
+  pb::GetCheckpointRequest at;
+  at.set_tree_size(head);
+  pb::SignedCheckpoint same;
+  ASSERT_TRUE(IsOk(client_->Call(&TStub::GetCheckpoint, at, &same)));
+  EXPECT_EQ(same.note(), latest.note());
+  at.set_tree_size(head - 1);
+  EXPECT_TRUE(IsError(client_->Call(&TStub::GetCheckpoint, at, &same), grpc::NOT_FOUND,
+                      "tree_size"));
+
+  // Every entry's inclusion proof against the checkpoint.
+  for (uint64_t seq = 1; seq <= head; ++seq) {
+    pb::InclusionProofRequest req;
+    req.set_seq(seq);
+    pb::InclusionProof proof;
+    ASSERT_TRUE(IsOk(client_->Call(&TStub::GetInclusionProof, req, &proof)));
+    EXPECT_EQ(proof.tree_size(), head);
+    EXPECT_EQ(proof.leaf_index(), seq - 1);
+    pb::GetEntryRequest get;
+    get.set_seq(seq);
+    pb::Entry entry;
+    ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, get, &entry)));
+    const Hash leaf = merkle::LeafHash(entry.entry_bytes());
+    EXPECT_EQ(ToHash(proof.leaf_hash()), leaf);
+    std::vector<Hash> path;
+    for (const std::string& h : proof.hashes()) path.push_back(ToHash(h));
+    EXPECT_TRUE(merkle::VerifyInclusion(seq - 1, head, leaf, path, checkpoint->root).ok())
+        << seq;
+  }
+
+  // A later checkpoint extends this one.
+  Donate("later-1", "donor/alice", "fund/general", 7);
+  ASSERT_TRUE(server_->ledger().WaitForCheckpoint(head + 1, 10'000).ok());
+  pb::SignedCheckpoint newer;
+  ASSERT_TRUE(IsOk(client_->Call(&TStub::GetCheckpoint, pb::GetCheckpointRequest(), &newer)));
+  pb::ConsistencyProofRequest creq;
+  creq.set_old_size(head);
+  pb::ConsistencyProof cproof;
+  ASSERT_TRUE(IsOk(client_->Call(&TStub::GetConsistencyProof, creq, &cproof)));
+  EXPECT_EQ(cproof.new_size(), head + 1);
+  std::vector<Hash> hashes;
+  for (const std::string& h : cproof.hashes()) hashes.push_back(ToHash(h));
+  EXPECT_TRUE(merkle::VerifyConsistency(head, head + 1, checkpoint->root,
+                                        ToHash(newer.root_hash()), hashes)
+                  .ok());
+  creq.set_old_size(head + 5);
+  EXPECT_TRUE(IsError(client_->Call(&TStub::GetConsistencyProof, creq, &cproof),
+                      grpc::INVALID_ARGUMENT, "old_size"));
+
+  // An entry with its proof in one call.
+  pb::EntryProofRequest ereq;
+  ereq.set_seq(w.donation_seq);
+  pb::EntryProof eproof;
+  ASSERT_TRUE(IsOk(client_->Call(&TStub::GetEntryProof, ereq, &eproof)));
+  EXPECT_EQ(eproof.entry().seq(), w.donation_seq);
+  EXPECT_EQ(eproof.checkpoint().note(), newer.note());
+  EXPECT_EQ(eproof.proof().tree_size(), head + 1);
+}
+
+TEST_F(ServerTest, ADonationWaitingForItsReceiptGetsOneThatVerifiesOfflineAfterTheServerStops) {
+  SetUpWorld();
+  pb::DonateRequest req = DonateReq("receipt-gift", "donor/alice", "fund/general", 8800);
+  req.set_wait_for_receipt(true);
+  pb::DonateResponse resp = Donate(req);
+  ASSERT_FALSE(resp.receipt().empty());
+  const std::string vkey = server_->verifier_key();
+  StopServer();
+
+  // Offline: nothing but the receipt text and the verifier key.
+  auto receipt = ParseReceipt(resp.receipt());
+  ASSERT_TRUE(receipt.ok()) << receipt.status();
+  auto verifier = NoteVerifier::Parse(vkey);
+  ASSERT_TRUE(verifier.ok());
+  auto text = verifier->Open(receipt->checkpoint);
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto checkpoint = ParseCheckpoint(*text);
+  ASSERT_TRUE(checkpoint.ok());
+  EXPECT_EQ(receipt->index, resp.result().seq() - 1);
+  EXPECT_TRUE(merkle::VerifyInclusion(receipt->index, checkpoint->size,
+                                      merkle::LeafHash(receipt->entry_bytes), receipt->proof,
+                                      checkpoint->root)
+                  .ok());
+  auto entry = DecodeEntry(receipt->entry_bytes);
+  ASSERT_TRUE(entry.ok());
+  const auto* donation = std::get_if<DonationOp>(&entry->body);
+  ASSERT_NE(donation, nullptr);
+  EXPECT_EQ(donation->donor, "donor/alice");
+  EXPECT_EQ(donation->to, "fund/general");
+  EXPECT_EQ(donation->amount, 8800);
+}
+
+TEST_F(ServerTest, AReceiptIsFetchedLaterByTraceCodeWithoutAnAccount) {
+  World w = SetUpWorld();
+  pb::GetReceiptRequest req;
+  req.set_trace_code(w.trace_code);
+  req.set_wait_ms(5000);
+  pb::Receipt receipt;
+  ASSERT_TRUE(IsOk(client_->Call(&TStub::GetReceipt, req, &receipt)));
+  EXPECT_EQ(receipt.seq(), w.donation_seq);
+  auto parsed = ParseReceipt(receipt.text());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->index, w.donation_seq - 1);
+
+  req.set_trace_code("AAAAAAAAAAAAAAAAAAAAAAAAAA");
+  EXPECT_TRUE(IsError(client_->Call(&TStub::GetReceipt, req, &receipt), grpc::NOT_FOUND,
+                      "trace_code"));
+  req.set_trace_code("short");
+  EXPECT_TRUE(IsError(client_->Call(&TStub::GetReceipt, req, &receipt),
+                      grpc::INVALID_ARGUMENT, "trace_code"));
+  req.set_trace_code(w.trace_code);
+  req.set_seq(3);
+  EXPECT_TRUE(IsError(client_->Call(&TStub::GetReceipt, req, &receipt),
+                      grpc::INVALID_ARGUMENT, "trace_code, seq"));
+  req.clear_seq();
+  req.set_wait_ms(5001);
+  EXPECT_TRUE(IsError(client_->Call(&TStub::GetReceipt, req, &receipt),
+                      grpc::INVALID_ARGUMENT, "wait_ms"));
+}
+
+TEST_F(ServerTest, ARestartedServerReverifiesItsCheckpointsAndRefusesAForeignKey) {
+  SetUpWorld();
+  ASSERT_TRUE(server_->ledger().WaitForCheckpoint(client_->HeadSeq(), 10'000).ok());
+  const std::string vkey = server_->verifier_key();
+  RestartServer();
+  EXPECT_EQ(server_->verifier_key(), vkey);
+  StopServer();
+  // Another signing key cannot vouch for checkpoints signed by the first.
+  ServerOptions o = Options();
+  o.checkpoint_key_file = dir_.Sub("other.key");
+  auto refused = Server::Start(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("checkpoint"));
+}
+
 // ================================================================ roles
 
 class AuthTest : public ::testing::Test {
@@ -2105,6 +2291,9 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
   must(admin.Call(&Stub::Allocate,
                   AllocateReq("setup-alloc", "fund/general", "project/school", 10000), &alloc),
        "allocation");
+
+  // Checkpoints exist before the matrix runs (the Transparency reads need one).
+  ASSERT_TRUE(server_->ledger().WaitForCheckpoint(server_->ledger().Head().seq, 10'000).ok());
 
   // Who may call what, from docs/api.md.
   enum class Need { kPublic, kRead, kWrite, kExport, kAdmin };
@@ -2265,6 +2454,51 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
        [](const Client& c, size_t) {
          pb::Registry r;
          return c.Call(&Stub::GetRegistry, pb::GetRegistryRequest(), &r);
+       }},
+      {"Transparency.GetVerifierKey", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::VerifierKey r;
+         return c.Call(&TStub::GetVerifierKey, pb::GetVerifierKeyRequest(), &r);
+       }},
+      {"Transparency.GetCheckpoint", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::SignedCheckpoint r;
+         return c.Call(&TStub::GetCheckpoint, pb::GetCheckpointRequest(), &r);
+       }},
+      {"Transparency.GetInclusionProof", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::InclusionProofRequest req;
+         req.set_seq(1);
+         pb::InclusionProof r;
+         return c.Call(&TStub::GetInclusionProof, req, &r);
+       }},
+      {"Transparency.GetConsistencyProof", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::ConsistencyProofRequest req;
+         req.set_old_size(1);
+         pb::ConsistencyProof r;
+         return c.Call(&TStub::GetConsistencyProof, req, &r);
+       }},
+      {"Transparency.GetEntryProof", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::EntryProofRequest req;
+         req.set_seq(1);
+         pb::EntryProof r;
+         return c.Call(&TStub::GetEntryProof, req, &r);
+       }},
+      {"Transparency.GetReceipt(trace_code)", Need::kPublic,
+       [trace_code](const Client& c, size_t) {
+         pb::GetReceiptRequest req;
+         req.set_trace_code(trace_code);
+         pb::Receipt r;
+         return c.Call(&TStub::GetReceipt, req, &r);
+       }},
+      {"Transparency.GetReceipt(seq)", Need::kRead,
+       [lot](const Client& c, size_t) {
+         pb::GetReceiptRequest req;
+         req.set_seq(lot);
+         pb::Receipt r;
+         return c.Call(&TStub::GetReceipt, req, &r);
        }},
       {"Export.ListEntries", Need::kExport,
        [](const Client& c, size_t) {
@@ -2437,6 +2671,8 @@ TEST_F(ServerTest, RestartKeepsEntriesBalancesAndTraceCodes) {
 
 TEST_F(ServerTest, BackupRestoresToTheSameHeadAndState) {
   World w = SetUpWorld();
+  // The copy holds a signed checkpoint, which the restored server re-verifies.
+  ASSERT_TRUE(server_->ledger().WaitForCheckpoint(client_->HeadSeq(), 10'000).ok());
   pb::BackupResponse backup;
   const std::string backup_dir = dir_.Sub("backup");
   ASSERT_TRUE(IsOk(client_->Backup(backup_dir, &backup)));
@@ -2453,6 +2689,7 @@ TEST_F(ServerTest, BackupRestoresToTheSameHeadAndState) {
   ServerOptions o = Options();
   o.data_dir = restored;
   o.key_file = dir_.Sub("data") + "/keys/pseudonym.key";
+  o.checkpoint_key_file = dir_.Sub("data") + "/keys/checkpoint.key";
   StartServer(o);
 
   pb::Head now = client_->Head();
