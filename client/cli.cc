@@ -4,29 +4,38 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/sync_stream.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstring>
 #include <ctime>
 #include <functional>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/client.h"
 #include "client/flag_parser.h"
+#include "ledger/note.h"
 #include "ledger/status_macros.h"
+#include "ledger/types.h"
 #include "warmledger/v1/ledger.grpc.pb.h"
 
 namespace warmledger::client {
@@ -45,6 +54,14 @@ constexpr size_t kExportBufferBytes = 1 << 20;
 constexpr int kSlicesShownMax = 20;
 // Characters of an ID number read from stdin (18 expected; a bound on input).
 constexpr size_t kIdNumberLineBytesMax = 64;
+// A verifier key file (`--key=@PATH`): one line of about 100 characters.
+constexpr size_t kVerifierKeyFileBytesMax = 64 * 1024;
+// A saved checkpoint note (`watch --state`): a few lines and signatures.
+constexpr size_t kStateFileBytesMax = 1024 * 1024;
+// The longest wait for a receipt the server accepts (GetReceiptRequest.wait_ms).
+constexpr int64_t kReceiptWaitMsMax = 5000;
+// `watch` checks for SIGINT/SIGTERM this often while it sleeps.
+constexpr int64_t kWatchSignalPollMs = 100;
 
 // Marks a status as a command-line mistake (exit code 2) rather than a failed
 // call (exit code 1).
@@ -58,6 +75,10 @@ absl::Status UsageError(absl::string_view message) {
 
 bool IsUsageError(const absl::Status& status) {
   return status.GetPayload(kUsagePayloadUrl).has_value();
+}
+
+void PrintError(std::ostream& err, const absl::Status& status) {
+  err << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << '\n';
 }
 
 // ---------------------------------------------------------------- text
@@ -121,6 +142,68 @@ std::string Printable(std::string_view s) {
     }
   }
   return out;
+}
+
+// A JSON string literal. Malformed UTF-8 becomes U+FFFD; control characters
+// are escaped.
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t start = i;
+    const uint32_t cp = NextCodePoint(s, &i);
+    if (cp == '"') {
+      out += "\\\"";
+    } else if (cp == '\\') {
+      out += "\\\\";
+    } else if (cp < 0x20) {
+      out += absl::StrFormat("\\u%04x", cp);
+    } else if (cp == 0xFFFD && i - start == 1) {
+      out += "\\ufffd";
+    } else {
+      out.append(s.substr(start, i - start));
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// One JSON object for answers that are not protos. Names are lowerCamelCase
+// and 64-bit integers decimal strings, as in the proto JSON of the others.
+class JsonObject {
+ public:
+  JsonObject& Add(std::string_view name, std::string_view value) {
+    absl::StrAppend(&text_, text_.empty() ? "{" : ",", JsonString(name), ":", JsonString(value));
+    return *this;
+  }
+  JsonObject& AddBool(std::string_view name, bool value) {
+    return AddEncoded(name, value ? "true" : "false");
+  }
+  // `value` is already a JSON value.
+  JsonObject& AddEncoded(std::string_view name, std::string_view value) {
+    absl::StrAppend(&text_, text_.empty() ? "{" : ",", JsonString(name), ":", ToAbsl(value));
+    return *this;
+  }
+  std::string Text() const { return text_.empty() ? "{}" : text_ + "}"; }
+
+ private:
+  std::string text_;
+};
+
+// Text from the server that is printed raw (a note, a receipt) so that it can
+// be saved and checked byte for byte: refused rather than altered if it holds
+// anything a terminal would interpret.
+absl::Status CheckPrintableText(std::string_view text, std::string_view what) {
+  for (std::string_view rest = text; !rest.empty();) {
+    const size_t newline = rest.find('\n');
+    const std::string_view line = rest.substr(0, newline);
+    if (Printable(line) != line) {
+      return absl::DataLossError(
+          absl::StrCat("the server's ", ToAbsl(what), " holds control characters"));
+    }
+    rest = newline == std::string_view::npos ? std::string_view() : rest.substr(newline + 1);
+  }
+  return absl::OkStatus();
 }
 
 size_t DisplayWidth(std::string_view s) {
@@ -265,12 +348,28 @@ absl::StatusOr<v1::AccountKind> ParseKind(std::string_view text, bool allow_reci
       allow_recipient ? ", recipient" : "", " (not \"", ToAbsl(text), "\")"));
 }
 
+// --channel names; the persisted numbering is the proto's (docs/format.md).
+constexpr std::pair<std::string_view, v1::DonationChannel> kChannels[] = {
+    {"counter", v1::COUNTER},
+    {"online", v1::ONLINE_CAMPAIGN},
+    {"bank", v1::BANK_TRANSFER},
+    {"company", v1::COMPANY_GIFT},
+};
+
+// The --channel name of a channel value; "-" when unspecified.
+std::string ChannelName(int value) {
+  if (value == v1::CHANNEL_UNSPECIFIED) return "-";
+  for (const auto& [name, channel] : kChannels) {
+    if (channel == value) return std::string(name);
+  }
+  return absl::StrCat("channel-", value);
+}
+
 absl::StatusOr<v1::DonationChannel> ParseChannel(std::string_view text) {
   if (text.empty()) return v1::CHANNEL_UNSPECIFIED;
-  if (text == "counter") return v1::COUNTER;
-  if (text == "online") return v1::ONLINE_CAMPAIGN;
-  if (text == "bank") return v1::BANK_TRANSFER;
-  if (text == "company") return v1::COMPANY_GIFT;
+  for (const auto& [name, channel] : kChannels) {
+    if (name == text) return channel;
+  }
   return UsageError(absl::StrCat("--channel must be counter, online, bank or company (not \"",
                                  ToAbsl(text), "\")"));
 }
@@ -376,6 +475,7 @@ class Invocation {
     ledger_ = v1::Ledger::NewStub(channel_);
     export_ = v1::Export::NewStub(channel_);
     admin_ = v1::Admin::NewStub(channel_);
+    transparency_ = v1::Transparency::NewStub(channel_);
     return absl::OkStatus();
   }
 
@@ -383,6 +483,28 @@ class Invocation {
   v1::Ledger::Stub& ledger() { return *ledger_; }
   v1::Export::Stub& exporter() { return *export_; }
   v1::Admin::Stub& admin() { return *admin_; }
+  v1::Transparency::Stub& transparency() { return *transparency_; }
+
+  // For the few commands with one operand (`verify-receipt FILE`): removes
+  // the first argument that is neither a flag nor a flag's value and returns
+  // it ("" if there is none). `add_flags` registers the command's flags on a
+  // scratch set, so that "--key VALUE" is told apart from an operand. Every
+  // mistake (a second operand, an unknown flag) is left for Parse to report.
+  std::string TakeOperand(const std::function<void(FlagSet&)>& add_flags) {
+    FlagSet scratch("", "");
+    add_flags(scratch);
+    ClientOptions options;
+    bool json = false;
+    AddGlobalFlags(scratch, &options, &json);
+    absl::StatusOr<size_t> index = scratch.ParseUntilPositional(args_);
+    if (!index.ok() || *index >= args_.size() || args_[*index] == "--" ||
+        (*index > 0 && args_[*index - 1] == "--")) {
+      return "";
+    }
+    std::string operand = args_[*index];
+    args_.erase(args_.begin() + static_cast<long>(*index));
+    return operand;
+  }
 
   // Runs one unary call with the deadline and token.
   absl::Status Unary(const std::function<grpc::Status(grpc::ClientContext*)>& call) {
@@ -415,6 +537,7 @@ class Invocation {
   std::unique_ptr<v1::Ledger::Stub> ledger_;
   std::unique_ptr<v1::Export::Stub> export_;
   std::unique_ptr<v1::Admin::Stub> admin_;
+  std::unique_ptr<v1::Transparency::Stub> transparency_;
 };
 
 // Parses; on --help returns from the command with OK.
@@ -450,9 +573,11 @@ absl::Status CmdDonate(Invocation& inv) {
   FlagSet flags(
       Usage("donate", "--client_id=ID --donor=ACCOUNT --to=ACCOUNT --amount=FEN|--yuan=Y [flags]"),
       "Records a donation from a donor (or merchant) into a fund, project or stock.\n"
-      "Creates a lot and prints its number and the trace code to give the donor.");
+      "Creates a lot and prints its number and the trace code to give the donor.\n"
+      "With --receipt, waits (up to 5 s) for a signed checkpoint covering the gift and\n"
+      "saves the donor's receipt, which anyone can check offline with verify-receipt.");
   v1::DonateRequest req;
-  std::string client_id, donor, to, channel, memo, donor_name;
+  std::string client_id, donor, to, channel, memo, donor_name, receipt_path;
   bool anonymous = false, create_donor = false;
   AmountFlags amount;
   flags.AddString("client_id", &client_id, "idempotency id; reuse it to retry safely",
@@ -465,11 +590,15 @@ absl::Status CmdDonate(Invocation& inv) {
   flags.AddString("memo", &memo, "free text");
   flags.AddBool("create_donor", &create_donor, "open the donor account if it does not exist");
   flags.AddString("donor_name", &donor_name, "display name for --create_donor");
+  flags.AddString("receipt", &receipt_path, "wait for the donor's receipt and write it to FILE");
   WL_PARSE_FLAGS(inv, flags);
   WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
   WL_ASSIGN_OR_RETURN(const v1::DonationChannel ch, ParseChannel(channel));
   if (!donor_name.empty() && !create_donor) {
     return UsageError("--donor_name only applies with --create_donor");
+  }
+  if (flags.Seen("receipt") && receipt_path.empty()) {
+    return UsageError("--receipt needs a file name");
   }
   req.set_client_id(client_id);
   req.set_donor(donor);
@@ -481,17 +610,40 @@ absl::Status CmdDonate(Invocation& inv) {
   req.set_memo(memo);
   req.set_create_donor(create_donor);
   req.set_donor_name(donor_name);
+  req.set_wait_for_receipt(!receipt_path.empty());
 
   v1::DonateResponse resp;
   WL_RETURN_IF_ERROR(
       inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().Donate(c, req, &resp); }));
-  if (inv.json()) return inv.PrintJson(resp);
-  auto fields = WriteFields(resp.result());
-  fields.insert(fields.begin() + 1, {"lot", absl::StrCat(resp.lot())});
-  fields.insert(fields.begin() + 2, {"trace code", resp.trace_code()});
-  fields.insert(fields.begin() + 3, {"amount", absl::StrCat(FormatAmount(req.asset(), req.amount()),
-                                                            " ", req.asset())});
-  PrintFields(inv.out(), fields);
+  // The donation is recorded: show it before anything about the receipt.
+  if (inv.json()) {
+    WL_RETURN_IF_ERROR(inv.PrintJson(resp));
+  } else {
+    auto fields = WriteFields(resp.result());
+    fields.insert(fields.begin() + 1, {"lot", absl::StrCat(resp.lot())});
+    fields.insert(fields.begin() + 2, {"trace code", resp.trace_code()});
+    fields.insert(
+        fields.begin() + 3,
+        {"amount", absl::StrCat(FormatAmount(req.asset(), req.amount()), " ", req.asset())});
+    PrintFields(inv.out(), fields);
+  }
+  if (receipt_path.empty()) return absl::OkStatus();
+  inv.out().flush();
+  const std::string later = absl::StrCat("warmledger receipt --code=", Printable(resp.trace_code()),
+                                         " --out=", receipt_path);
+  if (resp.receipt().empty()) {
+    inv.err() << "notice: the donation is recorded, but no checkpoint covered it in time for a "
+                 "receipt; fetch it later with\n  "
+              << later << "\n";
+    return absl::OkStatus();
+  }
+  if (absl::Status written = WriteFileAtomically(receipt_path, resp.receipt()); !written.ok()) {
+    inv.err() << "notice: the donation is recorded, but its receipt could not be saved; fetch it "
+                 "again with\n  "
+              << later << "\n";
+    return written;
+  }
+  inv.err() << "wrote the donor's receipt to " << receipt_path << "\n";
   return absl::OkStatus();
 }
 
@@ -1427,6 +1579,302 @@ absl::Status CmdTail(Invocation& inv) {
   return finished;
 }
 
+// ---------------------------------------------------------------- transparency
+
+// --key: the verifier key text ("name+hexid+base64"), or @PATH of a file that
+// holds it (trailing newlines dropped). A key that does not parse is a usage
+// mistake; a key file that cannot be read is an error.
+absl::StatusOr<NoteVerifier> LoadVerifierKey(const std::string& flag) {
+  std::string text = flag;
+  if (!text.empty() && text.front() == '@') {
+    WL_ASSIGN_OR_RETURN(text,
+                        ReadFileCapped(text.substr(1), kVerifierKeyFileBytesMax, "verifier key"));
+    text.erase(text.find_last_not_of("\r\n") + 1);
+  }
+  absl::StatusOr<NoteVerifier> verifier = NoteVerifier::Parse(text);
+  if (!verifier.ok()) return UsageError(absl::StrCat("--key: ", verifier.status().message()));
+  return verifier;
+}
+
+absl::Status CmdVerifierKey(Invocation& inv) {
+  FlagSet flags(Usage("verifier-key", "[--out=FILE]"),
+                "Shows the key that signs the server's checkpoints and the origin (first line)\n"
+                "of every checkpoint (public). Compare it with the key the charity publishes\n"
+                "elsewhere before trusting it. --out also saves it, one line, for --key=@FILE.");
+  std::string out_path;
+  flags.AddString("out", &out_path, "also write the verifier key to FILE");
+  WL_PARSE_FLAGS(inv, flags);
+  if (flags.Seen("out") && out_path.empty()) return UsageError("--out needs a file name");
+  v1::VerifierKey key;
+  WL_RETURN_IF_ERROR(inv.Unary([&](grpc::ClientContext* c) {
+    return inv.transparency().GetVerifierKey(c, v1::GetVerifierKeyRequest(), &key);
+  }));
+  if (!out_path.empty()) {
+    if (absl::Status parsed = NoteVerifier::Parse(key.verifier_key()).status(); !parsed.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("the server's verifier key does not parse: ", parsed.message()));
+    }
+    WL_RETURN_IF_ERROR(WriteFileAtomically(out_path, key.verifier_key() + "\n"));
+    inv.err() << "wrote the verifier key to " << out_path << "\n";
+  }
+  if (inv.json()) return inv.PrintJson(key);
+  PrintFields(inv.out(), {{"verifier key", key.verifier_key()}, {"origin", key.origin()}});
+  return absl::OkStatus();
+}
+
+absl::Status CmdCheckpoint(Invocation& inv) {
+  FlagSet flags(Usage("checkpoint", "[--size=N] [--out=FILE]"),
+                "Prints the server's newest signed checkpoint, or the one of --size entries\n"
+                "(public): a C2SP signed note of the origin, the tree size and the Merkle root.\n"
+                "With --out writes it to FILE instead. watch checks checkpoints continuously.");
+  uint64_t size = 0;
+  std::string out_path;
+  flags.AddUint64("size", &size, "the checkpoint of this many entries; 0 means the newest");
+  flags.AddString("out", &out_path, "write the note to FILE instead of printing it");
+  WL_PARSE_FLAGS(inv, flags);
+  if (flags.Seen("out") && out_path.empty()) return UsageError("--out needs a file name");
+  v1::GetCheckpointRequest req;
+  req.set_tree_size(size);
+  v1::SignedCheckpoint checkpoint;
+  WL_RETURN_IF_ERROR(inv.Unary([&](grpc::ClientContext* c) {
+    return inv.transparency().GetCheckpoint(c, req, &checkpoint);
+  }));
+  if (!out_path.empty()) {
+    WL_RETURN_IF_ERROR(WriteFileAtomically(out_path, checkpoint.note()));
+    inv.err() << "wrote the checkpoint of " << checkpoint.tree_size() << " entries to " << out_path
+              << "\n";
+  }
+  if (inv.json()) return inv.PrintJson(checkpoint);
+  if (out_path.empty()) {
+    WL_RETURN_IF_ERROR(CheckPrintableText(checkpoint.note(), "checkpoint note"));
+    inv.out() << checkpoint.note();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CmdReceipt(Invocation& inv) {
+  FlagSet flags(
+      Usage("receipt", "--code=TRACE_CODE | --seq=N [--wait_ms=N] [--out=FILE]"),
+      "Fetches a receipt: an entry, its Merkle inclusion proof and the signed checkpoint\n"
+      "it is proved against, which anyone can check offline with verify-receipt. By the\n"
+      "donation's trace code (public) or by --seq (readers). Printed, or written to FILE.");
+  std::string code, out_path;
+  uint64_t seq = 0;
+  int64_t wait_ms = 0;
+  flags.AddString("code", &code, "the donation's trace code");
+  flags.AddUint64("seq", &seq, "the entry's seq (readers)");
+  flags.AddInt64("wait_ms", &wait_ms,
+                 "wait up to this long (at most 5000) for a checkpoint covering the entry");
+  flags.AddString("out", &out_path, "write the receipt to FILE instead of printing it");
+  WL_PARSE_FLAGS(inv, flags);
+  if (flags.Seen("code") == flags.Seen("seq")) {
+    return UsageError("give exactly one of --code and --seq");
+  }
+  if (flags.Seen("code") && code.empty()) return UsageError("--code is empty");
+  if (flags.Seen("seq") && seq == 0) return UsageError("--seq starts at 1");
+  if (wait_ms < 0 || wait_ms > kReceiptWaitMsMax) {
+    return UsageError(absl::StrCat("--wait_ms must be 0..", kReceiptWaitMsMax));
+  }
+  if (wait_ms >= inv.options().deadline_ms) {
+    return UsageError(
+        absl::StrCat("--wait_ms must be below --deadline_ms (", inv.options().deadline_ms, ")"));
+  }
+  if (flags.Seen("out") && out_path.empty()) return UsageError("--out needs a file name");
+  v1::GetReceiptRequest req;
+  req.set_trace_code(code);
+  req.set_seq(seq);
+  req.set_wait_ms(wait_ms);
+  v1::Receipt receipt;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.transparency().GetReceipt(c, req, &receipt); }));
+  if (!out_path.empty()) {
+    WL_RETURN_IF_ERROR(WriteFileAtomically(out_path, receipt.text()));
+    inv.err() << "wrote the receipt of entry " << receipt.seq() << " (checkpoint of "
+              << receipt.tree_size() << " entries) to " << out_path << "\n";
+  }
+  if (inv.json()) return inv.PrintJson(receipt);
+  if (out_path.empty()) {
+    WL_RETURN_IF_ERROR(CheckPrintableText(receipt.text(), "receipt"));
+    inv.out() << receipt.text();
+  }
+  return absl::OkStatus();
+}
+
+// ---- watch
+
+// Set by SIGINT and SIGTERM while `watch` loops.
+volatile std::sig_atomic_t g_stop_requested = 0;
+void RequestStop(int) { g_stop_requested = 1; }
+
+// Catches SIGINT and SIGTERM while it lives (restoring the previous handlers
+// after), so that `watch` finishes its round and exits 0.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_requested = 0;
+    struct sigaction action = {};
+    action.sa_handler = RequestStop;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &old_int_);
+    ::sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~StopSignals() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+  bool requested() const { return g_stop_requested != 0; }
+
+  // Sleeps `ms` milliseconds, or less if a stop is requested.
+  void Sleep(int64_t ms) const {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!requested()) {
+      const auto left = end - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) return;
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          left, std::chrono::milliseconds(kWatchSignalPollMs)));
+    }
+  }
+
+ private:
+  struct sigaction old_int_ = {};
+  struct sigaction old_term_ = {};
+};
+
+// The last checkpoint `watch` verified: the signed note as saved in --state,
+// and what it says.
+struct WatchState {
+  std::string note;
+  Checkpoint checkpoint;
+};
+
+// Reads --state: nothing if the file does not exist yet (the first round
+// trusts the server's checkpoint). A file that exists must verify.
+absl::StatusOr<std::optional<WatchState>> LoadWatchState(const std::string& path,
+                                                         const NoteVerifier& verifier) {
+  absl::StatusOr<std::string> note = ReadFileCapped(path, kStateFileBytesMax, "state");
+  if (absl::IsNotFound(note.status())) return std::optional<WatchState>();
+  WL_RETURN_IF_ERROR(note.status());
+  absl::StatusOr<Checkpoint> checkpoint = OpenCheckpoint(verifier, *note);
+  if (!checkpoint.ok()) {
+    return absl::Status(checkpoint.status().code(),
+                        absl::StrCat("state file ", path, " (the last verified checkpoint): ",
+                                     checkpoint.status().message()));
+  }
+  return std::optional<WatchState>(WatchState{*std::move(note), *std::move(checkpoint)});
+}
+
+// One round of `watch`: fetch, verify, compare with *state, save, print.
+// Sets *call_failed when a call failed (worth retrying), as opposed to a
+// check (the server misbehaves: stop).
+absl::Status WatchRound(Invocation& inv, const NoteVerifier& verifier,
+                        const std::string& state_path, std::optional<WatchState>* state,
+                        bool* call_failed) {
+  *call_failed = false;
+  v1::SignedCheckpoint signed_checkpoint;
+  absl::Status called = inv.Unary([&](grpc::ClientContext* c) {
+    return inv.transparency().GetCheckpoint(c, v1::GetCheckpointRequest(), &signed_checkpoint);
+  });
+  if (!called.ok()) {
+    *call_failed = true;
+    return called;
+  }
+  absl::StatusOr<Checkpoint> now = OpenCheckpoint(verifier, signed_checkpoint.note());
+  if (!now.ok()) {
+    return absl::Status(now.status().code(),
+                        absl::StrCat("the server's newest checkpoint: ", now.status().message()));
+  }
+  if (state->has_value()) {
+    const Checkpoint& old = (*state)->checkpoint;
+    std::vector<Hash> proof;
+    if (now->origin == old.origin && old.size > 0 && now->size > old.size) {
+      v1::ConsistencyProofRequest req;
+      req.set_old_size(old.size);
+      req.set_new_size(now->size);
+      v1::ConsistencyProof resp;
+      called = inv.Unary([&](grpc::ClientContext* c) {
+        return inv.transparency().GetConsistencyProof(c, req, &resp);
+      });
+      if (!called.ok()) {
+        *call_failed = true;
+        return called;
+      }
+      for (int i = 0; i < resp.hashes_size(); ++i) {
+        absl::StatusOr<Hash> hash =
+            HashFromBytes(resp.hashes(i), absl::StrCat("consistency proof hash ", i + 1));
+        if (!hash.ok()) {
+          return absl::DataLossError(absl::StrCat(
+              "FORK: checkpoint of ", now->size, " entries does not extend the verified ",
+              "checkpoint of ", old.size, " entries: ", hash.status().message()));
+        }
+        proof.push_back(*hash);
+      }
+    }
+    WL_RETURN_IF_ERROR(CheckAdvance(old, *now, proof));
+  }
+  if (!state->has_value() || (*state)->note != signed_checkpoint.note()) {
+    WL_RETURN_IF_ERROR(WriteFileAtomically(state_path, signed_checkpoint.note()));
+  }
+  const std::optional<uint64_t> previous =
+      state->has_value() ? std::optional<uint64_t>((*state)->checkpoint.size) : std::nullopt;
+  if (inv.json()) {
+    JsonObject json;
+    json.Add("treeSize", absl::StrCat(now->size)).Add("rootHash", HashToBase64(now->root));
+    if (previous) json.Add("consistentWith", absl::StrCat(*previous));
+    inv.out() << json.Text() << '\n';
+  } else {
+    inv.out() << "verified checkpoint " << now->size << " (root " << HashToBase64(now->root) << ")";
+    if (previous) inv.out() << ", consistent with " << *previous;
+    inv.out() << '\n';
+  }
+  inv.out().flush();
+  *state = WatchState{signed_checkpoint.note(), *std::move(now)};
+  return absl::OkStatus();
+}
+
+absl::Status CmdWatch(Invocation& inv) {
+  FlagSet flags(
+      Usage("watch", "--state=FILE --key=VERIFIER_KEY [--interval_ms=N] [--once]"),
+      "Monitors the server's checkpoints (public). Each round fetches the newest one,\n"
+      "checks its signature with --key and, by a consistency proof, that it extends the\n"
+      "last checkpoint verified, which FILE keeps (the first round, without FILE, trusts\n"
+      "what it gets). Fewer entries than before (ROLLBACK) or another history (FORK)\n"
+      "stops the watch with exit code 1. Runs until SIGINT or SIGTERM (exit 0), reporting\n"
+      "and retrying failed calls; --once does one round and exits 1 on any failure.");
+  std::string state_path, key;
+  int64_t interval_ms = 5000;
+  bool once = false;
+  flags.AddString("state", &state_path, "the last verified checkpoint note; created if missing",
+                  FlagRequirement::kRequired);
+  flags.AddString("key", &key, "the verifier key (name+id+key), or @FILE holding it",
+                  FlagRequirement::kRequired);
+  flags.AddInt64("interval_ms", &interval_ms, "time between rounds");
+  flags.AddBool("once", &once, "one round, then exit");
+  WL_PARSE_FLAGS(inv, flags);
+  if (state_path.empty()) return UsageError("--state needs a file name");
+  if (interval_ms <= 0) return UsageError("--interval_ms must be positive");
+  WL_ASSIGN_OR_RETURN(const NoteVerifier verifier, LoadVerifierKey(key));
+  WL_ASSIGN_OR_RETURN(std::optional<WatchState> state, LoadWatchState(state_path, verifier));
+  if (!state.has_value()) {
+    inv.err() << "no " << state_path << " yet: trusting the server's current checkpoint\n";
+  }
+  bool call_failed = false;
+  if (once) return WatchRound(inv, verifier, state_path, &state, &call_failed);
+  const StopSignals stop;
+  while (!stop.requested()) {
+    const absl::Status round = WatchRound(inv, verifier, state_path, &state, &call_failed);
+    if (!round.ok()) {
+      if (!call_failed) return round;
+      PrintError(inv.err(), round);
+      inv.err().flush();
+    }
+    stop.Sleep(interval_ms);
+  }
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------- offline
 
 absl::Status CmdCreateToken(Invocation& inv) {
@@ -1451,6 +1899,115 @@ absl::Status CmdCreateToken(Invocation& inv) {
   }
   inv.err() << "appended the hash of a new token (role " << role << ", name " << name << ") to "
             << auth_file << "; the token is shown only now and stored nowhere\n";
+  return absl::OkStatus();
+}
+
+// What an entry records, for people (label, text) and for --json (name,
+// encoded JSON value); a field with an empty label is shown in JSON only.
+struct EntryField {
+  std::string label;
+  std::string text;
+  std::string name;
+  std::string json;
+};
+
+std::vector<EntryField> EntryFields(const Entry& e) {
+  std::vector<EntryField> fields;
+  // `raw` is the JSON string value when it differs from `text`.
+  const auto add = [&](std::string label, std::string text, std::string name,
+                       std::optional<std::string> raw = std::nullopt) {
+    std::string json = JsonString(raw.has_value() ? *raw : text);
+    fields.push_back({std::move(label), std::move(text), std::move(name), std::move(json)});
+  };
+  const auto text_or_dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
+  const auto add_amount = [&](const std::string& asset, int64_t amount) {
+    add("amount", absl::StrCat(FormatAmount(asset, amount), " ", asset), "amount",
+        absl::StrCat(amount));
+    add("", "", "asset", asset);
+  };
+  add("seq", absl::StrCat(e.seq), "seq");
+  add("time", FormatTimeUs(e.time_us, true), "timeUs", absl::StrCat(e.time_us));
+  add("type", TypeName(static_cast<v1::EntryType>(e.type())), "type");
+  if (const auto* op = std::get_if<DonationOp>(&e.body)) {
+    const bool anonymous = (op->flags & kDonationAnonymous) != 0;
+    add("donor", DonorText(op->donor, anonymous), "donor", op->donor);
+    fields.push_back({"", "", "anonymous", anonymous ? "true" : "false"});
+    add("to", op->to, "to");
+    add_amount(op->asset, op->amount);
+    add("memo", text_or_dash(op->memo), "memo", op->memo);
+    add("channel", ChannelName(static_cast<int>(op->channel)), "channel");
+  } else if (const auto* op = std::get_if<OpenAccountOp>(&e.body)) {
+    add("account", op->account, "account");
+    add("kind", KindName(static_cast<v1::AccountKind>(op->kind)), "kind");
+    add("asset", op->asset.empty() ? "(any)" : op->asset, "asset", op->asset);
+    add("name", text_or_dash(op->name), "name", op->name);
+  } else if (const auto* op = std::get_if<CloseAccountOp>(&e.body)) {
+    add("account", op->account, "account");
+    add("reason", op->reason, "reason");
+  } else if (const auto* op = std::get_if<AllocationOp>(&e.body)) {
+    add("from", op->from, "from");
+    add("to", op->to, "to");
+    add_amount(op->asset, op->amount);
+    add("reason", text_or_dash(op->reason), "reason", op->reason);
+  } else if (const auto* op = std::get_if<DisbursementOp>(&e.body)) {
+    add("from", op->from, "from");
+    add("to", op->to, "to");
+    add_amount(op->asset, op->amount);
+    add("purpose", text_or_dash(op->purpose), "purpose", op->purpose);
+  } else if (const auto* op = std::get_if<CorrectionOp>(&e.body)) {
+    add("corrects seq", absl::StrCat(op->ref_seq), "refSeq");
+    add("mode", op->mode == CorrectionMode::kReverse ? "reverse" : "adjust", "mode");
+    add("reason", op->reason, "reason");
+    if (op->mode == CorrectionMode::kAdjust) {
+      add("from", op->from, "from");
+      add("to", op->to, "to");
+      add_amount(op->asset, op->amount);
+    }
+  }
+  return fields;
+}
+
+absl::Status CmdVerifyReceipt(Invocation& inv) {
+  const auto add_flags = [](FlagSet& flags, std::string* key) {
+    flags.AddString("key", key, "the verifier key (name+id+key), or @FILE holding it",
+                    FlagRequirement::kRequired);
+  };
+  std::string scratch_key;
+  const std::string path = inv.TakeOperand([&](FlagSet& f) { add_flags(f, &scratch_key); });
+  FlagSet flags(Usage("verify-receipt", "FILE --key=VERIFIER_KEY"),
+                "Checks a receipt file offline, contacting no server: the checkpoint's signature\n"
+                "by --key, the Merkle inclusion proof of the entry in the signed tree, and the\n"
+                "entry's seq; then shows what the entry records. Exits 1 naming the failed step.\n"
+                "Take the key from the charity's published notice, not from the receipt's sender.");
+  std::string key;
+  add_flags(flags, &key);
+  WL_PARSE_FLAGS(inv, flags);
+  if (path.empty()) return UsageError("missing the receipt FILE");
+  WL_ASSIGN_OR_RETURN(const NoteVerifier verifier, LoadVerifierKey(key));
+  WL_ASSIGN_OR_RETURN(const std::string text,
+                      ReadFileCapped(path, kReceiptFileBytesMax, "receipt"));
+  WL_ASSIGN_OR_RETURN(const VerifiedReceipt verified, VerifyReceipt(text, verifier));
+  const Checkpoint& checkpoint = verified.checkpoint;
+  const std::vector<EntryField> fields = EntryFields(verified.entry);
+  if (inv.json()) {
+    JsonObject json;
+    json.AddBool("verified", true);
+    for (const EntryField& f : fields) json.AddEncoded(f.name, f.json);
+    json.Add("origin", checkpoint.origin)
+        .Add("treeSize", absl::StrCat(checkpoint.size))
+        .Add("rootHash", HashToBase64(checkpoint.root))
+        .Add("keyName", verified.key_name);
+    inv.out() << json.Text() << '\n';
+    return absl::OkStatus();
+  }
+  std::vector<std::pair<std::string, std::string>> shown;
+  for (const EntryField& f : fields) {
+    if (!f.label.empty()) shown.emplace_back(f.label, f.text);
+  }
+  PrintFields(inv.out(), shown);
+  inv.out() << "checkpoint: " << Printable(checkpoint.origin) << " size " << checkpoint.size
+            << ", signed by " << Printable(verified.key_name) << "\n"
+            << "receipt verified\n";
   return absl::OkStatus();
 }
 
@@ -1486,8 +2043,13 @@ constexpr Command kCommands[] = {
     {"registry", "recipient categories and communities", CmdRegistry},
     {"backup", "checkpoint the server's database (admin)", CmdBackup},
     {"health", "grpc.health.v1 check", CmdHealth},
+    {"verifier-key", "the key that signs checkpoints, and their origin", CmdVerifierKey},
+    {"checkpoint", "the newest signed checkpoint (or --size=N)", CmdCheckpoint},
+    {"receipt", "a donation's receipt (--code or --seq)", CmdReceipt},
+    {"watch", "monitor checkpoints for rollbacks and forks", CmdWatch},
     {"create-token", "create a token and append its hash to an auth file (offline)",
      CmdCreateToken},
+    {"verify-receipt", "check a receipt file against a verifier key (offline)", CmdVerifyReceipt},
 };
 
 const Command* FindCommand(std::string_view name) {
@@ -1513,10 +2075,6 @@ std::string MainUsage() {
   bool json = false;
   Invocation::AddGlobalFlags(flags, &options, &json);
   return flags.Usage();
-}
-
-void PrintError(std::ostream& err, const absl::Status& status) {
-  err << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << '\n';
 }
 
 }  // namespace

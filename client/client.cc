@@ -13,14 +13,15 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "ledger/entry_codec.h"
+#include "ledger/merkle.h"
 #include "ledger/status_macros.h"
 
 namespace warmledger::client {
@@ -33,7 +34,7 @@ constexpr size_t kTokenRandomBytes = 32;
 constexpr size_t kTokenNameBytesMax = 64;
 
 // A PEM file (CA bundle, certificate or key) larger than this is not one.
-constexpr std::streamoff kPemBytesMax = 1024 * 1024;
+constexpr size_t kPemBytesMax = 1024 * 1024;
 
 constexpr std::string_view kEntryHashDomain{"warmledger/entry/v1\0", 20};
 // docs/format.md: version:u8 type:u8 seq:u64 time_us:i64 prev_hash:hash ...
@@ -47,20 +48,7 @@ constexpr size_t kEntryHeaderBytes = kEntryPrevHashOffset + kHashBytes;
 constexpr uint8_t kEntryVersion = 1;
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read ", ToAbsl(what), " file ", path, ": ", std::strerror(errno)));
-  }
-  std::string text;
-  char buf[8192];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, static_cast<size_t>(in.gcount()));
-    if (static_cast<std::streamoff>(text.size()) > kPemBytesMax) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(ToAbsl(what), " file ", path, " is larger than 1 MiB"));
-    }
-  }
+  WL_ASSIGN_OR_RETURN(std::string text, ReadFileCapped(path, kPemBytesMax, what));
   if (text.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(ToAbsl(what), " file ", path, " is empty"));
   }
@@ -516,6 +504,156 @@ absl::Status VerifyEntry(const warmledger::v1::Entry& entry, const std::string* 
   }
   if (prev_hash != nullptr && *prev_hash != entry.prev_hash()) {
     return fail("prev_hash is not the hash of the previous entry (broken chain)");
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- files
+
+absl::StatusOr<std::string> ReadFileCapped(const std::string& path, size_t max_bytes,
+                                           std::string_view what) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(absl::StrCat("cannot read ", ToAbsl(what), " file"), path);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  std::string text;
+  char buf[64 * 1024];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(absl::StrCat("cannot read ", ToAbsl(what), " file"), path);
+    }
+    if (n == 0) break;
+    if (static_cast<size_t>(n) > max_bytes - text.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(ToAbsl(what), " file ", path, " is larger than ", max_bytes, " bytes"));
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  if (path.empty()) return absl::InvalidArgumentError("no file name to write");
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus("cannot create", tmp);
+  absl::Status status = WriteAll(fd, contents, tmp);
+  if (status.ok() && ::fsync(fd) != 0) status = ErrnoStatus("cannot fsync", tmp);
+  if (::close(fd) != 0 && status.ok()) status = ErrnoStatus("cannot close", tmp);
+  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    status = ErrnoStatus("cannot rename to", path);
+  }
+  if (!status.ok()) {
+    ::unlink(tmp.c_str());
+    return status;
+  }
+  const std::string dir = ParentDir(path);
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return ErrnoStatus("cannot open directory", dir);
+  const int rc = ::fsync(dir_fd);
+  ::close(dir_fd);
+  if (rc != 0) return ErrnoStatus("cannot fsync directory", dir);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- transparency
+
+namespace {
+
+std::string_view HashChars(const Hash& hash) {
+  return {reinterpret_cast<const char*>(hash.data()), hash.size()};
+}
+
+// Keeps the code, puts `step` in front of the message.
+absl::Status InStep(std::string_view step, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(ToAbsl(step), ": ", status.message()));
+}
+
+}  // namespace
+
+std::string HashToBase64(const Hash& hash) { return Base64Encode(HashChars(hash)); }
+
+absl::StatusOr<Hash> HashFromBytes(std::string_view bytes, std::string_view what) {
+  Hash hash;
+  if (bytes.size() != hash.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(what), " is ", bytes.size(), " bytes, expected ", hash.size()));
+  }
+  std::memcpy(hash.data(), bytes.data(), hash.size());
+  return hash;
+}
+
+absl::StatusOr<Checkpoint> OpenCheckpoint(const NoteVerifier& verifier, std::string_view note) {
+  absl::StatusOr<std::string> text = verifier.Open(note);
+  if (!text.ok()) return InStep("signature", text.status());
+  return ParseCheckpoint(*text);
+}
+
+absl::StatusOr<VerifiedReceipt> VerifyReceipt(std::string_view receipt_text,
+                                              const NoteVerifier& verifier) {
+  WL_ASSIGN_OR_RETURN(Receipt receipt, ParseReceipt(receipt_text));
+  VerifiedReceipt verified;
+  WL_ASSIGN_OR_RETURN(verified.checkpoint, OpenCheckpoint(verifier, receipt.checkpoint));
+  verified.key_name = verifier.name();
+  const Checkpoint& checkpoint = verified.checkpoint;
+  if (receipt.index >= checkpoint.size) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("inclusion proof: the receipt's index ", receipt.index,
+                     " is not inside the checkpoint's tree of ", checkpoint.size, " entries"));
+  }
+  const absl::Status included =
+      merkle::VerifyInclusion(receipt.index, checkpoint.size, merkle::LeafHash(receipt.entry_bytes),
+                              receipt.proof, checkpoint.root);
+  if (!included.ok()) {
+    absl::string_view why = included.message();
+    absl::ConsumePrefix(&why, "inclusion proof: ");
+    return absl::FailedPreconditionError(
+        absl::StrCat("inclusion proof: the entry is not leaf ", receipt.index,
+                     " of the checkpoint's tree of ", checkpoint.size, " entries: ", why));
+  }
+  absl::StatusOr<Entry> entry = DecodeEntry(receipt.entry_bytes);
+  if (!entry.ok()) return absl::DataLossError(absl::StrCat("entry: ", entry.status().message()));
+  if (entry->seq != receipt.index + 1) {
+    return absl::DataLossError(absl::StrCat("entry: its bytes say seq ", entry->seq,
+                                            ", but it is proved as leaf index ", receipt.index,
+                                            " (seq ", receipt.index + 1, ")"));
+  }
+  verified.entry = *std::move(entry);
+  return verified;
+}
+
+absl::Status CheckAdvance(const Checkpoint& verified, const Checkpoint& now,
+                          const std::vector<Hash>& consistency_proof) {
+  if (now.origin != verified.origin) {
+    return absl::FailedPreconditionError(absl::StrCat("origin: the server's checkpoint is for \"",
+                                                      now.origin, "\", the verified one for \"",
+                                                      verified.origin, "\""));
+  }
+  if (now.size < verified.size) {
+    return absl::DataLossError(absl::StrCat("ROLLBACK: the server's newest checkpoint has ",
+                                            now.size, " entries, fewer than the ", verified.size,
+                                            " already verified"));
+  }
+  if (now.size == verified.size) {
+    if (now.root != verified.root) {
+      return absl::DataLossError(
+          absl::StrCat("FORK: two different checkpoints of ", now.size, " entries (verified root ",
+                       HashToBase64(verified.root), ", now ", HashToBase64(now.root), ")"));
+    }
+    return absl::OkStatus();
+  }
+  // An empty tree is a prefix of every tree (RFC 9162 has no proof for it).
+  if (verified.size == 0) return absl::OkStatus();
+  const absl::Status consistent = merkle::VerifyConsistency(verified.size, now.size, verified.root,
+                                                            now.root, consistency_proof);
+  if (!consistent.ok()) {
+    return absl::DataLossError(absl::StrCat("FORK: checkpoint of ", now.size,
+                                            " entries does not extend the verified checkpoint of ",
+                                            verified.size, " entries: ", consistent.message()));
   }
   return absl::OkStatus();
 }

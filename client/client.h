@@ -1,7 +1,8 @@
 // The small client library behind the `warmledger` CLI: how to reach a
 // warmledger server (channel, TLS, deadline, bearer token), how to create
-// tokens for the server's auth file, exact money parsing and formatting, and
-// an entry-chain verifier for exported entries. Usable without the CLI.
+// tokens for the server's auth file, exact money parsing and formatting, an
+// entry-chain verifier for exported entries, and the offline checks of signed
+// checkpoints and donor receipts (docs/verify.md). Usable without the CLI.
 //
 // Nothing here keeps global state; every function is safe to call from any
 // thread.
@@ -12,13 +13,17 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/status.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "ledger/note.h"
+#include "ledger/types.h"
 #include "warmledger/v1/ledger.pb.h"
 
 namespace warmledger::client {
@@ -134,6 +139,75 @@ absl::Status VerifyEntry(const warmledger::v1::Entry& entry, const std::string* 
 
 // Lower-case hex of raw bytes.
 std::string HexEncode(std::string_view bytes);
+
+// ---------------------------------------------------------------- files
+
+// Reads the whole file at `path`, refusing one larger than `max_bytes`.
+// kNotFound / kPermissionDenied when it cannot be opened, kInvalidArgument
+// when it is too large; messages name `what` and the path.
+absl::StatusOr<std::string> ReadFileCapped(const std::string& path, size_t max_bytes,
+                                           std::string_view what);
+
+// Replaces `path` with `contents` atomically: writes path + ".tmp" (mode
+// 0644), fsyncs it, renames it over `path` and fsyncs the directory. A reader
+// sees the old file or the new one, never a mixture; on failure `path` is
+// untouched.
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+// ---------------------------------------------------------------- transparency
+
+// The largest receipt file `verify-receipt` reads: a maximal entry (8 MiB,
+// base64: ~11 MiB) plus its proof and checkpoint fit.
+inline constexpr size_t kReceiptFileBytesMax = 16 * 1024 * 1024;
+
+// Base64 (padded, standard alphabet) of a hash, as checkpoints write roots.
+std::string HashToBase64(const Hash& hash);
+// A hash from 32 raw bytes (a proto `bytes` field). kInvalidArgument naming
+// `what` for any other length.
+absl::StatusOr<Hash> HashFromBytes(std::string_view bytes, std::string_view what);
+
+// Verifies the signature on a signed checkpoint note with `verifier` and
+// parses the checkpoint it carries. Errors: "signature: ..." (the code
+// NoteVerifier::Open gave: kInvalidArgument, kNotFound or
+// kFailedPrecondition) or kInvalidArgument naming the checkpoint line.
+absl::StatusOr<Checkpoint> OpenCheckpoint(const NoteVerifier& verifier, std::string_view note);
+
+// What a verified receipt proves: this entry is leaf entry.seq - 1 of the
+// tree that `checkpoint`, signed by `key_name`, commits to.
+struct VerifiedReceipt {
+  Entry entry;
+  Checkpoint checkpoint;
+  std::string key_name;
+};
+
+// Checks a receipt file (ledger/note.h, docs/verify.md) offline, in this
+// order, each failure naming its step:
+//   1. the file parses                    "receipt line N: ..."
+//   2. the checkpoint signature verifies  "signature: ..."
+//   3. the checkpoint text parses         "checkpoint line N (...): ..."
+//   4. index < tree size, and the Merkle audit path from
+//      LeafHash(entry bytes) leads to the signed root
+//                                         "inclusion proof: ..."
+//   5. the entry bytes decode and their seq is index + 1
+//                                         "entry: ..."
+// Codes: kInvalidArgument for malformed text, the signature codes of
+// OpenCheckpoint, kFailedPrecondition for a failed proof, kDataLoss for an
+// undecodable or misplaced entry.
+absl::StatusOr<VerifiedReceipt> VerifyReceipt(std::string_view receipt_text,
+                                              const NoteVerifier& verifier);
+
+// Whether checkpoint `now` may follow checkpoint `verified`, the last one a
+// monitor verified (both signatures already checked). `consistency_proof` is
+// PROOF(verified.size, now.size) and is only looked at when now.size >
+// verified.size > 0. Errors:
+//   kFailedPrecondition  the origins differ (another log);
+//   kDataLoss            "ROLLBACK: ..." (now.size < verified.size),
+//                        "FORK: two different checkpoints of N entries"
+//                        (same size, different roots), or "FORK: checkpoint
+//                        of N entries does not extend the verified checkpoint
+//                        of M entries: <why>" (the proof does not verify).
+absl::Status CheckAdvance(const Checkpoint& verified, const Checkpoint& now,
+                          const std::vector<Hash>& consistency_proof);
 
 }  // namespace warmledger::client
 

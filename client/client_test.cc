@@ -1,5 +1,7 @@
 // Tests of the client library and the CLI: exact money parsing and
-// formatting, tokens and the auth file, flag parsing, entry verification, the
+// formatting, tokens and the auth file, flag parsing, entry verification,
+// receipt verification and checkpoint monitoring (on trees, checkpoints and
+// receipts built here with ledger/merkle.h and ledger/note.h), the
 // hand-encoded health check, and whole command lines against an in-process
 // fake server on 127.0.0.1:0.
 #include "client/client.h"
@@ -7,10 +9,12 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -20,10 +24,15 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "client/cli.h"
 #include "client/flag_parser.h"
+#include "ledger/entry_codec.h"
+#include "ledger/merkle.h"
+#include "ledger/note.h"
 #include "warmledger/v1/ledger.grpc.pb.h"
 
 namespace warmledger::client {
@@ -368,6 +377,237 @@ TEST(VerifyEntryTest, AcceptsAChainAndRejectsEveryKindOfTampering) {
   EXPECT_EQ(VerifyEntry(truncated, nullptr).code(), absl::StatusCode::kDataLoss);
 }
 
+// ---------------------------------------------------------------- transparency
+
+constexpr char kOrigin[] = "example.org/warmledger";
+constexpr int64_t kTime0 = 1'700'000'000'000'000;
+
+Entry OpenAccountEntry(uint64_t seq, const std::string& account, AccountKind kind) {
+  Entry e;
+  e.seq = seq;
+  e.time_us = kTime0 + static_cast<int64_t>(seq);
+  e.client_id = "open-" + std::to_string(seq);
+  e.policy = "none";
+  OpenAccountOp op;
+  op.account = account;
+  op.kind = kind;
+  op.asset = kind == AccountKind::kFund ? "CNY" : "";
+  e.body = op;
+  return e;
+}
+
+Entry DonationEntry(uint64_t seq, int64_t amount, const std::string& memo) {
+  Entry e;
+  e.seq = seq;
+  e.time_us = kTime0 + static_cast<int64_t>(seq);
+  e.client_id = "gift-" + std::to_string(seq);
+  e.policy = "none";
+  DonationOp op;
+  op.donor = "donor/zhang";
+  op.to = "fund/general";
+  op.asset = "CNY";
+  op.amount = amount;
+  op.channel = DonationChannel::kCounter;
+  op.memo = memo;
+  e.postings.push_back({op.donor, op.to, op.asset, op.amount, {{seq, op.amount}}});
+  e.body = op;
+  return e;
+}
+
+// An in-memory Merkle tree over entry bytes (leaf i holds entry seq i + 1).
+struct Tree {
+  std::vector<std::string> entries;
+  std::vector<Hash> leaves;
+
+  void Add(const std::string& entry_bytes) {
+    entries.push_back(entry_bytes);
+    leaves.push_back(merkle::LeafHash(entry_bytes));
+  }
+  uint64_t size() const { return leaves.size(); }
+
+  // Complete nodes straight from the leaves, by the reference definition.
+  merkle::NodeSource Nodes() const {
+    return [leaves = leaves](int level, uint64_t index) -> absl::StatusOr<Hash> {
+      const uint64_t begin = index << level;
+      const uint64_t end = (index + 1) << level;
+      if (end > leaves.size()) return absl::NotFoundError("no such node");
+      return merkle::ReferenceRoot(std::vector<Hash>(leaves.begin() + static_cast<long>(begin),
+                                                     leaves.begin() + static_cast<long>(end)));
+    };
+  }
+
+  // The checkpoint of the first `n` leaves (all of them by default); the root
+  // comes from TileBuilder, cross-checked against the reference.
+  Checkpoint At(uint64_t n = UINT64_MAX) const {
+    if (n == UINT64_MAX) n = size();
+    merkle::TileBuilder builder(/*tile_height=*/2);
+    for (uint64_t i = 0; i < n; ++i) builder.Append(leaves[i]);
+    const Hash root = builder.Root();
+    EXPECT_EQ(root, merkle::ReferenceRoot(
+                        std::vector<Hash>(leaves.begin(), leaves.begin() + static_cast<long>(n))));
+    return {kOrigin, n, root};
+  }
+};
+
+// Accounts, then donations seq 3..size; the entry of seq 4 is the one the
+// tests prove (12.34 CNY, "for the winter").
+Tree DonationTree(uint64_t size) {
+  Tree tree;
+  tree.Add(EncodeEntry(OpenAccountEntry(1, "fund/general", AccountKind::kFund)));
+  tree.Add(EncodeEntry(OpenAccountEntry(2, "donor/zhang", AccountKind::kDonor)));
+  for (uint64_t seq = 3; seq <= size; ++seq) {
+    tree.Add(EncodeEntry(DonationEntry(seq, seq == 4 ? 1234 : 100 * static_cast<int64_t>(seq),
+                                       seq == 4 ? "for the winter" : "")));
+  }
+  return tree;
+}
+
+std::string SignCheckpoint(const NoteSigner& signer, const Checkpoint& checkpoint) {
+  absl::StatusOr<std::string> note = signer.Sign(FormatCheckpoint(checkpoint));
+  EXPECT_TRUE(note.ok()) << note.status();
+  return note.ok() ? *note : "";
+}
+
+Receipt MakeReceipt(const Tree& tree, uint64_t index, const NoteSigner& signer) {
+  Receipt receipt;
+  receipt.entry_bytes = tree.entries[index];
+  receipt.index = index;
+  absl::StatusOr<std::vector<Hash>> proof =
+      merkle::InclusionProof(index, tree.size(), tree.Nodes());
+  EXPECT_TRUE(proof.ok()) << proof.status();
+  if (proof.ok()) receipt.proof = *proof;
+  receipt.checkpoint = SignCheckpoint(signer, tree.At());
+  return receipt;
+}
+
+std::vector<Hash> ConsistencyProofOf(const Tree& tree, uint64_t old_size, uint64_t new_size) {
+  absl::StatusOr<std::vector<Hash>> proof =
+      merkle::ConsistencyProof(old_size, new_size, tree.Nodes());
+  EXPECT_TRUE(proof.ok()) << proof.status();
+  return proof.ok() ? *proof : std::vector<Hash>();
+}
+
+TEST(VerifyReceiptTest, ProvesTheEntryAndNamesTheFailedStep) {
+  const NoteSigner signer = NoteSigner::Generate(kOrigin).value();
+  const NoteVerifier verifier = NoteVerifier::Parse(signer.VerifierKey()).value();
+  const Tree tree = DonationTree(5);
+  const Receipt good = MakeReceipt(tree, 3, signer);
+
+  absl::StatusOr<VerifiedReceipt> verified = VerifyReceipt(FormatReceipt(good), verifier);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->entry.seq, 4u);
+  EXPECT_EQ(std::get<DonationOp>(verified->entry.body).amount, 1234);
+  EXPECT_EQ(verified->checkpoint, tree.At());
+  EXPECT_EQ(verified->key_name, kOrigin);
+
+  // Every leaf of every tree size proves.
+  for (uint64_t size = 1; size <= 7; ++size) {
+    const Tree t = DonationTree(size);
+    for (uint64_t i = 0; i < size; ++i) {
+      EXPECT_TRUE(VerifyReceipt(FormatReceipt(MakeReceipt(t, i, signer)), verifier).ok())
+          << i << " of " << size;
+    }
+  }
+
+  Receipt moved = good;
+  moved.index = 2;
+  absl::Status status = VerifyReceipt(FormatReceipt(moved), verifier).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(std::string(status.message()).rfind("inclusion proof: ", 0), 0u) << status;
+
+  // An entry honestly in the tree but under another leaf index than its seq.
+  Tree misplaced = DonationTree(3);
+  misplaced.Add(EncodeEntry(DonationEntry(9, 1234, "")));
+  status = VerifyReceipt(FormatReceipt(MakeReceipt(misplaced, 3, signer)), verifier).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(std::string(status.message()).rfind("entry: ", 0), 0u) << status;
+
+  // Bytes that are a leaf but no entry.
+  Tree garbage = DonationTree(3);
+  garbage.Add("not an entry");
+  status = VerifyReceipt(FormatReceipt(MakeReceipt(garbage, 3, signer)), verifier).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(std::string(status.message()).rfind("entry: ", 0), 0u) << status;
+}
+
+TEST(CheckAdvanceTest, ExtensionAndSameCheckpointPass) {
+  const Tree tree = DonationTree(7);
+  for (uint64_t old_size = 1; old_size <= 7; ++old_size) {
+    for (uint64_t new_size = old_size; new_size <= 7; ++new_size) {
+      EXPECT_TRUE(CheckAdvance(tree.At(old_size), tree.At(new_size),
+                               ConsistencyProofOf(tree, old_size, new_size))
+                      .ok())
+          << old_size << " -> " << new_size;
+    }
+  }
+  // The empty tree is a prefix of any tree.
+  EXPECT_TRUE(CheckAdvance(Tree().At(), tree.At(), {}).ok());
+}
+
+TEST(CheckAdvanceTest, RollbackIsReportedWithBothSizes) {
+  const Tree tree = DonationTree(5);
+  const absl::Status status = CheckAdvance(tree.At(5), tree.At(3), {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(status.message(),
+            "ROLLBACK: the server's newest checkpoint has 3 entries, fewer than the 5 already "
+            "verified");
+}
+
+TEST(CheckAdvanceTest, ForksAreReported) {
+  const Tree tree = DonationTree(7);
+  Tree other = DonationTree(7);
+  other.entries[1] = EncodeEntry(OpenAccountEntry(2, "donor/li", AccountKind::kDonor));
+  other.leaves[1] = merkle::LeafHash(other.entries[1]);
+
+  absl::Status status = CheckAdvance(tree.At(5), other.At(5), {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(std::string(status.message()).rfind("FORK: two different checkpoints of 5 entries", 0),
+            0u)
+      << status;
+
+  // The other history's own proof cannot connect it to the verified root.
+  status = CheckAdvance(tree.At(3), other.At(7), ConsistencyProofOf(other, 3, 7));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(std::string(status.message())
+                .rfind("FORK: checkpoint of 7 entries does not extend the verified checkpoint of "
+                       "3 entries: ",
+                       0),
+            0u)
+      << status;
+
+  // Neither can a tampered, truncated or missing proof of the right tree.
+  std::vector<Hash> proof = ConsistencyProofOf(tree, 3, 7);
+  ASSERT_FALSE(proof.empty());
+  std::vector<Hash> flipped = proof;
+  flipped[0][0] ^= 1;
+  EXPECT_EQ(CheckAdvance(tree.At(3), tree.At(7), flipped).code(), absl::StatusCode::kDataLoss);
+  std::vector<Hash> truncated(proof.begin(), proof.end() - 1);
+  EXPECT_EQ(CheckAdvance(tree.At(3), tree.At(7), truncated).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(CheckAdvance(tree.At(3), tree.At(7), {}).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(CheckAdvanceTest, AnotherOriginIsRefused) {
+  const Tree tree = DonationTree(5);
+  Checkpoint elsewhere = tree.At(5);
+  elsewhere.origin = "example.com/other";
+  const absl::Status status = CheckAdvance(tree.At(5), elsewhere, {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(status.message()).find("origin"), std::string::npos);
+}
+
+TEST(WriteFileAtomicallyTest, ReplacesTheFileAndLeavesNoTemporary) {
+  TempDir dir;
+  const std::string path = dir.File("state");
+  ASSERT_TRUE(WriteFileAtomically(path, "one\n").ok());
+  ASSERT_TRUE(WriteFileAtomically(path, "two\n").ok());
+  EXPECT_EQ(ReadFile(path), "two\n");
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(WriteFileAtomically(dir.File("no/such/dir/state"), "x").code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFileCapped(path, 3, "state").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*ReadFileCapped(path, 4, "state"), "two\n");
+}
+
 // ---------------------------------------------------------------- fake server
 
 // Answers a few RPCs the way docs/api.md describes, and remembers what it saw.
@@ -387,7 +627,14 @@ class FakeLedger final : public v1::Ledger::Service {
     response->mutable_result()->set_seq(7);
     response->set_lot(7);
     response->set_trace_code("TRACECODE234567ABCDEFGHIJKL");
+    if (request->wait_for_receipt()) response->set_receipt(receipt_);
     return grpc::Status::OK;
+  }
+
+  // What Donate answers with wait_for_receipt ("": no checkpoint in time).
+  void set_receipt(std::string receipt) {
+    std::lock_guard<std::mutex> lock(mu_);
+    receipt_ = std::move(receipt);
   }
 
   grpc::Status TraceByCode(grpc::ServerContext*, const v1::TraceByCodeRequest* request,
@@ -442,6 +689,7 @@ class FakeLedger final : public v1::Ledger::Service {
   const std::vector<v1::Entry> chain_;
   std::mutex mu_;
   v1::DonateRequest last_donate_;
+  std::string receipt_;
   std::string last_authorization_;
   bool had_deadline_ = false;
 };
@@ -465,6 +713,107 @@ class FakeExport final : public v1::Export::Service {
   const std::vector<v1::Entry> chain_;
 };
 
+// Serves signed checkpoints, consistency proofs and receipts of a tree that
+// a test sets (and changes, to play a server that forks or rolls back).
+class FakeTransparency final : public v1::Transparency::Service {
+ public:
+  static constexpr char kTraceCode[] = "GOODCODE234567ABCDEFGHIJKL";
+
+  FakeTransparency() : signer_(NoteSigner::Generate(kOrigin).value()) { Serve(DonationTree(5)); }
+
+  const NoteSigner& signer() const { return signer_; }
+
+  // Serves `tree`; its newest checkpoint is signed by `signer` (default: the
+  // server's key).
+  void Serve(const Tree& tree, const NoteSigner* signer = nullptr) {
+    const std::string note = SignCheckpoint(signer ? *signer : signer_, tree.At());
+    std::lock_guard<std::mutex> lock(mu_);
+    tree_ = tree;
+    newest_note_ = note;
+  }
+  // The next `n` GetCheckpoint calls fail with UNAVAILABLE.
+  void FailCheckpoints(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_ = n;
+  }
+  std::string newest_note() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return newest_note_;
+  }
+
+  grpc::Status GetVerifierKey(grpc::ServerContext*, const v1::GetVerifierKeyRequest*,
+                              v1::VerifierKey* key) override {
+    key->set_verifier_key(signer_.VerifierKey());
+    key->set_origin(kOrigin);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetCheckpoint(grpc::ServerContext*, const v1::GetCheckpointRequest* request,
+                             v1::SignedCheckpoint* checkpoint) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failures_ > 0) {
+      --failures_;
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "try again");
+    }
+    const uint64_t size = request->tree_size() == 0 ? tree_.size() : request->tree_size();
+    if (size > tree_.size()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no checkpoint");
+    const Checkpoint c = tree_.At(size);
+    checkpoint->set_note(size == tree_.size() ? newest_note_ : SignCheckpoint(signer_, c));
+    checkpoint->set_tree_size(size);
+    checkpoint->set_root_hash(std::string(c.root.begin(), c.root.end()));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetConsistencyProof(grpc::ServerContext*, const v1::ConsistencyProofRequest* request,
+                                   v1::ConsistencyProof* proof) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t new_size = request->new_size() == 0 ? tree_.size() : request->new_size();
+    absl::StatusOr<std::vector<Hash>> hashes =
+        merkle::ConsistencyProof(request->old_size(), new_size, tree_.Nodes());
+    if (!hashes.ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          std::string(hashes.status().message()));
+    }
+    proof->set_old_size(request->old_size());
+    proof->set_new_size(new_size);
+    for (const Hash& h : *hashes) proof->add_hashes(std::string(h.begin(), h.end()));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetReceipt(grpc::ServerContext*, const v1::GetReceiptRequest* request,
+                          v1::Receipt* receipt) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_wait_ms_ = request->wait_ms();
+    uint64_t seq = request->seq();
+    if (!request->trace_code().empty()) {
+      if (request->trace_code() != kTraceCode) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such trace code");
+      }
+      seq = 4;
+    }
+    if (seq == 0 || seq > tree_.size()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such entry");
+    }
+    receipt->set_text(FormatReceipt(MakeReceipt(tree_, seq - 1, signer_)));
+    receipt->set_seq(seq);
+    receipt->set_tree_size(tree_.size());
+    return grpc::Status::OK;
+  }
+
+  int64_t last_wait_ms() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_wait_ms_;
+  }
+
+ private:
+  const NoteSigner signer_;
+  std::mutex mu_;
+  Tree tree_;
+  std::string newest_note_;
+  int failures_ = 0;
+  int64_t last_wait_ms_ = -1;
+};
+
 class FakeServer {
  public:
   explicit FakeServer(std::vector<v1::Entry> chain) : ledger_(chain), export_(chain) {
@@ -473,16 +822,19 @@ class FakeServer {
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&ledger_);
     builder.RegisterService(&export_);
+    builder.RegisterService(&transparency_);
     server_ = builder.BuildAndStart();
   }
   ~FakeServer() { server_->Shutdown(); }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   FakeLedger& ledger() { return ledger_; }
+  FakeTransparency& transparency() { return transparency_; }
   grpc::Server& server() { return *server_; }
 
  private:
   FakeLedger ledger_;
   FakeExport export_;
+  FakeTransparency transparency_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
 };
@@ -720,6 +1072,438 @@ TEST(CliTest, RegisterRecipientReadsTheIdNumberFromStdin) {
       "");
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_NE(r.err.find("no ID number on stdin"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- CLI: transparency
+
+TEST(CliTest, HelpListsTheTransparencyCommands) {
+  const CliResult r = RunCommand({"help"});
+  for (const char* command : {"verifier-key", "checkpoint", "receipt", "verify-receipt", "watch"}) {
+    EXPECT_NE(r.out.find(std::string("  ") + command + " "), std::string::npos) << command;
+    const CliResult help = RunCommand({"help", command});
+    EXPECT_EQ(help.code, kExitOk) << command;
+    EXPECT_NE(help.out.find(std::string("usage: warmledger ") + command), std::string::npos);
+  }
+  EXPECT_NE(RunCommand({"donate", "--help"}).out.find("--receipt"), std::string::npos);
+}
+
+// A receipt for entry 4 of a 5-entry tree, and its signer.
+class VerifyReceiptCliTest : public ::testing::Test {
+ protected:
+  VerifyReceiptCliTest()
+      : signer_(NoteSigner::Generate(kOrigin).value()),
+        tree_(DonationTree(5)),
+        receipt_(MakeReceipt(tree_, 3, signer_)) {}
+
+  // Writes `text` as the receipt file and runs `verify-receipt FILE args...`.
+  // No server runs: --server names a port nobody listens on.
+  CliResult Verify(const std::string& text, const std::vector<std::string>& args) {
+    const std::string path = dir_.File("receipt.txt");
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << text;
+    }
+    std::vector<std::string> all = {"verify-receipt", "--server=127.0.0.1:1", path};
+    all.insert(all.end(), args.begin(), args.end());
+    return RunCommand(all);
+  }
+  std::string KeyFlag() const { return "--key=" + signer_.VerifierKey(); }
+
+  // Expects exit code 1 and an error message that names `step`.
+  static void ExpectFailsAt(const CliResult& r, const std::string& step) {
+    EXPECT_EQ(r.code, kExitError) << r.out << r.err;
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(step), std::string::npos) << r.err << " lacks " << step;
+    EXPECT_EQ(r.out.find("receipt verified"), std::string::npos) << r.out;
+  }
+
+  TempDir dir_;
+  const NoteSigner signer_;
+  const Tree tree_;
+  const Receipt receipt_;
+};
+
+TEST_F(VerifyReceiptCliTest, AGoodReceiptShowsTheDonationOffline) {
+  const CliResult r = Verify(FormatReceipt(receipt_), {KeyFlag()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.err, "");
+  for (const char* text :
+       {"seq      4\n", "type     donation\n", "donor    donor/zhang\n", "to       fund/general\n",
+        "amount   12.34 CNY\n", "memo     for the winter\n", "channel  counter\n"}) {
+    EXPECT_NE(r.out.find(text), std::string::npos) << r.out << " lacks " << text;
+  }
+  const std::string tail = std::string("checkpoint: ") + kOrigin + " size 5, signed by " + kOrigin +
+                           "\nreceipt verified\n";
+  ASSERT_GE(r.out.size(), tail.size());
+  EXPECT_EQ(r.out.substr(r.out.size() - tail.size()), tail) << r.out;
+}
+
+TEST_F(VerifyReceiptCliTest, KeyFromAFileAndJson) {
+  const std::string key_file = dir_.File("key.txt");
+  {
+    std::ofstream out(key_file);
+    out << signer_.VerifierKey() << "\n";
+  }
+  CliResult r = Verify(FormatReceipt(receipt_), {"--key=@" + key_file});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("receipt verified"), std::string::npos);
+
+  r = Verify(FormatReceipt(receipt_), {"--key", "@" + key_file, "--json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  for (const char* text :
+       {"{\"verified\":true,", "\"seq\":\"4\"", "\"type\":\"donation\"",
+        "\"donor\":\"donor/zhang\"", "\"anonymous\":false", "\"amount\":\"1234\"",
+        "\"asset\":\"CNY\"", "\"memo\":\"for the winter\"", "\"treeSize\":\"5\""}) {
+    EXPECT_NE(r.out.find(text), std::string::npos) << r.out << " lacks " << text;
+  }
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
+
+  EXPECT_EQ(Verify(FormatReceipt(receipt_), {"--key=@" + dir_.File("missing")}).code, kExitError);
+}
+
+TEST_F(VerifyReceiptCliTest, EntryTextReachesNoTerminalOrJsonUnescaped) {
+  Tree tree = DonationTree(3);
+  tree.Add(EncodeEntry(DonationEntry(4, 1234, "say \"hi\"\n\x1b[31m\\")));
+  const std::string text = FormatReceipt(MakeReceipt(tree, 3, signer_));
+  CliResult r = Verify(text, {KeyFlag()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("memo     say \"hi\"??[31m\\\n"), std::string::npos) << r.out;
+  r = Verify(text, {KeyFlag(), "--json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("\"memo\":\"say \\\"hi\\\"\\u000a\\u001b[31m\\\\\""), std::string::npos)
+      << r.out;
+}
+
+TEST_F(VerifyReceiptCliTest, AnotherKeyFailsTheSignature) {
+  const NoteSigner same_name = NoteSigner::Generate(kOrigin).value();
+  ExpectFailsAt(Verify(FormatReceipt(receipt_), {"--key=" + same_name.VerifierKey()}),
+                "signature: ");
+  const NoteSigner other_name = NoteSigner::Generate("example.com/impostor").value();
+  ExpectFailsAt(Verify(FormatReceipt(receipt_), {"--key=" + other_name.VerifierKey()}),
+                "signature: ");
+}
+
+TEST_F(VerifyReceiptCliTest, AFlippedEntryByteFailsTheInclusionProof) {
+  for (size_t i : {size_t{0}, size_t{12}, receipt_.entry_bytes.size() - 1}) {
+    Receipt r = receipt_;
+    r.entry_bytes[i] ^= 0x01;
+    ExpectFailsAt(Verify(FormatReceipt(r), {KeyFlag()}), "inclusion proof: ");
+  }
+}
+
+TEST_F(VerifyReceiptCliTest, AChangedIndexFailsTheInclusionProof) {
+  for (uint64_t index : {uint64_t{0}, uint64_t{2}, uint64_t{4}, uint64_t{5}, uint64_t{1000}}) {
+    Receipt r = receipt_;
+    r.index = index;
+    ExpectFailsAt(Verify(FormatReceipt(r), {KeyFlag()}), "inclusion proof: ");
+  }
+  Receipt r = receipt_;
+  r.proof.pop_back();
+  ExpectFailsAt(Verify(FormatReceipt(r), {KeyFlag()}), "inclusion proof: ");
+}
+
+TEST_F(VerifyReceiptCliTest, AChangedCheckpointFailsTheSignature) {
+  Receipt r = receipt_;
+  const std::string size_line = std::string(kOrigin) + "\n5\n";
+  ASSERT_EQ(r.checkpoint.rfind(size_line, 0), 0u) << r.checkpoint;
+  r.checkpoint.replace(0, size_line.size(), std::string(kOrigin) + "\n6\n");
+  ExpectFailsAt(Verify(FormatReceipt(r), {KeyFlag()}), "signature: ");
+}
+
+TEST_F(VerifyReceiptCliTest, AMalformedFileNamesTheLine) {
+  std::string text = FormatReceipt(receipt_);
+  const size_t at = text.find("index 3\n");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 8, "index three\n");
+  ExpectFailsAt(Verify(text, {KeyFlag()}), "receipt line 3: ");
+  ExpectFailsAt(Verify("", {KeyFlag()}), "receipt line 1: ");
+  ExpectFailsAt(Verify("hello\n", {KeyFlag()}), "receipt line 1: ");
+  const std::string whole = FormatReceipt(receipt_);
+  ExpectFailsAt(Verify(whole.substr(0, whole.find("\n\n") + 1), {KeyFlag()}), "receipt line");
+}
+
+TEST_F(VerifyReceiptCliTest, UsageMistakesExitTwo) {
+  const std::string text = FormatReceipt(receipt_);
+  CliResult r = Verify(text, {});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("missing required flag --key"), std::string::npos) << r.err;
+  r = Verify(text, {"--key=not-a-key"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("--key: "), std::string::npos) << r.err;
+  EXPECT_EQ(Verify(text, {KeyFlag(), "second-file"}).code, kExitUsage);
+  r = RunCommand({"verify-receipt", KeyFlag()});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("FILE"), std::string::npos) << r.err;
+  r = RunCommand({"verify-receipt", dir_.File("missing.txt"), KeyFlag()});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err.rfind("error: NOT_FOUND: ", 0), 0u) << r.err;
+}
+
+// `watch --once` rounds against a fake server whose tree a test changes.
+class WatchTest : public ::testing::Test {
+ protected:
+  CliResult Watch(const std::vector<std::string>& args = {"--once"}) {
+    std::vector<std::string> all = {"watch", "--server=" + server_.address(), "--state=" + state_,
+                                    "--key=" + transparency().signer().VerifierKey()};
+    all.insert(all.end(), args.begin(), args.end());
+    return RunCommand(all);
+  }
+  FakeTransparency& transparency() { return server_.transparency(); }
+  static std::string Line(const Tree& tree, const std::string& suffix = "") {
+    return "verified checkpoint " + std::to_string(tree.size()) + " (root " +
+           HashToBase64(tree.At().root) + ")" + suffix + "\n";
+  }
+  // DonationTree(n) with entry 2 replaced: another history.
+  static Tree OtherTree(uint64_t size) {
+    Tree tree = DonationTree(size);
+    tree.entries[1] = EncodeEntry(OpenAccountEntry(2, "donor/li", AccountKind::kDonor));
+    tree.leaves[1] = merkle::LeafHash(tree.entries[1]);
+    return tree;
+  }
+
+  FakeServer server_{{}};
+  TempDir dir_;
+  const std::string state_ = dir_.File("checkpoint.txt");
+};
+
+TEST_F(WatchTest, TrustsTheFirstCheckpointThenChecksEveryAdvance) {
+  transparency().Serve(DonationTree(3));
+  CliResult r = Watch();
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, Line(DonationTree(3)));
+  EXPECT_NE(r.err.find("trusting"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadFile(state_), transparency().newest_note());
+
+  transparency().Serve(DonationTree(5));
+  r = Watch();
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, Line(DonationTree(5), ", consistent with 3"));
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(ReadFile(state_), transparency().newest_note());
+  EXPECT_FALSE(std::filesystem::exists(state_ + ".tmp"));
+
+  r = Watch();
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, Line(DonationTree(5), ", consistent with 5"));
+
+  transparency().Serve(DonationTree(7));
+  r = Watch({"--once", "--json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "{\"treeSize\":\"7\",\"rootHash\":\"" + HashToBase64(DonationTree(7).At().root) +
+                       "\",\"consistentWith\":\"5\"}\n");
+}
+
+TEST_F(WatchTest, RollbackStopsAndKeepsTheState) {
+  transparency().Serve(DonationTree(5));
+  ASSERT_EQ(Watch().code, kExitOk);
+  const std::string saved = ReadFile(state_);
+  transparency().Serve(DonationTree(3));
+  const CliResult r = Watch();
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err,
+            "error: DATA_LOSS: ROLLBACK: the server's newest checkpoint has 3 entries, fewer than "
+            "the 5 already verified\n");
+  EXPECT_EQ(ReadFile(state_), saved);
+}
+
+TEST_F(WatchTest, ForksStopAndKeepTheState) {
+  transparency().Serve(DonationTree(5));
+  ASSERT_EQ(Watch().code, kExitOk);
+  const std::string saved = ReadFile(state_);
+
+  transparency().Serve(OtherTree(5));
+  CliResult r = Watch();
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.err.find("FORK: two different checkpoints of 5 entries"), std::string::npos) << r.err;
+
+  transparency().Serve(OtherTree(7));
+  r = Watch();
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.err.find("FORK: checkpoint of 7 entries does not extend the verified checkpoint of "
+                       "5 entries: "),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(ReadFile(state_), saved);
+}
+
+TEST_F(WatchTest, SignaturesOfTheServerAndTheStateFileAreChecked) {
+  const NoteSigner impostor = NoteSigner::Generate(kOrigin).value();
+  transparency().Serve(DonationTree(5), &impostor);
+  CliResult r = Watch();
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.err.find("signature: "), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(state_));
+
+  transparency().Serve(DonationTree(5));
+  {
+    std::ofstream out(state_);
+    out << SignCheckpoint(impostor, DonationTree(3).At());
+  }
+  r = Watch();
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.err.find("state file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("signature: "), std::string::npos) << r.err;
+
+  {
+    std::ofstream out(state_, std::ios::trunc);
+    out << "garbage\n";
+  }
+  r = Watch();
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.err.find("state file"), std::string::npos) << r.err;
+}
+
+TEST_F(WatchTest, UsageMistakesExitTwo) {
+  EXPECT_EQ(RunCommand({"watch", "--state=" + state_}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"watch", "--key=" + transparency().signer().VerifierKey()}).code,
+            kExitUsage);
+  EXPECT_EQ(Watch({"--interval_ms=0"}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"watch", "--state=" + state_, "--key=x+y"}).code, kExitUsage);
+}
+
+TEST_F(WatchTest, OnceExitsOneWhenTheCallFails) {
+  transparency().FailCheckpoints(1);
+  const CliResult r = Watch();
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err.find("error: UNAVAILABLE: try again"), r.err.find("error: ")) << r.err;
+  EXPECT_NE(r.err.find("UNAVAILABLE"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(state_));
+}
+
+TEST_F(WatchTest, LoopRetriesFailedCallsAndStopsAtAFork) {
+  transparency().Serve(DonationTree(5));
+  ASSERT_EQ(Watch().code, kExitOk);
+  transparency().Serve(OtherTree(5));
+  transparency().FailCheckpoints(2);
+  const CliResult r = Watch({"--interval_ms=10"});
+  EXPECT_EQ(r.code, kExitError);
+  size_t unavailable = 0;
+  for (size_t at = r.err.find("error: UNAVAILABLE: try again\n"); at != std::string::npos;
+       at = r.err.find("error: UNAVAILABLE: try again\n", at + 1)) {
+    ++unavailable;
+  }
+  EXPECT_EQ(unavailable, 2u) << r.err;
+  EXPECT_NE(r.err.find("error: DATA_LOSS: FORK: two different checkpoints of 5 entries"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(WatchTest, LoopEndsWithExitZeroOnSigterm) {
+  transparency().Serve(DonationTree(5));
+  // The state file appears during the first round, when the handler is in
+  // place: only then is the signal sent.
+  std::thread stopper([this] {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!std::filesystem::exists(state_) && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ::kill(::getpid(), SIGTERM);
+  });
+  const CliResult r = Watch({"--interval_ms=20"});
+  stopper.join();
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out.rfind(Line(DonationTree(5)), 0), 0u) << r.out;
+}
+
+TEST(TransparencyCliTest, VerifierKeyCheckpointAndReceipt) {
+  FakeServer server({});
+  FakeTransparency& transparency = server.transparency();
+  TempDir dir;
+  const std::string at = "--server=" + server.address();
+
+  CliResult r = RunCommand({"verifier-key", at});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("verifier key  " + transparency.signer().VerifierKey() + "\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(std::string("origin        ") + kOrigin + "\n"), std::string::npos) << r.out;
+  const std::string key_file = dir.File("key.txt");
+  r = RunCommand({"verifier-key", at, "--out=" + key_file, "--json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("\"verifierKey\""), std::string::npos) << r.out;
+  EXPECT_EQ(ReadFile(key_file), transparency.signer().VerifierKey() + "\n");
+
+  r = RunCommand({"checkpoint", at});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, transparency.newest_note());
+  r = RunCommand({"checkpoint", at, "--size=3"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, SignCheckpoint(transparency.signer(), DonationTree(3).At()));
+  const std::string note_file = dir.File("checkpoint.txt");
+  r = RunCommand({"checkpoint", at, "--out=" + note_file});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(ReadFile(note_file), transparency.newest_note());
+  EXPECT_EQ(RunCommand({"checkpoint", at, "--size=99"}).code, kExitError);
+
+  // A receipt fetched by trace code verifies offline with the saved key.
+  const std::string receipt_file = dir.File("receipt.txt");
+  r = RunCommand({"receipt", at, "--code", FakeTransparency::kTraceCode, "--wait_ms=1500",
+                  "--out=" + receipt_file});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(transparency.last_wait_ms(), 1500);
+  r = RunCommand({"verify-receipt", receipt_file, "--key=@" + key_file});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("12.34 CNY"), std::string::npos) << r.out;
+
+  r = RunCommand({"receipt", at, "--seq=2"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out.rfind("c2sp.org/tlog-proof@v1\nextra ", 0), 0u) << r.out;
+  EXPECT_EQ(r.out, FormatReceipt(MakeReceipt(DonationTree(5), 1, transparency.signer())));
+
+  r = RunCommand({"receipt", at, "--code=NOPE"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err, "error: NOT_FOUND: no such trace code\n");
+
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"receipt"},
+           {"receipt", "--code=A", "--seq=1"},
+           {"receipt", "--seq=0"},
+           {"receipt", "--seq=1", "--wait_ms=5001"},
+           {"receipt", "--seq=1", "--wait_ms=-1"},
+           {"receipt", "--seq=1", "--wait_ms=3000", "--deadline_ms=2000"},
+           {"receipt", "--seq=1", "--out="},
+           {"checkpoint", "--out="},
+       }) {
+    EXPECT_EQ(RunCommand(args).code, kExitUsage) << absl::StrJoin(args, " ");
+  }
+}
+
+TEST(TransparencyCliTest, DonateWritesTheReceiptOrSaysHowToFetchIt) {
+  FakeServer server({});
+  TempDir dir;
+  const std::string receipt_file = dir.File("receipt.txt");
+  const std::vector<std::string> donate = {"donate",        "--server=" + server.address(),
+                                           "--client_id=g", "--donor=donor/zhang",
+                                           "--to=fund/gen", "--yuan=12.34"};
+  const auto with = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = donate;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCommand(args);
+  };
+
+  CliResult r = with({});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_FALSE(server.ledger().last_donate().wait_for_receipt());
+
+  server.ledger().set_receipt("c2sp.org/tlog-proof@v1\nthe receipt\n");
+  r = with({"--receipt=" + receipt_file});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_TRUE(server.ledger().last_donate().wait_for_receipt());
+  EXPECT_NE(r.out.find("TRACECODE234567ABCDEFGHIJKL"), std::string::npos) << r.out;
+  EXPECT_EQ(ReadFile(receipt_file), "c2sp.org/tlog-proof@v1\nthe receipt\n");
+
+  std::filesystem::remove(receipt_file);
+  server.ledger().set_receipt("");
+  r = with({"--receipt=" + receipt_file});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("TRACECODE234567ABCDEFGHIJKL"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("warmledger receipt --code=TRACECODE234567ABCDEFGHIJKL"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(receipt_file));
+
+  EXPECT_EQ(with({"--receipt="}).code, kExitUsage);
 }
 
 }  // namespace
