@@ -38,6 +38,10 @@ Try, in another terminal:
   build/bin/warmledger --server=$listen funds
   build/bin/warmledger --server=$listen trace --code=<a trace code printed above>
   build/bin/warmledger --server=$listen tail
+Check a gift yourself, trusting only the published verifier key ($data/keys/checkpoint.vkey):
+  build/bin/warmledger --server=$listen receipt --code=<trace code> --wait_ms=3000 --out=gift.tlog-proof
+  build/bin/warmledger verify-receipt gift.tlog-proof --key=@$data/keys/checkpoint.vkey
+  build/bin/warmledger --server=$listen watch --once --state=watch.note --key=@$data/keys/checkpoint.vkey
 Press Ctrl-C to stop.
 MSG
 wait "$pid"
