@@ -2936,6 +2936,59 @@ TEST_F(ProcessTest, DaemonServesStopsCleanlyOnSigtermAndKeepsItsWrites) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
 }
 
+// Runs a program to completion; its exit code (-1 if it did not exit).
+int RunToExit(const std::vector<std::string>& args, const std::string& log_path) {
+  pid_t pid = Spawn(args, log_path);
+  if (pid < 0) return -1;
+  std::optional<int> status = WaitExit(pid, kChildExitMax);
+  if (!status.has_value() || !WIFEXITED(*status)) return -1;
+  return WEXITSTATUS(*status);
+}
+
+TEST_F(ProcessTest, ADonorsReceiptFromTheCliVerifiesOfflineAndTheAuditorAcceptsTheFolder) {
+  pid_t pid = -1;
+  const int port = StartDaemon(&pid);
+  ASSERT_GT(port, 0);
+  const std::string server = "--server=127.0.0.1:" + std::to_string(port);
+  const std::string cli_log = dir_.Sub("cli.log");
+  ASSERT_EQ(RunToExit({WARMLEDGER_CLI, server, "open-account", "--client_id=open-fund",
+                       "--account=fund/general", "--kind=fund", "--asset=CNY"},
+                      cli_log),
+            0)
+      << ReadText(cli_log);
+  const std::string receipt = dir_.Sub("gift.tlog-proof");
+  ASSERT_EQ(RunToExit({WARMLEDGER_CLI, server, "donate", "--client_id=cli-gift",
+                       "--donor=donor/lin", "--create_donor", "--to=fund/general", "--yuan=88.00",
+                       "--memo=for the elderly", "--receipt=" + receipt},
+                      cli_log),
+            0)
+      << ReadText(cli_log);
+  std::optional<int> status = StopDaemon(pid);
+  ASSERT_TRUE(status.has_value());
+
+  // Offline: no server runs any more.
+  const std::string key = "--key=@" + dir_.Sub("data") + "/keys/checkpoint.vkey";
+  const std::string verify_log = dir_.Sub("verify.log");
+  EXPECT_EQ(RunToExit({WARMLEDGER_CLI, "verify-receipt", receipt, key}, verify_log), 0)
+      << ReadText(verify_log);
+  EXPECT_THAT(ReadText(verify_log), HasSubstr("receipt verified"));
+  EXPECT_THAT(ReadText(verify_log), HasSubstr("donor/lin"));
+  EXPECT_THAT(ReadText(verify_log), HasSubstr("88.00"));
+
+  // A receipt whose entry was altered fails.
+  std::string text = ReadText(receipt);
+  const size_t extra = text.find("extra ") + 6;
+  text[extra + 20] = text[extra + 20] == 'A' ? 'B' : 'A';
+  const std::string forged = dir_.Sub("forged.tlog-proof");
+  std::ofstream(forged) << text;
+  EXPECT_EQ(RunToExit({WARMLEDGER_CLI, "verify-receipt", forged, key}, dir_.Sub("forged.log")), 1)
+      << ReadText(dir_.Sub("forged.log"));
+
+  const std::string audit_log = dir_.Sub("audit.log");
+  EXPECT_EQ(RunToExit({WARMLEDGER_AUDIT, "--data_dir=" + dir_.Sub("data"), key}, audit_log), 0)
+      << ReadText(audit_log);
+}
+
 TEST_F(ProcessTest, DevModeOnANonLoopbackAddressExitsWithAnError) {
   pid_t pid = Spawn({WARMLEDGERD, "--dev", "--data_dir=" + dir_.Sub("data"),
                      "--listen=0.0.0.0:0", "--port_file=" + dir_.Sub("port")},
