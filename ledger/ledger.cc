@@ -128,30 +128,15 @@ absl::StatusOr<std::optional<BalanceSnapshot>> ReadSnapshot(rocksdb::DB* db) {
   return snapshot;
 }
 
-std::string TileName(const merkle::TileId& id) {
-  return absl::StrCat("tile ", id.level, "/", id.index);
-}
-
 // Reads stored tiles (the widths are checked by merkle::NodesFromTiles).
 merkle::TileSource DbTiles(rocksdb::DB* db, rocksdb::ReadOptions ro) {
   return [db, ro](const merkle::TileId& id, uint64_t) -> absl::StatusOr<merkle::TileData> {
     std::string value;
     rocksdb::Status s = db->Get(ro, TileKey(id.level, id.index), &value);
-    if (s.IsNotFound()) return absl::DataLossError(absl::StrCat(TileName(id), ": missing"));
-    WL_RETURN_IF_ERROR(FromRocks(s, TileName(id)));
+    if (s.IsNotFound()) return absl::DataLossError(absl::StrCat(merkle::TileName(id), ": missing"));
+    WL_RETURN_IF_ERROR(FromRocks(s, merkle::TileName(id)));
     return value;
   };
-}
-
-// Tiles a tree of `size` leaves has: every level of hashes that is not
-// empty, each in ceil(count / 2^h) tiles.
-uint64_t TileCount(uint64_t size) {
-  uint64_t count = 0;
-  for (uint64_t hashes = size; hashes > 0; hashes >>= merkle::kTileHeight) {
-    count += (hashes + (1u << merkle::kTileHeight) - 1) >> merkle::kTileHeight;
-    if (hashes < (1u << merkle::kTileHeight)) break;
-  }
-  return count;
 }
 
 // Rebuilds the Merkle tree from the stored entries (their bytes, not their
@@ -173,9 +158,9 @@ absl::StatusOr<merkle::TileBuilder> RebuildTree(rocksdb::DB* db, const rocksdb::
         continue;
       }
       if (s.IsNotFound()) {
-        return absl::DataLossError(absl::StrCat("tree: ", TileName(id), " is missing"));
+        return absl::DataLossError(absl::StrCat("tree: ", merkle::TileName(id), " is missing"));
       }
-      WL_RETURN_IF_ERROR(FromRocks(s, TileName(id)));
+      WL_RETURN_IF_ERROR(FromRocks(s, merkle::TileName(id)));
       const bool exact = built.size() == kTileBytes || final;
       if (stored.size() >= built.size() && stored.compare(0, built.size(), built) == 0 &&
           (!exact || stored.size() == built.size())) {
@@ -190,7 +175,7 @@ absl::StatusOr<merkle::TileBuilder> RebuildTree(rocksdb::DB* db, const rocksdb::
                                   << (merkle::kTileHeight * id.level);
       return absl::DataLossError(absl::StrCat(
           "entry ", first_leaf + 1, ": the stored Merkle tree does not match the entries (",
-          TileName(id), " holds ", stored.size() / 32, " hashes, hash ", i / 32,
+          merkle::TileName(id), " holds ", stored.size() / 32, " hashes, hash ", i / 32,
           i / 32 < std::min(stored.size(), built.size()) / 32 ? " differs" : " is missing",
           ")"));
     }
@@ -222,10 +207,10 @@ absl::StatusOr<merkle::TileBuilder> RebuildTree(rocksdb::DB* db, const rocksdb::
     ++stored_tiles;
   }
   WL_RETURN_IF_ERROR(FromRocks(it->status(), "reading the Merkle tree"));
-  if (stored_tiles != TileCount(tree.size())) {
+  if (stored_tiles != merkle::TileCount(tree.size())) {
     return absl::DataLossError(absl::StrCat(
         "entry ", tree.size() + 1, ": the stored Merkle tree has ", stored_tiles,
-        " tiles but the ", tree.size(), " entries make ", TileCount(tree.size()),
+        " tiles but the ", tree.size(), " entries make ", merkle::TileCount(tree.size()),
         " (entries after ", tree.size(), " were removed?)"));
   }
   return tree;
@@ -251,18 +236,13 @@ absl::StatusOr<std::optional<CheckpointRecord>> VerifyCheckpoints(
     const uint64_t size = SizeFromCheckpointKey(key);
     std::string note(it->value().data(), it->value().size());
     std::string what = absl::StrCat("checkpoint of ", size, " entries: ");
-    std::string text;
     if (verifier != nullptr) {
       auto opened = verifier->Open(note);
       if (!opened.ok()) {
         return absl::DataLossError(absl::StrCat(what, "signature: ", opened.status().message()));
       }
-      text = std::move(*opened);
-    } else {
-      size_t end = note.find("\n\n");
-      text = note.substr(0, end == std::string::npos ? 0 : end + 1);
     }
-    auto checkpoint = ParseCheckpoint(text);
+    auto checkpoint = ParseCheckpointUnverified(note);
     if (!checkpoint.ok()) {
       return absl::DataLossError(absl::StrCat(what, checkpoint.status().message()));
     }

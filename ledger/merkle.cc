@@ -158,6 +158,20 @@ void ShiftUntilOddOrZero(uint64_t& fn, uint64_t& sn) {
 
 }  // namespace
 
+std::string TileName(const TileId& id) {
+  return absl::StrCat("tile ", id.level, "/", id.index);
+}
+
+uint64_t TileCount(uint64_t tree_size, int tile_height) {
+  const uint64_t width = uint64_t{1} << tile_height;
+  uint64_t count = 0;
+  for (uint64_t hashes = tree_size; hashes > 0; hashes >>= tile_height) {
+    count += (hashes + width - 1) / width;
+    if (hashes < width) break;
+  }
+  return count;
+}
+
 Hash LeafHash(std::string_view leaf_bytes) {
   static constexpr char kLeafPrefix = 0x00;
   Sha256Hasher& hasher = ThreadHasher();

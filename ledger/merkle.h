@@ -71,6 +71,12 @@ struct TileId {
   bool operator==(const TileId&) const = default;
 };
 
+// "tile L/N", for messages.
+std::string TileName(const TileId& id);
+// How many tiles a tree of `tree_size` leaves has: every non-empty level of
+// hashes at tile levels 0, 1, ..., each in ceil(count / 2^h) tiles.
+uint64_t TileCount(uint64_t tree_size, int tile_height = kTileHeight);
+
 // Concatenated 32-byte hashes of one tile.
 using TileData = std::string;
 

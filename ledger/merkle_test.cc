@@ -186,8 +186,6 @@ TileSource MapTiles(const TileMap& stored) {
   };
 }
 
-std::string TileName(const TileId& id) { return absl::StrCat(id.level, "/", id.index); }
-
 // ---- Known answers. ----
 
 TEST(MerkleTest, EmptyRootIsTheSha256OfNothing) {
@@ -833,6 +831,19 @@ TEST(MerkleTest, TakingChangesInBurstsStoresTheSameTiles) {
       Store(stored, builder.TakeChanged());
       EXPECT_TRUE(stored == one_at_a_time);
       EXPECT_EQ(stored.size(), one_at_a_time.size());
+    }
+  }
+}
+
+TEST(MerkleTest, TileCountIsTheNumberOfTilesTheBuilderWrites) {
+  for (int height : {1, 2, 3, 8}) {
+    TileBuilder builder(height);
+    std::map<std::pair<int, uint64_t>, bool> tiles;
+    EXPECT_EQ(TileCount(0, height), 0u);
+    for (uint64_t size = 1; size <= 1100; ++size) {
+      builder.Append(LeafHash(std::to_string(size)));
+      for (const auto& [id, data] : builder.TakeChanged()) tiles[{id.level, id.index}] = true;
+      ASSERT_EQ(TileCount(size, height), tiles.size()) << "height " << height << " size " << size;
     }
   }
 }

@@ -732,6 +732,14 @@ absl::StatusOr<NoteVerifier> NoteVerifier::Parse(std::string_view verifier_key) 
   return verifier;
 }
 
+absl::StatusOr<Checkpoint> ParseCheckpointUnverified(std::string_view note) {
+  const size_t split = note.rfind("\n\n");
+  if (split == std::string_view::npos) {
+    return absl::InvalidArgumentError("signed note has no blank line before its signatures");
+  }
+  return ParseCheckpoint(note.substr(0, split + 1));
+}
+
 absl::StatusOr<std::string> NoteVerifier::Open(std::string_view note) const {
   if (note.size() > kMaxNoteBytes) {
     return absl::InvalidArgumentError(

@@ -97,6 +97,12 @@ struct Checkpoint {
   bool operator==(const Checkpoint&) const = default;
 };
 
+// The checkpoint a signed note carries, read WITHOUT checking any signature:
+// for notes this process signed itself, or when no key is at hand (and the
+// caller says so). The text ends at the note's last blank line, as in
+// NoteVerifier::Open.
+absl::StatusOr<Checkpoint> ParseCheckpointUnverified(std::string_view note);
+
 // The note text of a checkpoint (three lines, each ending in '\n').
 std::string FormatCheckpoint(const Checkpoint& checkpoint);
 // Parses a checkpoint note text (extension lines after the third are

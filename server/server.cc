@@ -58,12 +58,6 @@ int64_t MillisUntil(std::chrono::system_clock::time_point deadline) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
 }
 
-// The body of a signed checkpoint this server issued (signature not checked:
-// it is ours).
-absl::StatusOr<Checkpoint> CheckpointOf(const std::string& note) {
-  return ParseCheckpoint(note.substr(0, note.find("\n\n") + 1));
-}
-
 absl::Status CheckTraceCode(const std::string& code) {
   bool well_formed = code.size() == 26;
   for (char c : code) well_formed &= (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
@@ -847,11 +841,7 @@ class TransparencyService final : public pb::Transparency::CallbackService {
                                               const pb::InclusionProofRequest* req,
                                               pb::InclusionProof* resp) override {
     return Read(ctx, "GetInclusionProof", Access::kPublic, [&](Role) -> absl::Status {
-      uint64_t size = req->tree_size();
-      if (size == 0) {
-        WL_ASSIGN_OR_RETURN(Checkpoint newest, Newest());
-        size = newest.size;
-      }
+      WL_ASSIGN_OR_RETURN(const uint64_t size, SizeOrNewest(req->tree_size()));
       return FillInclusion(req->seq(), size, resp);
     });
   }
@@ -860,11 +850,7 @@ class TransparencyService final : public pb::Transparency::CallbackService {
                                                 const pb::ConsistencyProofRequest* req,
                                                 pb::ConsistencyProof* resp) override {
     return Read(ctx, "GetConsistencyProof", Access::kPublic, [&](Role) -> absl::Status {
-      uint64_t size = req->new_size();
-      if (size == 0) {
-        WL_ASSIGN_OR_RETURN(Checkpoint newest, Newest());
-        size = newest.size;
-      }
+      WL_ASSIGN_OR_RETURN(const uint64_t size, SizeOrNewest(req->new_size()));
       WL_ASSIGN_OR_RETURN(std::vector<Hash> proof,
                           shared_->ledger->ConsistencyProof(req->old_size(), size));
       resp->set_old_size(req->old_size());
@@ -928,7 +914,7 @@ class TransparencyService final : public pb::Transparency::CallbackService {
       }
       absl::StatusOr<Receipt> receipt = shared_->ledger->MakeReceipt(seq);
       if (!receipt.ok()) return call->Finish(receipt.status());
-      auto parsed = CheckpointOf(receipt->checkpoint);
+      auto parsed = ParseCheckpointUnverified(receipt->checkpoint);
       if (!parsed.ok()) return call->Finish(parsed.status());
       resp->set_text(FormatReceipt(*receipt));
       resp->set_seq(seq);
@@ -958,13 +944,16 @@ class TransparencyService final : public pb::Transparency::CallbackService {
   }
 
   // The newest checkpoint's parsed body.
-  absl::StatusOr<Checkpoint> Newest() const {
+  // `size`, or the newest checkpoint's size when it is 0.
+  absl::StatusOr<uint64_t> SizeOrNewest(uint64_t size) const {
+    if (size != 0) return size;
     WL_ASSIGN_OR_RETURN(std::string note, shared_->ledger->LatestCheckpoint());
-    return CheckpointOf(note);
+    WL_ASSIGN_OR_RETURN(Checkpoint newest, ParseCheckpointUnverified(note));
+    return newest.size;
   }
 
   static absl::Status FillCheckpoint(std::string note, pb::SignedCheckpoint* out) {
-    WL_ASSIGN_OR_RETURN(Checkpoint checkpoint, CheckpointOf(note));
+    WL_ASSIGN_OR_RETURN(Checkpoint checkpoint, ParseCheckpointUnverified(note));
     out->set_tree_size(checkpoint.size);
     out->set_root_hash(HashBytes(checkpoint.root));
     out->set_note(std::move(note));

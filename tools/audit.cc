@@ -466,29 +466,13 @@ absl::StatusOr<Checkpoint> OpenCheckpoint(std::string_view note, const NoteVerif
     }
     text = std::move(*opened);
   } else {
-    const size_t end = note.find("\n\n");
-    if (end == std::string_view::npos) {
-      return absl::InvalidArgumentError("not a signed note (no blank line after the text)");
-    }
-    text = std::string(note.substr(0, end + 1));
+    return ParseCheckpointUnverified(note);
   }
   return ParseCheckpoint(text);
 }
 
 // ---- The stored Merkle tree. ----
 
-uint64_t TileCount(uint64_t size) {
-  uint64_t count = 0;
-  for (uint64_t hashes = size; hashes > 0; hashes >>= merkle::kTileHeight) {
-    count += (hashes + (1u << merkle::kTileHeight) - 1) >> merkle::kTileHeight;
-    if (hashes < (1u << merkle::kTileHeight)) break;
-  }
-  return count;
-}
-
-std::string TileName(const merkle::TileId& id) {
-  return absl::StrCat("tile ", id.level, "/", id.index);
-}
 
 // Compares the tiles the builder made with the stored ones.
 class TileChecker {
@@ -507,13 +491,13 @@ class TileChecker {
                                   << (merkle::kTileHeight * id.level);
       if (s.IsNotFound()) {
         board->ReportEntry(first_leaf + 1, kRankTree,
-                           absl::StrCat("the stored Merkle tree lacks ", TileName(id),
+                           absl::StrCat("the stored Merkle tree lacks ", merkle::TileName(id),
                                         ", which the entries from here make"));
         return;
       }
       if (!s.ok()) {
         board->ReportEntry(first_leaf + 1, kRankTree,
-                           std::string(FromRocks(s, TileName(id)).message()));
+                           std::string(FromRocks(s, merkle::TileName(id)).message()));
         return;
       }
       ++checked_;
@@ -543,7 +527,7 @@ class TileChecker {
       }
       board->ReportEntry(leaf + 1, kRankTree,
                          absl::StrCat("the stored Merkle tree does not match the entries (",
-                                      TileName(id), ": ", what, ")"));
+                                      merkle::TileName(id), ": ", what, ")"));
       return;
     }
   }
@@ -982,7 +966,7 @@ class Auditor {
         Fail(std::string(stored_tiles.status().message()));
         return;
       }
-      const uint64_t expected = tiles_stored_ ? TileCount(head) : 0;
+      const uint64_t expected = tiles_stored_ ? merkle::TileCount(head) : 0;
       if (*stored_tiles != expected) {
         board_.ReportEntry(head + 1, kRankFinal,
                            absl::StrCat("missing, but the stored Merkle tree has ",
