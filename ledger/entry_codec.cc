@@ -1,5 +1,6 @@
 #include "ledger/entry_codec.h"
 
+#include <bit>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,32 @@
 
 namespace warmledger {
 namespace {
+
+// Fixed-width little-endian integers (docs/format.md). On little-endian
+// hosts these compile to one load or store instead of a loop over bytes.
+template <typename T>
+T LoadLittleEndian(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  if constexpr (std::endian::native != std::endian::little) {
+    T le = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) {
+      le |= static_cast<T>(static_cast<uint8_t>(p[i])) << (8 * i);
+    }
+    v = le;
+  }
+  return v;
+}
+
+template <typename T>
+char* StoreLittleEndian(T v, char* p) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &v, sizeof(T));
+  } else {
+    for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  }
+  return p + sizeof(T);
+}
 
 class Writer {
  public:
@@ -55,11 +82,26 @@ class Reader {
     pos_ += n;
   }
   std::string Str(const char* field) {
-    uint16_t len = U16(field);
-    if (!Need(len, field)) return {};
-    std::string s(in_.substr(pos_, len));
-    pos_ += len;
+    std::string s;
+    Str(field, &s);
     return s;
+  }
+  // Like Str(), into `out` (unchanged on failure): decoding straight into
+  // the entry's fields saves a temporary and a move per string.
+  void Str(const char* field, std::string* out) {
+    uint16_t len = U16(field);
+    if (!Need(len, field)) return;
+    // Constructed at its exact size: assign() into an empty string would
+    // round the capacity up (to 30 for 16..30 bytes), costing memory in
+    // every decoded entry that is kept.
+    *out = std::string(in_.data() + pos_, len);
+    pos_ += len;
+  }
+  // Consumes `n` bytes that the caller has checked are there.
+  const char* Take(size_t n) {
+    const char* p = in_.data() + pos_;
+    pos_ += n;
+    return p;
   }
   void Fail(std::string message) {
     if (error_.empty()) error_ = std::move(message);
@@ -77,10 +119,7 @@ class Reader {
   template <typename T>
   T Fixed(const char* field) {
     if (!Need(sizeof(T), field)) return 0;
-    T v = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) {
-      v |= static_cast<T>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
-    }
+    T v = LoadLittleEndian<T>(in_.data() + pos_);
     pos_ += sizeof(T);
     return v;
   }
@@ -90,7 +129,50 @@ class Reader {
   std::string error_;
 };
 
-void EncodeBody(const OpBody& body, Writer& w) {
+// Counts the bytes a writer would write: EncodeEntry sizes its output with
+// it first and then writes with plain stores (SpanWriter), instead of ~30
+// appends that each check the capacity and may reallocate.
+class SizeCounter {
+ public:
+  void U8(uint8_t) { n_ += 1; }
+  void U16(uint16_t) { n_ += 2; }
+  void U32(uint32_t) { n_ += 4; }
+  void U64(uint64_t) { n_ += 8; }
+  void I64(int64_t) { n_ += 8; }
+  void Bytes(const void*, size_t n) { n_ += n; }
+  void Str(std::string_view s) { n_ += 2 + s.size(); }
+  size_t size() const { return n_; }
+
+ private:
+  size_t n_ = 0;
+};
+
+// Writes into memory already sized by SizeCounter.
+class SpanWriter {
+ public:
+  explicit SpanWriter(char* p) : p_(p) {}
+  void U8(uint8_t v) { *p_++ = static_cast<char>(v); }
+  void U16(uint16_t v) { p_ = StoreLittleEndian(v, p_); }
+  void U32(uint32_t v) { p_ = StoreLittleEndian(v, p_); }
+  void U64(uint64_t v) { p_ = StoreLittleEndian(v, p_); }
+  void I64(int64_t v) { p_ = StoreLittleEndian(static_cast<uint64_t>(v), p_); }
+  void Bytes(const void* p, size_t n) {
+    if (n != 0) std::memcpy(p_, p, n);
+    p_ += n;
+  }
+  void Str(std::string_view s) {
+    WL_CHECK(s.size() <= 0xffff);
+    U16(static_cast<uint16_t>(s.size()));
+    Bytes(s.data(), s.size());
+  }
+  char* pos() const { return p_; }
+
+ private:
+  char* p_;
+};
+
+template <typename W>
+void EncodeBody(const OpBody& body, W& w) {
   std::visit(
       [&](const auto& op) {
         using T = std::decay_t<decltype(op)>;
@@ -139,69 +221,72 @@ void EncodeBody(const OpBody& body, Writer& w) {
       body);
 }
 
-OpBody DecodeBody(EntryType type, Reader& r) {
+// Decodes the body in place: emplacing the alternative and reading each
+// string straight into its field avoids building a temporary op and moving
+// it (and all its strings) into the variant.
+void DecodeBody(EntryType type, Reader& r, OpBody* body) {
   switch (type) {
     case EntryType::kOpenAccount: {
-      OpenAccountOp op;
-      op.account = r.Str("open_account.account");
+      auto& op = body->emplace<OpenAccountOp>();
+      r.Str("open_account.account", &op.account);
       op.kind = static_cast<AccountKind>(r.U8("open_account.kind"));
-      op.asset = r.Str("open_account.asset");
+      r.Str("open_account.asset", &op.asset);
       op.flags = r.U32("open_account.flags");
-      op.name = r.Str("open_account.name");
-      op.category = r.Str("open_account.category");
-      op.community = r.Str("open_account.community");
-      return op;
+      r.Str("open_account.name", &op.name);
+      r.Str("open_account.category", &op.category);
+      r.Str("open_account.community", &op.community);
+      return;
     }
     case EntryType::kCloseAccount: {
-      CloseAccountOp op;
-      op.account = r.Str("close_account.account");
-      op.reason = r.Str("close_account.reason");
-      return op;
+      auto& op = body->emplace<CloseAccountOp>();
+      r.Str("close_account.account", &op.account);
+      r.Str("close_account.reason", &op.reason);
+      return;
     }
     case EntryType::kDonation: {
-      DonationOp op;
-      op.donor = r.Str("donation.donor");
-      op.to = r.Str("donation.to");
-      op.asset = r.Str("donation.asset");
+      auto& op = body->emplace<DonationOp>();
+      r.Str("donation.donor", &op.donor);
+      r.Str("donation.to", &op.to);
+      r.Str("donation.asset", &op.asset);
       op.amount = r.I64("donation.amount");
       op.channel = static_cast<DonationChannel>(r.U8("donation.channel"));
       op.flags = r.U32("donation.flags");
-      op.memo = r.Str("donation.memo");
-      op.trace_hash = r.Str("donation.trace_hash");
-      return op;
+      r.Str("donation.memo", &op.memo);
+      r.Str("donation.trace_hash", &op.trace_hash);
+      return;
     }
     case EntryType::kAllocation: {
-      AllocationOp op;
-      op.from = r.Str("allocation.from");
-      op.to = r.Str("allocation.to");
-      op.asset = r.Str("allocation.asset");
+      auto& op = body->emplace<AllocationOp>();
+      r.Str("allocation.from", &op.from);
+      r.Str("allocation.to", &op.to);
+      r.Str("allocation.asset", &op.asset);
       op.amount = r.I64("allocation.amount");
-      op.reason = r.Str("allocation.reason");
-      return op;
+      r.Str("allocation.reason", &op.reason);
+      return;
     }
     case EntryType::kDisbursement: {
-      DisbursementOp op;
-      op.from = r.Str("disbursement.from");
-      op.to = r.Str("disbursement.to");
-      op.asset = r.Str("disbursement.asset");
+      auto& op = body->emplace<DisbursementOp>();
+      r.Str("disbursement.from", &op.from);
+      r.Str("disbursement.to", &op.to);
+      r.Str("disbursement.asset", &op.asset);
       op.amount = r.I64("disbursement.amount");
-      op.purpose = r.Str("disbursement.purpose");
-      return op;
+      r.Str("disbursement.purpose", &op.purpose);
+      return;
     }
     case EntryType::kCorrection: {
-      CorrectionOp op;
+      auto& op = body->emplace<CorrectionOp>();
       op.ref_seq = r.U64("correction.ref_seq");
       op.mode = static_cast<CorrectionMode>(r.U8("correction.mode"));
-      op.reason = r.Str("correction.reason");
-      op.from = r.Str("correction.from");
-      op.to = r.Str("correction.to");
-      op.asset = r.Str("correction.asset");
+      r.Str("correction.reason", &op.reason);
+      r.Str("correction.from", &op.from);
+      r.Str("correction.to", &op.to);
+      r.Str("correction.asset", &op.asset);
       op.amount = r.I64("correction.amount");
-      return op;
+      return;
     }
   }
   r.Fail(absl::StrCat("unknown entry type ", static_cast<int>(type)));
-  return OpenAccountOp{};
+  body->emplace<OpenAccountOp>();
 }
 
 }  // namespace
@@ -300,8 +385,9 @@ std::string_view EntryBytesOf(std::string_view stored_value) {
   return stored_value.substr(0, stored_value.size() - 32);
 }
 
-void EncodeEntry(const Entry& entry, std::string* out) {
-  Writer w(out);
+namespace {
+template <typename W>
+void WriteEntry(const Entry& entry, W& w) {
   w.U8(entry.version);
   w.U8(static_cast<uint8_t>(entry.type()));
   w.U64(entry.seq);
@@ -323,10 +409,20 @@ void EncodeEntry(const Entry& entry, std::string* out) {
     }
   }
 }
+}  // namespace
+
+void EncodeEntry(const Entry& entry, std::string* out) {
+  SizeCounter counter;
+  WriteEntry(entry, counter);
+  const size_t start = out->size();
+  out->resize(start + counter.size());
+  SpanWriter w(out->data() + start);
+  WriteEntry(entry, w);
+  WL_CHECK(w.pos() == out->data() + out->size());
+}
 
 std::string EncodeEntry(const Entry& entry) {
   std::string out;
-  out.reserve(256);
   EncodeEntry(entry, &out);
   return out;
 }
@@ -345,31 +441,35 @@ absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
   e.seq = r.U64("seq");
   e.time_us = r.I64("time_us");
   r.Bytes(e.prev_hash.data(), e.prev_hash.size(), "prev_hash");
-  e.client_id = r.Str("client_id");
-  e.policy = r.Str("policy");
-  if (r.ok()) e.body = DecodeBody(static_cast<EntryType>(type), r);
+  r.Str("client_id", &e.client_id);
+  r.Str("policy", &e.policy);
+  if (r.ok()) DecodeBody(static_cast<EntryType>(type), r, &e.body);
   uint32_t posting_count = r.U32("posting_count");
   // Each posting needs at least 3 string prefixes, an amount and a count.
   if (r.ok() && posting_count > r.remaining() / 18) {
     r.Fail(absl::StrCat("posting_count ", posting_count, " exceeds the entry size"));
   }
+  if (r.ok()) e.postings.reserve(posting_count);
   for (uint32_t i = 0; r.ok() && i < posting_count; ++i) {
-    Posting p;
-    p.from = r.Str("posting.from");
-    p.to = r.Str("posting.to");
-    p.asset = r.Str("posting.asset");
+    // Filled in place (on failure the whole entry is dropped).
+    Posting& p = e.postings.emplace_back();
+    r.Str("posting.from", &p.from);
+    r.Str("posting.to", &p.to);
+    r.Str("posting.asset", &p.asset);
     p.amount = r.I64("posting.amount");
     uint32_t slice_count = r.U32("posting.slice_count");
     if (r.ok() && slice_count > r.remaining() / 16) {
       r.Fail(absl::StrCat("slice_count ", slice_count, " exceeds the entry size"));
     }
     if (!r.ok()) break;
+    // The check above proved that all the slices are there: read them
+    // without a bounds check each.
     p.slices.resize(slice_count);
-    for (uint32_t j = 0; j < slice_count; ++j) {
-      p.slices[j].lot = r.U64("slice.lot");
-      p.slices[j].amount = r.I64("slice.amount");
+    const char* in = r.Take(size_t{16} * slice_count);
+    for (uint32_t j = 0; j < slice_count; ++j, in += 16) {
+      p.slices[j].lot = LoadLittleEndian<uint64_t>(in);
+      p.slices[j].amount = static_cast<int64_t>(LoadLittleEndian<uint64_t>(in + 8));
     }
-    e.postings.push_back(std::move(p));
   }
   if (r.ok() && r.remaining() != 0) {
     r.Fail(absl::StrCat(r.remaining(), " trailing bytes"));

@@ -314,6 +314,14 @@ class Ledger::Impl {
       tree = RebuildTree(db_.get(), ro, upgrade);
     });
     absl::WriterMutexLock lock(&state_mu_);
+    {
+      // Size the replay's indexes once for the entries stored.
+      std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions()));
+      last->SeekForPrev(EntryKey(UINT64_MAX));
+      if (last->Valid()) {
+        state_.Reserve(SeqFromEntryKey(std::string_view(last->key().data(), last->key().size())));
+      }
+    }
     absl::StatusOr<std::optional<BalanceSnapshot>> snapshot = ReadSnapshot(db_.get());
     absl::Status replayed = snapshot.status();
     if (replayed.ok()) {
@@ -771,6 +779,7 @@ class Ledger::Impl {
     ro.snapshot = snapshot;
     ro.fill_cache = false;
     LedgerState fresh;
+    fresh.Reserve(durable);
     absl::Status s = ReplayAll(db_.get(), ro, &fresh, durable);
     db_->ReleaseSnapshot(snapshot);
     WL_RETURN_IF_ERROR(s);

@@ -13,19 +13,69 @@
 namespace warmledger {
 namespace {
 
+// The character checks below run on every field of every entry (also on
+// replay), so they scan without branching per character; which character
+// is bad does not change the error.
+
+// Byte-parallel tests on 8 bytes at a time ("bit twiddling hacks"). Each
+// is exact as a yes/no answer; only which byte matched would be unreliable,
+// and that is never used.
+constexpr uint64_t kEachByte = 0x0101010101010101;
+constexpr uint64_t kHighBits = 0x8080808080808080;
+// Some byte of `x` is below `n` (n <= 128).
+constexpr uint64_t AnyByteBelow(uint64_t x, uint8_t n) {
+  return (x - kEachByte * n) & ~x & kHighBits;
+}
+// Some byte of `x` is above `n` (n <= 127).
+constexpr uint64_t AnyByteAbove(uint64_t x, uint8_t n) {
+  return ((x + kEachByte * (127 - n)) | x) & kHighBits;
+}
+// Some byte of `x` equals `n`.
+constexpr uint64_t AnyByteIs(uint64_t x, uint8_t n) {
+  return AnyByteBelow(x ^ (kEachByte * n), 1);
+}
+uint64_t Load8(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, sizeof(x));
+  return x;  // byte order does not matter to the tests above
+}
+
+// Some byte of `s` is outside [lo, hi] (hi <= 127).
+bool AnyByteOutside(const std::string& s, uint8_t lo, uint8_t hi) {
+  uint64_t found = 0;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    const uint64_t x = Load8(s.data() + i);
+    found |= AnyByteBelow(x, lo) | AnyByteAbove(x, hi);
+  }
+  for (; i < s.size(); ++i) {
+    const auto u = static_cast<unsigned char>(s[i]);
+    found |= (u < lo) | (u > hi);
+  }
+  return found != 0;
+}
+
 absl::Status CheckClientId(const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("client_id: required");
   if (id.size() > kClientIdBytesMax) {
     return absl::InvalidArgumentError(absl::StrCat(
         "client_id: ", id.size(), " bytes, at most ", kClientIdBytesMax, " allowed"));
   }
-  for (char c : id) {
-    if (c < 0x21 || c > 0x7e) {
-      return absl::InvalidArgumentError("client_id: only printable ASCII without spaces");
-    }
+  if (AnyByteOutside(id, 0x21, 0x7e)) {
+    return absl::InvalidArgumentError("client_id: only printable ASCII without spaces");
   }
   return absl::OkStatus();
 }
+
+// Characters allowed in account ids: A-Z a-z 0-9 . _ : / -
+constexpr std::array<bool, 256> kAccountIdChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (char c : {'.', '_', ':', '/', '-'}) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
 
 absl::Status CheckAccountId(absl::string_view field, const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
@@ -33,13 +83,11 @@ absl::Status CheckAccountId(absl::string_view field, const std::string& id) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ": ", id.size(), " bytes, at most ", kAccountIdBytesMax, " allowed"));
   }
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '/' || c == '-';
-    if (!ok) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": '", id, "' may contain only A-Z a-z 0-9 . _ : / -"));
-    }
+  bool ok = true;
+  for (char c : id) ok &= kAccountIdChars[static_cast<unsigned char>(c)];
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": '", id, "' may contain only A-Z a-z 0-9 . _ : / -"));
   }
   return absl::OkStatus();
 }
@@ -71,12 +119,20 @@ absl::Status CheckText(absl::string_view field, const std::string& text, size_t 
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": ", text.size(), " bytes, at most ", max, " allowed"));
   }
-  for (char c : text) {
-    // Control characters could rewrite a terminal or a report line.
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": control characters are not allowed"));
-    }
+  // Control characters could rewrite a terminal or a report line.
+  uint64_t control = 0;
+  size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    const uint64_t x = Load8(text.data() + i);
+    control |= AnyByteBelow(x, 0x20) | AnyByteIs(x, 0x7f);
+  }
+  for (; i < text.size(); ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    control |= (u < 0x20) | (u == 0x7f);
+  }
+  if (control != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": control characters are not allowed"));
   }
   return absl::OkStatus();
 }
@@ -96,14 +152,20 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
                                                 const Hash* replayed_hash) {
   WL_RETURN_IF_ERROR(CheckClientId(client_id));
   WL_DCHECK(!client_ids_.contains(client_id));
+  // The id is inserted at the end, into a random slot of a large table:
+  // start fetching that memory now so that the miss overlaps the work below.
+  client_ids_.prefetch(client_id);
   const size_t mark = journal->Mark();
-  Entry e;
+  // The entry is built in scratch_, whose strings and vectors keep their
+  // capacity from the previous entry: once warm, this allocates nothing.
+  // Every field is set below or by the Apply* function that runs.
+  Entry& e = scratch_;
   e.seq = head_seq_ + 1;
   e.time_us = std::max(time_us, head_time_us_);
   e.prev_hash = head_hash_;
-  e.client_id = client_id;
+  e.client_id.assign(client_id);
   e.body = std::move(body);
-  e.policy = std::string(kPolicyNone);
+  e.policy.assign(kPolicyNone);
   cur_seq_ = e.seq;
   cur_time_us_ = e.time_us;
   cur_type_ = TypeOf(e.body);
@@ -129,6 +191,7 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
       e.body);
   if (!status.ok()) {
     UndoTo(journal, mark);
+    TrimScratch();
     return status;
   }
 
@@ -144,19 +207,26 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
     WL_CHECK(sum == p.amount);
   }
 
-  AppliedEntry out;
-  out.stored_value.reserve(320);
-  EncodeEntry(e, &out.stored_value);
-  if (out.stored_value.size() > kEntryBytesMax) {
+  // Encoded into a reused buffer first, so that the returned value is
+  // allocated once at its exact size.
+  encode_buf_.clear();
+  EncodeEntry(e, &encode_buf_);
+  if (encode_buf_.size() > kEntryBytesMax) {
     UndoTo(journal, mark);
+    const size_t size = encode_buf_.size();
+    TrimScratch();
     return absl::FailedPreconditionError(absl::StrCat(
-        "entry would take ", out.stored_value.size(), " bytes, above the limit of ",
-        kEntryBytesMax, "; split the operation"));
+        "entry would take ", size, " bytes, above the limit of ", kEntryBytesMax,
+        "; split the operation"));
   }
+  AppliedEntry out;
   out.seq = e.seq;
   out.time_us = e.time_us;
-  out.hash = replayed_hash ? *replayed_hash : EntryHash(out.stored_value);
+  out.hash = replayed_hash ? *replayed_hash : EntryHash(encode_buf_);
+  out.stored_value.reserve(encode_buf_.size() + out.hash.size());
+  out.stored_value.append(encode_buf_);
   out.stored_value.append(reinterpret_cast<const char*>(out.hash.data()), out.hash.size());
+  TrimScratch();
 
   client_ids_.emplace(client_id, e.seq);
   if (journal->recording()) {
@@ -168,8 +238,27 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   return out;
 }
 
+void LedgerState::TrimScratch() {
+  // An exceptionally large entry (up to kEntryBytesMax) should not pin its
+  // buffers for the state's lifetime; typical entries are a few hundred
+  // bytes and a handful of slices.
+  constexpr size_t kKeepBytes = 64 * 1024;
+  if (encode_buf_.capacity() > kKeepBytes) std::string().swap(encode_buf_);
+  for (Posting& p : scratch_.postings) {
+    if (p.slices.capacity() * sizeof(Slice) > kKeepBytes) std::vector<Slice>().swap(p.slices);
+  }
+}
+
+Posting& LedgerState::OnePosting(Entry* e) {
+  e->postings.resize(1);
+  Posting& p = e->postings.front();
+  p.slices.clear();
+  return p;
+}
+
 absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journal* j,
                                     Entry* e) {
+  e->postings.clear();
   WL_RETURN_IF_ERROR(CheckAccountId("open_account.account", op.account));
   auto k = static_cast<uint8_t>(op.kind);
   if (k < 1 || k > kAccountKindMax) {
@@ -216,6 +305,8 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
   AccountState a;
   a.id = op.account;
   a.kind = op.kind;
+  a.holding = IsHolding(op.kind);
+  a.source = IsSource(op.kind);
   a.asset = op.asset.empty() ? kNoAsset : InternAsset(op.asset);
   a.flags = op.flags;
   a.name = op.name;
@@ -225,11 +316,14 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
   account_index_.emplace(a.id, static_cast<uint32_t>(accounts_.size()));
   accounts_.push_back(std::move(a));
   j->Add({Journal::Kind::kNewAccount});
-  AddTouch(static_cast<uint32_t>(accounts_.size() - 1), accounts_.back().asset, 0, j);
+  const auto idx = static_cast<uint32_t>(accounts_.size() - 1);
+  const uint32_t asset = accounts_.back().asset;
+  AddTouch(idx, asset, 0, asset == kNoAsset ? 0 : BalanceOf(idx, asset), j);
   return absl::OkStatus();
 }
 
 absl::Status LedgerState::ApplyClose(const CloseAccountOp& op, Journal* j, Entry* e) {
+  e->postings.clear();
   WL_RETURN_IF_ERROR(CheckAccountId("close_account.account", op.account));
   WL_RETURN_IF_ERROR(CheckText("close_account.reason", op.reason, kTextBytesMax, true));
   WL_ASSIGN_OR_RETURN(uint32_t idx, FindOpen("close_account.account", op.account));
@@ -244,7 +338,7 @@ absl::Status LedgerState::ApplyClose(const CloseAccountOp& op, Journal* j, Entry
   }
   a.closed = true;
   j->Add({Journal::Kind::kClosed, idx});
-  AddTouch(idx, a.asset, 0, j);
+  AddTouch(idx, a.asset, 0, a.asset == kNoAsset ? 0 : BalanceOf(idx, a.asset), j);
   return absl::OkStatus();
 }
 
@@ -268,26 +362,33 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
     return absl::InvalidArgumentError(absl::StrCat(
         "donation.trace_hash: ", op.trace_hash.size(), " bytes; empty or 32 (SHA-256)"));
   }
-  if (auto it = trace_hashes_.find(op.trace_hash);
-      !op.trace_hash.empty() && it != trace_hashes_.end()) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("donation.trace_hash: already identifies lot ", it->second));
+  Hash trace{};
+  if (!op.trace_hash.empty()) {
+    std::memcpy(trace.data(), op.trace_hash.data(), trace.size());
+    if (auto it = trace_hashes_.find(trace); it != trace_hashes_.end()) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("donation.trace_hash: already identifies lot ", it->second));
+    }
   }
   WL_ASSIGN_OR_RETURN(uint32_t donor, FindOpen("donation.donor", op.donor));
+  // The new lot goes at the end of the donor's list (see FindOpen).
+  if (const auto& lots = accounts_[donor].lots; lots.size() < lots.capacity()) {
+    __builtin_prefetch(lots.data() + lots.size(), 1);
+  }
   WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("donation.to", op.to));
-  if (!IsSource(accounts_[donor].kind)) {
+  if (!accounts_[donor].source) {
     return absl::FailedPreconditionError(
         absl::StrCat("donation.donor: account '", op.donor, "' is a ",
                      AccountKindName(accounts_[donor].kind), ", not a donor or merchant"));
   }
   AccountKind to_kind = accounts_[to].kind;
-  if (!IsHolding(to_kind) || to_kind == AccountKind::kVoucher) {
+  if (!accounts_[to].holding || to_kind == AccountKind::kVoucher) {
     return absl::FailedPreconditionError(
         absl::StrCat("donation.to: account '", op.to, "' is a ", AccountKindName(to_kind),
                      "; gifts go into a fund, project or stock"));
   }
   WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("donation.asset", to, op.asset));
-  WL_RETURN_IF_ERROR(AssetFor("donation.asset", donor, op.asset).status());
+  WL_RETURN_IF_ERROR(AssetFor("donation.asset", donor, op.asset, asset).status());
   WL_RETURN_IF_ERROR(CheckMove("donation.amount", donor, to, asset, op.amount));
 
   LotState lot;
@@ -298,22 +399,28 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
   lot.amount = op.amount;
   lot.time_us = time_us;
   lot.anonymous = (op.flags & kDonationAnonymous) != 0;
-  lot_index_.emplace(seq, static_cast<uint32_t>(lots_.size()));
-  lots_.push_back(std::move(lot));
+  const auto lot_idx = static_cast<uint32_t>(lots_.size());
+  if (lot_by_seq_.size() <= seq) lot_by_seq_.resize(seq + 1, kNone);
+  lot_by_seq_[seq] = lot_idx;
+  lots_.push_back(lot);
   j->Add({Journal::Kind::kNewLot});
-  accounts_[donor].lots.push_back(static_cast<uint32_t>(lots_.size() - 1));
+  accounts_[donor].lots.push_back(lot_idx);
   j->Add({Journal::Kind::kDonorLot, donor});
   if (!op.trace_hash.empty()) {
-    trace_hashes_.emplace(op.trace_hash, seq);
+    trace_hashes_.emplace(trace, seq);
     if (j->recording()) {
-      j->saved_strings_.push_back(op.trace_hash);
-      j->Add({Journal::Kind::kTraceHash, 0, j->saved_strings_.size() - 1});
+      j->saved_hashes_.push_back(trace);
+      j->Add({Journal::Kind::kTraceHash, 0, j->saved_hashes_.size() - 1});
     }
   }
 
-  std::vector<Slice> slices{{seq, op.amount}};
-  Move(donor, to, asset, op.amount, slices, seq, /*record_moves=*/false, j);
-  e->postings.push_back({op.donor, op.to, op.asset, op.amount, std::move(slices)});
+  Posting& p = OnePosting(e);
+  p.slices.push_back({seq, op.amount});
+  Move(donor, to, asset, op.amount, p.slices, seq, /*record_moves=*/false, j);
+  p.from.assign(op.donor);
+  p.to.assign(op.to);
+  p.asset.assign(op.asset);
+  p.amount = op.amount;
   return absl::OkStatus();
 }
 
@@ -345,13 +452,16 @@ absl::Status LedgerState::ApplyAllocation(const AllocationOp& op, uint64_t seq, 
         "by a disbursement for its purpose or by a correction with a reason"));
   }
   WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("allocation.asset", from, op.asset));
-  WL_RETURN_IF_ERROR(AssetFor("allocation.asset", to, op.asset).status());
+  WL_RETURN_IF_ERROR(AssetFor("allocation.asset", to, op.asset, asset).status());
   WL_RETURN_IF_ERROR(CheckMove("allocation.amount", from, to, asset, op.amount));
-  std::vector<Slice> slices;
-  WL_RETURN_IF_ERROR(TakeFifo("allocation.amount", from, op.amount, j, &slices));
-  Move(from, to, asset, op.amount, slices, seq, /*record_moves=*/true, j);
-  e->policy = std::string(kPolicyFifoV1);
-  e->postings.push_back({op.from, op.to, op.asset, op.amount, std::move(slices)});
+  Posting& p = OnePosting(e);
+  WL_RETURN_IF_ERROR(TakeFifo("allocation.amount", from, op.amount, j, &p.slices));
+  Move(from, to, asset, op.amount, p.slices, seq, /*record_moves=*/true, j);
+  e->policy.assign(kPolicyFifoV1);
+  p.from.assign(op.from);
+  p.to.assign(op.to);
+  p.asset.assign(op.asset);
+  p.amount = op.amount;
   return absl::OkStatus();
 }
 
@@ -375,13 +485,16 @@ absl::Status LedgerState::ApplyDisbursement(const DisbursementOp& op, uint64_t s
         "; disbursements go to a recipient, supplier or expense"));
   }
   WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("disbursement.asset", from, op.asset));
-  WL_RETURN_IF_ERROR(AssetFor("disbursement.asset", to, op.asset).status());
+  WL_RETURN_IF_ERROR(AssetFor("disbursement.asset", to, op.asset, asset).status());
   WL_RETURN_IF_ERROR(CheckMove("disbursement.amount", from, to, asset, op.amount));
-  std::vector<Slice> slices;
-  WL_RETURN_IF_ERROR(TakeFifo("disbursement.amount", from, op.amount, j, &slices));
-  Move(from, to, asset, op.amount, slices, seq, /*record_moves=*/true, j);
-  e->policy = std::string(kPolicyFifoV1);
-  e->postings.push_back({op.from, op.to, op.asset, op.amount, std::move(slices)});
+  Posting& p = OnePosting(e);
+  WL_RETURN_IF_ERROR(TakeFifo("disbursement.amount", from, op.amount, j, &p.slices));
+  Move(from, to, asset, op.amount, p.slices, seq, /*record_moves=*/true, j);
+  e->policy.assign(kPolicyFifoV1);
+  p.from.assign(op.from);
+  p.to.assign(op.to);
+  p.asset.assign(op.asset);
+  p.amount = op.amount;
   return absl::OkStatus();
 }
 
@@ -419,13 +532,16 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
           "; to return a gift, reverse its donation"));
     }
     WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("correction.asset", from, op.asset));
-    WL_RETURN_IF_ERROR(AssetFor("correction.asset", to, op.asset).status());
+    WL_RETURN_IF_ERROR(AssetFor("correction.asset", to, op.asset, asset).status());
     WL_RETURN_IF_ERROR(CheckMove("correction.amount", from, to, asset, op.amount));
-    std::vector<Slice> slices;
-    WL_RETURN_IF_ERROR(TakeFifo("correction.amount", from, op.amount, j, &slices));
-    Move(from, to, asset, op.amount, slices, seq, /*record_moves=*/true, j);
-    e->policy = std::string(kPolicyFifoV1);
-    e->postings.push_back({op.from, op.to, op.asset, op.amount, std::move(slices)});
+    Posting& p = OnePosting(e);
+    WL_RETURN_IF_ERROR(TakeFifo("correction.amount", from, op.amount, j, &p.slices));
+    Move(from, to, asset, op.amount, p.slices, seq, /*record_moves=*/true, j);
+    e->policy.assign(kPolicyFifoV1);
+    p.from.assign(op.from);
+    p.to.assign(op.to);
+    p.asset.assign(op.asset);
+    p.amount = op.amount;
     return absl::OkStatus();
   }
 
@@ -457,14 +573,19 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
   WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("correction.ref_seq", p.from));
   WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("correction.ref_seq", from, p.asset));
   WL_RETURN_IF_ERROR(CheckMove("correction.ref_seq", from, to, asset, p.amount));
-  if (IsHolding(accounts_[from].kind)) {
+  if (accounts_[from].holding) {
     WL_RETURN_IF_ERROR(TakeLots("correction.ref_seq", from, p.slices, j));
   }
   Move(from, to, asset, p.amount, p.slices, seq, /*record_moves=*/true, j);
   reversed_.emplace(op.ref_seq, seq);
   j->Add({Journal::Kind::kReversed, 0, op.ref_seq});
-  e->policy = std::string(kPolicyReverseV1);
-  e->postings.push_back({p.to, p.from, p.asset, p.amount, p.slices});
+  e->policy.assign(kPolicyReverseV1);
+  Posting& back = OnePosting(e);
+  back.from.assign(p.to);
+  back.to.assign(p.from);
+  back.asset.assign(p.asset);
+  back.amount = p.amount;
+  back.slices.assign(p.slices.begin(), p.slices.end());
   return absl::OkStatus();
 }
 
@@ -477,20 +598,29 @@ absl::StatusOr<uint32_t> LedgerState::FindOpen(absl::string_view field,
   if (it == account_index_.end()) {
     return absl::NotFoundError(absl::StrCat(field, ": account '", id, "' not found"));
   }
-  if (accounts_[it->second].closed) {
+  const AccountState& a = accounts_[it->second];
+  if (a.closed) {
     return absl::FailedPreconditionError(
         absl::StrCat(field, ": account '", id, "' is closed"));
   }
+  // The entry will most likely add a statement line to this account, at the
+  // end of a list that is seldom in cache: start fetching it now.
+  a.touches.PrefetchEnd();
   return it->second;
 }
 
 absl::StatusOr<uint32_t> LedgerState::AssetFor(absl::string_view field, uint32_t account,
-                                               const std::string& asset) {
+                                               const std::string& asset, uint32_t known) {
   const AccountState& a = accounts_[account];
-  if (a.asset != kNoAsset && assets_[a.asset] != asset) {
-    return absl::FailedPreconditionError(absl::StrCat(field, ": account '", a.id, "' holds ",
-                                                      assets_[a.asset], ", not ", asset));
+  if (a.asset != kNoAsset) {
+    if (assets_[a.asset] != asset) {
+      return absl::FailedPreconditionError(absl::StrCat(field, ": account '", a.id,
+                                                        "' holds ", assets_[a.asset], ", not ",
+                                                        asset));
+    }
+    return a.asset;  // what InternAsset(asset) would return, without hashing
   }
+  if (known != kNoAsset) return known;
   return InternAsset(asset);
 }
 
@@ -513,7 +643,7 @@ absl::Status LedgerState::CheckMove(absl::string_view field, uint32_t from, uint
                                     uint32_t asset, int64_t amount) const {
   const AccountState& f = accounts_[from];
   int64_t from_balance = BalanceOf(from, asset);
-  if (!IsSource(f.kind) && from_balance < amount) {
+  if (!f.source && from_balance < amount) {
     return absl::FailedPreconditionError(
         absl::StrCat(field, ": account '", f.id, "' holds ", from_balance, " ",
                      assets_[asset], ", asked ", amount));
@@ -528,8 +658,11 @@ absl::Status LedgerState::CheckMove(absl::string_view field, uint32_t from, uint
         absl::StrCat(field, ": balance of account '", accounts_[to].id, "' would overflow"));
   }
   const size_t type = static_cast<size_t>(cur_type_);
-  if (__builtin_add_overflow(f.flows[kFlowOut + type], amount, &ignored) ||
-      __builtin_add_overflow(accounts_[to].flows[type], amount, &ignored)) {
+  // Only holding accounts' flows ever change (Move); the others' stay zero
+  // and cannot overflow, so their flows (a cache line apart) are not read.
+  const AccountState& t = accounts_[to];
+  if ((f.holding && __builtin_add_overflow(f.flows[kFlowOut + type], amount, &ignored)) ||
+      (t.holding && __builtin_add_overflow(t.flows[type], amount, &ignored))) {
     return absl::FailedPreconditionError(
         absl::StrCat(field, ": flow totals of account '", f.id, "' or '", accounts_[to].id,
                      "' would overflow"));
@@ -537,7 +670,8 @@ absl::Status LedgerState::CheckMove(absl::string_view field, uint32_t from, uint
   return absl::OkStatus();
 }
 
-void LedgerState::AddBalance(uint32_t account, uint32_t asset, int64_t delta, Journal* j) {
+int64_t LedgerState::AddBalance(uint32_t account, uint32_t asset, int64_t delta,
+                                Journal* j) {
   auto& balances = accounts_[account].balances;
   auto it = std::find_if(balances.begin(), balances.end(),
                          [&](const auto& b) { return b.first == asset; });
@@ -547,29 +681,38 @@ void LedgerState::AddBalance(uint32_t account, uint32_t asset, int64_t delta, Jo
     it = balances.end() - 1;
   }
   WL_CHECK(!__builtin_add_overflow(it->second, delta, &it->second));
-  if (IsHolding(accounts_[account].kind)) WL_CHECK(it->second >= 0);
+  if (accounts_[account].holding) WL_CHECK(it->second >= 0);
   j->Add({Journal::Kind::kBalance, account, asset, delta});
+  return it->second;
 }
 
 void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amount,
                        const std::vector<Slice>& slices, uint64_t seq, bool record_moves,
                        Journal* j) {
-  AddBalance(from, asset, -amount, j);
-  AddBalance(to, asset, amount, j);
-  AddTouch(from, asset, -amount, j);
-  AddTouch(to, asset, amount, j);
+  int64_t from_after = AddBalance(from, asset, -amount, j);
+  const int64_t to_after = AddBalance(to, asset, amount, j);
+  // The lines show the balances after both changes (the rules never let
+  // `from` be `to`; this keeps the lines exact even so).
+  if (from == to) from_after = to_after;
+  AddTouch(from, asset, -amount, from_after, j);
+  AddTouch(to, asset, amount, to_after, j);
   const size_t type = static_cast<size_t>(cur_type_);
-  if (IsHolding(accounts_[from].kind)) AddFlow(from, kFlowOut + type, amount, j);
-  if (IsHolding(accounts_[to].kind)) AddFlow(to, type, amount, j);
-  if (IsHolding(accounts_[to].kind)) PushBack(to, slices, j);
+  if (accounts_[from].holding) AddFlow(from, kFlowOut + type, amount, j);
+  if (accounts_[to].holding) {
+    AddFlow(to, type, amount, j);
+    PushBack(to, slices, j);
+  }
   if (!record_moves) return;
   for (const Slice& s : slices) {
-    auto it = lot_index_.find(s.lot);
-    WL_CHECK(it != lot_index_.end());
-    auto& moves = lots_[it->second].moves;
-    if (moves.empty() || moves.back() != seq) {
-      moves.push_back(seq);
-      j->Add({Journal::Kind::kLotMove, it->second});
+    const uint32_t idx = LotIndex(s.lot);
+    WL_CHECK(idx != kNone);
+    LotState& lot = lots_[idx];
+    // A lot listed in several slices is recorded once per entry.
+    if (lot.last_move == kNoMove || lot.last_move_seq != seq) {
+      lot_moves_.push_back({seq, lot.last_move});
+      lot.last_move = lot_moves_.size() - 1;
+      lot.last_move_seq = seq;
+      j->Add({Journal::Kind::kLotMove, idx});
     }
   }
 }
@@ -652,9 +795,8 @@ void LedgerState::PushBack(uint32_t account, const std::vector<Slice>& in, Journ
 
 void LedgerState::SetHead(uint64_t seq, const Hash& hash, int64_t time_us, Journal* j) {
   if (j->recording()) {
-    j->saved_strings_.emplace_back(reinterpret_cast<const char*>(head_hash_.data()),
-                                   head_hash_.size());
-    j->Add({Journal::Kind::kHead, static_cast<uint32_t>(j->saved_strings_.size() - 1),
+    j->saved_hashes_.push_back(head_hash_);
+    j->Add({Journal::Kind::kHead, static_cast<uint32_t>(j->saved_hashes_.size() - 1),
             head_seq_, head_time_us_});
   }
   head_seq_ = seq;
@@ -662,10 +804,9 @@ void LedgerState::SetHead(uint64_t seq, const Hash& hash, int64_t time_us, Journ
   head_time_us_ = time_us;
 }
 
-void LedgerState::AddTouch(uint32_t account, uint32_t asset, int64_t delta, Journal* j) {
-  AccountState& a = accounts_[account];
-  int64_t balance = asset == kNoAsset ? 0 : BalanceOf(account, asset);
-  a.touches.push_back({cur_seq_, cur_time_us_, delta, balance, asset});
+void LedgerState::AddTouch(uint32_t account, uint32_t asset, int64_t delta,
+                           int64_t balance_after, Journal* j) {
+  accounts_[account].touches.push_back({cur_seq_, cur_time_us_, delta, balance_after, asset});
   j->Add({Journal::Kind::kTouch, account});
 }
 
@@ -710,12 +851,18 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
         accounts_.pop_back();
         break;
       case K::kNewLot:
-        lot_index_.erase(lots_.back().lot);
+        lot_by_seq_[lots_.back().lot] = kNone;
         lots_.pop_back();
         break;
-      case K::kLotMove:
-        lots_[r.a].moves.pop_back();
+      case K::kLotMove: {
+        // Moves are undone newest first, so this is the newest of all.
+        LotState& lot = lots_[r.a];
+        WL_DCHECK(lot.last_move == lot_moves_.size() - 1);
+        lot.last_move = lot_moves_.back().prev;
+        lot.last_move_seq = lot.last_move == kNoMove ? 0 : lot_moves_[lot.last_move].seq;
+        lot_moves_.pop_back();
         break;
+      }
       case K::kDonorLot:
         accounts_[r.a].lots.pop_back();
         break;
@@ -735,12 +882,12 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
         accounts_[r.a].flows[r.b] -= r.c;
         break;
       case K::kTraceHash:
-        trace_hashes_.erase(j->saved_strings_[r.b]);
+        trace_hashes_.erase(j->saved_hashes_[r.b]);
         break;
       case K::kHead:
         head_seq_ = r.b;
         head_time_us_ = r.c;
-        std::memcpy(head_hash_.data(), j->saved_strings_[r.a].data(), head_hash_.size());
+        head_hash_ = j->saved_hashes_[r.a];
         break;
     }
   }
@@ -753,6 +900,23 @@ std::optional<uint64_t> LedgerState::FindClientId(const std::string& client_id) 
   auto it = client_ids_.find(client_id);
   if (it == client_ids_.end()) return std::nullopt;
   return it->second;
+}
+
+void LedgerState::Reserve(uint64_t entries) {
+  // A hint, not a bound: a mistaken one (such as UINT64_MAX for "all") must
+  // not make the state allocate gigabytes up front.
+  constexpr uint64_t kReserveMax = uint64_t{1} << 27;
+  entries = std::min(entries, kReserveMax);
+  client_ids_.reserve(entries);
+  lot_by_seq_.reserve(entries + 1);
+}
+
+void LedgerState::MovesOf(const LotState& lot, std::vector<uint64_t>* out) const {
+  out->clear();
+  for (uint64_t m = lot.last_move; m != kNoMove; m = lot_moves_[m].prev) {
+    out->push_back(lot_moves_[m].seq);
+  }
+  std::reverse(out->begin(), out->end());
 }
 
 absl::StatusOr<AccountInfo> LedgerState::GetAccount(const std::string& account) const {
@@ -815,23 +979,36 @@ absl::StatusOr<StatementPage> LedgerState::Statement(const std::string& account,
   WL_RETURN_IF_ERROR(CheckPageLimit(limit));
   const auto& touches = accounts_[it->second].touches;
   // Entry times never decrease, so the period is one contiguous range.
-  auto by_time = [](const Touch& t, int64_t time) { return t.time_us < time; };
-  auto first = std::lower_bound(touches.begin(), touches.end(), from_time_us, by_time);
-  auto last = std::lower_bound(first, touches.end(), to_time_us, by_time);
+  // The first line at or after `time`, searching from `lo` (lower_bound).
+  auto first_from = [&](size_t lo, int64_t time) {
+    size_t hi = touches.size();
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (touches[mid].time_us < time) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  };
+  const size_t first = first_from(0, from_time_us);
+  const size_t last = first_from(first, to_time_us);
   StatementPage page;
   page.account = account;
   page.from_time_us = from_time_us;
   page.to_time_us = to_time_us;
-  page.total_count = static_cast<uint64_t>(last - first);
+  page.total_count = last - first;
   page.offset = offset;
-  for (auto t = first + std::min<uint64_t>(offset, page.total_count);
-       t < last && page.lines.size() < limit; ++t) {
+  for (size_t i = first + std::min<uint64_t>(offset, page.total_count);
+       i < last && page.lines.size() < limit; ++i) {
+    const Touch& t = touches[i];
     StatementLine line;
-    line.seq = t->seq;
-    line.time_us = t->time_us;
-    line.asset = t->asset == kNoAsset ? "" : assets_[t->asset];
-    line.delta = t->delta;
-    line.balance_after = t->balance_after;
+    line.seq = t.seq;
+    line.time_us = t.time_us;
+    line.asset = t.asset == kNoAsset ? "" : assets_[t.asset];
+    line.delta = t.delta;
+    line.balance_after = t.balance_after;
     page.lines.push_back(std::move(line));
   }
   return page;
@@ -853,7 +1030,10 @@ std::vector<std::string> LedgerState::ListAccounts(std::optional<AccountKind> ki
 }
 
 std::optional<uint64_t> LedgerState::FindLotByTraceHash(const std::string& trace_hash) const {
-  auto it = trace_hashes_.find(trace_hash);
+  Hash key;
+  if (trace_hash.size() != key.size()) return std::nullopt;  // only 32-byte ones are kept
+  std::memcpy(key.data(), trace_hash.data(), key.size());
+  auto it = trace_hashes_.find(key);
   if (it == trace_hashes_.end()) return std::nullopt;
   return it->second;
 }
@@ -865,21 +1045,23 @@ std::optional<AccountKind> LedgerState::KindOf(const std::string& account) const
 }
 
 absl::StatusOr<LotInfo> LedgerState::GetLot(uint64_t lot) const {
-  auto it = lot_index_.find(lot);
-  if (it == lot_index_.end()) {
+  const uint32_t idx = LotIndex(lot);
+  if (idx == kNone) {
     return absl::NotFoundError(absl::StrCat("lot: ", lot, " not found"));
   }
-  const LotState& l = lots_[it->second];
+  const LotState& l = lots_[idx];
   return LotInfo{l.lot,    accounts_[l.donor].id, accounts_[l.to].id, assets_[l.asset],
                  l.amount, l.time_us,             l.anonymous};
 }
 
 absl::StatusOr<std::vector<uint64_t>> LedgerState::LotMoves(uint64_t lot) const {
-  auto it = lot_index_.find(lot);
-  if (it == lot_index_.end()) {
+  const uint32_t idx = LotIndex(lot);
+  if (idx == kNone) {
     return absl::NotFoundError(absl::StrCat("lot: ", lot, " not found"));
   }
-  return lots_[it->second].moves;
+  std::vector<uint64_t> moves;
+  MovesOf(lots_[idx], &moves);
+  return moves;
 }
 
 absl::StatusOr<std::vector<uint64_t>> LedgerState::DonorLots(const std::string& donor) const {
@@ -1018,7 +1200,8 @@ std::string LedgerState::Digest() const {
     put_str(a.community);
     for (int64_t f : a.flows) put_u64(static_cast<uint64_t>(f));
     put_u64(a.touches.size());
-    for (const Touch& t : a.touches) {
+    for (size_t i = 0; i < a.touches.size(); ++i) {
+      const Touch& t = a.touches[i];
       put_u64(t.seq);
       put_u64(static_cast<uint64_t>(t.time_us));
       put_u64(static_cast<uint64_t>(t.delta));
@@ -1028,7 +1211,9 @@ std::string LedgerState::Digest() const {
     }
     flush();
   }
-  for (const LotState& l : lots_) {
+  std::vector<uint64_t> moves;
+  for (size_t i = 0; i < lots_.size(); ++i) {
+    const LotState& l = lots_[i];
     put_u64(l.lot);
     put_str(accounts_[l.donor].id);
     put_str(accounts_[l.to].id);
@@ -1036,8 +1221,9 @@ std::string LedgerState::Digest() const {
     put_u64(static_cast<uint64_t>(l.amount));
     put_u64(static_cast<uint64_t>(l.time_us));
     put_u64(l.anonymous);
-    put_u64(l.moves.size());
-    for (uint64_t m : l.moves) put_u64(m);
+    MovesOf(l, &moves);
+    put_u64(moves.size());
+    for (uint64_t m : moves) put_u64(m);
     if (buf.size() > 1 << 16) flush();
   }
   std::vector<std::pair<std::string, uint64_t>> ids(client_ids_.begin(), client_ids_.end());
@@ -1047,11 +1233,11 @@ std::string LedgerState::Digest() const {
     put_u64(seq);
     if (buf.size() > 1 << 16) flush();
   }
-  std::vector<std::pair<std::string, uint64_t>> traces(trace_hashes_.begin(),
-                                                       trace_hashes_.end());
+  // Hash compares its bytes as unsigned, like std::string: the same order.
+  std::vector<std::pair<Hash, uint64_t>> traces(trace_hashes_.begin(), trace_hashes_.end());
   std::sort(traces.begin(), traces.end());
   for (const auto& [hash, lot] : traces) {
-    put_str(hash);
+    put_str(std::string_view(reinterpret_cast<const char*>(hash.data()), hash.size()));
     put_u64(lot);
     if (buf.size() > 1 << 16) flush();
   }

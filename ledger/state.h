@@ -19,14 +19,19 @@
 #define WARMLEDGER_LEDGER_STATE_H_
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "ledger/types.h"
@@ -54,6 +59,7 @@ class Journal {
     records_.clear();
     saved_slices_.clear();
     saved_strings_.clear();
+    saved_hashes_.clear();
   }
 
  private:
@@ -73,10 +79,10 @@ class Journal {
     kClientId,       // saved_strings_[b] was inserted
     kClosed,         // account a was closed
     kReversed,       // entry b was marked reversed
-    kHead,           // head moved: old seq b, old time c, old hash saved_strings_[a]
+    kHead,           // head moved: old seq b, old time c, old hash saved_hashes_[a]
     kTouch,          // account a gained one statement line
     kFlow,           // account a, flow slot b grew by c
-    kTraceHash,      // saved_strings_[b] was inserted as a trace hash
+    kTraceHash,      // saved_hashes_[b] was inserted as a trace hash
   };
   struct Record {
     Kind kind;
@@ -92,7 +98,115 @@ class Journal {
   std::vector<Record> records_;
   std::vector<std::deque<Slice>> saved_slices_;
   std::vector<std::string> saved_strings_;
+  // Hashes in their own vector: a 32-byte std::string would allocate.
+  std::vector<Hash> saved_hashes_;
 };
+
+namespace internal {
+
+// A vector of separately allocated elements: adding one never moves the
+// others (unlike std::vector), and indexing is one load (unlike std::deque,
+// whose index arithmetic showed up in profiles of Apply).
+template <typename T>
+class StableVector {
+ public:
+  class const_iterator {
+   public:
+    using Base = typename std::vector<std::unique_ptr<T>>::const_iterator;
+    explicit const_iterator(Base it) : it_(it) {}
+    const T& operator*() const { return **it_; }
+    const T* operator->() const { return it_->get(); }
+    const_iterator& operator++() {
+      ++it_;
+      return *this;
+    }
+    bool operator==(const const_iterator& other) const { return it_ == other.it_; }
+
+   private:
+    Base it_;
+  };
+
+  size_t size() const { return items_.size(); }
+  T& operator[](size_t i) { return *items_[i]; }
+  const T& operator[](size_t i) const { return *items_[i]; }
+  T& back() { return *items_.back(); }
+  const T& back() const { return *items_.back(); }
+  void push_back(T&& v) { items_.push_back(std::make_unique<T>(std::move(v))); }
+  void pop_back() { items_.pop_back(); }
+  const_iterator begin() const { return const_iterator(items_.begin()); }
+  const_iterator end() const { return const_iterator(items_.end()); }
+
+ private:
+  std::vector<std::unique_ptr<T>> items_;
+};
+
+// An append-only list stored in blocks of doubling size (2^kShift elements
+// first). Unlike std::vector it never copies its elements to grow, nor asks
+// malloc for ever larger blocks: a fund's statement lines or the lots of a
+// big ledger reach millions, and each doubling of a vector copied them all.
+// Elements never move, indexing is a few register operations.
+template <typename T, int kShift>
+class SegmentedVector {
+  static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>);
+
+ public:
+  SegmentedVector() = default;
+  SegmentedVector(SegmentedVector&& other) noexcept
+      : blocks_(std::move(other.blocks_)), size_(std::exchange(other.size_, 0)) {
+    other.blocks_.clear();
+  }
+  SegmentedVector& operator=(SegmentedVector&& other) noexcept {
+    if (this != &other) {
+      Release();
+      blocks_ = std::move(other.blocks_);
+      other.blocks_.clear();
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  ~SegmentedVector() { Release(); }
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  T& operator[](size_t i) {
+    const size_t b = BlockOf(i);
+    return blocks_[b][i - BlockStart(b)];
+  }
+  const T& operator[](size_t i) const {
+    const size_t b = BlockOf(i);
+    return blocks_[b][i - BlockStart(b)];
+  }
+  T& back() { return (*this)[size_ - 1]; }
+  // Hints that push_back() will follow: starts fetching its slot.
+  void PrefetchEnd() const {
+    const size_t b = BlockOf(size_);
+    if (b < blocks_.size()) __builtin_prefetch(blocks_[b] + (size_ - BlockStart(b)), 1);
+  }
+  void push_back(const T& v) {
+    const size_t b = BlockOf(size_);
+    if (b == blocks_.size()) blocks_.push_back(std::allocator<T>().allocate(BlockSize(b)));
+    std::construct_at(blocks_[b] + (size_ - BlockStart(b)), v);
+    ++size_;
+  }
+  void pop_back() { --size_; }
+
+ private:
+  static size_t BlockOf(size_t i) { return std::bit_width((i >> kShift) + 1) - 1; }
+  static size_t BlockStart(size_t b) { return ((size_t{1} << b) - 1) << kShift; }
+  static size_t BlockSize(size_t b) { return size_t{1} << (b + kShift); }
+  void Release() {
+    for (size_t b = 0; b < blocks_.size(); ++b) {
+      std::allocator<T>().deallocate(blocks_[b], BlockSize(b));
+    }
+    blocks_.clear();
+    size_ = 0;
+  }
+
+  std::vector<T*> blocks_;  // block b holds BlockSize(b) elements
+  size_t size_ = 0;
+};
+
+}  // namespace internal
 
 // Looks up an earlier entry (for reversals). Entries not yet durable but
 // applied in the current group must be visible to it.
@@ -128,6 +242,14 @@ class LedgerState {
 
   // The seq of the entry that used `client_id`, if any.
   std::optional<uint64_t> FindClientId(const std::string& client_id) const;
+
+  // Optional hint: the state will soon hold about `entries` entries in all
+  // (e.g. replay knows how many are stored). Sizes the per-entry indexes
+  // (client ids, lot ids) once instead of growing and rehashing them step
+  // by step. Changes no behaviour; a wrong hint only costs memory or time.
+  // Pass a real count, not a bound such as UINT64_MAX (hints are capped at
+  // 2^27 entries).
+  void Reserve(uint64_t entries);
 
   uint64_t head_seq() const { return head_seq_; }
   const Hash& head_hash() const { return head_hash_; }
@@ -171,6 +293,7 @@ class LedgerState {
 
   // Flow slots: in[type] at type, out[type] at kFlowOut + type.
   static constexpr size_t kFlowOut = 8;
+  static constexpr uint32_t kNone = UINT32_MAX;
   struct Touch {
     uint64_t seq;
     int64_t time_us;
@@ -178,31 +301,51 @@ class LedgerState {
     int64_t balance_after;
     uint32_t asset;
   };
+  // What Apply reads or writes for most entries comes first, so that it
+  // shares cache lines (an entry touches two accounts, often not cached);
+  // descriptive strings, read by queries, come last.
   struct AccountState {
-    std::string id;
-    std::string category;
-    std::string community;
-    std::vector<Touch> touches;
-    std::array<int64_t, 2 * kFlowOut> flows{};
     AccountKind kind;
+    bool closed = false;
+    // IsHolding(kind) and IsSource(kind), asked several times per entry.
+    bool holding = false;
+    bool source = false;
     uint32_t asset;  // kNoAsset: any asset (external kinds only)
     uint32_t flags;
-    std::string name;
-    bool closed = false;
+    // asset → amount. Nearly every account holds a single asset: keeping
+    // it inline saves a heap block and a cache miss per balance look-up.
+    absl::InlinedVector<std::pair<uint32_t, int64_t>, 1> balances;
+    // Statement lines, in blocks of 2, 4, 8... lines: small for the many
+    // accounts with few lines, never copied for those with millions.
+    internal::SegmentedVector<Touch, 1> touches;
+    std::vector<uint32_t> lots;  // source kinds: lot indexes
+    std::array<int64_t, 2 * kFlowOut> flows{};
+    std::deque<Slice> slices;  // holding kinds
     uint64_t opened_seq;
-    std::vector<std::pair<uint32_t, int64_t>> balances;  // asset → amount
-    std::deque<Slice> slices;                             // holding kinds
-    std::vector<uint32_t> lots;                           // source kinds: lot indexes
+    std::string id;
+    std::string name;
+    std::string category;
+    std::string community;
+  };
+  // One entry that moved part of a lot. A lot's moves form a list through
+  // `prev`, newest first, stored in one vector (lot_moves_) for all lots:
+  // appending never allocates per lot, and undo always removes the newest
+  // move of all.
+  static constexpr uint64_t kNoMove = UINT64_MAX;
+  struct LotMove {
+    uint64_t seq;
+    uint64_t prev;  // index in lot_moves_; kNoMove: the lot's first move
   };
   struct LotState {
     uint64_t lot;
     uint32_t donor;
     uint32_t to;
     uint32_t asset;
+    bool anonymous;
     int64_t amount;
     int64_t time_us;
-    bool anonymous;
-    std::vector<uint64_t> moves;
+    uint64_t last_move = kNoMove;  // index in lot_moves_
+    uint64_t last_move_seq = 0;    // its seq (0: none), kept here to skip a read
   };
 
   // Everything Apply() computes before mutating, per operation type.
@@ -218,9 +361,23 @@ class LedgerState {
 
   // Finds an open account: kNotFound / kFailedPrecondition naming `field`.
   absl::StatusOr<uint32_t> FindOpen(absl::string_view field, const std::string& id) const;
+  // The index of `asset` if `account` may hold it. `known`, if given, is
+  // the index of `asset` (found for the other account of the move): it
+  // spares a look-up.
   absl::StatusOr<uint32_t> AssetFor(absl::string_view field, uint32_t account,
-                                    const std::string& asset);
+                                    const std::string& asset, uint32_t known = kNoAsset);
   uint32_t InternAsset(const std::string& code);
+  // Sets `out` to the seqs of the lot's moves, oldest first.
+  void MovesOf(const LotState& lot, std::vector<uint64_t>* out) const;
+  // The index in lots_ of lot `lot`, or kNone.
+  uint32_t LotIndex(uint64_t lot) const {
+    return lot < lot_by_seq_.size() ? lot_by_seq_[lot] : kNone;
+  }
+  // Makes e->postings one posting (reusing the scratch entry's strings and
+  // vectors) and returns it with empty slices.
+  static Posting& OnePosting(Entry* e);
+  // Releases scratch buffers that an unusually large entry grew.
+  void TrimScratch();
   int64_t BalanceOf(uint32_t account, uint32_t asset) const;
   // Checks that moving `amount` from → to keeps every balance in range and
   // holding accounts non-negative.
@@ -230,7 +387,8 @@ class LedgerState {
   void Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amount,
             const std::vector<Slice>& slices, uint64_t seq, bool record_moves,
             Journal* j);
-  void AddBalance(uint32_t account, uint32_t asset, int64_t delta, Journal* j);
+  // Returns the new balance.
+  int64_t AddBalance(uint32_t account, uint32_t asset, int64_t delta, Journal* j);
   // Takes `amount` from the head of a holding account's slices (fifo/v1).
   absl::Status TakeFifo(absl::string_view field, uint32_t account, int64_t amount,
                         Journal* j, std::vector<Slice>* out);
@@ -239,7 +397,10 @@ class LedgerState {
                         const std::vector<Slice>& wanted, Journal* j);
   void PushBack(uint32_t account, const std::vector<Slice>& slices, Journal* j);
   void SetHead(uint64_t seq, const Hash& hash, int64_t time_us, Journal* j);
-  void AddTouch(uint32_t account, uint32_t asset, int64_t delta, Journal* j);
+  // Records a statement line; `balance_after` is the account's balance of
+  // `asset` now (0 for kNoAsset).
+  void AddTouch(uint32_t account, uint32_t asset, int64_t delta, int64_t balance_after,
+                Journal* j);
   void AddFlow(uint32_t account, size_t slot, int64_t amount, Journal* j);
 
   // The entry being applied.
@@ -249,17 +410,27 @@ class LedgerState {
 
   std::vector<std::string> assets_;
   absl::flat_hash_map<std::string, uint32_t> asset_index_;
-  // A deque: growing it never moves (or copies) the accounts' slice lists.
-  std::deque<AccountState> accounts_;
+  // Growing it never moves (or copies) the accounts' slice lists.
+  internal::StableVector<AccountState> accounts_;
   absl::flat_hash_map<std::string, uint32_t> account_index_;
-  std::vector<LotState> lots_;
-  absl::flat_hash_map<uint64_t, uint32_t> lot_index_;
+  internal::SegmentedVector<LotState, 10> lots_;
+  // Lot id (the seq of its donation) → index in lots_, or kNone: a dense
+  // table indexed by seq. Lots are a large share of entries, so this is
+  // smaller than a hash map and needs no hashing or probing.
+  std::vector<uint32_t> lot_by_seq_;
+  internal::SegmentedVector<LotMove, 10> lot_moves_;
   absl::flat_hash_map<std::string, uint64_t> client_ids_;
   absl::flat_hash_map<uint64_t, uint64_t> reversed_;  // entry → reversing entry
-  absl::flat_hash_map<std::string, uint64_t> trace_hashes_;  // trace hash → lot
+  // Trace hash (always 32 bytes) → lot, keyed by value: no heap string each.
+  absl::flat_hash_map<Hash, uint64_t> trace_hashes_;
   uint64_t head_seq_ = 0;
   Hash head_hash_{};
   int64_t head_time_us_ = 0;
+
+  // Reused by every Apply so that, once warm, building and encoding an
+  // entry allocates nothing but the returned stored value.
+  Entry scratch_;
+  std::string encode_buf_;
 };
 
 // OK if `stored` equals `replayed`; otherwise kDataLoss naming the first

@@ -252,6 +252,9 @@ class Source {
   // The decoded entry `seq` (already read by Next), for replaying reversals.
   // Thread-safe with respect to Next.
   virtual absl::StatusOr<Entry> Lookup(uint64_t seq) const = 0;
+  // About how many entries the source holds (sizes the replay's indexes
+  // once; a wrong value costs only time or memory).
+  virtual uint64_t EntryCountHint() const = 0;
 };
 
 absl::StatusOr<Entry> DecodeStored(std::string_view value, uint64_t seq) {
@@ -306,6 +309,14 @@ class DbSource : public Source {
     WL_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), EntryKey(seq), &value),
                                  absl::StrCat("entry ", seq)));
     return DecodeStored(value, seq);
+  }
+
+  // The seq of the last stored entry key.
+  uint64_t EntryCountHint() const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->SeekForPrev(EntryKey(UINT64_MAX));
+    if (!it->Valid()) return 0;
+    return SeqFromEntryKey(std::string_view(it->key().data(), it->key().size()));
   }
 
  private:
@@ -398,6 +409,8 @@ class ExportSource : public Source {
     }
     return DecodeEntry(message.entry_bytes());
   }
+
+  uint64_t EntryCountHint() const override { return index_copy_.size(); }
 
  private:
   ExportSource() = default;
@@ -747,6 +760,7 @@ class Auditor {
   // and the tree while a second thread replays the same chunks.
   void Scan() {
     ChunkQueue queue;
+    state_.Reserve(source_->EntryCountHint());
     std::thread replayer([&] {
       pthread_setname_np(pthread_self(), "audit-replay");
       Replay(&queue);
