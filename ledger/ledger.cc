@@ -749,13 +749,9 @@ class Ledger::Impl {
           "seq: entry ", seq, " is not covered by a checkpoint yet (the newest covers ",
           checkpoint ? checkpoint->size : 0, " entries); retry shortly"));
     }
-    std::string value;
-    WL_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), EntryKey(seq), &value),
-                                 absl::StrCat("entry ", seq)));
-    WL_ASSIGN_OR_RETURN(StoredEntry stored, ParseStoredValue(value, seq));
-    (void)stored;  // parsed to verify the bytes before handing them out
+    WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(seq));  // verified as read
     Receipt receipt;
-    receipt.entry_bytes = std::string(EntryBytesOf(value));
+    receipt.entry_bytes = std::move(stored.bytes);
     receipt.index = seq - 1;
     WL_ASSIGN_OR_RETURN(receipt.proof,
                         merkle::InclusionProof(seq - 1, checkpoint->size, nodes_));

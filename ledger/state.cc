@@ -451,17 +451,25 @@ absl::Status LedgerState::ApplyAllocation(const AllocationOp& op, uint64_t seq, 
         "allocation.from: account '", op.from, "' is restricted: its money may leave only ",
         "by a disbursement for its purpose or by a correction with a reason"));
   }
-  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("allocation.asset", from, op.asset));
-  WL_RETURN_IF_ERROR(AssetFor("allocation.asset", to, op.asset, asset).status());
-  WL_RETURN_IF_ERROR(CheckMove("allocation.amount", from, to, asset, op.amount));
+  return PostFifo("allocation.asset", "allocation.amount", from, to, op.from, op.to, op.asset,
+                  op.amount, seq, j, e);
+}
+
+absl::Status LedgerState::PostFifo(absl::string_view asset_field, absl::string_view amount_field,
+                                  uint32_t from, uint32_t to, const std::string& from_id,
+                                  const std::string& to_id, const std::string& asset_code,
+                                  int64_t amount, uint64_t seq, Journal* j, Entry* e) {
+  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor(asset_field, from, asset_code));
+  WL_RETURN_IF_ERROR(AssetFor(asset_field, to, asset_code, asset).status());
+  WL_RETURN_IF_ERROR(CheckMove(amount_field, from, to, asset, amount));
   Posting& p = OnePosting(e);
-  WL_RETURN_IF_ERROR(TakeFifo("allocation.amount", from, op.amount, j, &p.slices));
-  Move(from, to, asset, op.amount, p.slices, seq, /*record_moves=*/true, j);
+  WL_RETURN_IF_ERROR(TakeFifo(amount_field, from, amount, j, &p.slices));
+  Move(from, to, asset, amount, p.slices, seq, /*record_moves=*/true, j);
   e->policy.assign(kPolicyFifoV1);
-  p.from.assign(op.from);
-  p.to.assign(op.to);
-  p.asset.assign(op.asset);
-  p.amount = op.amount;
+  p.from.assign(from_id);
+  p.to.assign(to_id);
+  p.asset.assign(asset_code);
+  p.amount = amount;
   return absl::OkStatus();
 }
 
@@ -484,18 +492,8 @@ absl::Status LedgerState::ApplyDisbursement(const DisbursementOp& op, uint64_t s
         "disbursement.to: account '", op.to, "' is a ", AccountKindName(accounts_[to].kind),
         "; disbursements go to a recipient, supplier or expense"));
   }
-  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("disbursement.asset", from, op.asset));
-  WL_RETURN_IF_ERROR(AssetFor("disbursement.asset", to, op.asset, asset).status());
-  WL_RETURN_IF_ERROR(CheckMove("disbursement.amount", from, to, asset, op.amount));
-  Posting& p = OnePosting(e);
-  WL_RETURN_IF_ERROR(TakeFifo("disbursement.amount", from, op.amount, j, &p.slices));
-  Move(from, to, asset, op.amount, p.slices, seq, /*record_moves=*/true, j);
-  e->policy.assign(kPolicyFifoV1);
-  p.from.assign(op.from);
-  p.to.assign(op.to);
-  p.asset.assign(op.asset);
-  p.amount = op.amount;
-  return absl::OkStatus();
+  return PostFifo("disbursement.asset", "disbursement.amount", from, to, op.from, op.to, op.asset,
+                  op.amount, seq, j, e);
 }
 
 absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
@@ -531,18 +529,8 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
           "correction.to: account '", op.to, "' is a ", AccountKindName(accounts_[to].kind),
           "; to return a gift, reverse its donation"));
     }
-    WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("correction.asset", from, op.asset));
-    WL_RETURN_IF_ERROR(AssetFor("correction.asset", to, op.asset, asset).status());
-    WL_RETURN_IF_ERROR(CheckMove("correction.amount", from, to, asset, op.amount));
-    Posting& p = OnePosting(e);
-    WL_RETURN_IF_ERROR(TakeFifo("correction.amount", from, op.amount, j, &p.slices));
-    Move(from, to, asset, op.amount, p.slices, seq, /*record_moves=*/true, j);
-    e->policy.assign(kPolicyFifoV1);
-    p.from.assign(op.from);
-    p.to.assign(op.to);
-    p.asset.assign(op.asset);
-    p.amount = op.amount;
-    return absl::OkStatus();
+    return PostFifo("correction.asset", "correction.amount", from, to, op.from, op.to, op.asset,
+                    op.amount, seq, j, e);
   }
 
   // Reverse.

@@ -389,6 +389,13 @@ class LedgerState {
             Journal* j);
   // Returns the new balance.
   int64_t AddBalance(uint32_t account, uint32_t asset, int64_t delta, Journal* j);
+  // The one posting of an allocation, disbursement or adjustment: checks the
+  // asset of both accounts and the move, takes the slices under fifo/v1,
+  // moves the value and records the posting in `e`.
+  absl::Status PostFifo(absl::string_view asset_field, absl::string_view amount_field,
+                        uint32_t from, uint32_t to, const std::string& from_id,
+                        const std::string& to_id, const std::string& asset_code, int64_t amount,
+                        uint64_t seq, Journal* j, Entry* e);
   // Takes `amount` from the head of a holding account's slices (fifo/v1).
   absl::Status TakeFifo(absl::string_view field, uint32_t account, int64_t amount,
                         Journal* j, std::vector<Slice>* out);

@@ -50,7 +50,6 @@
 #include <charconv>
 #include <chrono>
 #include <cinttypes>
-#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -65,6 +64,7 @@
 #include <utility>
 #include <vector>
 
+#include "tools/bench_util.h"
 #include "warmledger/v1/ledger.grpc.pb.h"
 
 namespace warmledger::demo {
@@ -148,19 +148,7 @@ inline constexpr int64_t kElderlyHomeTableFen[] = {100'000,   200'000,   500'000
 
 // ---- Small helpers. ----
 
-std::string Format(const char* format, ...) __attribute__((format(printf, 1, 2)));
-std::string Format(const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  va_list copy;
-  va_copy(copy, args);
-  const int size = std::vsnprintf(nullptr, 0, format, copy);
-  va_end(copy);
-  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
-  if (size > 0) std::vsnprintf(text.data(), text.size() + 1, format, args);
-  va_end(args);
-  return text;
-}
+using ::warmledger::bench::Format;
 
 [[noreturn]] void Fail(const std::string& what) {
   std::fflush(stdout);
