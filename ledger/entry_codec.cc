@@ -216,6 +216,41 @@ void EncodeBody(const OpBody& body, W& w) {
           w.Str(op.to);
           w.Str(op.asset);
           w.I64(op.amount);
+        } else if constexpr (std::is_same_v<T, PurchaseOp>) {
+          w.Str(op.store);
+          w.Str(op.order_id);
+          w.Str(op.asset);
+          w.I64(op.amount);
+          w.Str(op.member);
+          w.I64(op.sale_time_us);
+          w.U32(op.rate_bp);
+          w.Str(op.fund);
+          w.Str(op.trace_hash);
+        } else if constexpr (std::is_same_v<T, RefundOp>) {
+          w.Str(op.store);
+          w.Str(op.order_id);
+          w.Str(op.refund_id);
+          w.I64(op.amount);
+        } else if constexpr (std::is_same_v<T, VoucherIssueOp>) {
+          w.Str(op.from);
+          w.Str(op.recipient);
+          w.Str(op.asset);
+          w.I64(op.amount);
+          w.I64(op.expires_us);
+          WL_CHECK(op.stores.size() <= 0xffff);
+          w.U16(static_cast<uint16_t>(op.stores.size()));
+          for (const std::string& store : op.stores) w.Str(store);
+          w.Str(op.code_hash);
+          w.Str(op.memo);
+        } else if constexpr (std::is_same_v<T, RedemptionOp>) {
+          w.Str(op.code_hash);
+          w.Str(op.store);
+          w.Str(op.order_id);
+          w.I64(op.amount);
+        } else if constexpr (std::is_same_v<T, VoucherCloseOp>) {
+          w.Str(op.voucher);
+          w.U8(static_cast<uint8_t>(op.mode));
+          w.Str(op.reason);
         }
       },
       body);
@@ -282,6 +317,62 @@ void DecodeBody(EntryType type, Reader& r, OpBody* body) {
       r.Str("correction.to", &op.to);
       r.Str("correction.asset", &op.asset);
       op.amount = r.I64("correction.amount");
+      return;
+    }
+    case EntryType::kPurchase: {
+      auto& op = body->emplace<PurchaseOp>();
+      r.Str("purchase.store", &op.store);
+      r.Str("purchase.order_id", &op.order_id);
+      r.Str("purchase.asset", &op.asset);
+      op.amount = r.I64("purchase.amount");
+      r.Str("purchase.member", &op.member);
+      op.sale_time_us = r.I64("purchase.sale_time_us");
+      op.rate_bp = r.U32("purchase.rate_bp");
+      r.Str("purchase.fund", &op.fund);
+      r.Str("purchase.trace_hash", &op.trace_hash);
+      return;
+    }
+    case EntryType::kRefund: {
+      auto& op = body->emplace<RefundOp>();
+      r.Str("refund.store", &op.store);
+      r.Str("refund.order_id", &op.order_id);
+      r.Str("refund.refund_id", &op.refund_id);
+      op.amount = r.I64("refund.amount");
+      return;
+    }
+    case EntryType::kVoucherIssue: {
+      auto& op = body->emplace<VoucherIssueOp>();
+      r.Str("voucher_issue.from", &op.from);
+      r.Str("voucher_issue.recipient", &op.recipient);
+      r.Str("voucher_issue.asset", &op.asset);
+      op.amount = r.I64("voucher_issue.amount");
+      op.expires_us = r.I64("voucher_issue.expires_us");
+      const uint16_t stores = r.U16("voucher_issue.store_count");
+      // Each store takes at least its 2-byte length: a count the bytes
+      // cannot hold is refused before anything is allocated for it.
+      if (r.ok() && r.remaining() < 2u * stores) {
+        r.Fail("voucher_issue.store_count: more stores than bytes left");
+        return;
+      }
+      op.stores.resize(r.ok() ? stores : 0);
+      for (std::string& store : op.stores) r.Str("voucher_issue.stores", &store);
+      r.Str("voucher_issue.code_hash", &op.code_hash);
+      r.Str("voucher_issue.memo", &op.memo);
+      return;
+    }
+    case EntryType::kRedemption: {
+      auto& op = body->emplace<RedemptionOp>();
+      r.Str("redemption.code_hash", &op.code_hash);
+      r.Str("redemption.store", &op.store);
+      r.Str("redemption.order_id", &op.order_id);
+      op.amount = r.I64("redemption.amount");
+      return;
+    }
+    case EntryType::kVoucherClose: {
+      auto& op = body->emplace<VoucherCloseOp>();
+      r.Str("voucher_close.voucher", &op.voucher);
+      op.mode = static_cast<VoucherCloseMode>(r.U8("voucher_close.mode"));
+      r.Str("voucher_close.reason", &op.reason);
       return;
     }
   }
@@ -435,7 +526,7 @@ absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
     return absl::DataLossError(absl::StrCat("unknown entry version ", e.version));
   }
   uint8_t type = r.U8("type");
-  if (r.ok() && (type < 1 || type > 6)) {
+  if (r.ok() && (type < 1 || type > kEntryTypeMax)) {
     return absl::DataLossError(absl::StrCat("unknown entry type ", type));
   }
   e.seq = r.U64("seq");

@@ -57,6 +57,14 @@ TEST(EntryCodecTest, EveryTypeRoundTrips) {
       AllocationOp{"fund/a", "project/b", "CNY", 1, ""},
       DisbursementOp{"project/b", "recipient/x", "CNY", 1, "school fees"},
       CorrectionOp{3, CorrectionMode::kAdjust, "typo", "fund/a", "fund/b", "CNY", 9},
+      PurchaseOp{"store/a", "A-1", "CNY", 12345, "member/7", 1'700'000'000'000'000, 200,
+                 "fund/general", std::string(32, 't')},
+      RefundOp{"store/a", "A-1", "rf-1", 345},
+      VoucherIssueOp{"fund/general", "recipient/x", "CNY", 30000, 1'800'000'000'000'000,
+                     {"store/a", "store/b"}, std::string(32, 'c'), "winter aid"},
+      VoucherIssueOp{"fund/general", "recipient/x", "CNY", 1, 2, {}, std::string(32, 'd'), ""},
+      RedemptionOp{std::string(32, 'c'), "store/b", "T-9", 500},
+      VoucherCloseOp{"voucher/12", VoucherCloseMode::kVoid, "lost"},
   };
   for (const OpBody& body : bodies) {
     Entry e = SampleEntry();
@@ -65,6 +73,20 @@ TEST(EntryCodecTest, EveryTypeRoundTrips) {
     ASSERT_TRUE(decoded.ok()) << decoded.status();
     EXPECT_EQ(FirstDifference(decoded->body, body), std::nullopt);
   }
+}
+
+TEST(EntryCodecTest, VoucherStoreCountBeyondTheBytesIsDataLoss) {
+  Entry e = SampleEntry();
+  e.body = VoucherIssueOp{"f", "r", "CNY", 1, 2, {"s"}, std::string(32, 'c'), ""};
+  std::string bytes = EncodeEntry(e);
+  // store_count follows from:str recipient:str asset:str amount:i64 expires_us:i64.
+  const size_t at = 1 + 1 + 8 + 8 + 32 + (2 + 5) + (2 + 7) + (2 + 1) + (2 + 1) + (2 + 3) + 8 + 8;
+  ASSERT_EQ(static_cast<uint8_t>(bytes[at]), 1);
+  bytes[at] = static_cast<char>(0xff);
+  bytes[at + 1] = static_cast<char>(0xff);
+  auto decoded = DecodeEntry(bytes);
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(decoded.status().message()), HasSubstr("store_count"));
 }
 
 TEST(EntryCodecTest, TruncatedEntryIsDataLoss) {

@@ -500,8 +500,18 @@ class Ledger::Impl {
     }
     // Net amount of this lot per account; the donor's own debit is not a place.
     std::map<std::string, int64_t> net;
-    trace.hops.push_back({lot, trace.lot.time_us, EntryType::kDonation, trace.lot.donor,
-                          trace.lot.to, trace.lot.amount});
+    TraceHop first{lot, trace.lot.time_us, EntryType::kDonation, trace.lot.donor,
+                   trace.lot.to, trace.lot.amount};
+    if (trace.lot.created_by == EntryType::kPurchase) {
+      WL_ASSIGN_OR_RETURN(StoredEntry created, ReadEntry(lot));
+      const auto* purchase = std::get_if<PurchaseOp>(&created.entry.body);
+      if (purchase == nullptr) {
+        return absl::DataLossError(absl::StrCat("lot ", lot, ": expected a purchase"));
+      }
+      first.type = EntryType::kPurchase;
+      first.order_id = trace.lot.order_id = purchase->order_id;
+    }
+    trace.hops.push_back(std::move(first));
     net[trace.lot.to] += trace.lot.amount;
     for (uint64_t seq : moves) {
       WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(seq));
@@ -511,8 +521,20 @@ class Ledger::Impl {
           if (s.lot == lot) amount += s.amount;
         }
         if (amount == 0) continue;
-        trace.hops.push_back({seq, stored.entry.time_us, stored.entry.type(), p.from, p.to,
-                              amount});
+        TraceHop hop{seq, stored.entry.time_us, stored.entry.type(), p.from, p.to, amount};
+        if (const auto* r = std::get_if<RedemptionOp>(&stored.entry.body)) {
+          hop.order_id = r->order_id;
+        } else if (const auto* r = std::get_if<RefundOp>(&stored.entry.body)) {
+          hop.order_id = r->order_id;
+        } else if (const auto* v = std::get_if<VoucherIssueOp>(&stored.entry.body)) {
+          // The recipient only by category and community.
+          absl::ReaderMutexLock lock(&state_mu_);
+          if (auto info = state_.GetAccount(v->recipient); info.ok()) {
+            hop.category = info->category;
+            hop.community = info->community;
+          }
+        }
+        trace.hops.push_back(std::move(hop));
         net[p.from] -= amount;
         net[p.to] += amount;
       }
@@ -610,6 +632,40 @@ class Ledger::Impl {
       auto lot = s.FindLotByTraceHash(trace_hash);
       if (!lot) return absl::NotFoundError("trace_code: no donation has this trace code");
       return *lot;
+    });
+  }
+
+  absl::StatusOr<VoucherInfo> GetVoucher(uint64_t voucher) const {
+    return ReadState([&](const LedgerState& s) { return s.GetVoucher(voucher); });
+  }
+
+  absl::StatusOr<VoucherInfo> FindVoucherByCodeHash(const std::string& code_hash) const {
+    return ReadState([&](const LedgerState& s) -> absl::StatusOr<VoucherInfo> {
+      auto voucher = s.FindVoucherByCodeHash(code_hash);
+      if (!voucher) return absl::NotFoundError("code: no voucher has this code");
+      return s.GetVoucher(*voucher);
+    });
+  }
+
+  absl::StatusOr<VoucherReport> GetVoucherReport() const {
+    const int64_t now = clock_->NowMicros();
+    return ReadState([&](const LedgerState& s) -> absl::StatusOr<VoucherReport> {
+      return s.GetVoucherReport(now);
+    });
+  }
+
+  absl::StatusOr<std::vector<StoreSettlement>> Settlement(const std::string& store,
+                                                          int64_t from_time_us,
+                                                          int64_t to_time_us) const {
+    return ReadState(
+        [&](const LedgerState& s) { return s.Settlement(store, from_time_us, to_time_us); });
+  }
+
+  // Account ids of the vouchers the expiry sweep should end now.
+  absl::StatusOr<std::vector<std::string>> DueVouchers(size_t max) const {
+    const int64_t now = clock_->NowMicros();
+    return ReadState([&](const LedgerState& s) -> absl::StatusOr<std::vector<std::string>> {
+      return s.DueVouchers(now, max);
     });
   }
 
@@ -1187,6 +1243,17 @@ class Ledger::Impl {
         return result;
       }
     }
+    if (std::optional<std::string> natural = NaturalClientId(op.body)) {
+      if (op.client_id.empty()) {
+        op.client_id = std::move(*natural);
+      } else if (op.client_id != *natural) {
+        result.status = absl::InvalidArgumentError(absl::StrCat(
+            "client_id: a ", EntryTypeName(TypeOf(op.body)),
+            " is identified by its own keys; leave client_id empty (or send '", *natural,
+            "')"));
+        return result;
+      }
+    }
     if (auto seq = state_.FindClientId(op.client_id)) {
       auto original = lookup(*seq);
       if (!original.ok()) {
@@ -1202,6 +1269,7 @@ class Ledger::Impl {
       result.seq = *seq;
       result.time_us = original->time_us;
       result.duplicate = true;
+      state_.FillDetails(*original, &result);
       return result;
     }
     // The body is not needed after this; the state keeps what it records.
@@ -1215,6 +1283,9 @@ class Ledger::Impl {
     pending->values.push_back(std::move(applied->stored_value));
     result.seq = applied->seq;
     result.time_us = applied->time_us;
+    if (state_.LastEntry().type() >= EntryType::kPurchase) {
+      state_.FillDetails(state_.LastEntry(), &result);
+    }
     return result;
   }
 
@@ -1382,6 +1453,41 @@ absl::StatusOr<uint64_t> Ledger::FindLotByTraceHash(const std::string& trace_has
 }
 absl::StatusOr<std::vector<Balance>> Ledger::TotalsPerAsset() const {
   return impl_->TotalsPerAsset();
+}
+
+absl::StatusOr<VoucherInfo> Ledger::GetVoucher(uint64_t voucher) const {
+  return impl_->GetVoucher(voucher);
+}
+
+absl::StatusOr<VoucherInfo> Ledger::FindVoucherByCodeHash(const std::string& code_hash) const {
+  return impl_->FindVoucherByCodeHash(code_hash);
+}
+
+absl::StatusOr<VoucherReport> Ledger::GetVoucherReport() const {
+  return impl_->GetVoucherReport();
+}
+
+absl::StatusOr<std::vector<StoreSettlement>> Ledger::Settlement(const std::string& store,
+                                                                int64_t from_time_us,
+                                                                int64_t to_time_us) const {
+  return impl_->Settlement(store, from_time_us, to_time_us);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, OpResult>>> Ledger::ExpireDueVouchers(
+    size_t max) {
+  WL_ASSIGN_OR_RETURN(std::vector<std::string> due,
+                      impl_->DueVouchers(std::min(max, kBatchOpsMax)));
+  std::vector<std::pair<std::string, OpResult>> out;
+  if (due.empty()) return out;
+  std::vector<Operation> ops;
+  for (const std::string& voucher : due) {
+    Operation op;  // the client id is the expiry's natural id
+    op.body = VoucherCloseOp{voucher, VoucherCloseMode::kExpire, ""};
+    ops.push_back(std::move(op));
+  }
+  std::vector<OpResult> results = Submit(std::move(ops));
+  for (size_t i = 0; i < due.size(); ++i) out.emplace_back(due[i], std::move(results[i]));
+  return out;
 }
 bool Ledger::WaitForSeq(uint64_t seq, int64_t timeout_ms) const {
   return impl_->WaitForSeq(seq, timeout_ms);

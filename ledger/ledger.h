@@ -131,6 +131,26 @@ class Ledger {
   // Sum of all balances per asset; every amount is zero when value is conserved.
   absl::StatusOr<std::vector<Balance>> TotalsPerAsset() const;
 
+  // ---- Checkout and vouchers. ----
+
+  // A voucher by the seq of its issuing entry.
+  absl::StatusOr<VoucherInfo> GetVoucher(uint64_t voucher) const;
+  // The voucher whose code hashes (SHA-256) to `code_hash`; kNotFound if none.
+  absl::StatusOr<VoucherInfo> FindVoucherByCodeHash(const std::string& code_hash) const;
+  // Voucher totals now (by the ledger's clock), by fund, by recipient
+  // category and in all.
+  absl::StatusOr<VoucherReport> GetVoucherReport() const;
+  // Checkout figures of `store` (empty: every store) for entries with
+  // from_time_us <= time < to_time_us, one row per store and asset.
+  absl::StatusOr<std::vector<StoreSettlement>> Settlement(const std::string& store,
+                                                          int64_t from_time_us,
+                                                          int64_t to_time_us) const;
+  // The expiry sweep: ends up to `max` active vouchers that hold value and
+  // whose expiry has passed (by the ledger's clock), returning what they
+  // hold to the fund or project that funded them. Returns each voucher's
+  // account id and result. Idempotent: each expiry has a natural client id.
+  absl::StatusOr<std::vector<std::pair<std::string, OpResult>>> ExpireDueVouchers(size_t max);
+
   // Blocks until entry `seq` is durable or `timeout_ms` passes; returns
   // whether it is durable.
   bool WaitForSeq(uint64_t seq, int64_t timeout_ms) const;

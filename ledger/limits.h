@@ -20,6 +20,12 @@ inline constexpr size_t kClientIdBytesMax = 64;
 inline constexpr size_t kAccountIdBytesMax = 64;
 // Asset codes: "CNY" or "item:" plus up to 40 characters.
 inline constexpr size_t kAssetCodeBytesMax = 45;
+// Order, refund and member ids chosen by shops.
+inline constexpr size_t kOrderIdBytesMax = 64;
+// Stores named on one voucher (empty: any store).
+inline constexpr size_t kVoucherStoresMax = 64;
+// A contribution rate is at most the whole sale: 10,000 basis points.
+inline constexpr uint32_t kRateBpMax = 10'000;
 // Display names of accounts.
 inline constexpr size_t kNameBytesMax = 256;
 // Recipient category and community codes (configured tables).

@@ -137,6 +137,45 @@ absl::Status CheckText(absl::string_view field, const std::string& text, size_t 
   return absl::OkStatus();
 }
 
+// Shops' order, refund and member numbers: printable ASCII without spaces.
+absl::Status CheckKey(absl::string_view field, const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  if (id.size() > kOrderIdBytesMax) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", id.size(), " bytes, at most ", kOrderIdBytesMax, " allowed"));
+  }
+  if (AnyByteOutside(id, 0x21, 0x7e)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": only printable ASCII without spaces"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckHash(absl::string_view field, const std::string& hash, bool required) {
+  if (hash.empty() && !required) return absl::OkStatus();
+  if (hash.size() != 32) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", hash.size(), " bytes; ",
+                                                   required ? "" : "empty or ",
+                                                   "32 (SHA-256)"));
+  }
+  return absl::OkStatus();
+}
+
+Hash ToHash(const std::string& bytes) {
+  Hash h{};
+  std::memcpy(h.data(), bytes.data(), h.size());
+  return h;
+}
+
+absl::Status CheckMoneyAsset(absl::string_view field, const std::string& code) {
+  WL_RETURN_IF_ERROR(CheckAsset(field, code));
+  if (ParseAssetCode(code) != AssetKind::kMoney) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": '", code, "' is goods; only money (such as CNY) is allowed"));
+  }
+  return absl::OkStatus();
+}
+
 bool IsFundOrProject(AccountKind k) {
   return k == AccountKind::kFund || k == AccountKind::kProject;
 }
@@ -152,6 +191,17 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
                                                 const Hash* replayed_hash) {
   WL_RETURN_IF_ERROR(CheckClientId(client_id));
   WL_DCHECK(!client_ids_.contains(client_id));
+  if (std::optional<std::string> natural = NaturalClientId(body)) {
+    if (*natural != client_id) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "client_id: a ", EntryTypeName(TypeOf(body)),
+          " is identified by its own keys; its client id must be '", *natural, "'"));
+    }
+  } else if (IsNaturalClientIdForm(client_id)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client_id: '", client_id,
+        "' has the form of a purchase, refund, redemption or expiry id, kept for those"));
+  }
   // The id is inserted at the end, into a random slot of a large table:
   // start fetching that memory now so that the miss overlaps the work below.
   client_ids_.prefetch(client_id);
@@ -184,8 +234,19 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
           return ApplyAllocation(op, e.seq, journal, &e);
         } else if constexpr (std::is_same_v<T, DisbursementOp>) {
           return ApplyDisbursement(op, e.seq, journal, &e);
-        } else {
+        } else if constexpr (std::is_same_v<T, CorrectionOp>) {
           return ApplyCorrection(op, e.seq, lookup, journal, &e);
+        } else if constexpr (std::is_same_v<T, PurchaseOp>) {
+          return ApplyPurchase(op, e.seq, e.time_us, journal, &e);
+        } else if constexpr (std::is_same_v<T, RefundOp>) {
+          return ApplyRefund(op, e.seq, lookup, journal, &e);
+        } else if constexpr (std::is_same_v<T, VoucherIssueOp>) {
+          return ApplyVoucherIssue(op, e.seq, e.time_us, journal, &e);
+        } else if constexpr (std::is_same_v<T, RedemptionOp>) {
+          return ApplyRedemption(op, e.seq, journal, &e);
+        } else {
+          static_assert(std::is_same_v<T, VoucherCloseOp>);
+          return ApplyVoucherClose(op, e.seq, journal, &e);
         }
       },
       e.body);
@@ -266,6 +327,15 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
         absl::StrCat("open_account.kind: ", k, " is not an account kind (1..",
                      kAccountKindMax, ")"));
   }
+  if (op.kind == AccountKind::kVoucher) {
+    return absl::InvalidArgumentError(
+        "open_account.kind: voucher accounts are opened by voucher_issue, not directly");
+  }
+  if (VoucherSeqFromAccountId(op.account) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "open_account.account: '", op.account,
+        "' has the form voucher/<n>, which is kept for vouchers"));
+  }
   if (IsHolding(op.kind) || !op.asset.empty()) {
     if (op.asset.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -313,13 +383,18 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
   a.category = op.category;
   a.community = op.community;
   a.opened_seq = seq;
-  account_index_.emplace(a.id, static_cast<uint32_t>(accounts_.size()));
-  accounts_.push_back(std::move(a));
-  j->Add({Journal::Kind::kNewAccount});
-  const auto idx = static_cast<uint32_t>(accounts_.size() - 1);
+  const uint32_t idx = AddAccount(std::move(a), j);
   const uint32_t asset = accounts_.back().asset;
   AddTouch(idx, asset, 0, asset == kNoAsset ? 0 : BalanceOf(idx, asset), j);
   return absl::OkStatus();
+}
+
+uint32_t LedgerState::AddAccount(AccountState a, Journal* j) {
+  const auto idx = static_cast<uint32_t>(accounts_.size());
+  account_index_.emplace(a.id, idx);
+  accounts_.push_back(std::move(a));
+  j->Add({Journal::Kind::kNewAccount});
+  return idx;
 }
 
 absl::Status LedgerState::ApplyClose(const CloseAccountOp& op, Journal* j, Entry* e) {
@@ -334,6 +409,17 @@ absl::Status LedgerState::ApplyClose(const CloseAccountOp& op, Journal* j, Entry
       return absl::FailedPreconditionError(
           absl::StrCat("close_account.account: account '", a.id, "' still holds ", held,
                        " ", assets_[a.asset], "; only an empty account can be closed"));
+    }
+  }
+  if (a.kind == AccountKind::kVoucher) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "close_account.account: '", a.id, "' is a voucher; vouchers end by voucher_close"));
+  }
+  for (const Voucher& v : vouchers_) {
+    if (v.from == idx && v.state == VoucherState::kActive && v.redeemed + v.returned < v.face) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "close_account.account: '", a.id, "' funded voucher ", v.seq,
+          ", which is still outstanding; expire or void it first"));
     }
   }
   a.closed = true;
@@ -391,14 +477,25 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
   WL_RETURN_IF_ERROR(AssetFor("donation.asset", donor, op.asset, asset).status());
   WL_RETURN_IF_ERROR(CheckMove("donation.amount", donor, to, asset, op.amount));
 
+  CreateLot(donor, to, asset, op.amount, seq, time_us, (op.flags & kDonationAnonymous) != 0,
+            kNone, op.trace_hash.empty() ? nullptr : &trace, j, e);
+  return absl::OkStatus();
+}
+
+void LedgerState::CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t amount,
+                            uint64_t seq, int64_t time_us, bool anonymous, uint32_t member,
+                            const Hash* trace, Journal* j, Entry* e) {
   LotState lot;
   lot.lot = seq;
   lot.donor = donor;
   lot.to = to;
   lot.asset = asset;
-  lot.amount = op.amount;
+  lot.amount = amount;
   lot.time_us = time_us;
-  lot.anonymous = (op.flags & kDonationAnonymous) != 0;
+  lot.anonymous = anonymous;
+  lot.member = member;
+  lot.purchase = cur_type_ == EntryType::kPurchase;
+  lot.at_origin = lot.purchase ? amount : 0;
   const auto lot_idx = static_cast<uint32_t>(lots_.size());
   if (lot_by_seq_.size() <= seq) lot_by_seq_.resize(seq + 1, kNone);
   lot_by_seq_[seq] = lot_idx;
@@ -406,22 +503,25 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
   j->Add({Journal::Kind::kNewLot});
   accounts_[donor].lots.push_back(lot_idx);
   j->Add({Journal::Kind::kDonorLot, donor});
-  if (!op.trace_hash.empty()) {
-    trace_hashes_.emplace(trace, seq);
+  if (member != kNone) {
+    member_lots_[member].push_back(lot_idx);
+    j->Add({Journal::Kind::kMemberLot, member});
+  }
+  if (trace != nullptr) {
+    trace_hashes_.emplace(*trace, seq);
     if (j->recording()) {
-      j->saved_hashes_.push_back(trace);
+      j->saved_hashes_.push_back(*trace);
       j->Add({Journal::Kind::kTraceHash, 0, j->saved_hashes_.size() - 1});
     }
   }
 
   Posting& p = OnePosting(e);
-  p.slices.push_back({seq, op.amount});
-  Move(donor, to, asset, op.amount, p.slices, seq, /*record_moves=*/false, j);
-  p.from.assign(op.donor);
-  p.to.assign(op.to);
-  p.asset.assign(op.asset);
-  p.amount = op.amount;
-  return absl::OkStatus();
+  p.slices.push_back({seq, amount});
+  Move(donor, to, asset, amount, p.slices, seq, /*record_moves=*/false, j);
+  p.from.assign(accounts_[donor].id);
+  p.to.assign(accounts_[to].id);
+  p.asset.assign(assets_[asset]);
+  p.amount = amount;
 }
 
 absl::Status LedgerState::ApplyAllocation(const AllocationOp& op, uint64_t seq, Journal* j,
@@ -529,6 +629,14 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
           "correction.to: account '", op.to, "' is a ", AccountKindName(accounts_[to].kind),
           "; to return a gift, reverse its donation"));
     }
+    for (auto [field, idx] :
+         {std::pair{"correction.from", from}, std::pair{"correction.to", to}}) {
+      if (accounts_[idx].kind == AccountKind::kVoucher) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            field, ": account '", accounts_[idx].id,
+            "' is a voucher; a voucher's value changes only by redemption and voucher_close"));
+      }
+    }
     return PostFifo("correction.asset", "correction.amount", from, to, op.from, op.to, op.asset,
                     op.amount, seq, j, e);
   }
@@ -575,6 +683,381 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
   back.amount = p.amount;
   back.slices.assign(p.slices.begin(), p.slices.end());
   return absl::OkStatus();
+}
+
+
+// ---------------------------------------------------------------------------
+// Checkout and vouchers
+
+absl::Status LedgerState::ApplyPurchase(const PurchaseOp& op, uint64_t seq, int64_t time_us,
+                                        Journal* j, Entry* e) {
+  e->postings.clear();
+  WL_RETURN_IF_ERROR(CheckAccountId("purchase.store", op.store));
+  WL_RETURN_IF_ERROR(CheckKey("purchase.order_id", op.order_id));
+  WL_RETURN_IF_ERROR(CheckMoneyAsset("purchase.asset", op.asset));
+  WL_RETURN_IF_ERROR(CheckAmount("purchase.amount", op.amount));
+  if (!op.member.empty()) WL_RETURN_IF_ERROR(CheckAccountId("purchase.member", op.member));
+  if (op.sale_time_us < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("purchase.sale_time_us: ", op.sale_time_us, " is negative"));
+  }
+  if (op.rate_bp > kRateBpMax) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "purchase.rate_bp: ", op.rate_bp, " basis points, at most ", kRateBpMax));
+  }
+  WL_RETURN_IF_ERROR(CheckAccountId("purchase.fund", op.fund));
+  WL_RETURN_IF_ERROR(CheckHash("purchase.trace_hash", op.trace_hash, false));
+  const int64_t contribution = ContributionOf(op.amount, op.rate_bp);
+  if (contribution == 0 && !op.trace_hash.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("purchase.trace_hash: the contribution of ", op.amount, " at ",
+                     op.rate_bp, " basis points rounds to 0; there is no lot to trace"));
+  }
+  Hash trace{};
+  if (!op.trace_hash.empty()) {
+    trace = ToHash(op.trace_hash);
+    if (auto it = trace_hashes_.find(trace); it != trace_hashes_.end()) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("purchase.trace_hash: already identifies lot ", it->second));
+    }
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t store, FindOpen("purchase.store", op.store));
+  if (accounts_[store].kind != AccountKind::kMerchant) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("purchase.store: account '", op.store, "' is a ",
+                     AccountKindName(accounts_[store].kind), ", not a merchant"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t fund, FindOpen("purchase.fund", op.fund));
+  if (!IsFundOrProject(accounts_[fund].kind)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("purchase.fund: account '", op.fund, "' is a ",
+                     AccountKindName(accounts_[fund].kind), ", not a fund or project"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("purchase.asset", fund, op.asset));
+  WL_RETURN_IF_ERROR(AssetFor("purchase.asset", store, op.asset, asset).status());
+  if (contribution > 0) {
+    WL_RETURN_IF_ERROR(CheckMove("purchase.amount", store, fund, asset, contribution));
+    const uint32_t member = op.member.empty() ? kNone : InternMember(op.member, j);
+    CreateLot(store, fund, asset, contribution, seq, time_us, /*anonymous=*/false, member,
+              op.trace_hash.empty() ? nullptr : &trace, j, e);
+  } else {
+    // No value moves; the sale still counts in the store's settlement and
+    // its statement.
+    AddTouch(store, asset, 0, BalanceOf(store, asset), j);
+  }
+  AddStoreEvent(store, kStorePurchase, asset, op.amount, contribution, j);
+  return absl::OkStatus();
+}
+
+std::optional<uint64_t> LedgerState::FindPurchase(const std::string& store,
+                                                  const std::string& order_id) const {
+  // Only a purchase can hold its natural id (Apply refuses it to others).
+  return FindClientId(PurchaseClientId(store, order_id));
+}
+
+absl::Status LedgerState::ApplyRefund(const RefundOp& op, uint64_t seq,
+                                      const EntryLookup& lookup, Journal* j, Entry* e) {
+  e->postings.clear();
+  WL_RETURN_IF_ERROR(CheckAccountId("refund.store", op.store));
+  WL_RETURN_IF_ERROR(CheckKey("refund.order_id", op.order_id));
+  WL_RETURN_IF_ERROR(CheckKey("refund.refund_id", op.refund_id));
+  WL_RETURN_IF_ERROR(CheckAmount("refund.amount", op.amount));
+  WL_ASSIGN_OR_RETURN(uint32_t store, FindOpen("refund.store", op.store));
+  const std::optional<uint64_t> purchase_seq = FindPurchase(op.store, op.order_id);
+  if (!purchase_seq) {
+    return absl::NotFoundError(absl::StrCat("refund.order_id: no purchase of order '",
+                                            op.order_id, "' at store '", op.store, "'"));
+  }
+  WL_ASSIGN_OR_RETURN(Entry original, lookup(*purchase_seq));
+  const auto* purchase = std::get_if<PurchaseOp>(&original.body);
+  if (purchase == nullptr) {
+    return absl::DataLossError(
+        absl::StrCat("entry ", *purchase_seq, ": expected the purchase of order '",
+                     op.order_id, "'"));
+  }
+  const int64_t contribution = original.postings.empty() ? 0 : original.postings[0].amount;
+  RefundTotals totals;
+  if (auto it = refunds_.find(*purchase_seq); it != refunds_.end()) totals = it->second;
+  const int64_t refundable = purchase->amount - totals.refunded;
+  if (op.amount > refundable) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refund.amount: order '", op.order_id, "' at store '", op.store, "' has ", refundable,
+        " of ", purchase->amount, " left to refund, asked ", op.amount));
+  }
+  const int64_t refunded = totals.refunded + op.amount;
+  const int64_t reversal = ProportionOf(contribution, refunded, purchase->amount) - totals.reversed;
+  WL_CHECK(reversal >= 0 && totals.reversed + reversal <= contribution);
+  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("refund.store", store, purchase->asset));
+  if (reversal > 0) {
+    WL_ASSIGN_OR_RETURN(uint32_t fund, FindOpen("refund.order_id", purchase->fund));
+    WL_RETURN_IF_ERROR(CheckMove("refund.amount", fund, store, asset, reversal));
+    Posting& p = OnePosting(e);
+    // The purchase's own lot first, from wherever it still is in the fund;
+    // the rest (its lot was already spent) from the fund's oldest money.
+    const int64_t own = TakeOwnLot(fund, *purchase_seq, reversal, j, &p.slices);
+    if (own < reversal) {
+      WL_RETURN_IF_ERROR(TakeFifo("refund.amount", fund, reversal - own, j, &p.slices));
+    }
+    Move(fund, store, asset, reversal, p.slices, seq, /*record_moves=*/true, j);
+    e->policy.assign(own == reversal ? kPolicyLotV1 : kPolicyLotFifoV1);
+    p.from.assign(purchase->fund);
+    p.to.assign(op.store);
+    p.asset.assign(purchase->asset);
+    p.amount = reversal;
+  } else {
+    AddTouch(store, asset, 0, BalanceOf(store, asset), j);
+  }
+  auto [it, inserted] = refunds_.try_emplace(*purchase_seq);
+  it->second.refunded += op.amount;
+  it->second.reversed += reversal;
+  j->Add({Journal::Kind::kRefundTotals, 0, *purchase_seq, op.amount});
+  j->Add({Journal::Kind::kRefundReversed, 0, *purchase_seq, reversal});
+  AddStoreEvent(store, kStoreRefund, asset, op.amount, reversal, j);
+  return absl::OkStatus();
+}
+
+int64_t LedgerState::TakeOwnLot(uint32_t account, uint64_t lot, int64_t max, Journal* j,
+                                std::vector<Slice>* out) {
+  const uint32_t idx = LotIndex(lot);
+  if (idx == kNone || lots_[idx].to != account) return 0;
+  const int64_t want = std::min(max, lots_[idx].at_origin);
+  auto& slices = accounts_[account].slices;
+  if (want == 0 || slices.empty()) return 0;
+  // Slices that arrived as lots sit in seq order: search from the end whose
+  // lot is nearer in seq.
+  const bool from_back = lot - std::min(lot, slices.front().lot) >
+                         std::max(lot, slices.back().lot) - lot;
+  const size_t first_out = out->size();
+  int64_t taken = 0;
+  auto take_at = [&](size_t i) {
+    Slice& s = slices[i];
+    const int64_t take = std::min(s.amount, want - taken);
+    taken += take;
+    out->push_back({lot, take});
+    if (take < s.amount) {
+      s.amount -= take;
+      j->Add({Journal::Kind::kSliceReduce, account, i, take});
+      return false;
+    }
+    if (j->recording()) {
+      j->saved_erased_.push_back({i, s});
+      j->Add({Journal::Kind::kSliceErase, account, j->saved_erased_.size() - 1});
+    }
+    slices.erase(slices.begin() + static_cast<std::ptrdiff_t>(i));
+    return true;
+  };
+  if (from_back) {
+    for (size_t i = slices.size(); i-- > 0 && taken < want;) {
+      if (slices[i].lot == lot) take_at(i);
+    }
+    // Found newest first; recorded oldest first, as fifo/v1 would list them.
+    std::reverse(out->begin() + static_cast<std::ptrdiff_t>(first_out), out->end());
+  } else {
+    for (size_t i = 0; i < slices.size() && taken < want;) {
+      if (slices[i].lot == lot && take_at(i)) continue;  // erased: i is the next slice
+      ++i;
+    }
+  }
+  WL_CHECK(taken == want);  // at_origin counts exactly what the fund holds of the lot
+  return taken;
+}
+
+absl::Status LedgerState::ApplyVoucherIssue(const VoucherIssueOp& op, uint64_t seq,
+                                            int64_t time_us, Journal* j, Entry* e) {
+  WL_RETURN_IF_ERROR(CheckAccountId("voucher_issue.from", op.from));
+  WL_RETURN_IF_ERROR(CheckAccountId("voucher_issue.recipient", op.recipient));
+  WL_RETURN_IF_ERROR(CheckMoneyAsset("voucher_issue.asset", op.asset));
+  WL_RETURN_IF_ERROR(CheckAmount("voucher_issue.amount", op.amount));
+  if (op.expires_us <= time_us) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("voucher_issue.expires_us: ", op.expires_us,
+                     " is not after the time of issue (", time_us, ")"));
+  }
+  if (op.stores.size() > kVoucherStoresMax) {
+    return absl::InvalidArgumentError(absl::StrCat("voucher_issue.stores: ", op.stores.size(),
+                                                   " stores, at most ", kVoucherStoresMax));
+  }
+  WL_RETURN_IF_ERROR(CheckHash("voucher_issue.code_hash", op.code_hash, true));
+  WL_RETURN_IF_ERROR(CheckText("voucher_issue.memo", op.memo, kTextBytesMax, false));
+  const Hash code = ToHash(op.code_hash);
+  if (auto it = voucher_codes_.find(code); it != voucher_codes_.end()) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "voucher_issue.code_hash: already the code of voucher ", vouchers_[it->second].seq));
+  }
+  std::vector<uint32_t> stores;
+  for (size_t i = 0; i < op.stores.size(); ++i) {
+    const std::string field = absl::StrCat("voucher_issue.stores[", i, "]");
+    WL_RETURN_IF_ERROR(CheckAccountId(field, op.stores[i]));
+    WL_ASSIGN_OR_RETURN(uint32_t store, FindOpen(field, op.stores[i]));
+    if (accounts_[store].kind != AccountKind::kMerchant) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(field, ": account '", op.stores[i], "' is a ",
+                       AccountKindName(accounts_[store].kind), ", not a merchant"));
+    }
+    if (std::find(stores.begin(), stores.end(), store) != stores.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": '", op.stores[i], "' is listed twice"));
+    }
+    stores.push_back(store);
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("voucher_issue.from", op.from));
+  if (!IsFundOrProject(accounts_[from].kind)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "voucher_issue.from: account '", op.from, "' is a ",
+        AccountKindName(accounts_[from].kind), "; vouchers are funded by a fund or project"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t recipient, FindOpen("voucher_issue.recipient", op.recipient));
+  if (accounts_[recipient].kind != AccountKind::kRecipient) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "voucher_issue.recipient: account '", op.recipient, "' is a ",
+        AccountKindName(accounts_[recipient].kind), ", not a registered recipient"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("voucher_issue.asset", from, op.asset));
+  // Checked before the voucher account exists, so that a fund that cannot
+  // pay creates nothing.
+  const int64_t held = BalanceOf(from, asset);
+  if (held < op.amount) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("voucher_issue.amount: account '", op.from, "' holds ", held, " ",
+                     op.asset, ", asked ", op.amount));
+  }
+
+  AccountState a;
+  a.id = VoucherAccountId(seq);
+  WL_CHECK(!account_index_.contains(a.id));  // OPEN_ACCOUNT never makes one
+  a.kind = AccountKind::kVoucher;
+  a.holding = true;
+  a.source = false;
+  a.asset = asset;
+  a.flags = 0;
+  a.opened_seq = seq;
+  const uint32_t account = AddAccount(std::move(a), j);
+  WL_RETURN_IF_ERROR(PostFifo("voucher_issue.asset", "voucher_issue.amount", from, account,
+                              op.from, accounts_[account].id, op.asset, op.amount, seq, j, e));
+  Voucher v;
+  v.seq = seq;
+  v.account = account;
+  v.from = from;
+  v.recipient = recipient;
+  v.asset = asset;
+  v.face = op.amount;
+  v.issued_us = time_us;
+  v.expires_us = op.expires_us;
+  v.stores = std::move(stores);
+  v.code = code;
+  const auto idx = static_cast<uint32_t>(vouchers_.size());
+  vouchers_.push_back(std::move(v));
+  voucher_by_seq_.emplace(seq, idx);
+  voucher_codes_.emplace(code, idx);
+  j->Add({Journal::Kind::kNewVoucher});
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyRedemption(const RedemptionOp& op, uint64_t seq, Journal* j,
+                                          Entry* e) {
+  WL_RETURN_IF_ERROR(CheckHash("redemption.code_hash", op.code_hash, true));
+  WL_RETURN_IF_ERROR(CheckAccountId("redemption.store", op.store));
+  WL_RETURN_IF_ERROR(CheckKey("redemption.order_id", op.order_id));
+  WL_RETURN_IF_ERROR(CheckAmount("redemption.amount", op.amount));
+  auto found = voucher_codes_.find(ToHash(op.code_hash));
+  if (found == voucher_codes_.end()) {
+    return absl::NotFoundError("redemption.code: no voucher has this code");
+  }
+  const uint32_t vi = found->second;
+  const Voucher& v = vouchers_[vi];
+  if (v.state != VoucherState::kActive) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "redemption.code: voucher ", v.seq, " was ",
+        v.state == VoucherState::kExpired ? "expired" : "voided", " by entry ", v.closed_seq));
+  }
+  if (cur_time_us_ >= v.expires_us) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("redemption.code: voucher ", v.seq, " expired at ", v.expires_us,
+                     " (now ", cur_time_us_, ")"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t store, FindOpen("redemption.store", op.store));
+  if (accounts_[store].kind != AccountKind::kMerchant) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("redemption.store: account '", op.store, "' is a ",
+                     AccountKindName(accounts_[store].kind), ", not a merchant"));
+  }
+  if (!v.stores.empty() && std::find(v.stores.begin(), v.stores.end(), store) == v.stores.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "redemption.store: voucher ", v.seq, " is not accepted at store '", op.store, "'"));
+  }
+  const AccountState& account = accounts_[v.account];
+  WL_RETURN_IF_ERROR(PostFifo("redemption.code", "redemption.amount", v.account, store,
+                              account.id, op.store, assets_[v.asset], op.amount, seq, j, e));
+  vouchers_[vi].redeemed += op.amount;
+  ++vouchers_[vi].redemptions;
+  j->Add({Journal::Kind::kVoucherRedeem, vi, 0, op.amount});
+  AddStoreEvent(store, kStoreRedemption, v.asset, op.amount, 0, j);
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyVoucherClose(const VoucherCloseOp& op, uint64_t seq, Journal* j,
+                                            Entry* e) {
+  e->postings.clear();
+  WL_RETURN_IF_ERROR(CheckAccountId("voucher_close.voucher", op.voucher));
+  if (op.mode != VoucherCloseMode::kExpire && op.mode != VoucherCloseMode::kVoid) {
+    return absl::InvalidArgumentError(absl::StrCat("voucher_close.mode: ",
+                                                   static_cast<int>(op.mode),
+                                                   " is not 1 (expire) or 2 (void)"));
+  }
+  WL_RETURN_IF_ERROR(CheckText("voucher_close.reason", op.reason, kTextBytesMax,
+                               op.mode == VoucherCloseMode::kVoid));
+  auto found = voucher_by_seq_.find(VoucherSeqFromAccountId(op.voucher));
+  if (found == voucher_by_seq_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("voucher_close.voucher: '", op.voucher, "' is not a voucher"));
+  }
+  const uint32_t vi = found->second;
+  const Voucher& v = vouchers_[vi];
+  if (v.state != VoucherState::kActive) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "voucher_close.voucher: voucher ", v.seq, " was already ",
+        v.state == VoucherState::kExpired ? "expired" : "voided", " by entry ", v.closed_seq));
+  }
+  if (op.mode == VoucherCloseMode::kExpire && cur_time_us_ < v.expires_us) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("voucher_close.mode: voucher ", v.seq, " expires at ", v.expires_us,
+                     ", after now (", cur_time_us_, "); void it to end it early"));
+  }
+  const int64_t remaining = BalanceOf(v.account, v.asset);
+  if (remaining == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "voucher_close.voucher: voucher ", v.seq, " was fully redeemed; nothing to return"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("voucher_close.voucher", accounts_[v.from].id));
+  // Every slice it still holds goes back, in order: the fund gets back the
+  // very lots that funded the voucher.
+  WL_RETURN_IF_ERROR(PostFifo("voucher_close.voucher", "voucher_close.voucher", v.account,
+                              from, accounts_[v.account].id, accounts_[from].id,
+                              assets_[v.asset], remaining, seq, j, e));
+  Voucher& w = vouchers_[vi];
+  w.state = op.mode == VoucherCloseMode::kExpire ? VoucherState::kExpired : VoucherState::kVoided;
+  w.closed_seq = seq;
+  w.returned = remaining;
+  j->Add({Journal::Kind::kVoucherClose, vi, 0, remaining});
+  accounts_[w.account].closed = true;
+  j->Add({Journal::Kind::kClosed, w.account});
+  return absl::OkStatus();
+}
+
+uint32_t LedgerState::InternMember(const std::string& member, Journal* j) {
+  if (auto it = member_index_.find(member); it != member_index_.end()) return it->second;
+  const auto idx = static_cast<uint32_t>(members_.size());
+  members_.push_back(member);
+  member_lots_.emplace_back();
+  member_index_.emplace(member, idx);
+  j->Add({Journal::Kind::kNewMember});
+  return idx;
+}
+
+void LedgerState::AddStoreEvent(uint32_t store, uint8_t kind, uint32_t asset, int64_t amount,
+                                int64_t moved, Journal* j) {
+  store_events_[store].push_back({cur_time_us_, amount, moved, asset, kind});
+  j->Add({Journal::Kind::kStoreEvent, store});
 }
 
 // ---------------------------------------------------------------------------
@@ -695,6 +1178,11 @@ void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amoun
     const uint32_t idx = LotIndex(s.lot);
     WL_CHECK(idx != kNone);
     LotState& lot = lots_[idx];
+    if (lot.purchase && (from == lot.to || to == lot.to)) {
+      const int64_t delta = from == lot.to ? -s.amount : s.amount;
+      lot.at_origin += delta;
+      j->Add({Journal::Kind::kLotOrigin, idx, 0, delta});
+    }
     // A lot listed in several slices is recorded once per entry.
     if (lot.last_move == kNoMove || lot.last_move_seq != seq) {
       lot_moves_.push_back({seq, lot.last_move});
@@ -872,6 +1360,55 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
       case K::kTraceHash:
         trace_hashes_.erase(j->saved_hashes_[r.b]);
         break;
+      case K::kLotOrigin:
+        lots_[r.a].at_origin -= r.c;
+        break;
+      case K::kSliceReduce:
+        accounts_[r.a].slices[r.b].amount += r.c;
+        break;
+      case K::kSliceErase: {
+        const auto& [index, slice] = j->saved_erased_[r.b];
+        auto& slices = accounts_[r.a].slices;
+        slices.insert(slices.begin() + static_cast<std::ptrdiff_t>(index), slice);
+        break;
+      }
+      case K::kNewMember:
+        member_index_.erase(members_.back());
+        members_.pop_back();
+        member_lots_.pop_back();
+        break;
+      case K::kMemberLot:
+        member_lots_[r.a].pop_back();
+        break;
+      case K::kRefundTotals:
+      case K::kRefundReversed: {
+        auto it = refunds_.find(r.b);
+        (r.kind == K::kRefundTotals ? it->second.refunded : it->second.reversed) -= r.c;
+        if (it->second.refunded == 0 && it->second.reversed == 0) refunds_.erase(it);
+        break;
+      }
+      case K::kStoreEvent: {
+        auto it = store_events_.find(r.a);
+        it->second.pop_back();
+        if (it->second.empty()) store_events_.erase(it);
+        break;
+      }
+      case K::kNewVoucher: {
+        const Voucher& v = vouchers_.back();
+        voucher_by_seq_.erase(v.seq);
+        voucher_codes_.erase(v.code);
+        vouchers_.pop_back();
+        break;
+      }
+      case K::kVoucherRedeem:
+        vouchers_[r.a].redeemed -= r.c;
+        --vouchers_[r.a].redemptions;
+        break;
+      case K::kVoucherClose:
+        vouchers_[r.a].state = VoucherState::kActive;
+        vouchers_[r.a].closed_seq = 0;
+        vouchers_[r.a].returned -= r.c;
+        break;
       case K::kHead:
         head_seq_ = r.b;
         head_time_us_ = r.c;
@@ -1038,8 +1575,11 @@ absl::StatusOr<LotInfo> LedgerState::GetLot(uint64_t lot) const {
     return absl::NotFoundError(absl::StrCat("lot: ", lot, " not found"));
   }
   const LotState& l = lots_[idx];
-  return LotInfo{l.lot,    accounts_[l.donor].id, accounts_[l.to].id, assets_[l.asset],
-                 l.amount, l.time_us,             l.anonymous};
+  LotInfo info{l.lot,    accounts_[l.donor].id, accounts_[l.to].id, assets_[l.asset],
+               l.amount, l.time_us,             l.anonymous};
+  if (l.purchase) info.created_by = EntryType::kPurchase;
+  if (l.member != kNone) info.member = members_[l.member];
+  return info;
 }
 
 absl::StatusOr<std::vector<uint64_t>> LedgerState::LotMoves(uint64_t lot) const {
@@ -1054,12 +1594,249 @@ absl::StatusOr<std::vector<uint64_t>> LedgerState::LotMoves(uint64_t lot) const 
 
 absl::StatusOr<std::vector<uint64_t>> LedgerState::DonorLots(const std::string& donor) const {
   auto it = account_index_.find(donor);
-  if (it == account_index_.end()) {
-    return absl::NotFoundError(absl::StrCat("donor: account '", donor, "' not found"));
+  auto member = member_index_.find(donor);
+  if (it == account_index_.end() && member == member_index_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("donor: no account or shop member '", donor, "' found"));
   }
   std::vector<uint64_t> out;
-  out.reserve(accounts_[it->second].lots.size());
-  for (uint32_t idx : accounts_[it->second].lots) out.push_back(lots_[idx].lot);
+  if (it != account_index_.end()) {
+    for (uint32_t idx : accounts_[it->second].lots) out.push_back(lots_[idx].lot);
+  }
+  if (member != member_index_.end()) {
+    for (uint32_t idx : member_lots_[member->second]) out.push_back(lots_[idx].lot);
+    // An id that is both an account and a member: one list, oldest first.
+    if (it != account_index_.end()) std::sort(out.begin(), out.end());
+  }
+  return out;
+}
+
+void LedgerState::FillDetails(const Entry& entry, OpResult* result) const {
+  int64_t moved = 0;
+  for (const Posting& p : entry.postings) moved += p.amount;
+  switch (entry.type()) {
+    case EntryType::kPurchase:
+      result->moved = moved;
+      break;
+    case EntryType::kVoucherClose:
+      result->moved = moved;
+      result->voucher = VoucherSeqFromAccountId(std::get<VoucherCloseOp>(entry.body).voucher);
+      break;
+    case EntryType::kRefund: {
+      result->moved = moved;
+      const auto& op = std::get<RefundOp>(entry.body);
+      const std::optional<uint64_t> purchase = FindPurchase(op.store, op.order_id);
+      int64_t covered = 0;
+      for (const Posting& p : entry.postings) {
+        for (const Slice& s : p.slices) {
+          if (!purchase || s.lot != *purchase) covered += s.amount;
+        }
+      }
+      result->covered_by_fund = covered;
+      break;
+    }
+    case EntryType::kVoucherIssue:
+      result->moved = std::get<VoucherIssueOp>(entry.body).amount;
+      result->voucher = entry.seq;
+      break;
+    case EntryType::kRedemption: {
+      result->moved = std::get<RedemptionOp>(entry.body).amount;
+      const auto it = voucher_codes_.find(ToHash(std::get<RedemptionOp>(entry.body).code_hash));
+      if (it == voucher_codes_.end()) break;
+      result->voucher = vouchers_[it->second].seq;
+      // The voucher's statement line of this entry carries its balance after.
+      const auto& touches = accounts_[vouchers_[it->second].account].touches;
+      size_t lo = 0;
+      size_t hi = touches.size();
+      while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (touches[mid].seq < entry.seq) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
+      }
+      if (lo < touches.size() && touches[lo].seq == entry.seq) {
+        result->voucher_balance_after = touches[lo].balance_after;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+VoucherInfo LedgerState::InfoOf(uint32_t vi) const {
+  const Voucher& v = vouchers_[vi];
+  VoucherInfo info;
+  info.voucher = v.seq;
+  info.account = accounts_[v.account].id;
+  info.from = accounts_[v.from].id;
+  info.recipient = accounts_[v.recipient].id;
+  info.category = accounts_[v.recipient].category;
+  info.community = accounts_[v.recipient].community;
+  info.asset = assets_[v.asset];
+  info.face = v.face;
+  info.redeemed = v.redeemed;
+  info.returned = v.returned;
+  info.remaining = BalanceOf(v.account, v.asset);
+  info.redemptions = v.redemptions;
+  info.issued_us = v.issued_us;
+  info.expires_us = v.expires_us;
+  for (uint32_t store : v.stores) info.stores.push_back(accounts_[store].id);
+  switch (v.state) {
+    case VoucherState::kActive:
+      info.status = info.remaining == 0 ? VoucherStatus::kRedeemed : VoucherStatus::kActive;
+      break;
+    case VoucherState::kExpired:
+      info.status = VoucherStatus::kExpired;
+      break;
+    case VoucherState::kVoided:
+      info.status = VoucherStatus::kVoided;
+      break;
+  }
+  info.closed_seq = v.closed_seq;
+  return info;
+}
+
+absl::StatusOr<VoucherInfo> LedgerState::GetVoucher(uint64_t voucher) const {
+  auto it = voucher_by_seq_.find(voucher);
+  if (it == voucher_by_seq_.end()) {
+    return absl::NotFoundError(absl::StrCat("voucher: ", voucher, " not found"));
+  }
+  return InfoOf(it->second);
+}
+
+std::optional<uint64_t> LedgerState::FindVoucherByCodeHash(const std::string& code_hash) const {
+  if (code_hash.size() != 32) return std::nullopt;
+  auto it = voucher_codes_.find(ToHash(code_hash));
+  if (it == voucher_codes_.end()) return std::nullopt;
+  return vouchers_[it->second].seq;
+}
+
+std::vector<std::string> LedgerState::DueVouchers(int64_t now_us, size_t max) const {
+  std::vector<std::string> out;
+  for (const Voucher& v : vouchers_) {
+    if (out.size() >= max) break;
+    if (v.state == VoucherState::kActive && v.expires_us <= now_us &&
+        BalanceOf(v.account, v.asset) > 0) {
+      out.push_back(accounts_[v.account].id);
+    }
+  }
+  return out;
+}
+
+VoucherReport LedgerState::GetVoucherReport(int64_t now_us) const {
+  // Keyed by (group, asset), sorted.
+  std::map<std::pair<std::string, std::string>, VoucherTotals> by_fund, by_category, total;
+  auto add = [](VoucherTotals& t, const VoucherInfo& info, int64_t now) {
+    ++t.issued;
+    t.issued_amount += info.face;
+    t.redemptions += info.redemptions;
+    t.redeemed_amount += info.redeemed;
+    switch (info.status) {
+      case VoucherStatus::kRedeemed:
+        ++t.fully_redeemed;
+        break;
+      case VoucherStatus::kExpired:
+        ++t.expired;
+        t.expired_amount += info.returned;
+        break;
+      case VoucherStatus::kVoided:
+        ++t.voided;
+        t.voided_amount += info.returned;
+        break;
+      case VoucherStatus::kActive:
+        ++t.outstanding;
+        t.outstanding_amount += info.remaining;
+        if (info.expires_us <= now) ++t.overdue;
+        break;
+    }
+  };
+  for (uint32_t i = 0; i < vouchers_.size(); ++i) {
+    const VoucherInfo info = InfoOf(i);
+    add(by_fund[{info.from, info.asset}], info, now_us);
+    add(by_category[{info.category, info.asset}], info, now_us);
+    add(total[{"", info.asset}], info, now_us);
+  }
+  VoucherReport report;
+  report.as_of_us = now_us;
+  auto flatten = [](auto& groups, std::vector<VoucherTotals>* out) {
+    for (auto& [key, t] : groups) {
+      t.key = key.first;
+      t.asset = key.second;
+      out->push_back(std::move(t));
+    }
+  };
+  flatten(by_fund, &report.by_fund);
+  flatten(by_category, &report.by_category);
+  flatten(total, &report.total);
+  return report;
+}
+
+absl::StatusOr<std::vector<StoreSettlement>> LedgerState::Settlement(
+    const std::string& store, int64_t from_time_us, int64_t to_time_us) const {
+  if (to_time_us <= from_time_us) {
+    return absl::InvalidArgumentError("to_time_us: must be after from_time_us");
+  }
+  std::vector<uint32_t> stores;
+  if (!store.empty()) {
+    auto it = account_index_.find(store);
+    if (it == account_index_.end()) {
+      return absl::NotFoundError(absl::StrCat("store: account '", store, "' not found"));
+    }
+    if (accounts_[it->second].kind != AccountKind::kMerchant) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "store: account '", store, "' is a ", AccountKindName(accounts_[it->second].kind),
+          ", not a merchant"));
+    }
+    stores.push_back(it->second);
+  } else {
+    for (const auto& [idx, events] : store_events_) stores.push_back(idx);
+  }
+  std::map<std::pair<std::string, std::string>, StoreSettlement> rows;
+  for (uint32_t idx : stores) {
+    auto it = store_events_.find(idx);
+    if (it == store_events_.end()) continue;
+    const auto& events = it->second;
+    // Entry times never decrease: the period is one contiguous range.
+    size_t lo = 0;
+    size_t hi = events.size();
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (events[mid].time_us < from_time_us) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    for (size_t i = lo; i < events.size() && events[i].time_us < to_time_us; ++i) {
+      const StoreEvent& ev = events[i];
+      StoreSettlement& row = rows[{accounts_[idx].id, assets_[ev.asset]}];
+      switch (ev.kind) {
+        case kStorePurchase:
+          ++row.purchases;
+          row.purchase_amount += ev.amount;
+          row.contributions += ev.moved;
+          break;
+        case kStoreRefund:
+          ++row.refunds;
+          row.refund_amount += ev.amount;
+          row.reversals += ev.moved;
+          break;
+        case kStoreRedemption:
+          ++row.redemptions;
+          row.redeemed += ev.amount;
+          break;
+      }
+    }
+  }
+  std::vector<StoreSettlement> out;
+  for (auto& [key, row] : rows) {
+    row.store = key.first;
+    row.asset = key.second;
+    out.push_back(std::move(row));
+  }
   return out;
 }
 
@@ -1234,6 +2011,65 @@ std::string LedgerState::Digest() const {
   for (const auto& [a, b] : rev) {
     put_u64(a);
     put_u64(b);
+  }
+  // Checkout and vouchers.
+  put_u64(members_.size());
+  for (size_t m = 0; m < members_.size(); ++m) {
+    put_str(members_[m]);
+    put_u64(member_lots_[m].size());
+    for (uint32_t l : member_lots_[m]) put_u64(lots_[l].lot);
+    if (buf.size() > 1 << 16) flush();
+  }
+  for (size_t i = 0; i < lots_.size(); ++i) {
+    put_u64(lots_[i].purchase);
+    put_u64(static_cast<uint64_t>(lots_[i].at_origin));
+    if (buf.size() > 1 << 16) flush();
+  }
+  std::vector<std::pair<uint64_t, RefundTotals>> refunds(refunds_.begin(), refunds_.end());
+  std::sort(refunds.begin(), refunds.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (const auto& [seq, t] : refunds) {
+    put_u64(seq);
+    put_u64(static_cast<uint64_t>(t.refunded));
+    put_u64(static_cast<uint64_t>(t.reversed));
+    if (buf.size() > 1 << 16) flush();
+  }
+  std::vector<std::pair<std::string, uint32_t>> stores;
+  for (const auto& [idx, events] : store_events_) stores.emplace_back(accounts_[idx].id, idx);
+  std::sort(stores.begin(), stores.end());
+  for (const auto& [id, idx] : stores) {
+    const auto& events = store_events_.at(idx);
+    put_str(id);
+    put_u64(events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      const StoreEvent& ev = events[i];
+      put_u64(static_cast<uint64_t>(ev.time_us));
+      put_u64(static_cast<uint64_t>(ev.amount));
+      put_u64(static_cast<uint64_t>(ev.moved));
+      put_str(assets_[ev.asset]);
+      put_u64(ev.kind);
+      if (buf.size() > 1 << 16) flush();
+    }
+  }
+  put_u64(vouchers_.size());
+  for (const Voucher& v : vouchers_) {
+    put_u64(v.seq);
+    put_str(accounts_[v.account].id);
+    put_str(accounts_[v.from].id);
+    put_str(accounts_[v.recipient].id);
+    put_str(assets_[v.asset]);
+    put_u64(static_cast<uint64_t>(v.face));
+    put_u64(static_cast<uint64_t>(v.redeemed));
+    put_u64(static_cast<uint64_t>(v.returned));
+    put_u64(v.redemptions);
+    put_u64(static_cast<uint64_t>(v.issued_us));
+    put_u64(static_cast<uint64_t>(v.expires_us));
+    put_u64(v.stores.size());
+    for (uint32_t st : v.stores) put_str(accounts_[st].id);
+    put_str(std::string_view(reinterpret_cast<const char*>(v.code.data()), v.code.size()));
+    put_u64(static_cast<uint64_t>(v.state));
+    put_u64(v.closed_seq);
+    if (buf.size() > 1 << 16) flush();
   }
   flush();
   return HashToHex(h.Finish());

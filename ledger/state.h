@@ -41,6 +41,10 @@ namespace warmledger {
 inline constexpr std::string_view kPolicyFifoV1 = "fifo/v1";
 inline constexpr std::string_view kPolicyReverseV1 = "reverse/v1";
 inline constexpr std::string_view kPolicyNone = "none";
+// Refunds: the reversal left the fund from the purchase's own lot...
+inline constexpr std::string_view kPolicyLotV1 = "lot/v1";
+// ...or, that lot being (partly) spent, also from the fund's oldest money.
+inline constexpr std::string_view kPolicyLotFifoV1 = "lot+fifo/v1";
 
 // Records how to undo each mutation of the state, so that a failed operation,
 // a failed linked chain or a failed durable write leaves no trace.
@@ -60,6 +64,7 @@ class Journal {
     saved_slices_.clear();
     saved_strings_.clear();
     saved_hashes_.clear();
+    saved_erased_.clear();
   }
 
  private:
@@ -83,6 +88,17 @@ class Journal {
     kTouch,          // account a gained one statement line
     kFlow,           // account a, flow slot b grew by c
     kTraceHash,      // saved_hashes_[b] was inserted as a trace hash
+    kSliceReduce,    // account a, slice at index b reduced by c
+    kSliceErase,     // account a, saved_erased_[b] = {index, slice} was erased
+    kNewMember,      // the last member was created
+    kMemberLot,      // member a gained one lot
+    kRefundTotals,   // purchase b: refunded grew by c (reversed: see kRefundReversed)
+    kRefundReversed, // purchase b: reversed grew by c
+    kStoreEvent,     // store account a gained one event
+    kNewVoucher,     // the last voucher was created
+    kVoucherRedeem,  // voucher a: redeemed grew by c
+    kVoucherClose,   // voucher a was closed, returning c
+    kLotOrigin,      // lot index a: at_origin grew by c
   };
   struct Record {
     Kind kind;
@@ -100,6 +116,7 @@ class Journal {
   std::vector<std::string> saved_strings_;
   // Hashes in their own vector: a 32-byte std::string would allocate.
   std::vector<Hash> saved_hashes_;
+  std::vector<std::pair<uint64_t, Slice>> saved_erased_;
 };
 
 namespace internal {
@@ -281,6 +298,25 @@ class LedgerState {
   uint64_t account_count() const { return accounts_.size(); }
   uint64_t lot_count() const { return lots_.size(); }
 
+  // Fills the checkout and voucher details of `result` (types.h, OpResult)
+  // for `entry`, an entry of this state: the one just applied (LastEntry())
+  // or an earlier one answered to a retry.
+  void FillDetails(const Entry& entry, OpResult* result) const;
+  // The entry the last successful Apply() built (valid until the next one).
+  const Entry& LastEntry() const { return scratch_; }
+
+  absl::StatusOr<VoucherInfo> GetVoucher(uint64_t voucher) const;
+  std::optional<uint64_t> FindVoucherByCodeHash(const std::string& code_hash) const;
+  // Account ids of the active vouchers that still hold value and whose
+  // expiry is at or before `now_us`, oldest first, at most `max`.
+  std::vector<std::string> DueVouchers(int64_t now_us, size_t max) const;
+  VoucherReport GetVoucherReport(int64_t now_us) const;
+  // Checkout figures per store (or of one store) for entries with
+  // from_time_us <= time < to_time_us, by store id then asset.
+  absl::StatusOr<std::vector<StoreSettlement>> Settlement(const std::string& store,
+                                                          int64_t from_time_us,
+                                                          int64_t to_time_us) const;
+
   // SHA-256 (hex) over a canonical serialisation of everything above.
   std::string Digest() const;
 
@@ -292,7 +328,8 @@ class LedgerState {
   static constexpr uint32_t kNoAsset = UINT32_MAX;
 
   // Flow slots: in[type] at type, out[type] at kFlowOut + type.
-  static constexpr size_t kFlowOut = 8;
+  static constexpr size_t kFlowOut = 16;
+  static_assert(kEntryTypeMax < kFlowOut);
   static constexpr uint32_t kNone = UINT32_MAX;
   struct Touch {
     uint64_t seq;
@@ -341,7 +378,12 @@ class LedgerState {
     uint32_t donor;
     uint32_t to;
     uint32_t asset;
+    uint32_t member = kNone;  // purchases: index in members_
     bool anonymous;
+    bool purchase = false;    // created by a PURCHASE (donor: the store)
+    // Purchase lots: how much of the lot its fund (`to`) holds now, so that
+    // a refund knows without searching the fund's slices.
+    int64_t at_origin = 0;
     int64_t amount;
     int64_t time_us;
     uint64_t last_move = kNoMove;  // index in lot_moves_
@@ -358,6 +400,36 @@ class LedgerState {
                                  Entry* e);
   absl::Status ApplyCorrection(const CorrectionOp& op, uint64_t seq,
                                const EntryLookup& lookup, Journal* j, Entry* e);
+  absl::Status ApplyPurchase(const PurchaseOp& op, uint64_t seq, int64_t time_us, Journal* j,
+                             Entry* e);
+  absl::Status ApplyRefund(const RefundOp& op, uint64_t seq, const EntryLookup& lookup,
+                           Journal* j, Entry* e);
+  absl::Status ApplyVoucherIssue(const VoucherIssueOp& op, uint64_t seq, int64_t time_us,
+                                 Journal* j, Entry* e);
+  absl::Status ApplyRedemption(const RedemptionOp& op, uint64_t seq, Journal* j, Entry* e);
+  absl::Status ApplyVoucherClose(const VoucherCloseOp& op, uint64_t seq, Journal* j,
+                                 Entry* e);
+
+  // Records a new lot of `amount` created by entry `seq` (a donation or a
+  // purchase contribution) and moves it donor → to as the entry's posting.
+  void CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t amount, uint64_t seq,
+                 int64_t time_us, bool anonymous, uint32_t member, const Hash* trace,
+                 Journal* j, Entry* e);
+  // Adds an account (the checks are the caller's) and returns its index.
+  uint32_t AddAccount(AccountState a, Journal* j);
+  // Takes up to `max` of purchase lot `lot` from the account it entered
+  // (the fund): as much as it still holds there, found from whichever end
+  // of the account's slices is nearer the lot (slices arrive in seq order).
+  int64_t TakeOwnLot(uint32_t account, uint64_t lot, int64_t max, Journal* j,
+                     std::vector<Slice>* out);
+  // The purchase of (store, order_id), or nullopt.
+  std::optional<uint64_t> FindPurchase(const std::string& store,
+                                       const std::string& order_id) const;
+  // Index in members_ of `member`, creating it if needed.
+  uint32_t InternMember(const std::string& member, Journal* j);
+  void AddStoreEvent(uint32_t store, uint8_t kind, uint32_t asset, int64_t amount,
+                     int64_t moved, Journal* j);
+  VoucherInfo InfoOf(uint32_t voucher) const;
 
   // Finds an open account: kNotFound / kFailedPrecondition naming `field`.
   absl::StatusOr<uint32_t> FindOpen(absl::string_view field, const std::string& id) const;
@@ -410,6 +482,41 @@ class LedgerState {
                 Journal* j);
   void AddFlow(uint32_t account, size_t slot, int64_t amount, Journal* j);
 
+  // Refund totals of a purchase that has refunds.
+  struct RefundTotals {
+    int64_t refunded = 0;  // purchase money refunded
+    int64_t reversed = 0;  // contribution reversed
+  };
+  // One checkout event at a store, for settlement reports.
+  static constexpr uint8_t kStorePurchase = 0;
+  static constexpr uint8_t kStoreRefund = 1;
+  static constexpr uint8_t kStoreRedemption = 2;
+  struct StoreEvent {
+    int64_t time_us;
+    int64_t amount;  // sale, refund or redemption amount
+    int64_t moved;   // contribution or reversal (0 for redemptions)
+    uint32_t asset;
+    uint8_t kind;
+  };
+  enum class VoucherState : uint8_t { kActive, kExpired, kVoided };
+  struct Voucher {
+    uint64_t seq;  // issuing entry
+    uint32_t account;
+    uint32_t from;
+    uint32_t recipient;
+    uint32_t asset;
+    int64_t face;
+    int64_t redeemed = 0;
+    int64_t returned = 0;
+    uint64_t redemptions = 0;
+    int64_t issued_us;
+    int64_t expires_us;
+    std::vector<uint32_t> stores;
+    Hash code;  // SHA-256 of the voucher code
+    VoucherState state = VoucherState::kActive;
+    uint64_t closed_seq = 0;
+  };
+
   // The entry being applied.
   uint64_t cur_seq_ = 0;
   int64_t cur_time_us_ = 0;
@@ -430,6 +537,17 @@ class LedgerState {
   absl::flat_hash_map<uint64_t, uint64_t> reversed_;  // entry → reversing entry
   // Trace hash (always 32 bytes) → lot, keyed by value: no heap string each.
   absl::flat_hash_map<Hash, uint64_t> trace_hashes_;
+  // Shop members credited with purchase contributions, and their lots.
+  std::vector<std::string> members_;
+  absl::flat_hash_map<std::string, uint32_t> member_index_;
+  std::vector<std::vector<uint32_t>> member_lots_;  // lot indexes
+  // Purchases (by seq) that have refunds.
+  absl::flat_hash_map<uint64_t, RefundTotals> refunds_;
+  // Store account → its checkout events in entry order.
+  absl::flat_hash_map<uint32_t, internal::SegmentedVector<StoreEvent, 6>> store_events_;
+  std::vector<Voucher> vouchers_;
+  absl::flat_hash_map<uint64_t, uint32_t> voucher_by_seq_;
+  absl::flat_hash_map<Hash, uint32_t> voucher_codes_;
   uint64_t head_seq_ = 0;
   Hash head_hash_{};
   int64_t head_time_us_ = 0;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ledger/limits.h"
+#include "ledger/sha256.h"
 
 namespace warmledger {
 
@@ -55,6 +56,11 @@ const char* EntryTypeName(EntryType type) {
     case EntryType::kAllocation: return "allocation";
     case EntryType::kDisbursement: return "disbursement";
     case EntryType::kCorrection: return "correction";
+    case EntryType::kPurchase: return "purchase";
+    case EntryType::kRefund: return "refund";
+    case EntryType::kVoucherIssue: return "voucher_issue";
+    case EntryType::kRedemption: return "redemption";
+    case EntryType::kVoucherClose: return "voucher_close";
   }
   return "unknown";
 }
@@ -84,6 +90,104 @@ EntryType TypeOf(const OpBody& body) {
 }
 static_assert(std::is_same_v<std::variant_alternative_t<0, OpBody>, OpenAccountOp>);
 static_assert(std::is_same_v<std::variant_alternative_t<5, OpBody>, CorrectionOp>);
+static_assert(std::is_same_v<std::variant_alternative_t<10, OpBody>, VoucherCloseOp>);
+static_assert(std::variant_size_v<OpBody> == kEntryTypeMax);
+
+namespace {
+
+// "<tag>:" followed by the first 20 bytes (160 bits) of
+// SHA-256("warmledger/natural-id/v1" 0x00 tag 0x00 part (0x00 part)*) in hex:
+// 42 bytes at most, within kClientIdBytesMax.
+std::string HashedId(std::string_view tag, std::initializer_list<std::string_view> parts) {
+  Sha256Hasher h;
+  h.Update(std::string_view("warmledger/natural-id/v1\0", 25));
+  h.Update(tag);
+  for (std::string_view part : parts) {
+    h.Update(std::string_view("\0", 1));
+    h.Update(part);
+  }
+  const Hash digest = h.Finish();
+  std::string out(tag);
+  out.push_back(':');
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < 20; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> NaturalClientId(const OpBody& body) {
+  if (const auto* p = std::get_if<PurchaseOp>(&body)) {
+    return PurchaseClientId(p->store, p->order_id);
+  }
+  if (const auto* r = std::get_if<RefundOp>(&body)) {
+    return HashedId("refund", {r->store, r->refund_id});
+  }
+  if (const auto* r = std::get_if<RedemptionOp>(&body)) {
+    return HashedId("redeem", {r->store, r->order_id, r->code_hash});
+  }
+  if (const auto* c = std::get_if<VoucherCloseOp>(&body);
+      c && c->mode == VoucherCloseMode::kExpire) {
+    return HashedId("expire", {c->voucher});
+  }
+  return std::nullopt;
+}
+
+bool IsNaturalClientIdForm(std::string_view id) {
+  const size_t colon = id.find(':');
+  if (colon == std::string_view::npos || id.size() - colon - 1 != 40) return false;
+  const std::string_view tag = id.substr(0, colon);
+  if (tag != "purchase" && tag != "refund" && tag != "redeem" && tag != "expire") return false;
+  for (char c : id.substr(colon + 1)) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+std::string PurchaseClientId(std::string_view store, std::string_view order_id) {
+  return HashedId("purchase", {store, order_id});
+}
+
+int64_t ContributionOf(int64_t amount, uint32_t rate_bp) {
+  return ProportionOf(amount, rate_bp, 10'000);
+}
+
+int64_t ProportionOf(int64_t total, int64_t part, int64_t whole) {
+  // total × part < 2^63 × 2^63 fits in 127 bits; adding whole/2 cannot
+  // overflow 128; the quotient is at most total.
+  const __int128 product = static_cast<__int128>(total) * part;
+  return static_cast<int64_t>((product * 2 + whole) / (static_cast<__int128>(whole) * 2));
+}
+
+std::string VoucherAccountId(uint64_t seq) { return absl::StrCat("voucher/", seq); }
+
+uint64_t VoucherSeqFromAccountId(std::string_view account) {
+  constexpr std::string_view kPrefix = "voucher/";
+  if (account.size() <= kPrefix.size() || account.substr(0, kPrefix.size()) != kPrefix) {
+    return 0;
+  }
+  std::string_view digits = account.substr(kPrefix.size());
+  if (digits.size() > 19 || digits[0] == '0') return 0;
+  uint64_t seq = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    seq = seq * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return seq;
+}
+
+const char* VoucherStatusName(VoucherStatus status) {
+  switch (status) {
+    case VoucherStatus::kActive: return "active";
+    case VoucherStatus::kRedeemed: return "redeemed";
+    case VoucherStatus::kExpired: return "expired";
+    case VoucherStatus::kVoided: return "voided";
+  }
+  return "unknown";
+}
 
 namespace {
 
@@ -139,6 +243,38 @@ struct DiffVisitor {
     constexpr std::string_view prefix = "correction";
     WL_DIFF(ref_seq); WL_DIFF(mode); WL_DIFF(reason); WL_DIFF(from); WL_DIFF(to);
     WL_DIFF(asset); WL_DIFF(amount);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const PurchaseOp& a) const {
+    const auto& b = std::get<PurchaseOp>(other);
+    constexpr std::string_view prefix = "purchase";
+    WL_DIFF(store); WL_DIFF(order_id); WL_DIFF(asset); WL_DIFF(amount); WL_DIFF(member);
+    WL_DIFF(sale_time_us); WL_DIFF(rate_bp); WL_DIFF(fund); WL_DIFF(trace_hash);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const RefundOp& a) const {
+    const auto& b = std::get<RefundOp>(other);
+    constexpr std::string_view prefix = "refund";
+    WL_DIFF(store); WL_DIFF(order_id); WL_DIFF(refund_id); WL_DIFF(amount);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const VoucherIssueOp& a) const {
+    const auto& b = std::get<VoucherIssueOp>(other);
+    constexpr std::string_view prefix = "voucher_issue";
+    WL_DIFF(from); WL_DIFF(recipient); WL_DIFF(asset); WL_DIFF(amount); WL_DIFF(expires_us);
+    WL_DIFF(stores); WL_DIFF(code_hash); WL_DIFF(memo);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const RedemptionOp& a) const {
+    const auto& b = std::get<RedemptionOp>(other);
+    constexpr std::string_view prefix = "redemption";
+    WL_DIFF(code_hash); WL_DIFF(store); WL_DIFF(order_id); WL_DIFF(amount);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const VoucherCloseOp& a) const {
+    const auto& b = std::get<VoucherCloseOp>(other);
+    constexpr std::string_view prefix = "voucher_close";
+    WL_DIFF(voucher); WL_DIFF(mode); WL_DIFF(reason);
     return std::nullopt;
   }
 #undef WL_DIFF

@@ -49,7 +49,13 @@ enum class EntryType : uint8_t {
   kAllocation = 4,
   kDisbursement = 5,
   kCorrection = 6,
+  kPurchase = 7,
+  kRefund = 8,
+  kVoucherIssue = 9,
+  kRedemption = 10,
+  kVoucherClose = 11,
 };
+inline constexpr uint8_t kEntryTypeMax = 11;
 const char* EntryTypeName(EntryType type);
 
 // Persisted (DONATION.channel). Do not renumber.
@@ -66,6 +72,12 @@ inline constexpr uint8_t kDonationChannelMax = 4;
 enum class CorrectionMode : uint8_t {
   kReverse = 1,
   kAdjust = 2,
+};
+
+// Persisted (VOUCHER_CLOSE.mode). Do not renumber.
+enum class VoucherCloseMode : uint8_t {
+  kExpire = 1,  // at or after the expiry time (the sweep)
+  kVoid = 2,    // early, by a clerk, with a reason
 };
 
 // OPEN_ACCOUNT.flags bits.
@@ -144,10 +156,92 @@ struct CorrectionOp {
   bool operator==(const CorrectionOp&) const = default;
 };
 
+// A sale in the charity supermarket or the Warm Mall. The contribution
+// (amount × rate_bp / 10,000, rounded half up to the minor unit) enters
+// `fund` as a lot whose donor is the store; `member`, if given, is credited.
+// Identified by (store, order_id): its client id is NaturalClientId().
+struct PurchaseOp {
+  std::string store;     // a merchant account
+  std::string order_id;  // the shop's order number, unique per store
+  std::string asset;     // a money asset (CNY)
+  int64_t amount = 0;    // the sale, in minor units
+  std::string member;    // optional: the shopper's member id, credited
+  int64_t sale_time_us = 0;  // optional: the shop's time of sale (0: not given)
+  uint32_t rate_bp = 0;  // contribution rate in basis points (the server's configuration)
+  std::string fund;      // the charity fund (the server's configuration)
+  std::string trace_hash;  // optional, as in DonationOp
+  bool operator==(const PurchaseOp&) const = default;
+};
+
+// A full or partial refund of a purchase. Its reversal is cumulative and
+// proportional (docs/rules.md): after it, the reversals of all the order's
+// refunds total round_half_up(contribution × refunded / amount).
+struct RefundOp {
+  std::string store;
+  std::string order_id;
+  std::string refund_id;  // unique per store
+  int64_t amount = 0;     // purchase money refunded, in minor units
+  bool operator==(const RefundOp&) const = default;
+};
+
+// Issues an aid voucher: `amount` moves from the fund or project `from`
+// (fifo/v1, keeping provenance) into a new voucher account "voucher/<seq>".
+struct VoucherIssueOp {
+  std::string from;
+  std::string recipient;  // a registered recipient
+  std::string asset;
+  int64_t amount = 0;       // face value
+  int64_t expires_us = 0;   // redeemable while entry time < expires_us
+  std::vector<std::string> stores;  // merchant accounts; empty: any store
+  std::string code_hash;    // SHA-256 of the voucher code (32 bytes)
+  std::string memo;
+  bool operator==(const VoucherIssueOp&) const = default;
+};
+
+// Redeems (part of) a voucher at a store for an order. Identified by
+// (store, order_id, code_hash).
+struct RedemptionOp {
+  std::string code_hash;  // SHA-256 of the voucher code (32 bytes)
+  std::string store;
+  std::string order_id;
+  int64_t amount = 0;
+  bool operator==(const RedemptionOp&) const = default;
+};
+
+// Ends a voucher: what it still holds returns, slice by slice, to the fund
+// or project that funded it.
+struct VoucherCloseOp {
+  std::string voucher;  // "voucher/<seq>"
+  VoucherCloseMode mode = VoucherCloseMode::kExpire;
+  std::string reason;   // required for kVoid
+  bool operator==(const VoucherCloseOp&) const = default;
+};
+
 using OpBody = std::variant<OpenAccountOp, CloseAccountOp, DonationOp,
-                            AllocationOp, DisbursementOp, CorrectionOp>;
+                            AllocationOp, DisbursementOp, CorrectionOp, PurchaseOp,
+                            RefundOp, VoucherIssueOp, RedemptionOp, VoucherCloseOp>;
 
 EntryType TypeOf(const OpBody& body);
+
+// Operations that the trade identifies by their own keys have a client id
+// derived from them, so that retries are recognised whatever the caller
+// sends: purchases by (store, order_id), refunds by (store, refund_id),
+// redemptions by (store, order_id, code_hash), expiries by voucher. Other
+// operations: nullopt (the caller chooses).
+std::optional<std::string> NaturalClientId(const OpBody& body);
+// Whether `client_id` has the form of a natural client id ("purchase:",
+// "refund:", "redeem:" or "expire:" followed by 40 hex digits); no other
+// operation may use one.
+bool IsNaturalClientIdForm(std::string_view client_id);
+// The natural client id of the purchase of `order_id` at `store`.
+std::string PurchaseClientId(std::string_view store, std::string_view order_id);
+
+// The contribution of a sale: amount × rate_bp / 10,000 rounded half up
+// (exact, in 128-bit arithmetic). Requires 0 <= amount, rate_bp <= 10,000.
+int64_t ContributionOf(int64_t amount, uint32_t rate_bp);
+// round_half_up(total × part / whole), exact. Requires 0 <= part <= whole,
+// whole > 0, total >= 0.
+int64_t ProportionOf(int64_t total, int64_t part, int64_t whole);
 
 struct Operation {
   // The client's idempotency id: a retry with the same id and content returns
@@ -168,6 +262,11 @@ struct Operation {
 // Names the first field in which two operation bodies differ ("type" if the
 // types differ), or nullopt if they are equal.
 std::optional<std::string> FirstDifference(const OpBody& a, const OpBody& b);
+
+// The account id of the voucher issued by entry `seq`.
+std::string VoucherAccountId(uint64_t seq);
+// The issuing seq of a voucher account id, or 0 if `account` is not one.
+uint64_t VoucherSeqFromAccountId(std::string_view account);
 
 // ---- Entries: what the ledger records. ----
 
@@ -219,6 +318,17 @@ struct OpResult {
   uint64_t seq = 0;        // the entry's seq (also the lot id of a donation)
   int64_t time_us = 0;
   bool duplicate = false;  // a retry answered with the original result
+  // Filled for the checkout and voucher types (also for duplicates):
+  // purchase: the contribution; refund: the reversal; voucher issue: the
+  // face value; redemption: the amount; voucher close: the value returned.
+  int64_t moved = 0;
+  // Refund: the part of the reversal that the fund covered from its oldest
+  // money because the purchase's own lot was already spent.
+  int64_t covered_by_fund = 0;
+  // Redemption: what the voucher held right after it.
+  int64_t voucher_balance_after = 0;
+  // Voucher issue, redemption and close: the voucher (its issuing seq).
+  uint64_t voucher = 0;
 };
 
 struct Balance {
@@ -293,6 +403,9 @@ struct LotInfo {
   int64_t amount = 0;
   int64_t time_us = 0;
   bool anonymous = false;
+  EntryType created_by = EntryType::kDonation;  // or kPurchase
+  std::string member;    // purchase contributions: the member credited, if any
+  std::string order_id;  // purchase contributions: the order (TraceLot fills it)
 };
 
 // One movement of (part of) a lot.
@@ -303,6 +416,11 @@ struct TraceHop {
   std::string from;
   std::string to;
   int64_t amount = 0;
+  // Refunds and redemptions: the order; voucher issues: the recipient's
+  // category and community (never the recipient).
+  std::string order_id;
+  std::string category;
+  std::string community;
 };
 
 // Where (part of) a lot is now: a holding account that still holds it, or a
@@ -346,6 +464,75 @@ struct DonorStatementPage {
   uint64_t total_lots = 0;
   uint64_t offset = 0;
   std::vector<LotTrace> lots;
+};
+
+// One store's checkout figures over a period, in one asset.
+struct StoreSettlement {
+  std::string store;
+  std::string asset;
+  uint64_t purchases = 0;
+  int64_t purchase_amount = 0;
+  int64_t contributions = 0;
+  uint64_t refunds = 0;
+  int64_t refund_amount = 0;
+  int64_t reversals = 0;     // contributions reversed by the refunds
+  uint64_t redemptions = 0;  // voucher redemptions at the store
+  int64_t redeemed = 0;
+  bool operator==(const StoreSettlement&) const = default;
+};
+
+enum class VoucherStatus {
+  kActive,    // holds value and may be redeemed (until its expiry)
+  kRedeemed,  // fully redeemed
+  kExpired,   // swept after expiry; what was left returned to its fund
+  kVoided,    // voided early; what was left returned to its fund
+};
+const char* VoucherStatusName(VoucherStatus status);
+
+struct VoucherInfo {
+  uint64_t voucher = 0;  // seq of the issuing entry
+  std::string account;   // "voucher/<seq>"
+  std::string from;      // the funding fund or project
+  std::string recipient;
+  std::string category;
+  std::string community;
+  std::string asset;
+  int64_t face = 0;
+  int64_t redeemed = 0;
+  int64_t returned = 0;   // returned to `from` by expiry or void
+  int64_t remaining = 0;  // face - redeemed - returned
+  uint64_t redemptions = 0;
+  int64_t issued_us = 0;
+  int64_t expires_us = 0;
+  std::vector<std::string> stores;  // empty: any store
+  VoucherStatus status = VoucherStatus::kActive;
+  uint64_t closed_seq = 0;  // the VOUCHER_CLOSE entry, if any
+};
+
+// Voucher totals of one group (a fund, a recipient category, or all).
+struct VoucherTotals {
+  std::string key;
+  std::string asset;
+  uint64_t issued = 0;
+  int64_t issued_amount = 0;
+  uint64_t redemptions = 0;
+  int64_t redeemed_amount = 0;
+  uint64_t fully_redeemed = 0;  // vouchers with nothing left by redemption
+  uint64_t expired = 0;
+  int64_t expired_amount = 0;   // returned at expiry
+  uint64_t voided = 0;
+  int64_t voided_amount = 0;    // returned by voiding
+  uint64_t outstanding = 0;     // active vouchers still holding value
+  int64_t outstanding_amount = 0;
+  uint64_t overdue = 0;         // of those, past their expiry (the sweep is due)
+  bool operator==(const VoucherTotals&) const = default;
+};
+
+struct VoucherReport {
+  int64_t as_of_us = 0;
+  std::vector<VoucherTotals> by_fund;      // key: fund or project, per asset
+  std::vector<VoucherTotals> by_category;  // key: recipient category, per asset
+  std::vector<VoucherTotals> total;        // key: "", per asset
 };
 
 struct HoldingsPage {

@@ -46,6 +46,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -138,6 +139,14 @@ bool SinkKind(AccountKind k) {
   return k == AccountKind::kRecipient || k == AccountKind::kSupplier || k == AccountKind::kExpense;
 }
 // Where donations go and between which allocations move.
+// "voucher/" followed by a decimal number without leading zeros.
+bool IsVoucherAccountId(const std::string& id) {
+  constexpr std::string_view kPrefix = "voucher/";
+  if (id.size() <= kPrefix.size() || id.compare(0, kPrefix.size(), kPrefix) != 0) return false;
+  const std::string digits = id.substr(kPrefix.size());
+  return digits.size() <= 19 && digits[0] != '0' &&
+         std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
 bool PoolKind(AccountKind k) { return k == AccountKind::kFund || k == AccountKind::kProject; }
 
 // Builders that set only what the test cares about, so that fields added to
@@ -238,6 +247,10 @@ std::string TypeLabel(const OpBody& body) {
                         [](const CorrectionOp& c) -> std::string {
                           return c.mode == CorrectionMode::kReverse ? "reverse" : "adjust";
                         },
+                        // Checkout and voucher types are covered by checkout_test.
+                        [](const auto& other) -> std::string {
+                          return EntryTypeName(TypeOf(OpBody(other)));
+                        },
                     },
                     body);
 }
@@ -271,6 +284,7 @@ std::string Describe(const Operation& op) {
                        << " ref=" << o.ref_seq << " " << o.from << " -> " << o.to << " "
                        << o.amount << " '" << o.asset << "' reason='" << o.reason << "'";
                  },
+                 [&](const auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
              },
              op.body);
   return out.str();
@@ -710,6 +724,7 @@ class Simulation {
                    [&](const AllocationOp& o) { PredictAllocation(v, o); },
                    [&](const DisbursementOp& o) { PredictDisbursement(v, o); },
                    [&](const CorrectionOp& o) { PredictCorrection(v, o); },
+                   [&](const auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
                },
                op.body);
     return v.Get();
@@ -719,6 +734,8 @@ class Simulation {
     CheckId(v, o.account);
     const uint8_t kind = static_cast<uint8_t>(o.kind);
     if (kind < 1 || kind > kAccountKindMax) v.Invalid();
+    // Voucher accounts ("voucher/<seq>") are opened only by a voucher issue.
+    if (o.kind == AccountKind::kVoucher || IsVoucherAccountId(o.account)) v.Invalid();
     if (HoldingKind(o.kind) && o.asset.empty()) v.Invalid();
     if (!o.asset.empty()) CheckAsset(v, o.asset);
     if ((o.flags & ~kAccountFlagsKnown) != 0) v.Invalid();
@@ -926,6 +943,7 @@ class Simulation {
                      bool& certain = b_.reversing[o.ref_seq];
                      certain = certain || (p.expect == Expect::kOk && !b_.in_chain);
                    },
+                   [&](const auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
                },
                op.body);
   }
@@ -1185,6 +1203,7 @@ class Simulation {
                    [](AllocationOp& o) { o.reason += " (again)"; },
                    [](DisbursementOp& o) { o.purpose += " (again)"; },
                    [](CorrectionOp& o) { o.reason += " (again)"; },
+                   [](auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
                },
                op.body);
     return op;
@@ -1919,6 +1938,7 @@ class Simulation {
                      me.postings.push_back(MakePosting(original.to, original.from, original.asset,
                                                        original.amount, original.slices));
                    },
+                   [&](const auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
                },
                op.body);
     EXPECT_EQ(e.policy, policy) << "seq " << seq << " " << Describe(op);

@@ -56,7 +56,9 @@ class TamperTest : public ::testing::Test {
                       OpenOp("open-donor", "donor/alice", AccountKind::kDonor, "")});
     for (int i = 0; i < kDonations; ++i) {
       Submit(**ledger, {DonateOp("gift-" + std::to_string(i), 100 + i)});
-      if (i == 98 || i == 198) ASSERT_TRUE((*ledger)->WaitForCheckpoint(i + 3, 10'000).ok());
+      if (i == 98 || i == 198) {
+        ASSERT_TRUE((*ledger)->WaitForCheckpoint(i + 3, 10'000).ok());
+      }
     }
     head_ = (*ledger)->Head().seq;
   }

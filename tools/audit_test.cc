@@ -193,7 +193,7 @@ class AuditTest : public ::testing::Test {
 
   std::vector<std::string> StoredValues() {
     std::vector<std::string> values;
-    for (uint64_t seq = 1; seq <= kEntries; ++seq) values.push_back(Get(EntryKey(seq)));
+    for (uint64_t seq = 1; seq <= entries_; ++seq) values.push_back(Get(EntryKey(seq)));
     return values;
   }
 
@@ -280,6 +280,7 @@ class AuditTest : public ::testing::Test {
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<rocksdb::DB> db_;
   int64_t donated_ = 0;
+  uint64_t entries_ = kEntries;  // in the ledger built
 };
 
 TEST_F(AuditTest, ACleanLedgerAuditsOkWithTheRightCountsAndTotals) {
@@ -489,6 +490,44 @@ TEST_F(AuditTest, AnAllocationRecordedWithSlicesItsPolicyWouldNotChooseFailsTheR
   EXPECT_THAT(report.failure, HasSubstr("replaying it produces different bytes"));
   EXPECT_THAT(report.failure, HasSubstr("postings"));
   EXPECT_THAT(report.failure, HasSubstr("fifo/v1"));
+}
+
+TEST_F(AuditTest, CheckoutEntriesReplayAndAnInflatedContributionFailsTheReplay) {
+  OpenLedger();
+  Run("open-1", OpenBody(kDonor, AccountKind::kDonor));
+  Run("open-2", OpenBody(kFund, AccountKind::kFund, "CNY"));
+  Run("open-3", OpenBody("store/s1", AccountKind::kMerchant, "CNY"));
+  Run("open-4", OpenBody(kRecipient, AccountKind::kRecipient));
+  Run("open-5", OpenBody(kDonor2, AccountKind::kDonor));
+  Donate(10'000);                                                    // 6
+  const PurchaseOp purchase{"store/s1", "A-1", "CNY", 10'000, "member/7", 0, 200, kFund, ""};
+  Run(*NaturalClientId(purchase), purchase);                         // 7: contributes 200
+  const RefundOp refund{"store/s1", "A-1", "rf-1", 5'000};
+  Run(*NaturalClientId(refund), refund);                             // 8: reverses 100
+  const std::string code_hash = Str(Sha256("VOUCHER-CODE"));
+  Run("issue-9", VoucherIssueOp{kFund, kRecipient, "CNY", 3'000,
+                                clock_.NowMicros() + 86'400'000'000, {}, code_hash, ""});
+  const RedemptionOp redeem{code_hash, "store/s1", "T-1", 1'000};
+  Run(*NaturalClientId(redeem), redeem);                             // 10
+  ledger_.reset();
+  entries_ = 10;
+
+  AuditReport report = Audit(DataDir());
+  ASSERT_TRUE(report.ok) << report.failure;
+  EXPECT_EQ(report.entries_verified, 10u);
+  EXPECT_EQ(report.account_count, 6u) << "with the voucher's account, opened by its issue";
+
+  // Record the purchase as contributing 300: re-hashed and re-chained, so
+  // only the replay (which recomputes 2% of 10,000) can tell.
+  RewriteFrom(7, [](Entry* e) {
+    ASSERT_EQ(e->postings.size(), 1u);
+    e->postings[0].amount = 300;
+    e->postings[0].slices[0].amount = 300;
+  });
+  report = Audit(DataDir());
+  EXPECT_FALSE(report.ok);
+  EXPECT_EQ(report.failed_seq, 7u);
+  EXPECT_THAT(report.failure, HasSubstr("replaying it produces different bytes"));
 }
 
 TEST_F(AuditTest, AClientIdUsedTwiceFailsTheReplay) {
