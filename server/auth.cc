@@ -28,6 +28,8 @@ bool RoleAllows(Role role, Access access) {
     case Access::kWrite: return role == Role::kClerk || role == Role::kAdmin;
     case Access::kExport: return role == Role::kAuditor || role == Role::kAdmin;
     case Access::kAdmin: return role == Role::kAdmin;
+    case Access::kCheckout: return role == Role::kMall || role == Role::kAdmin;
+    case Access::kCheckoutRead: return role != Role::kNone;
   }
   return false;
 }

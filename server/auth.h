@@ -21,11 +21,13 @@ const char* RoleName(Role role);
 
 // What an RPC needs.
 enum class Access {
-  kPublic,  // anyone, without a token
-  kRead,    // clerk, auditor, admin
-  kWrite,   // clerk, admin
-  kExport,  // auditor, admin
-  kAdmin,   // admin
+  kPublic,        // anyone, without a token
+  kRead,          // clerk, auditor, admin
+  kWrite,         // clerk, admin
+  kExport,        // auditor, admin
+  kAdmin,         // admin
+  kCheckout,      // mall, admin: purchases, refunds, redemptions
+  kCheckoutRead,  // mall, clerk, auditor, admin: settlements, vouchers by code
 };
 
 bool RoleAllows(Role role, Access access);

@@ -62,6 +62,18 @@ TEST_F(AuthTest, RolesAreCheckedPerAccessLevel) {
             absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(auth->Authorize("Bearer wl_clerk", Access::kAdmin).status().code(),
             absl::StatusCode::kPermissionDenied);
+  // The checkout writes are the mall's (and admin's); its reads also the
+  // office's and the auditor's.
+  EXPECT_TRUE(auth->Authorize("Bearer wl_mall", Access::kCheckout).ok());
+  EXPECT_EQ(auth->Authorize("Bearer wl_clerk", Access::kCheckout).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(auth->Authorize("Bearer wl_aud", Access::kCheckout).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  for (const char* token : {"Bearer wl_mall", "Bearer wl_clerk", "Bearer wl_aud"}) {
+    EXPECT_TRUE(auth->Authorize(token, Access::kCheckoutRead).ok()) << token;
+  }
+  EXPECT_EQ(auth->Authorize("", Access::kCheckoutRead).status().code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(AuthTest, MalformedLinesAreRejectedNamingTheLine) {

@@ -1,6 +1,9 @@
 #include "server/convert.h"
 
+#include <ctime>
+
 #include "absl/strings/str_cat.h"
+#include "ledger/state.h"
 
 namespace warmledger::server {
 
@@ -42,11 +45,28 @@ std::string Amount(int64_t amount, const std::string& asset) {
   uint64_t abs = amount < 0 ? 0 - static_cast<uint64_t>(amount) : amount;
   return absl::StrCat(sign, abs / 100, ".", abs % 100 < 10 ? "0" : "", abs % 100, " CNY");
 }
+
+// "2026-11-28 10:00:00 UTC".
+std::string UtcTime(int64_t time_us) {
+  const std::time_t t = static_cast<std::time_t>(time_us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// Value moved by an entry: the sum of its postings (0 when nothing moved).
+int64_t Moved(const Entry& entry) {
+  int64_t moved = 0;
+  for (const Posting& p : entry.postings) moved += p.amount;
+  return moved;
+}
 }  // namespace
 
 std::string EntrySummary(const Entry& entry) {
   return std::visit(
-      [](const auto& op) -> std::string {
+      [&entry](const auto& op) -> std::string {
         using T = std::decay_t<decltype(op)>;
         if constexpr (std::is_same_v<T, OpenAccountOp>) {
           return absl::StrCat("open ", AccountKindName(op.kind), " ", op.account,
@@ -63,12 +83,54 @@ std::string EntrySummary(const Entry& entry) {
         } else if constexpr (std::is_same_v<T, DisbursementOp>) {
           return absl::StrCat("disbursement of ", Amount(op.amount, op.asset), " from ", op.from,
                               " to ", op.to, op.purpose.empty() ? "" : ": ", op.purpose);
-        } else {
+        } else if constexpr (std::is_same_v<T, CorrectionOp>) {
           return op.mode == CorrectionMode::kReverse
                      ? absl::StrCat("reversal of entry ", op.ref_seq, ": ", op.reason)
                      : absl::StrCat("adjustment (entry ", op.ref_seq, ") of ",
                                     Amount(op.amount, op.asset), " from ", op.from, " to ",
                                     op.to, ": ", op.reason);
+        } else if constexpr (std::is_same_v<T, PurchaseOp>) {
+          return absl::StrCat("purchase order ", op.order_id, " at store ", op.store, ": ",
+                              Amount(op.amount, op.asset), ", contribution ",
+                              Amount(Moved(entry), op.asset), " to ", op.fund);
+        } else if constexpr (std::is_same_v<T, RefundOp>) {
+          // The asset and the fund are the purchase's; only the reversal's
+          // posting names them here.
+          if (entry.postings.empty()) {
+            return absl::StrCat("refund ", op.refund_id, " of order ", op.order_id,
+                                " at store ", op.store, ": ", op.amount,
+                                " minor units, no contribution to reverse");
+          }
+          const Posting& p = entry.postings[0];
+          return absl::StrCat(
+              "refund ", op.refund_id, " of order ", op.order_id, " at store ", op.store, ": ",
+              Amount(op.amount, p.asset), ", reversal ", Amount(Moved(entry), p.asset),
+              " from ", p.from,
+              entry.policy == kPolicyLotFifoV1 ? " (partly from the fund's oldest money)" : "");
+        } else if constexpr (std::is_same_v<T, VoucherIssueOp>) {
+          return absl::StrCat("voucher ", VoucherAccountId(entry.seq), " of ",
+                              Amount(op.amount, op.asset), " from ", op.from, " for ",
+                              op.recipient, ", redeemable until ", UtcTime(op.expires_us),
+                              op.stores.empty() ? " at any store"
+                                                : absl::StrCat(" at ", op.stores.size(),
+                                                               op.stores.size() == 1
+                                                                   ? " store"
+                                                                   : " stores"));
+        } else if constexpr (std::is_same_v<T, RedemptionOp>) {
+          const std::string voucher =
+              entry.postings.empty() ? std::string("a voucher") : entry.postings[0].from;
+          const std::string asset = entry.postings.empty() ? "" : entry.postings[0].asset;
+          return absl::StrCat("redemption of ", Amount(op.amount, asset), " from ", voucher,
+                              " at store ", op.store, " for order ", op.order_id);
+        } else {
+          static_assert(std::is_same_v<T, VoucherCloseOp>);
+          const std::string asset = entry.postings.empty() ? "" : entry.postings[0].asset;
+          const std::string to = entry.postings.empty() ? "its fund" : entry.postings[0].to;
+          return op.mode == VoucherCloseMode::kVoid
+                     ? absl::StrCat("void of ", op.voucher, ": ", Amount(Moved(entry), asset),
+                                    " back to ", to, ": ", op.reason)
+                     : absl::StrCat("expiry of ", op.voucher, ": ", Amount(Moved(entry), asset),
+                                    " back to ", to);
         }
       },
       entry.body);
@@ -97,6 +159,12 @@ void ToProto(const StoredEntry& stored, pb::Entry* out) {
     }
   }
   out->set_summary(EntrySummary(e));
+}
+
+void ToProto(const OpResult& result, pb::WriteResult* out) {
+  out->set_seq(result.seq);
+  out->set_time_us(result.time_us);
+  out->set_duplicate(result.duplicate);
 }
 
 void ToProto(const AccountInfo& info, pb::Account* out) {
@@ -175,12 +243,81 @@ void ToFundSummary(const AccountInfo& info, pb::FundSummary* out) {
         out->set_corrected_in(f.in);
         out->set_corrected_out(f.out);
         break;
+      case EntryType::kPurchase: out->set_contributions(f.in); break;
+      case EntryType::kRefund: out->set_refund_reversals(f.out); break;
+      case EntryType::kVoucherIssue: out->set_vouchers_issued(f.out); break;
+      case EntryType::kVoucherClose: out->set_vouchers_returned(f.in); break;
       default: break;
     }
   }
   for (const Balance& b : info.balances) {
     if (b.asset == info.asset) out->set_held(b.amount);
   }
+}
+
+void ToProto(const VoucherInfo& info, pb::Voucher* out) {
+  out->set_voucher(info.voucher);
+  out->set_account(info.account);
+  out->set_from(info.from);
+  out->set_recipient(info.recipient);
+  out->set_category(info.category);
+  out->set_community(info.community);
+  out->set_asset(info.asset);
+  out->set_face(info.face);
+  out->set_redeemed(info.redeemed);
+  out->set_returned(info.returned);
+  out->set_remaining(info.remaining);
+  out->set_redemptions(info.redemptions);
+  out->set_issued_us(info.issued_us);
+  out->set_expires_us(info.expires_us);
+  for (const std::string& store : info.stores) out->add_stores(store);
+  switch (info.status) {
+    case VoucherStatus::kActive: out->set_status(pb::ACTIVE); break;
+    case VoucherStatus::kRedeemed: out->set_status(pb::REDEEMED); break;
+    case VoucherStatus::kExpired: out->set_status(pb::EXPIRED); break;
+    case VoucherStatus::kVoided: out->set_status(pb::VOIDED); break;
+  }
+  out->set_closed_seq(info.closed_seq);
+}
+
+namespace {
+void ToProto(const VoucherTotals& t, pb::VoucherTotals* out) {
+  out->set_key(t.key);
+  out->set_asset(t.asset);
+  out->set_issued(t.issued);
+  out->set_issued_amount(t.issued_amount);
+  out->set_redemptions(t.redemptions);
+  out->set_redeemed_amount(t.redeemed_amount);
+  out->set_fully_redeemed(t.fully_redeemed);
+  out->set_expired(t.expired);
+  out->set_expired_amount(t.expired_amount);
+  out->set_voided(t.voided);
+  out->set_voided_amount(t.voided_amount);
+  out->set_outstanding(t.outstanding);
+  out->set_outstanding_amount(t.outstanding_amount);
+  out->set_overdue(t.overdue);
+}
+}  // namespace
+
+void ToProto(const VoucherReport& report, pb::VoucherReport* out) {
+  out->set_as_of_us(report.as_of_us);
+  for (const VoucherTotals& t : report.by_fund) ToProto(t, out->add_by_fund());
+  for (const VoucherTotals& t : report.by_category) ToProto(t, out->add_by_category());
+  for (const VoucherTotals& t : report.total) ToProto(t, out->add_total());
+}
+
+void ToProto(const StoreSettlement& row, pb::StoreSettlement* out) {
+  out->set_store(row.store);
+  out->set_asset(row.asset);
+  out->set_purchases(row.purchases);
+  out->set_purchase_amount(row.purchase_amount);
+  out->set_contributions(row.contributions);
+  out->set_refunds(row.refunds);
+  out->set_refund_amount(row.refund_amount);
+  out->set_reversals(row.reversals);
+  out->set_redemptions(row.redemptions);
+  out->set_redeemed(row.redeemed);
+  out->set_net_contribution(row.contributions - row.reversals);
 }
 
 }  // namespace warmledger::server

@@ -17,6 +17,8 @@ grpc::Status ToGrpc(const absl::Status& status);
 const char* CodeName(absl::StatusCode code);
 
 void ToProto(const StoredEntry& stored, pb::Entry* out);
+// The seq, time and duplicate flag of a successful result.
+void ToProto(const OpResult& result, pb::WriteResult* out);
 // One human-readable line describing an entry's operation.
 std::string EntrySummary(const Entry& entry);
 void ToProto(const AccountInfo& info, pb::Account* out);
@@ -24,6 +26,11 @@ void ToProto(const StatementPage& page, pb::Statement* out);
 void ToProto(const EntryTracePage& page, pb::EntryTrace* out);
 // Fills a fund or project summary from its account info.
 void ToFundSummary(const AccountInfo& info, pb::FundSummary* out);
+// Every field, the recipient included (callers blank it for the mall).
+void ToProto(const VoucherInfo& info, pb::Voucher* out);
+void ToProto(const VoucherReport& report, pb::VoucherReport* out);
+// Also net_contribution = contributions - reversals.
+void ToProto(const StoreSettlement& row, pb::StoreSettlement* out);
 
 }  // namespace warmledger::server
 

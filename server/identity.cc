@@ -84,8 +84,12 @@ std::string RecipientPseudonym(std::string_view key, std::string_view id_number)
   return out;
 }
 
-std::string TraceCode(std::string_view key, std::string_view client_id) {
-  std::string input = "trace";
+namespace {
+
+// 26 base32 characters (130 bits) of HMAC-SHA256(key, domain 0x00 client_id).
+std::string KeyedCode(std::string_view key, std::string_view domain,
+                      std::string_view client_id) {
+  std::string input(domain);
   input.push_back('\0');
   input.append(client_id);
   std::string mac = HmacSha256(key, input);
@@ -104,8 +108,40 @@ std::string TraceCode(std::string_view key, std::string_view client_id) {
   return out;
 }
 
-std::string TraceHash(std::string_view trace_code) {
-  Hash h = Sha256(trace_code);
+}  // namespace
+
+std::string TraceCode(std::string_view key, std::string_view client_id) {
+  return KeyedCode(key, "trace", client_id);
+}
+
+std::string VoucherCode(std::string_view key, std::string_view client_id) {
+  return KeyedCode(key, "voucher", client_id);
+}
+
+bool IsCodeForm(std::string_view code) {
+  bool well_formed = code.size() == 26;
+  for (char c : code) well_formed &= (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
+  return well_formed;
+}
+
+absl::StatusOr<std::string> NormalizeVoucherCode(std::string_view code) {
+  // 26 characters with a separator after each: longer input is not a code.
+  constexpr size_t kTypedCodeBytesMax = 52;
+  std::string out;
+  if (code.size() > kTypedCodeBytesMax) code = code.substr(0, kTypedCodeBytesMax + 1);
+  for (char c : code) {
+    if (c == '-' || c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+    out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
+  }
+  if (!IsCodeForm(out)) {
+    return absl::InvalidArgumentError(
+        "code: expected 26 characters of A-Z and 2-7 (dashes and spaces are ignored)");
+  }
+  return out;
+}
+
+std::string CodeHash(std::string_view code) {
+  Hash h = Sha256(code);
   return std::string(reinterpret_cast<const char*>(h.data()), h.size());
 }
 

@@ -1,6 +1,6 @@
-// Recipients' privacy and donors' trace codes: resident ID validation, the
-// keyed pseudonym that replaces an ID number, trace codes and the secret key
-// file both are derived with.
+// Recipients' privacy, donors' trace codes and aid voucher codes: resident ID
+// validation, the keyed pseudonym that replaces an ID number, trace and
+// voucher codes, and the secret key file all of them are derived with.
 #ifndef WARMLEDGER_SERVER_IDENTITY_H_
 #define WARMLEDGER_SERVER_IDENTITY_H_
 
@@ -30,8 +30,24 @@ std::string RecipientPseudonym(std::string_view key, std::string_view id_number)
 // donation returns the same code; unguessable without the key.
 std::string TraceCode(std::string_view key, std::string_view client_id);
 
-// What the ledger stores of a trace code: its raw 32-byte SHA-256.
-std::string TraceHash(std::string_view trace_code);
+// An aid voucher's code: 26 base32 characters (130 bits) of
+// HMAC-SHA256(key, "voucher" 0x00 client_id), client_id being the issuing
+// clerk's idempotency id. The domain differs from TraceCode's, so that no
+// trace code is ever a voucher code. Deterministic, so a retried issue
+// returns the same code; unguessable without the key.
+std::string VoucherCode(std::string_view key, std::string_view client_id);
+
+// Whether `code` has the form of a trace or voucher code: exactly 26
+// characters of A-Z and 2-7.
+bool IsCodeForm(std::string_view code);
+
+// A voucher code as typed at a till or printed in groups ("abcd-efgh ..."):
+// trimmed, upper-cased, without '-' and spaces. kInvalidArgument naming
+// `code` unless the result has the form of a code (IsCodeForm).
+absl::StatusOr<std::string> NormalizeVoucherCode(std::string_view code);
+
+// What the ledger stores of a trace or voucher code: its raw 32-byte SHA-256.
+std::string CodeHash(std::string_view code);
 
 // Reads a 32-byte secret key file, or creates one with mode 0600 from
 // OpenSSL's RAND_bytes if it does not exist. A key file readable by group or

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <filesystem>
 #include <string>
 
@@ -86,7 +87,39 @@ TEST(TraceCodeTest, Is26Base32CharactersDeterministicPerClientId) {
   EXPECT_EQ(code, TraceCode(key, "don-1"));
   EXPECT_NE(code, TraceCode(key, "don-2"));
   EXPECT_NE(code, TraceCode(std::string(32, 'j'), "don-1"));
-  EXPECT_EQ(TraceHash(code).size(), 32u);
+  EXPECT_EQ(CodeHash(code).size(), 32u);
+}
+
+TEST(VoucherCodeTest, IsDeterministicPerClientIdAndNeverATraceCode) {
+  std::string key(32, 'k');
+  std::string code = VoucherCode(key, "issue-1");
+  EXPECT_TRUE(IsCodeForm(code)) << code;
+  EXPECT_EQ(code, VoucherCode(key, "issue-1"));
+  EXPECT_NE(code, VoucherCode(key, "issue-2"));
+  EXPECT_NE(code, VoucherCode(std::string(32, 'j'), "issue-1"));
+  // The HMAC domains differ: the same client id gives another code.
+  EXPECT_NE(code, TraceCode(key, "issue-1"));
+}
+
+TEST(VoucherCodeTest, NormalizeAcceptsTypedFormsAndRejectsOthersNamingCode) {
+  const std::string code = VoucherCode(std::string(32, 'k'), "issue-1");
+  std::string typed = "  ";
+  for (size_t i = 0; i < code.size(); ++i) {
+    if (i > 0 && i % 4 == 0) typed += (i % 8 == 0) ? " " : "-";
+    typed.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(code[i]))));
+  }
+  typed += "\n";
+  auto normalized = NormalizeVoucherCode(typed);
+  ASSERT_TRUE(normalized.ok()) << normalized.status();
+  EXPECT_EQ(*normalized, code);
+  for (const std::string& bad :
+       {std::string(), code.substr(1), code + "A", code.substr(1) + "1", code.substr(1) + "=",
+        std::string(200, 'A')}) {
+    auto s = NormalizeVoucherCode(bad);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr("code"));
+  }
 }
 
 class KeyFileTest : public ::testing::Test {

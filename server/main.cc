@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "absl/synchronization/mutex.h"
@@ -30,6 +31,12 @@ constexpr char kUsage[] = R"(usage: warmledgerd --data_dir=DIR [flags]
   --checkpoint_origin=NAME     checkpoint origin and key name (default warmledger.local/ledger)
   --checkpoint_every_entries=N a checkpoint at least every N entries (default 10000)
   --checkpoint_every_ms=N      ...and at least every N ms while entries arrive (default 1000)
+  --contribution_rate_bp=N     purchases give N basis points of the sale to the charity fund
+                        (0..10000, default 200 = 2%)
+  --charity_fund=ACCOUNT       the fund or project purchase contributions enter
+                        (default fund/general)
+  --voucher_sweep_ms=N  return expired vouchers' value to their funds every N ms
+                        (default 60000; 0 turns the sweep off)
   --dev                 development mode: loopback only, authentication OFF
 )";
 
@@ -40,17 +47,19 @@ bool Flag(const std::string& arg, const char* name, std::string* out) {
   return true;
 }
 
-// A positive integer flag; exits with a message on a bad value.
+// An integer flag of at least `min` (0 or 1); exits with a message on a bad
+// value. Upper bounds are the server's to check (Server::Start).
 template <typename Int>
-bool IntFlag(const std::string& arg, const char* name, Int* out) {
+bool IntFlag(const std::string& arg, const char* name, long long min, Int* out) {
   std::string text;
   if (!Flag(arg, name, &text)) return false;
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || v <= 0) {
-    std::fprintf(stderr, "warmledgerd: --%s must be a positive integer, got '%s'\n", name,
-                 text.c_str());
+  if (text.empty() || *end != '\0' || errno != 0 || v < min ||
+      static_cast<unsigned long long>(v) > std::numeric_limits<Int>::max()) {
+    std::fprintf(stderr, "warmledgerd: --%s must be a%s integer, got '%s'\n", name,
+                 min > 0 ? " positive" : " non-negative", text.c_str());
     std::exit(2);
   }
   *out = static_cast<Int>(v);
@@ -82,8 +91,11 @@ int main(int argc, char** argv) {
                  Flag(a, "key_file", &options.key_file) ||
                  Flag(a, "checkpoint_key_file", &options.checkpoint_key_file) ||
                  Flag(a, "checkpoint_origin", &options.checkpoint_origin) ||
-                 IntFlag(a, "checkpoint_every_entries", &options.checkpoint_every_entries) ||
-                 IntFlag(a, "checkpoint_every_ms", &options.checkpoint_every_ms))) {
+                 IntFlag(a, "checkpoint_every_entries", 1, &options.checkpoint_every_entries) ||
+                 IntFlag(a, "checkpoint_every_ms", 1, &options.checkpoint_every_ms) ||
+                 IntFlag(a, "contribution_rate_bp", 0, &options.contribution_rate_bp) ||
+                 Flag(a, "charity_fund", &options.charity_fund) ||
+                 IntFlag(a, "voucher_sweep_ms", 0, &options.voucher_sweep_ms))) {
       std::fprintf(stderr, "warmledgerd: unknown flag '%s'\n\n%s", a.c_str(), kUsage);
       return 2;
     }

@@ -10,10 +10,14 @@
 #include <ctime>
 #include <filesystem>
 #include <optional>
+#include <thread>
+#include <type_traits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "ledger/sha256.h"
 #include "ledger/limits.h"
 #include "ledger/merkle.h"
@@ -31,6 +35,12 @@ namespace {
 // Operations in one SubmitBatch call. A donation with create_donor writes two
 // entries, so a full batch stays within the engine's kBatchOpsMax.
 constexpr size_t kRpcBatchOpsMax = kBatchOpsMax / 2;
+// Items in one SubmitCheckoutBatch call: each is one engine operation.
+constexpr size_t kCheckoutBatchItemsMax = kBatchOpsMax;
+// Vouchers one expiry sweep (the background one or the RPC) ends at most.
+constexpr size_t kSweepVouchersMax = kBatchOpsMax;
+// The asset of purchases and vouchers that name none.
+constexpr char kDefaultMoneyAsset[] = "CNY";
 // gRPC messages in each direction.
 constexpr int kMessageBytesMax = 16 << 20;
 // Default page size when a request says 0.
@@ -59,9 +69,7 @@ int64_t MillisUntil(std::chrono::system_clock::time_point deadline) {
 }
 
 absl::Status CheckTraceCode(const std::string& code) {
-  bool well_formed = code.size() == 26;
-  for (char c : code) well_formed &= (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
-  if (!well_formed) {
+  if (!IsCodeForm(code)) {
     return absl::InvalidArgumentError(
         "trace_code: expected 26 characters of A-Z and 2-7 (as printed on the receipt)");
   }
@@ -112,19 +120,28 @@ struct Shared {
   std::string key;
   std::atomic<bool> shutting_down{false};
 
+  // Now on the server's (injected) clock, the one that stamps entries.
+  int64_t ClockMicros() const {
+    Clock* clock = options.clock ? options.clock : SystemClock::Default();
+    return clock->NowMicros();
+  }
+
   // Today's date (UTC) on the server's clock, as YYYYMMDD.
   int TodayYyyymmdd() const {
-    Clock* clock = options.clock ? options.clock : SystemClock::Default();
-    std::time_t t = static_cast<std::time_t>(clock->NowMicros() / 1'000'000);
+    std::time_t t = static_cast<std::time_t>(ClockMicros() / 1'000'000);
     std::tm tm{};
     gmtime_r(&t, &tm);
     return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
   }
 
   void Log(const char* method, Role role, absl::StatusCode code, int64_t start_us) const {
-    std::string line = absl::StrCat("{\"rpc\":\"", method, "\",\"role\":\"", RoleName(role),
-                                    "\",\"code\":\"", CodeName(code),
-                                    "\",\"latency_us\":", NowMicros() - start_us, "}");
+    LogLine(absl::StrCat("{\"rpc\":\"", method, "\",\"role\":\"", RoleName(role),
+                         "\",\"code\":\"", CodeName(code),
+                         "\",\"latency_us\":", NowMicros() - start_us, "}"));
+  }
+
+  // One structured line to options.log, or to stderr.
+  void LogLine(const std::string& line) const {
     if (options.log) {
       options.log(line);
     } else {
@@ -173,7 +190,8 @@ class UnaryCall {
 // Turns API write requests into engine operations and engine results back
 // into API results. One BatchOperation becomes one or two engine operations
 // (a donation with create_donor first opens the donor if it is absent,
-// linked). Errors always number operations as the caller sent them.
+// linked); a checkout item or a voucher request becomes one. Errors always
+// number operations as the caller sent them.
 class WritePlanner {
  public:
   explicit WritePlanner(const Shared* shared) : shared_(shared) {}
@@ -185,18 +203,28 @@ class WritePlanner {
     bool linked = false;
     bool is_donation = false;
     bool opens_donor = false;
-    std::string trace_code;
-    std::string recipient;
+    std::string trace_code;    // donations; purchases with want_trace_code
+    std::string recipient;     // recipient registrations
+    std::string voucher_code;  // voucher issues
+    uint64_t voucher = 0;      // redemptions: the voucher's seq (from the engine)
     pb::WriteResult result;
+    // The engine's checkout and voucher details (OpResult), also of retries.
+    int64_t moved = 0;
+    int64_t covered_by_fund = 0;
+    int64_t voucher_balance_after = 0;
   };
 
-  void Add(const pb::BatchOperation& op) {
+  // Plans one request of any kind that has a Convert overload: a
+  // BatchOperation, a CheckoutItem (or the purchase, refund or redemption
+  // it holds), a voucher issue or a voucher void.
+  template <typename Request>
+  void Add(const Request& request) {
     Planned p;
-    p.linked = op.linked();
+    if constexpr (std::is_same_v<Request, pb::BatchOperation>) p.linked = request.linked();
     std::vector<Operation> ops;
-    p.error = Convert(op, &p, &ops);
+    p.error = Convert(request, &p, &ops);
     if (!p.error.ok()) ops.clear();
-    if (!ops.empty()) ops.back().linked = op.linked();
+    if (!ops.empty()) ops.back().linked = p.linked;
     pending_.push_back(std::move(ops));
     planned_.push_back(std::move(p));
   }
@@ -246,9 +274,11 @@ class WritePlanner {
         if (!s.ok() && p.error.ok()) p.error = s;
       }
       if (p.error.ok()) {
-        p.result.set_seq(last.seq);
-        p.result.set_time_us(last.time_us);
-        p.result.set_duplicate(last.duplicate);
+        ToProto(last, &p.result);
+        p.moved = last.moved;
+        p.covered_by_fund = last.covered_by_fund;
+        p.voucher_balance_after = last.voucher_balance_after;
+        p.voucher = last.voucher;
       }
     }
     // The engine numbers chain members by its own operations; renumber.
@@ -348,6 +378,14 @@ class WritePlanner {
     return absl::OkStatus();
   }
 
+  // For requests whose answer the server derives from the client id (trace
+  // and voucher codes): it must be there before anything is derived.
+  static absl::Status CheckRequiredClientId(const std::string& id) {
+    WL_RETURN_IF_ERROR(CheckClientId(id));
+    if (id.empty()) return absl::InvalidArgumentError("client_id: required");
+    return absl::OkStatus();
+  }
+
   absl::Status OpenAccount(const pb::OpenAccountRequest& r, std::vector<Operation>* ops) {
     WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
     if (r.kind() == pb::ACCOUNT_KIND_UNSPECIFIED) {
@@ -368,8 +406,7 @@ class WritePlanner {
 
   absl::Status Donate(const pb::DonateRequest& r, Planned* p, std::vector<Operation>* ops) {
     p->is_donation = true;
-    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
-    if (r.client_id().empty()) return absl::InvalidArgumentError("client_id: required");
+    WL_RETURN_IF_ERROR(CheckRequiredClientId(r.client_id()));
     if (!pb::DonationChannel_IsValid(r.channel())) {
       return absl::InvalidArgumentError(
           absl::StrCat("channel: ", static_cast<int>(r.channel()), " is not a channel"));
@@ -386,7 +423,7 @@ class WritePlanner {
     p->trace_code = TraceCode(shared_->key, r.client_id());
     DonationOp op{r.donor(), r.to(), r.asset(), r.amount(),
                   static_cast<DonationChannel>(r.channel()),
-                  r.anonymous() ? kDonationAnonymous : 0u, r.memo(), TraceHash(p->trace_code)};
+                  r.anonymous() ? kDonationAnonymous : 0u, r.memo(), CodeHash(p->trace_code)};
     ops->push_back({r.client_id(), false, std::move(op)});
     return absl::OkStatus();
   }
@@ -407,6 +444,75 @@ class WritePlanner {
     OpenAccountOp op{p->recipient, AccountKind::kRecipient, "", 0, "", r.category(),
                      r.community()};
     ops->push_back({r.client_id(), false, std::move(op)});
+    return absl::OkStatus();
+  }
+
+  // ---- checkout and vouchers ----
+
+  absl::Status Convert(const pb::CheckoutItem& item, Planned* p, std::vector<Operation>* ops) {
+    switch (item.item_case()) {
+      case pb::CheckoutItem::kPurchase: return Convert(item.purchase(), p, ops);
+      case pb::CheckoutItem::kRefund: return Convert(item.refund(), p, ops);
+      case pb::CheckoutItem::kRedeem: return Convert(item.redeem(), p, ops);
+      case pb::CheckoutItem::ITEM_NOT_SET: break;
+    }
+    // Not appended yet: its index is the number planned so far.
+    return absl::InvalidArgumentError(absl::StrCat("items[", planned_.size(), "]: empty"));
+  }
+
+  // Purchases, refunds and redemptions carry no client id: the engine gives
+  // each its natural one, derived from the trade's own keys (types.h).
+  absl::Status Convert(const pb::PurchaseRequest& r, Planned* p, std::vector<Operation>* ops) {
+    const ServerOptions& o = shared_->options;
+    PurchaseOp op{r.store(), r.order_id(), r.asset().empty() ? kDefaultMoneyAsset : r.asset(),
+                  r.amount(), r.member(), r.sale_time_us(), o.contribution_rate_bp,
+                  o.charity_fund};
+    // The contribution's lot gets a trace code derived, like a donation's,
+    // from the operation's client id, so a retry returns the same code. A
+    // sale whose contribution rounds to 0 creates no lot and has none.
+    if (r.want_trace_code() && op.amount > 0 && ContributionOf(op.amount, op.rate_bp) > 0) {
+      p->trace_code = TraceCode(shared_->key, PurchaseClientId(op.store, op.order_id));
+      op.trace_hash = CodeHash(p->trace_code);
+    }
+    ops->push_back({"", false, std::move(op)});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::RefundRequest& r, Planned*, std::vector<Operation>* ops) {
+    ops->push_back({"", false, RefundOp{r.store(), r.order_id(), r.refund_id(), r.amount()}});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::RedeemRequest& r, Planned* p, std::vector<Operation>* ops) {
+    WL_ASSIGN_OR_RETURN(std::string code, NormalizeVoucherCode(r.code()));
+    std::string code_hash = CodeHash(code);
+    ops->push_back(
+        {"", false, RedemptionOp{std::move(code_hash), r.store(), r.order_id(), r.amount()}});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::IssueVoucherRequest& r, Planned* p,
+                       std::vector<Operation>* ops) {
+    WL_RETURN_IF_ERROR(CheckRequiredClientId(r.client_id()));
+    p->voucher_code = VoucherCode(shared_->key, r.client_id());
+    VoucherIssueOp op{r.from(),
+                      r.recipient(),
+                      r.asset().empty() ? kDefaultMoneyAsset : r.asset(),
+                      r.amount(),
+                      r.expires_us(),
+                      {r.stores().begin(), r.stores().end()},
+                      CodeHash(p->voucher_code),
+                      r.memo()};
+    ops->push_back({r.client_id(), false, std::move(op)});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::VoidVoucherRequest& r, Planned*, std::vector<Operation>* ops) {
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+    if (r.voucher() == 0) return absl::InvalidArgumentError("voucher: required");
+    ops->push_back({r.client_id(), false,
+                    VoucherCloseOp{VoucherAccountId(r.voucher()), VoucherCloseMode::kVoid,
+                                   r.reason()}});
     return absl::OkStatus();
   }
 
@@ -432,9 +538,108 @@ class WritePlanner {
   std::vector<std::vector<Operation>> pending_;
 };
 
-class LedgerService final : public pb::Ledger::CallbackService {
+// The unary paths the callback services share: reads answered on the gRPC
+// thread, writes planned by a WritePlanner and answered from the sequencer's
+// callback without blocking a gRPC thread, and batches of writes submitted
+// as one engine call with a result per item.
+class CallbackCalls {
+ protected:
+  explicit CallbackCalls(Shared* shared) : shared_(shared) {}
+
+  template <typename Body>
+  grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* ctx, const char* method,
+                                 Access access, Body body) {
+    UnaryCall call(shared_, ctx, method);
+    if (!call.Authorize(ctx, access)) return call.reactor();
+    call.Finish(body(call.role()));
+    return call.reactor();
+  }
+
+  // A unary write: plans one request, submits it, and calls `fill` with the
+  // plan and its WriteResult once it succeeded.
+  // `then`, if given, runs after a successful write instead of finishing the
+  // call; it gets a function that finishes it.
+  using Finisher = std::function<void(const absl::Status&)>;
+  template <typename Request, typename Fill>
+  grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, const char* method,
+                                  Access access, const Request& request, Fill fill,
+                                  std::function<void(Finisher)> then = nullptr) {
+    auto call = std::make_shared<UnaryCall>(shared_, ctx, method);
+    if (!call->Authorize(ctx, access)) return call->reactor();
+    auto planner = std::make_shared<WritePlanner>(shared_);
+    planner->Add(request);
+    std::vector<Operation> ops = planner->TakeOperations();
+    if (ops.empty()) {
+      call->Finish(planner->planned(0).error);
+      return call->reactor();
+    }
+    shared_->ledger->SubmitAsync(
+        std::move(ops), [call, planner, fill, then](std::vector<OpResult> results) {
+          planner->Resolve(results);
+          const WritePlanner::Planned& p = planner->planned(0);
+          if (p.error.ok()) fill(p, p.result);
+          if (p.error.ok() && then) {
+            then([call](const absl::Status& s) { call->Finish(s); });
+          } else {
+            call->Finish(p.error);
+          }
+        });
+    return call->reactor();
+  }
+
+  // A batch of 1..items_max writes (`field` names the repeated field): every
+  // item is planned, the plans go to the engine in one call, and each item
+  // gets a result with its own code and message in resp->results, in order;
+  // `fill(index, plan, result)` completes the results of the items that
+  // succeeded. The call itself fails only for a bad role or batch size.
+  template <typename Item, typename Response, typename Fill>
+  grpc::ServerUnaryReactor* Batch(grpc::CallbackServerContext* ctx, const char* method,
+                                  Access access,
+                                  const google::protobuf::RepeatedPtrField<Item>& items,
+                                  const char* field, size_t items_max, Response* resp,
+                                  Fill fill) {
+    auto call = std::make_shared<UnaryCall>(shared_, ctx, method);
+    if (!call->Authorize(ctx, access)) return call->reactor();
+    if (items.empty() || static_cast<size_t>(items.size()) > items_max) {
+      call->Finish(absl::InvalidArgumentError(absl::StrCat(
+          field, ": ", items.size(), " ", field, "; 1..", items_max, " allowed")));
+      return call->reactor();
+    }
+    auto planner = std::make_shared<WritePlanner>(shared_);
+    for (const Item& item : items) planner->Add(item);
+    shared_->ledger->SubmitAsync(
+        planner->TakeOperations(), [call, planner, resp, fill](std::vector<OpResult> results) {
+          planner->Resolve(results);
+          for (size_t i = 0; i < planner->size(); ++i) {
+            const WritePlanner::Planned& p = planner->planned(i);
+            auto* out = resp->add_results();
+            out->set_code(static_cast<int32_t>(p.error.code()));
+            out->set_message(std::string(p.error.message()));
+            if (p.error.ok()) fill(i, p, out);
+          }
+          call->Finish(absl::OkStatus());
+        });
+    return call->reactor();
+  }
+
+  Shared* shared_;
+};
+
+// A synchronous (blocking) call, for the services whose work blocks: checks
+// the caller's role, runs `body` and logs the call once.
+template <typename Body>
+grpc::Status ServeBlocking(const Shared* shared, grpc::ServerContext* ctx, const char* method,
+                           Access access, Body body) {
+  const int64_t start = NowMicros();
+  absl::StatusOr<Role> role = shared->auth.Authorize(AuthorizationOf(ctx), access);
+  absl::Status s = role.ok() ? body() : role.status();
+  shared->Log(method, role.ok() ? *role : Role::kNone, s.code(), start);
+  return ToGrpc(s);
+}
+
+class LedgerService final : public pb::Ledger::CallbackService, private CallbackCalls {
  public:
-  explicit LedgerService(Shared* shared) : shared_(shared) {}
+  explicit LedgerService(Shared* shared) : CallbackCalls(shared) {}
 
   // ---- writes ----
 
@@ -443,18 +648,16 @@ class LedgerService final : public pb::Ledger::CallbackService {
                                         pb::WriteResult* resp) override {
     pb::BatchOperation op;
     *op.mutable_open_account() = *req;
-    return Write(ctx, "OpenAccount", op, [resp](const auto&, const pb::WriteResult& r) {
-      *resp = r;
-    });
+    return Write(ctx, "OpenAccount", Access::kWrite, op,
+                 [resp](const auto&, const pb::WriteResult& r) { *resp = r; });
   }
   grpc::ServerUnaryReactor* CloseAccount(grpc::CallbackServerContext* ctx,
                                          const pb::CloseAccountRequest* req,
                                          pb::WriteResult* resp) override {
     pb::BatchOperation op;
     *op.mutable_close_account() = *req;
-    return Write(ctx, "CloseAccount", op, [resp](const auto&, const pb::WriteResult& r) {
-      *resp = r;
-    });
+    return Write(ctx, "CloseAccount", Access::kWrite, op,
+                 [resp](const auto&, const pb::WriteResult& r) { *resp = r; });
   }
   grpc::ServerUnaryReactor* Donate(grpc::CallbackServerContext* ctx,
                                    const pb::DonateRequest* req,
@@ -466,11 +669,11 @@ class LedgerService final : public pb::Ledger::CallbackService {
       resp->set_lot(r.seq());
       resp->set_trace_code(p.trace_code);
     };
-    if (!req->wait_for_receipt()) return Write(ctx, "Donate", op, fill);
+    if (!req->wait_for_receipt()) return Write(ctx, "Donate", Access::kWrite, op, fill);
     // Answer once a checkpoint covers the donation (or the wait is over):
     // the receipt is a courtesy, the donation is recorded either way.
     const int64_t wait_ms = std::min(kReceiptWaitMaxMs, MillisUntil(ctx->deadline()) - 50);
-    return Write(ctx, "Donate", op, fill, [this, resp, wait_ms](auto finish) {
+    return Write(ctx, "Donate", Access::kWrite, op, fill, [this, resp, wait_ms](auto finish) {
       if (wait_ms <= 0) return finish(absl::OkStatus());
       const uint64_t seq = resp->result().seq();
       shared_->ledger->WhenCheckpointCovers(
@@ -488,34 +691,31 @@ class LedgerService final : public pb::Ledger::CallbackService {
                                      pb::WriteResult* resp) override {
     pb::BatchOperation op;
     *op.mutable_allocate() = *req;
-    return Write(ctx, "Allocate", op, [resp](const auto&, const pb::WriteResult& r) {
-      *resp = r;
-    });
+    return Write(ctx, "Allocate", Access::kWrite, op,
+                 [resp](const auto&, const pb::WriteResult& r) { *resp = r; });
   }
   grpc::ServerUnaryReactor* Disburse(grpc::CallbackServerContext* ctx,
                                      const pb::DisburseRequest* req,
                                      pb::WriteResult* resp) override {
     pb::BatchOperation op;
     *op.mutable_disburse() = *req;
-    return Write(ctx, "Disburse", op, [resp](const auto&, const pb::WriteResult& r) {
-      *resp = r;
-    });
+    return Write(ctx, "Disburse", Access::kWrite, op,
+                 [resp](const auto&, const pb::WriteResult& r) { *resp = r; });
   }
   grpc::ServerUnaryReactor* Correct(grpc::CallbackServerContext* ctx,
                                     const pb::CorrectRequest* req,
                                     pb::WriteResult* resp) override {
     pb::BatchOperation op;
     *op.mutable_correct() = *req;
-    return Write(ctx, "Correct", op, [resp](const auto&, const pb::WriteResult& r) {
-      *resp = r;
-    });
+    return Write(ctx, "Correct", Access::kWrite, op,
+                 [resp](const auto&, const pb::WriteResult& r) { *resp = r; });
   }
   grpc::ServerUnaryReactor* RegisterRecipient(grpc::CallbackServerContext* ctx,
                                               const pb::RegisterRecipientRequest* req,
                                               pb::RegisterRecipientResponse* resp) override {
     pb::BatchOperation op;
     *op.mutable_register_recipient() = *req;
-    return Write(ctx, "RegisterRecipient", op,
+    return Write(ctx, "RegisterRecipient", Access::kWrite, op,
                  [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
                    *resp->mutable_result() = r;
                    resp->set_recipient(p.recipient);
@@ -525,36 +725,16 @@ class LedgerService final : public pb::Ledger::CallbackService {
   grpc::ServerUnaryReactor* SubmitBatch(grpc::CallbackServerContext* ctx,
                                         const pb::BatchRequest* req,
                                         pb::BatchResponse* resp) override {
-    auto call = std::make_shared<UnaryCall>(shared_, ctx, "SubmitBatch");
-    if (!call->Authorize(ctx, Access::kWrite)) return call->reactor();
-    if (req->operations_size() == 0 ||
-        static_cast<size_t>(req->operations_size()) > kRpcBatchOpsMax) {
-      call->Finish(absl::InvalidArgumentError(absl::StrCat(
-          "operations: ", req->operations_size(), " operations; 1..", kRpcBatchOpsMax,
-          " allowed")));
-      return call->reactor();
-    }
-    auto planner = std::make_shared<WritePlanner>(shared_);
-    for (const pb::BatchOperation& op : req->operations()) planner->Add(op);
-    shared_->ledger->SubmitAsync(
-        planner->TakeOperations(), [call, planner, resp](std::vector<OpResult> results) {
-          planner->Resolve(results);
-          for (size_t i = 0; i < planner->size(); ++i) {
-            const WritePlanner::Planned& p = planner->planned(i);
-            pb::BatchResult* out = resp->add_results();
-            out->set_code(static_cast<int32_t>(p.error.code()));
-            out->set_message(std::string(p.error.message()));
-            if (!p.error.ok()) continue;
-            *out->mutable_result() = p.result;
-            if (p.is_donation) {
-              out->set_lot(p.result.seq());
-              out->set_trace_code(p.trace_code);
-            }
-            out->set_recipient(p.recipient);
-          }
-          call->Finish(absl::OkStatus());
-        });
-    return call->reactor();
+    return Batch(ctx, "SubmitBatch", Access::kWrite, req->operations(), "operations",
+                 kRpcBatchOpsMax, resp,
+                 [](size_t, const WritePlanner::Planned& p, pb::BatchResult* out) {
+                   *out->mutable_result() = p.result;
+                   if (p.is_donation) {
+                     out->set_lot(p.result.seq());
+                     out->set_trace_code(p.trace_code);
+                   }
+                   out->set_recipient(p.recipient);
+                 });
   }
 
   // ---- reads ----
@@ -670,7 +850,7 @@ class LedgerService final : public pb::Ledger::CallbackService {
     return Read(ctx, "TraceByCode", Access::kPublic, [&](Role) -> absl::Status {
       const std::string& code = req->trace_code();
       WL_RETURN_IF_ERROR(CheckTraceCode(code));
-      WL_ASSIGN_OR_RETURN(uint64_t lot, shared_->ledger->FindLotByTraceHash(TraceHash(code)));
+      WL_ASSIGN_OR_RETURN(uint64_t lot, shared_->ledger->FindLotByTraceHash(CodeHash(code)));
       WL_ASSIGN_OR_RETURN(LotTrace trace, shared_->ledger->TraceLot(lot));
       return TraceToProto(trace, /*public_view=*/true, resp);
     });
@@ -724,49 +904,8 @@ class LedgerService final : public pb::Ledger::CallbackService {
   }
 
  private:
-  // A unary write: plans one operation, submits it, and answers from the
-  // sequencer's callback without blocking a gRPC thread.
-  // `then`, if given, runs after a successful write instead of finishing the
-  // call; it gets a function that finishes it.
-  using Finisher = std::function<void(const absl::Status&)>;
-  template <typename Fill>
-  grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, const char* method,
-                                  const pb::BatchOperation& op, Fill fill,
-                                  std::function<void(Finisher)> then = nullptr) {
-    auto call = std::make_shared<UnaryCall>(shared_, ctx, method);
-    if (!call->Authorize(ctx, Access::kWrite)) return call->reactor();
-    auto planner = std::make_shared<WritePlanner>(shared_);
-    planner->Add(op);
-    std::vector<Operation> ops = planner->TakeOperations();
-    if (ops.empty()) {
-      call->Finish(planner->planned(0).error);
-      return call->reactor();
-    }
-    shared_->ledger->SubmitAsync(
-        std::move(ops), [call, planner, fill, then](std::vector<OpResult> results) {
-          planner->Resolve(results);
-          const WritePlanner::Planned& p = planner->planned(0);
-          if (p.error.ok()) fill(p, p.result);
-          if (p.error.ok() && then) {
-            then([call](const absl::Status& s) { call->Finish(s); });
-          } else {
-            call->Finish(p.error);
-          }
-        });
-    return call->reactor();
-  }
-
-  template <typename Body>
-  grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* ctx, const char* method,
-                                 Access access, Body body) {
-    UnaryCall call(shared_, ctx, method);
-    if (!call.Authorize(ctx, access)) return call.reactor();
-    call.Finish(body(call.role()));
-    return call.reactor();
-  }
-
-  // Public views hide anonymous donors and show recipients only by category
-  // and community.
+  // Public views hide anonymous donors and shop members, and show recipients
+  // only by category and community.
   absl::Status TraceToProto(const LotTrace& t, bool public_view, pb::Trace* out) const {
     const bool hide_donor = public_view && t.lot.anonymous;
     auto shown = [&](const std::string& account) -> std::string {
@@ -781,6 +920,8 @@ class LedgerService final : public pb::Ledger::CallbackService {
     out->set_asset(t.lot.asset);
     out->set_amount(t.lot.amount);
     out->set_time_us(t.lot.time_us);
+    if (!public_view) out->set_member(t.lot.member);
+    out->set_order_id(t.lot.order_id);
     for (const TraceHop& h : t.hops) {
       pb::TraceHop* q = out->add_hops();
       q->set_seq(h.seq);
@@ -789,6 +930,9 @@ class LedgerService final : public pb::Ledger::CallbackService {
       q->set_from(shown(h.from));
       q->set_to(shown(h.to));
       q->set_amount(h.amount);
+      q->set_order_id(h.order_id);
+      q->set_category(h.category);
+      q->set_community(h.community);
     }
     auto places = [&](const std::vector<TracePlace>& in,
                       google::protobuf::RepeatedPtrField<pb::TracePlace>* to) -> absl::Status {
@@ -808,13 +952,12 @@ class LedgerService final : public pb::Ledger::CallbackService {
     WL_RETURN_IF_ERROR(places(t.held, out->mutable_held()));
     return places(t.reached, out->mutable_reached());
   }
-
-  Shared* shared_;
 };
 
-class TransparencyService final : public pb::Transparency::CallbackService {
+class TransparencyService final : public pb::Transparency::CallbackService,
+                                  private CallbackCalls {
  public:
-  explicit TransparencyService(Shared* shared) : shared_(shared) {}
+  explicit TransparencyService(Shared* shared) : CallbackCalls(shared) {}
 
   grpc::ServerUnaryReactor* GetVerifierKey(grpc::CallbackServerContext* ctx,
                                            const pb::GetVerifierKeyRequest*,
@@ -897,7 +1040,7 @@ class TransparencyService final : public pb::Transparency::CallbackService {
     if (by_code) {
       absl::Status well_formed = CheckTraceCode(req->trace_code());
       auto lot = well_formed.ok()
-                     ? shared_->ledger->FindLotByTraceHash(TraceHash(req->trace_code()))
+                     ? shared_->ledger->FindLotByTraceHash(CodeHash(req->trace_code()))
                      : absl::StatusOr<uint64_t>(well_formed);
       if (!lot.ok()) {
         call->Finish(lot.status());
@@ -930,15 +1073,6 @@ class TransparencyService final : public pb::Transparency::CallbackService {
   }
 
  private:
-  template <typename Body>
-  grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* ctx, const char* method,
-                                 Access access, Body body) {
-    UnaryCall call(shared_, ctx, method);
-    if (!call.Authorize(ctx, access)) return call.reactor();
-    call.Finish(body(call.role()));
-    return call.reactor();
-  }
-
   static std::string HashBytes(const Hash& h) {
     return std::string(reinterpret_cast<const char*>(h.data()), h.size());
   }
@@ -970,8 +1104,6 @@ class TransparencyService final : public pb::Transparency::CallbackService {
     for (const Hash& h : proof) out->add_hashes(HashBytes(h));
     return absl::OkStatus();
   }
-
-  Shared* shared_;
 };
 
 class ExportService final : public pb::Export::Service {
@@ -980,47 +1112,35 @@ class ExportService final : public pb::Export::Service {
 
   grpc::Status ListEntries(grpc::ServerContext* ctx, const pb::ListEntriesRequest* req,
                            grpc::ServerWriter<pb::Entry>* writer) override {
-    int64_t start = NowMicros();
-    absl::StatusOr<Role> role = shared_->auth.Authorize(AuthorizationOf(ctx), Access::kExport);
-    absl::Status s = role.status();
-    if (s.ok()) {
+    return ServeBlocking(shared_, ctx, "ListEntries", Access::kExport, [&] {
       uint64_t from = req->from_seq() == 0 ? 1 : req->from_seq();
       uint64_t head = shared_->ledger->Head().seq;
       uint64_t last = head;
       if (req->count_max() != 0 && req->count_max() - 1 < head - std::min(head, from)) {
         last = from + req->count_max() - 1;
       }
-      s = Stream(ctx, writer, from, last);
-    }
-    shared_->Log("ListEntries", role.ok() ? *role : Role::kNone, s.code(), start);
-    return ToGrpc(s);
+      return Stream(ctx, writer, from, last);
+    });
   }
 
   grpc::Status TailEntries(grpc::ServerContext* ctx, const pb::TailEntriesRequest* req,
                            grpc::ServerWriter<pb::Entry>* writer) override {
-    int64_t start = NowMicros();
-    absl::StatusOr<Role> role = shared_->auth.Authorize(AuthorizationOf(ctx), Access::kExport);
-    absl::Status s = role.status();
-    uint64_t next = req->from_seq() == 0 ? shared_->ledger->Head().seq + 1 : req->from_seq();
-    while (s.ok()) {
-      if (ctx->IsCancelled()) {
-        s = absl::CancelledError("tail: cancelled by the caller");
-        break;
+    return ServeBlocking(shared_, ctx, "TailEntries", Access::kExport, [&] {
+      uint64_t next = req->from_seq() == 0 ? shared_->ledger->Head().seq + 1 : req->from_seq();
+      while (true) {
+        if (ctx->IsCancelled()) return absl::CancelledError("tail: cancelled by the caller");
+        if (shared_->shutting_down.load()) {
+          return absl::UnavailableError("tail: the server is shutting down");
+        }
+        uint64_t head = shared_->ledger->Head().seq;
+        if (head >= next) {
+          WL_RETURN_IF_ERROR(Stream(ctx, writer, next, head));
+          next = head + 1;
+        } else {
+          shared_->ledger->WaitForSeq(next, kTailPollMs);
+        }
       }
-      if (shared_->shutting_down.load()) {
-        s = absl::UnavailableError("tail: the server is shutting down");
-        break;
-      }
-      uint64_t head = shared_->ledger->Head().seq;
-      if (head >= next) {
-        s = Stream(ctx, writer, next, head);
-        next = head + 1;
-      } else {
-        shared_->ledger->WaitForSeq(next, kTailPollMs);
-      }
-    }
-    shared_->Log("TailEntries", role.ok() ? *role : Role::kNone, s.code(), start);
-    return ToGrpc(s);
+    });
   }
 
  private:
@@ -1051,12 +1171,8 @@ class AdminService final : public pb::Admin::Service {
 
   grpc::Status Backup(grpc::ServerContext* ctx, const pb::BackupRequest* req,
                       pb::BackupResponse* resp) override {
-    int64_t start = NowMicros();
-    absl::StatusOr<Role> role = shared_->auth.Authorize(AuthorizationOf(ctx), Access::kAdmin);
-    absl::Status s = role.status();
-    if (s.ok()) s = DoBackup(req->dir(), resp);
-    shared_->Log("Backup", role.ok() ? *role : Role::kNone, s.code(), start);
-    return ToGrpc(s);
+    return ServeBlocking(shared_, ctx, "Backup", Access::kAdmin,
+                         [&] { return DoBackup(req->dir(), resp); });
   }
 
  private:
@@ -1073,6 +1189,245 @@ class AdminService final : public pb::Admin::Service {
   }
 
   Shared* shared_;
+};
+
+class CheckoutService final : public pb::Checkout::CallbackService, private CallbackCalls {
+ public:
+  explicit CheckoutService(Shared* shared) : CallbackCalls(shared) {}
+
+  grpc::ServerUnaryReactor* RecordPurchase(grpc::CallbackServerContext* ctx,
+                                           const pb::PurchaseRequest* req,
+                                           pb::PurchaseResult* resp) override {
+    return Write(ctx, "RecordPurchase", Access::kCheckout, *req,
+                 [this, resp](const WritePlanner::Planned& p, const pb::WriteResult&) {
+                   FillPurchase(p, resp);
+                 });
+  }
+
+  grpc::ServerUnaryReactor* RecordRefund(grpc::CallbackServerContext* ctx,
+                                         const pb::RefundRequest* req,
+                                         pb::RefundResult* resp) override {
+    return Write(ctx, "RecordRefund", Access::kCheckout, *req,
+                 [resp](const WritePlanner::Planned& p, const pb::WriteResult&) {
+                   FillRefund(p, resp);
+                 });
+  }
+
+  grpc::ServerUnaryReactor* RedeemVoucher(grpc::CallbackServerContext* ctx,
+                                          const pb::RedeemRequest* req,
+                                          pb::RedemptionResult* resp) override {
+    return Write(ctx, "RedeemVoucher", Access::kCheckout, *req,
+                 [resp](const WritePlanner::Planned& p, const pb::WriteResult&) {
+                   FillRedemption(p, resp);
+                 });
+  }
+
+  grpc::ServerUnaryReactor* SubmitCheckoutBatch(grpc::CallbackServerContext* ctx,
+                                                const pb::CheckoutBatchRequest* req,
+                                                pb::CheckoutBatchResponse* resp) override {
+    return Batch(ctx, "SubmitCheckoutBatch", Access::kCheckout, req->items(), "items",
+                 kCheckoutBatchItemsMax, resp,
+                 [this, req](size_t i, const WritePlanner::Planned& p,
+                             pb::CheckoutItemResult* out) {
+                   switch (req->items(static_cast<int>(i)).item_case()) {
+                     case pb::CheckoutItem::kPurchase:
+                       return FillPurchase(p, out->mutable_purchase());
+                     case pb::CheckoutItem::kRefund: return FillRefund(p, out->mutable_refund());
+                     case pb::CheckoutItem::kRedeem:
+                       return FillRedemption(p, out->mutable_redemption());
+                     case pb::CheckoutItem::ITEM_NOT_SET: return;  // failed: not filled
+                   }
+                 });
+  }
+
+  grpc::ServerUnaryReactor* GetStoreSettlement(grpc::CallbackServerContext* ctx,
+                                               const pb::SettlementRequest* req,
+                                               pb::Settlement* resp) override {
+    return Read(ctx, "GetStoreSettlement", Access::kCheckoutRead, [&](Role) -> absl::Status {
+      const int64_t to = req->to_time_us() == 0 ? shared_->ClockMicros() : req->to_time_us();
+      WL_ASSIGN_OR_RETURN(std::vector<StoreSettlement> rows,
+                          shared_->ledger->Settlement(req->store(), req->from_time_us(), to));
+      resp->set_from_time_us(req->from_time_us());
+      resp->set_to_time_us(to);
+      for (const StoreSettlement& row : rows) ToProto(row, resp->add_stores());
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  void FillPurchase(const WritePlanner::Planned& p, pb::PurchaseResult* out) const {
+    *out->mutable_result() = p.result;
+    out->set_contribution(p.moved);
+    if (p.moved > 0) out->set_lot(p.result.seq());
+    out->set_rate_bp(shared_->options.contribution_rate_bp);
+    out->set_trace_code(p.trace_code);
+  }
+  static void FillRefund(const WritePlanner::Planned& p, pb::RefundResult* out) {
+    *out->mutable_result() = p.result;
+    out->set_reversal(p.moved);
+    out->set_covered_by_fund(p.covered_by_fund);
+  }
+  static void FillRedemption(const WritePlanner::Planned& p, pb::RedemptionResult* out) {
+    *out->mutable_result() = p.result;
+    out->set_voucher(p.voucher);
+    out->set_amount(p.moved);
+    out->set_remaining(p.voucher_balance_after);
+  }
+};
+
+// The expiry sweep blocks until its entries are durable, so
+// SweepExpiredVouchers is a synchronous method; the others use the callback
+// paths like the Ledger service.
+using VouchersServiceBase = pb::Vouchers::WithCallbackMethod_IssueVoucher<
+    pb::Vouchers::WithCallbackMethod_VoidVoucher<pb::Vouchers::WithCallbackMethod_GetVoucher<
+        pb::Vouchers::WithCallbackMethod_GetVoucherReport<pb::Vouchers::Service>>>>;
+
+class VouchersService final : public VouchersServiceBase, private CallbackCalls {
+ public:
+  explicit VouchersService(Shared* shared) : CallbackCalls(shared) {}
+
+  grpc::ServerUnaryReactor* IssueVoucher(grpc::CallbackServerContext* ctx,
+                                         const pb::IssueVoucherRequest* req,
+                                         pb::IssueVoucherResponse* resp) override {
+    return Write(ctx, "IssueVoucher", Access::kWrite, *req,
+                 [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
+                   *resp->mutable_result() = r;
+                   resp->set_voucher(r.seq());
+                   resp->set_account(VoucherAccountId(r.seq()));
+                   resp->set_code(p.voucher_code);
+                 });
+  }
+
+  grpc::ServerUnaryReactor* VoidVoucher(grpc::CallbackServerContext* ctx,
+                                        const pb::VoidVoucherRequest* req,
+                                        pb::WriteResult* resp) override {
+    return Write(ctx, "VoidVoucher", Access::kWrite, *req,
+                 [resp](const auto&, const pb::WriteResult& r) { *resp = r; });
+  }
+
+  grpc::Status SweepExpiredVouchers(grpc::ServerContext* ctx,
+                                    const pb::SweepVouchersRequest* req,
+                                    pb::SweepVouchersResponse* resp) override {
+    return ServeBlocking(shared_, ctx, "SweepExpiredVouchers", Access::kWrite, [&] {
+      if (req->max() > kSweepVouchersMax) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "max: ", req->max(), " vouchers; at most ", kSweepVouchersMax, " per call"));
+      }
+      return SweepVouchers(*shared_, req->max() == 0 ? kSweepVouchersMax : req->max(), resp);
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetVoucher(grpc::CallbackServerContext* ctx,
+                                       const pb::GetVoucherRequest* req,
+                                       pb::Voucher* resp) override {
+    // The checkout looks vouchers up by the code the recipient shows; by
+    // number only the office and the auditor.
+    const bool by_code = req->key_case() == pb::GetVoucherRequest::kCode;
+    return Read(ctx, "GetVoucher", by_code ? Access::kCheckoutRead : Access::kRead,
+                [&](Role role) -> absl::Status {
+                  absl::StatusOr<VoucherInfo> info;
+                  switch (req->key_case()) {
+                    case pb::GetVoucherRequest::kVoucher:
+                      info = shared_->ledger->GetVoucher(req->voucher());
+                      break;
+                    case pb::GetVoucherRequest::kCode: {
+                      WL_ASSIGN_OR_RETURN(std::string code, NormalizeVoucherCode(req->code()));
+                      info = shared_->ledger->FindVoucherByCodeHash(CodeHash(code));
+                      break;
+                    }
+                    case pb::GetVoucherRequest::KEY_NOT_SET:
+                      return absl::InvalidArgumentError("voucher, code: give one");
+                  }
+                  WL_RETURN_IF_ERROR(info.status());
+                  ToProto(*info, resp);
+                  // A till needs what a voucher holds, not whose it is.
+                  if (role == Role::kMall) resp->clear_recipient();
+                  return absl::OkStatus();
+                });
+  }
+
+  grpc::ServerUnaryReactor* GetVoucherReport(grpc::CallbackServerContext* ctx,
+                                             const pb::VoucherReportRequest*,
+                                             pb::VoucherReport* resp) override {
+    return Read(ctx, "GetVoucherReport", Access::kRead, [&](Role) -> absl::Status {
+      WL_ASSIGN_OR_RETURN(VoucherReport report, shared_->ledger->GetVoucherReport());
+      ToProto(report, resp);
+      return absl::OkStatus();
+    });
+  }
+
+  // Ends up to `max` expired vouchers that still hold value (blocking until
+  // the entries are durable) and lists each one's result in `resp`.
+  static absl::Status SweepVouchers(const Shared& shared, size_t max,
+                                    pb::SweepVouchersResponse* resp) {
+    WL_ASSIGN_OR_RETURN(auto expired, shared.ledger->ExpireDueVouchers(max));
+    for (const auto& [account, r] : expired) {
+      pb::SweepVouchersResponse::Expired* out = resp->add_expired();
+      out->set_voucher(VoucherSeqFromAccountId(account));
+      out->set_code(static_cast<int32_t>(r.status.code()));
+      out->set_message(std::string(r.status.message()));
+      if (!r.status.ok()) continue;
+      ToProto(r, out->mutable_result());
+      out->set_returned(r.moved);
+    }
+    return absl::OkStatus();
+  }
+};
+
+// The background expiry sweep: every `interval_ms` (on the real clock; the
+// vouchers' expiry is judged on the ledger's), one sweep of at most
+// kSweepVouchersMax vouchers, logged when it ended any. A longer backlog
+// clears over the following sweeps.
+//
+// Thread contract: constructed and destroyed by one thread; the destructor
+// stops the sweep (letting a running one finish) and joins its thread.
+class VoucherSweeper {
+ public:
+  VoucherSweeper(const Shared* shared, int64_t interval_ms)
+      : shared_(shared), interval_ms_(interval_ms), thread_([this] { Run(); }) {}
+  ~VoucherSweeper() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  VoucherSweeper(const VoucherSweeper&) = delete;
+  VoucherSweeper& operator=(const VoucherSweeper&) = delete;
+
+ private:
+  void Run() {
+    while (!StoppedWithinInterval()) SweepOnce();
+  }
+
+  // Waits one interval; returns whether the sweeper is being stopped.
+  bool StoppedWithinInterval() {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Milliseconds(interval_ms_));
+  }
+
+  void SweepOnce() const {
+    const int64_t start = NowMicros();
+    pb::SweepVouchersResponse swept;
+    absl::Status s = VouchersService::SweepVouchers(*shared_, kSweepVouchersMax, &swept);
+    if (s.ok() && swept.expired().empty()) return;
+    size_t failed = 0;
+    int64_t returned = 0;
+    for (const auto& e : swept.expired()) {
+      if (e.code() != grpc::OK) ++failed;
+      returned += e.returned();
+    }
+    shared_->LogLine(absl::StrCat(
+        "{\"sweep\":\"vouchers\",\"code\":\"", CodeName(s.code()),
+        "\",\"expired\":", swept.expired_size() - failed, ",\"failed\":", failed,
+        ",\"returned\":", returned, ",\"latency_us\":", NowMicros() - start, "}"));
+  }
+
+  const Shared* shared_;
+  const int64_t interval_ms_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts once everything above is initialised
 };
 
 }  // namespace
@@ -1093,6 +1448,16 @@ class Server::Impl {
     }
     if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
       return absl::InvalidArgumentError("tls_client_ca: needs tls_cert and tls_key");
+    }
+    if (o.contribution_rate_bp > kRateBpMax) {
+      return absl::InvalidArgumentError(absl::StrCat("contribution_rate_bp: ",
+                                                     o.contribution_rate_bp,
+                                                     " basis points; at most ", kRateBpMax));
+    }
+    if (o.charity_fund.empty()) return absl::InvalidArgumentError("charity_fund: required");
+    if (o.voucher_sweep_ms < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "voucher_sweep_ms: ", o.voucher_sweep_ms, " is negative (0 turns the sweep off)"));
     }
     if (o.dev) {
       shared_.auth = Authenticator::Dev();
@@ -1149,6 +1514,8 @@ class Server::Impl {
     export_service_ = std::make_unique<ExportService>(&shared_);
     admin_service_ = std::make_unique<AdminService>(&shared_);
     transparency_service_ = std::make_unique<TransparencyService>(&shared_);
+    checkout_service_ = std::make_unique<CheckoutService>(&shared_);
+    vouchers_service_ = std::make_unique<VouchersService>(&shared_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort(o.listen, creds, &port_);
     builder.SetMaxReceiveMessageSize(kMessageBytesMax);
@@ -1157,9 +1524,14 @@ class Server::Impl {
     builder.RegisterService(export_service_.get());
     builder.RegisterService(admin_service_.get());
     builder.RegisterService(transparency_service_.get());
+    builder.RegisterService(checkout_service_.get());
+    builder.RegisterService(vouchers_service_.get());
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("listen: cannot bind ", o.listen));
+    }
+    if (o.voucher_sweep_ms > 0) {
+      sweeper_ = std::make_unique<VoucherSweeper>(&shared_, o.voucher_sweep_ms);
     }
     return absl::OkStatus();
   }
@@ -1168,6 +1540,7 @@ class Server::Impl {
     if (stopped_) return;
     stopped_ = true;
     shared_.shutting_down.store(true);
+    sweeper_.reset();  // lets a running sweep commit, then ends the thread
     if (server_) {
       // In-flight calls get a few seconds to finish; queued writes complete
       // because the ledger's sequencer is still running.
@@ -1210,6 +1583,9 @@ class Server::Impl {
   std::unique_ptr<ExportService> export_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<TransparencyService> transparency_service_;
+  std::unique_ptr<CheckoutService> checkout_service_;
+  std::unique_ptr<VouchersService> vouchers_service_;
+  std::unique_ptr<VoucherSweeper> sweeper_;
   std::string verifier_key_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

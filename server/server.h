@@ -3,7 +3,7 @@
 // flags and waits for a signal; tests start the same server on 127.0.0.1:0.
 //
 // Thread contract: Start() and Shutdown() from one thread; everything else is
-// internal to gRPC's threads.
+// internal to gRPC's threads and the voucher sweep's thread.
 #ifndef WARMLEDGER_SERVER_SERVER_H_
 #define WARMLEDGER_SERVER_SERVER_H_
 
@@ -45,11 +45,24 @@ struct ServerOptions {
   // A checkpoint at least every this many entries or milliseconds.
   uint64_t checkpoint_every_entries = 10'000;
   int64_t checkpoint_every_ms = 1'000;
+  // Checkout: purchases contribute round_half_up(amount × contribution_rate_bp
+  // / 10,000) of the sale (basis points: 200 = 2%, at most 10,000) to
+  // charity_fund, a fund or project. Both are recorded in every purchase
+  // entry, so a purchase retried after a change of either is ALREADY_EXISTS
+  // naming purchase.rate_bp or purchase.fund.
+  uint32_t contribution_rate_bp = 200;
+  std::string charity_fund = "fund/general";
+  // Every this many milliseconds a background sweep returns what expired
+  // vouchers still hold to the funds they came from (at most 8,192 vouchers
+  // per sweep); 0 turns the sweep off (Vouchers.SweepExpiredVouchers still
+  // runs one on request).
+  int64_t voucher_sweep_ms = 60'000;
   // Development mode: loopback only, authentication off.
   bool dev = false;
   // Stamps entries; null means the system clock. Must outlive the server.
   Clock* clock = nullptr;
-  // Receives one structured line per RPC; null means stderr.
+  // Receives one structured line per RPC (and per voucher sweep that
+  // expired something); null means stderr.
   std::function<void(std::string_view)> log;
 };
 

@@ -68,6 +68,8 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Stub = pb::Ledger::Stub;
 using TStub = pb::Transparency::Stub;
+using CStub = pb::Checkout::Stub;
+using VStub = pb::Vouchers::Stub;
 
 // Every client call carries a deadline (STYLE.md); generous for sanitizers.
 constexpr auto kCallTimeout = std::chrono::seconds(30);
@@ -77,6 +79,8 @@ constexpr auto kChildExitMax = std::chrono::seconds(20);
 constexpr long kChildPollIntervalNs = 10'000'000;  // 10 ms
 // The API's batch bound (ledger.proto: 1..4096 operations).
 constexpr int kRpcBatchOpsMax = 4096;
+// The checkout batch bound (ledger.proto: 1..8192 items).
+constexpr int kCheckoutBatchItemsMax = 8192;
 
 // ---------------------------------------------------------------- helpers
 
@@ -206,7 +210,7 @@ class LogSink {
   std::vector<std::string> lines_;
 };
 
-// One channel with the three services' stubs. `authorization` is the whole
+// One channel with every service's stub. `authorization` is the whole
 // metadata value ("Bearer <token>"); empty sends none.
 class Client {
  public:
@@ -217,6 +221,8 @@ class Client {
         export_(pb::Export::NewStub(channel_)),
         admin_(pb::Admin::NewStub(channel_)),
         transparency_(pb::Transparency::NewStub(channel_)),
+        checkout_(pb::Checkout::NewStub(channel_)),
+        vouchers_(pb::Vouchers::NewStub(channel_)),
         authorization_(std::move(authorization)) {}
 
   void Prepare(grpc::ClientContext* ctx) const {
@@ -240,6 +246,24 @@ class Client {
     grpc::ClientContext ctx;
     Prepare(&ctx);
     return (transparency_.get()->*method)(&ctx, req, resp);
+  }
+
+  // Any unary Checkout RPC: client.Call(&CStub::RecordPurchase, request, &response).
+  template <typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (CStub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                    const Req& req, Resp* resp) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    return (checkout_.get()->*method)(&ctx, req, resp);
+  }
+
+  // Any unary Vouchers RPC: client.Call(&VStub::IssueVoucher, request, &response).
+  template <typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (VStub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                    const Req& req, Resp* resp) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    return (vouchers_.get()->*method)(&ctx, req, resp);
   }
 
   grpc::Status Backup(const std::string& dir, pb::BackupResponse* resp) const {
@@ -301,6 +325,8 @@ class Client {
   std::unique_ptr<pb::Export::Stub> export_;
   std::unique_ptr<pb::Admin::Stub> admin_;
   std::unique_ptr<pb::Transparency::Stub> transparency_;
+  std::unique_ptr<pb::Checkout::Stub> checkout_;
+  std::unique_ptr<pb::Vouchers::Stub> vouchers_;
   std::string authorization_;
 };
 
@@ -391,6 +417,59 @@ pb::RegisterRecipientRequest RegisterReq(const std::string& client_id,
   return r;
 }
 
+pb::PurchaseRequest PurchaseReq(const std::string& store, const std::string& order_id,
+                                int64_t amount, const std::string& member = "") {
+  pb::PurchaseRequest r;
+  r.set_store(store);
+  r.set_order_id(order_id);
+  r.set_amount(amount);  // asset left empty: CNY
+  r.set_member(member);
+  return r;
+}
+
+pb::RefundRequest RefundReq(const std::string& store, const std::string& order_id,
+                            const std::string& refund_id, int64_t amount) {
+  pb::RefundRequest r;
+  r.set_store(store);
+  r.set_order_id(order_id);
+  r.set_refund_id(refund_id);
+  r.set_amount(amount);
+  return r;
+}
+
+pb::RedeemRequest RedeemReq(const std::string& store, const std::string& order_id,
+                            const std::string& code, int64_t amount) {
+  pb::RedeemRequest r;
+  r.set_store(store);
+  r.set_order_id(order_id);
+  r.set_code(code);
+  r.set_amount(amount);
+  return r;
+}
+
+pb::IssueVoucherRequest IssueReq(const std::string& client_id, const std::string& from,
+                                 const std::string& recipient, int64_t amount,
+                                 int64_t expires_us) {
+  pb::IssueVoucherRequest r;
+  r.set_client_id(client_id);
+  r.set_from(from);
+  r.set_recipient(recipient);
+  r.set_amount(amount);  // asset left empty: CNY
+  r.set_expires_us(expires_us);
+  r.set_memo("winter aid " + client_id);
+  return r;
+}
+
+// A code as a cashier might type it: lower case, in dashed groups of four.
+std::string AsTyped(const std::string& code) {
+  std::string typed;
+  for (size_t i = 0; i < code.size(); ++i) {
+    if (i > 0 && i % 4 == 0) typed.push_back('-');
+    typed.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(code[i]))));
+  }
+  return typed;
+}
+
 // Sends one BatchOperation through its own unary RPC and returns the status.
 grpc::Status CallUnary(const Client& c, const pb::BatchOperation& op) {
   switch (op.op_case()) {
@@ -458,6 +537,7 @@ class ServerTest : public ::testing::Test {
     o.dev = true;
     o.clock = &clock_;
     o.log = logs_.Writer();
+    o.voucher_sweep_ms = 0;  // hermetic: sweeps run only when a test asks
     return o;
   }
 
@@ -550,6 +630,79 @@ class ServerTest : public ::testing::Test {
     req.set_account(account);
     pb::Account out;
     return client_->Call(&Stub::GetAccount, req, &out).ok();
+  }
+
+  // ---- checkout and vouchers ----
+
+  pb::PurchaseResult Purchase(const pb::PurchaseRequest& req) {
+    pb::PurchaseResult out;
+    grpc::Status s = client_->Call(&CStub::RecordPurchase, req, &out);
+    EXPECT_TRUE(s.ok()) << "purchase " << req.order_id() << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out;
+  }
+
+  pb::RefundResult Refund(const pb::RefundRequest& req) {
+    pb::RefundResult out;
+    grpc::Status s = client_->Call(&CStub::RecordRefund, req, &out);
+    EXPECT_TRUE(s.ok()) << "refund " << req.refund_id() << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out;
+  }
+
+  pb::RedemptionResult Redeem(const pb::RedeemRequest& req) {
+    pb::RedemptionResult out;
+    grpc::Status s = client_->Call(&CStub::RedeemVoucher, req, &out);
+    EXPECT_TRUE(s.ok()) << "redeem " << req.order_id() << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out;
+  }
+
+  pb::IssueVoucherResponse Issue(const pb::IssueVoucherRequest& req) {
+    pb::IssueVoucherResponse out;
+    grpc::Status s = client_->Call(&VStub::IssueVoucher, req, &out);
+    EXPECT_TRUE(s.ok()) << "issue " << req.client_id() << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out;
+  }
+
+  pb::Voucher VoucherById(uint64_t voucher) {
+    pb::GetVoucherRequest req;
+    req.set_voucher(voucher);
+    pb::Voucher out;
+    grpc::Status s = client_->Call(&VStub::GetVoucher, req, &out);
+    EXPECT_TRUE(s.ok()) << "voucher " << voucher << ": " << Describe(s);
+    return out;
+  }
+
+  pb::Trace TraceOf(uint64_t lot) {
+    pb::TraceDonationRequest req;
+    req.set_lot(lot);
+    pb::Trace out;
+    grpc::Status s = client_->Call(&Stub::TraceDonation, req, &out);
+    EXPECT_TRUE(s.ok()) << "trace " << lot << ": " << Describe(s);
+    return out;
+  }
+
+  // Two stores, the charity fund with one 100,000 fen gift and a registered
+  // recipient (category dibao, community c001).
+  struct Shop {
+    uint64_t gift_lot = 0;
+    std::string gift_trace_code;
+    std::string recipient;
+  };
+
+  Shop SetUpShop() {
+    Shop shop;
+    Open("fund/general", pb::FUND, "CNY");
+    Open("store/a", pb::MERCHANT);
+    Open("store/b", pb::MERCHANT);
+    Open("donor/alice", pb::DONOR);
+    const pb::DonateResponse gift = Donate("shop-gift", "donor/alice", "fund/general", 100000);
+    shop.gift_lot = gift.lot();
+    shop.gift_trace_code = gift.trace_code();
+    shop.recipient = Register("shop-reg", ValidId(7));
+    return shop;
   }
 
   // The standard district used by most tests.
@@ -1362,6 +1515,593 @@ TEST_F(ServerTest, ACallWithAnExpiredDeadlineReturnsDeadlineExceeded) {
     EXPECT_EQ(s.error_code(), grpc::DEADLINE_EXCEEDED) << Describe(s);
   }
   EXPECT_EQ(client_->HeadSeq(), before);
+}
+
+
+// ================================================================ checkout and vouchers
+
+// One hour of ledger time, for voucher expiries.
+constexpr int64_t kHourUs = int64_t{3600} * 1'000'000;
+
+TEST_F(ServerTest, RecordPurchaseRetryIsADuplicateAndAChangedAmountIsAlreadyExists) {
+  SetUpShop();
+  pb::PurchaseRequest req = PurchaseReq("store/a", "A-1001", 123456, "member/42");
+  req.set_want_trace_code(true);
+  const pb::PurchaseResult first = Purchase(req);
+  EXPECT_FALSE(first.result().duplicate());
+  EXPECT_EQ(first.rate_bp(), 200u);
+  EXPECT_EQ(first.contribution(), 2469);  // 123,456 × 2% = 2,469.12, rounded half up
+  EXPECT_EQ(first.lot(), first.result().seq());
+  EXPECT_TRUE(IsTraceCode(first.trace_code())) << first.trace_code();
+
+  const pb::Head head = client_->Head();
+  const pb::PurchaseResult retry = Purchase(req);
+  EXPECT_TRUE(retry.result().duplicate());
+  EXPECT_EQ(retry.result().seq(), first.result().seq());
+  EXPECT_EQ(retry.result().time_us(), first.result().time_us());
+  EXPECT_EQ(retry.contribution(), first.contribution());
+  EXPECT_EQ(retry.lot(), first.lot());
+  EXPECT_EQ(retry.trace_code(), first.trace_code());
+
+  pb::PurchaseRequest changed = req;
+  changed.set_amount(123457);
+  pb::PurchaseResult out;
+  EXPECT_TRUE(IsError(client_->Call(&CStub::RecordPurchase, changed, &out), grpc::ALREADY_EXISTS,
+                      "purchase.amount"));
+  EXPECT_EQ(client_->Head().hash(), head.hash());
+  EXPECT_EQ(BalanceOf("fund/general"), 100000 + 2469);
+
+  // Half a fen rounds up; less than half rounds to nothing: no lot, no code.
+  EXPECT_EQ(Purchase(PurchaseReq("store/a", "A-1002", 25)).contribution(), 1);
+  pb::PurchaseRequest tiny = PurchaseReq("store/a", "A-1003", 24);
+  tiny.set_want_trace_code(true);
+  const pb::PurchaseResult nothing = Purchase(tiny);
+  EXPECT_EQ(nothing.contribution(), 0);
+  EXPECT_EQ(nothing.lot(), 0u);
+  EXPECT_EQ(nothing.trace_code(), "");
+  EXPECT_GT(nothing.result().seq(), 0u);  // the sale is still recorded
+
+  pb::GetEntryRequest entry_req;
+  entry_req.set_seq(first.result().seq());
+  pb::Entry entry;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, entry_req, &entry)));
+  EXPECT_EQ(entry.type(), pb::PURCHASE);
+  EXPECT_EQ(entry.summary(),
+            "purchase order A-1001 at store store/a: 1234.56 CNY, contribution 24.69 CNY to "
+            "fund/general");
+}
+
+TEST_F(ServerTest, RecordRefundRetryIsADuplicateAndReversesTheContributionInProportion) {
+  SetUpShop();
+  ASSERT_EQ(Purchase(PurchaseReq("store/a", "A-1", 10000)).contribution(), 200);
+
+  const pb::RefundResult first = Refund(RefundReq("store/a", "A-1", "R-1", 3333));
+  EXPECT_EQ(first.reversal(), 67);  // round_half_up(200 × 3,333 / 10,000) = 66.66 → 67
+  EXPECT_EQ(first.covered_by_fund(), 0);
+  const pb::Head head = client_->Head();
+  const pb::RefundResult retry = Refund(RefundReq("store/a", "A-1", "R-1", 3333));
+  EXPECT_TRUE(retry.result().duplicate());
+  EXPECT_EQ(retry.result().seq(), first.result().seq());
+  EXPECT_EQ(retry.reversal(), first.reversal());
+  pb::RefundResult out;
+  EXPECT_TRUE(IsError(client_->Call(&CStub::RecordRefund, RefundReq("store/a", "A-1", "R-1", 3334),
+                                    &out),
+                      grpc::ALREADY_EXISTS, "refund.amount"));
+  EXPECT_EQ(client_->Head().hash(), head.hash());
+
+  // The rest of the sale: the reversals add up to the whole contribution.
+  EXPECT_EQ(Refund(RefundReq("store/a", "A-1", "R-2", 6667)).reversal(), 133);
+  EXPECT_TRUE(IsError(
+      client_->Call(&CStub::RecordRefund, RefundReq("store/a", "A-1", "R-3", 1), &out),
+      grpc::FAILED_PRECONDITION, "refund.amount"));
+  EXPECT_TRUE(IsError(
+      client_->Call(&CStub::RecordRefund, RefundReq("store/a", "A-404", "R-4", 1), &out),
+      grpc::NOT_FOUND, "order_id"));
+  EXPECT_EQ(BalanceOf("fund/general"), 100000);
+}
+
+TEST_F(ServerTest, RedeemVoucherRetryIsADuplicateAndMalformedOrUnknownCodesAreRejected) {
+  Shop shop = SetUpShop();
+  const pb::IssueVoucherResponse v = Issue(
+      IssueReq("iss-1", "fund/general", shop.recipient, 5000, clock_.NowMicros() + kHourUs));
+
+  const pb::RedemptionResult first = Redeem(RedeemReq("store/a", "A-7", AsTyped(v.code()), 1200));
+  EXPECT_FALSE(first.result().duplicate());
+  EXPECT_EQ(first.voucher(), v.voucher());
+  EXPECT_EQ(first.amount(), 1200);
+  EXPECT_EQ(first.remaining(), 3800);
+  // The same redemption, the code sent as printed this time.
+  const pb::Head head = client_->Head();
+  const pb::RedemptionResult retry = Redeem(RedeemReq("store/a", "A-7", v.code(), 1200));
+  EXPECT_TRUE(retry.result().duplicate());
+  EXPECT_EQ(retry.result().seq(), first.result().seq());
+  EXPECT_EQ(retry.voucher(), v.voucher());
+  EXPECT_EQ(retry.remaining(), 3800);
+
+  pb::RedemptionResult out;
+  EXPECT_TRUE(IsError(client_->Call(&CStub::RedeemVoucher,
+                                    RedeemReq("store/a", "A-7", v.code(), 1300), &out),
+                      grpc::ALREADY_EXISTS, "redemption.amount"));
+  for (const std::string& bad : {std::string(), std::string("short"), v.code() + "A",
+                                 v.code().substr(1) + "1", v.code().substr(1) + "="}) {
+    EXPECT_TRUE(IsError(
+        client_->Call(&CStub::RedeemVoucher, RedeemReq("store/a", "A-8", bad, 100), &out),
+        grpc::INVALID_ARGUMENT, "code"))
+        << bad;
+  }
+  EXPECT_TRUE(IsError(client_->Call(&CStub::RedeemVoucher,
+                                    RedeemReq("store/a", "A-8", std::string(26, 'A'), 100), &out),
+                      grpc::NOT_FOUND, "code"));
+  EXPECT_TRUE(IsError(
+      client_->Call(&CStub::RedeemVoucher, RedeemReq("store/a", "A-8", v.code(), 3801), &out),
+      grpc::FAILED_PRECONDITION, "redemption.amount"));
+  EXPECT_EQ(client_->Head().hash(), head.hash());
+  EXPECT_EQ(VoucherById(v.voucher()).remaining(), 3800);
+}
+
+TEST_F(ServerTest, SubmitCheckoutBatchAnswersEveryItemAndARetriedBatchIsAllDuplicates) {
+  Shop shop = SetUpShop();
+  Purchase(PurchaseReq("store/a", "A-1", 10000));
+  const pb::IssueVoucherResponse v = Issue(
+      IssueReq("iss-1", "fund/general", shop.recipient, 5000, clock_.NowMicros() + kHourUs));
+
+  pb::CheckoutBatchRequest req;
+  *req.add_items()->mutable_purchase() = PurchaseReq("store/b", "B-1", 5000);
+  *req.add_items()->mutable_refund() = RefundReq("store/a", "A-1", "R-1", 5000);
+  *req.add_items()->mutable_redeem() = RedeemReq("store/b", "B-1", v.code(), 2000);
+  req.add_items();  // nothing set
+  *req.add_items()->mutable_purchase() = PurchaseReq("store/b", "B-2", -5);
+  *req.add_items()->mutable_redeem() = RedeemReq("store/b", "B-3", "not a code", 1);
+
+  const uint64_t before = client_->HeadSeq();
+  pb::CheckoutBatchResponse first;
+  ASSERT_TRUE(IsOk(client_->Call(&CStub::SubmitCheckoutBatch, req, &first)));
+  ASSERT_EQ(first.results_size(), 6);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(first.results(i).code(), grpc::OK) << i << ": " << first.results(i).message();
+  }
+  EXPECT_EQ(first.results(0).purchase().contribution(), 100);
+  EXPECT_EQ(first.results(0).purchase().lot(), first.results(0).purchase().result().seq());
+  EXPECT_EQ(first.results(1).refund().reversal(), 100);
+  EXPECT_EQ(first.results(2).redemption().voucher(), v.voucher());
+  EXPECT_EQ(first.results(2).redemption().remaining(), 3000);
+  EXPECT_EQ(first.results(3).code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(first.results(3).message(), "items[3]: empty");
+  EXPECT_EQ(first.results(4).code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(first.results(4).message(), HasSubstr("purchase.amount"));
+  EXPECT_EQ(first.results(5).code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(first.results(5).message(), HasSubstr("code"));
+  EXPECT_EQ(client_->HeadSeq(), before + 3);
+
+  // The whole batch again: the same answers, nothing written.
+  pb::CheckoutBatchResponse again;
+  ASSERT_TRUE(IsOk(client_->Call(&CStub::SubmitCheckoutBatch, req, &again)));
+  ASSERT_EQ(again.results_size(), 6);
+  EXPECT_TRUE(again.results(0).purchase().result().duplicate());
+  EXPECT_TRUE(again.results(1).refund().result().duplicate());
+  EXPECT_TRUE(again.results(2).redemption().result().duplicate());
+  for (int i = 0; i < 6; ++i) {
+    pb::CheckoutItemResult expected = first.results(i);
+    pb::CheckoutItemResult got = again.results(i);
+    for (pb::CheckoutItemResult* r : {&expected, &got}) {
+      r->mutable_purchase()->mutable_result()->clear_duplicate();
+      r->mutable_refund()->mutable_result()->clear_duplicate();
+      r->mutable_redemption()->mutable_result()->clear_duplicate();
+    }
+    EXPECT_EQ(got.DebugString(), expected.DebugString()) << i;
+  }
+  EXPECT_EQ(client_->HeadSeq(), before + 3);
+
+  // A retried item with another amount.
+  pb::CheckoutBatchRequest changed;
+  *changed.add_items()->mutable_purchase() = PurchaseReq("store/b", "B-1", 5001);
+  pb::CheckoutBatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&CStub::SubmitCheckoutBatch, changed, &resp)));
+  ASSERT_EQ(resp.results_size(), 1);
+  EXPECT_EQ(resp.results(0).code(), grpc::ALREADY_EXISTS);
+  EXPECT_THAT(resp.results(0).message(), HasSubstr("purchase.amount"));
+
+  pb::CheckoutBatchRequest empty;
+  EXPECT_TRUE(IsError(client_->Call(&CStub::SubmitCheckoutBatch, empty, &resp),
+                      grpc::INVALID_ARGUMENT, "items"));
+  pb::CheckoutBatchRequest oversized;
+  for (int i = 0; i <= kCheckoutBatchItemsMax; ++i) {
+    *oversized.add_items()->mutable_purchase() =
+        PurchaseReq("store/a", "O-" + std::to_string(i), 100);
+  }
+  EXPECT_TRUE(IsError(client_->Call(&CStub::SubmitCheckoutBatch, oversized, &resp),
+                      grpc::INVALID_ARGUMENT, "items"));
+  EXPECT_EQ(client_->HeadSeq(), before + 3);
+}
+
+TEST_F(ServerTest, IssueVoucherRetryReturnsTheSameCodeAndVoidingReturnsWhatIsLeft) {
+  Shop shop = SetUpShop();
+  pb::IssueVoucherRequest req =
+      IssueReq("iss-1", "fund/general", shop.recipient, 5000, clock_.NowMicros() + kHourUs);
+  req.add_stores("store/a");
+  const pb::IssueVoucherResponse first = Issue(req);
+  EXPECT_TRUE(IsTraceCode(first.code())) << first.code();  // 26 of A-Z, 2-7
+  EXPECT_EQ(first.voucher(), first.result().seq());
+  EXPECT_EQ(first.account(), "voucher/" + std::to_string(first.voucher()));
+  const pb::IssueVoucherResponse retry = Issue(req);
+  EXPECT_TRUE(retry.result().duplicate());
+  EXPECT_EQ(retry.voucher(), first.voucher());
+  EXPECT_EQ(retry.code(), first.code());
+  const pb::IssueVoucherResponse other = Issue(
+      IssueReq("iss-2", "fund/general", shop.recipient, 5000, clock_.NowMicros() + kHourUs));
+  EXPECT_NE(other.code(), first.code());
+
+  pb::IssueVoucherResponse out;
+  pb::IssueVoucherRequest changed = req;
+  changed.set_amount(6000);
+  EXPECT_TRUE(IsError(client_->Call(&VStub::IssueVoucher, changed, &out), grpc::ALREADY_EXISTS,
+                      "voucher_issue.amount"));
+  pb::IssueVoucherRequest anonymous = req;
+  anonymous.clear_client_id();
+  EXPECT_TRUE(IsError(client_->Call(&VStub::IssueVoucher, anonymous, &out),
+                      grpc::INVALID_ARGUMENT, "client_id"));
+
+  pb::GetVoucherRequest by_code;
+  by_code.set_code(AsTyped(first.code()));
+  pb::Voucher voucher;
+  ASSERT_TRUE(IsOk(client_->Call(&VStub::GetVoucher, by_code, &voucher)));
+  EXPECT_EQ(voucher.voucher(), first.voucher());
+  EXPECT_EQ(voucher.recipient(), shop.recipient);  // admin sees whose it is
+  EXPECT_EQ(voucher.category(), "dibao");
+  EXPECT_EQ(voucher.face(), 5000);
+  EXPECT_EQ(voucher.status(), pb::ACTIVE);
+  ASSERT_EQ(voucher.stores_size(), 1);
+  EXPECT_EQ(voucher.stores(0), "store/a");
+  by_code.set_code("0000");
+  EXPECT_TRUE(IsError(client_->Call(&VStub::GetVoucher, by_code, &voucher),
+                      grpc::INVALID_ARGUMENT, "code"));
+  EXPECT_TRUE(IsError(client_->Call(&VStub::GetVoucher, pb::GetVoucherRequest(), &voucher),
+                      grpc::INVALID_ARGUMENT, "voucher"));
+
+  pb::RedemptionResult redeemed;
+  EXPECT_TRUE(IsError(client_->Call(&CStub::RedeemVoucher,
+                                    RedeemReq("store/b", "B-1", first.code(), 100), &redeemed),
+                      grpc::FAILED_PRECONDITION, "store"));
+  Redeem(RedeemReq("store/a", "A-1", first.code(), 1000));
+
+  pb::VoidVoucherRequest void_req;
+  void_req.set_client_id("void-1");
+  void_req.set_voucher(first.voucher());
+  pb::WriteResult voided;
+  EXPECT_TRUE(IsError(client_->Call(&VStub::VoidVoucher, void_req, &voided),
+                      grpc::INVALID_ARGUMENT, "reason"));
+  void_req.set_reason("the family moved away");
+  ASSERT_TRUE(IsOk(client_->Call(&VStub::VoidVoucher, void_req, &voided)));
+  pb::WriteResult void_retry;
+  ASSERT_TRUE(IsOk(client_->Call(&VStub::VoidVoucher, void_req, &void_retry)));
+  EXPECT_TRUE(void_retry.duplicate());
+  EXPECT_EQ(void_retry.seq(), voided.seq());
+  pb::VoidVoucherRequest no_voucher = void_req;
+  no_voucher.set_voucher(0);
+  EXPECT_TRUE(IsError(client_->Call(&VStub::VoidVoucher, no_voucher, &voided),
+                      grpc::INVALID_ARGUMENT, "voucher"));
+  EXPECT_TRUE(IsError(client_->Call(&CStub::RedeemVoucher,
+                                    RedeemReq("store/a", "A-2", first.code(), 100), &redeemed),
+                      grpc::FAILED_PRECONDITION, "voided"));
+
+  const pb::Voucher after = VoucherById(first.voucher());
+  EXPECT_EQ(after.status(), pb::VOIDED);
+  EXPECT_EQ(after.redeemed(), 1000);
+  EXPECT_EQ(after.returned(), 4000);
+  EXPECT_EQ(after.remaining(), 0);
+  EXPECT_EQ(after.closed_seq(), voided.seq());
+
+  pb::FundSummaryRequest summary_req;
+  summary_req.set_account("fund/general");
+  pb::FundSummary summary;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetFundSummary, summary_req, &summary)));
+  EXPECT_EQ(summary.raised(), 100000);
+  EXPECT_EQ(summary.vouchers_issued(), 10000);
+  EXPECT_EQ(summary.vouchers_returned(), 4000);
+  EXPECT_EQ(summary.held(), 100000 - 10000 + 4000);
+
+  pb::VoucherReport report;
+  ASSERT_TRUE(IsOk(client_->Call(&VStub::GetVoucherReport, pb::VoucherReportRequest(), &report)));
+  ASSERT_EQ(report.total_size(), 1);
+  const pb::VoucherTotals& total = report.total(0);
+  EXPECT_EQ(total.asset(), "CNY");
+  EXPECT_EQ(total.issued(), 2u);
+  EXPECT_EQ(total.issued_amount(), 10000);
+  EXPECT_EQ(total.redeemed_amount(), 1000);
+  EXPECT_EQ(total.voided(), 1u);
+  EXPECT_EQ(total.voided_amount(), 4000);
+  EXPECT_EQ(total.outstanding(), 1u);
+  EXPECT_EQ(total.outstanding_amount(), 5000);
+  ASSERT_EQ(report.by_category_size(), 1);
+  EXPECT_EQ(report.by_category(0).key(), "dibao");
+  ASSERT_EQ(report.by_fund_size(), 1);
+  EXPECT_EQ(report.by_fund(0).key(), "fund/general");
+}
+
+TEST_F(ServerTest, StoreSettlementOverGrpcEqualsTheSumsOfTheEntries) {
+  Shop shop = SetUpShop();
+  const pb::IssueVoucherResponse v = Issue(
+      IssueReq("iss-1", "fund/general", shop.recipient, 10000, clock_.NowMicros() + kHourUs));
+  const int64_t from = clock_.NowMicros();
+  std::map<std::string, pb::StoreSettlement> want;
+  auto purchase = [&](const std::string& store, const std::string& order, int64_t amount) {
+    const pb::PurchaseResult r = Purchase(PurchaseReq(store, order, amount));
+    pb::StoreSettlement& row = want[store];
+    row.set_purchases(row.purchases() + 1);
+    row.set_purchase_amount(row.purchase_amount() + amount);
+    row.set_contributions(row.contributions() + r.contribution());
+  };
+  auto refund = [&](const std::string& store, const std::string& order, const std::string& id,
+                    int64_t amount) {
+    const pb::RefundResult r = Refund(RefundReq(store, order, id, amount));
+    pb::StoreSettlement& row = want[store];
+    row.set_refunds(row.refunds() + 1);
+    row.set_refund_amount(row.refund_amount() + amount);
+    row.set_reversals(row.reversals() + r.reversal());
+  };
+  auto redeem = [&](const std::string& store, const std::string& order, int64_t amount) {
+    const pb::RedemptionResult r = Redeem(RedeemReq(store, order, v.code(), amount));
+    pb::StoreSettlement& row = want[store];
+    row.set_redemptions(row.redemptions() + 1);
+    row.set_redeemed(row.redeemed() + r.amount());
+  };
+  purchase("store/a", "A-1", 12345);
+  purchase("store/a", "A-2", 99);
+  purchase("store/a", "A-3", 50000);
+  refund("store/a", "A-3", "R-1", 20000);
+  refund("store/a", "A-1", "R-2", 45);
+  purchase("store/b", "B-1", 777);
+  redeem("store/b", "B-1", 1500);
+  redeem("store/b", "B-2", 2500);
+  const int64_t to = clock_.NowMicros();
+  Purchase(PurchaseReq("store/a", "A-4", 100000));  // after the period: not in `want`
+
+  pb::SettlementRequest req;
+  req.set_from_time_us(from);
+  req.set_to_time_us(to);
+  pb::Settlement settlement;
+  ASSERT_TRUE(IsOk(client_->Call(&CStub::GetStoreSettlement, req, &settlement)));
+  EXPECT_EQ(settlement.from_time_us(), from);
+  EXPECT_EQ(settlement.to_time_us(), to);
+  ASSERT_EQ(settlement.stores_size(), 2);
+  for (const pb::StoreSettlement& row : settlement.stores()) {
+    SCOPED_TRACE(row.store());
+    ASSERT_TRUE(want.contains(row.store()));
+    pb::StoreSettlement expected = want[row.store()];
+    expected.set_store(row.store());
+    expected.set_asset("CNY");
+    expected.set_net_contribution(expected.contributions() - expected.reversals());
+    EXPECT_EQ(row.DebugString(), expected.DebugString());
+  }
+  EXPECT_EQ(settlement.stores(0).store(), "store/a");
+  EXPECT_EQ(settlement.stores(0).contributions(), 247 + 2 + 1000);
+  EXPECT_EQ(settlement.stores(0).reversals(), 400 + 1);
+
+  // One store, until now: the later purchase is in.
+  req.set_store("store/a");
+  req.set_to_time_us(0);
+  ASSERT_TRUE(IsOk(client_->Call(&CStub::GetStoreSettlement, req, &settlement)));
+  EXPECT_EQ(settlement.to_time_us(), clock_.NowMicros());
+  ASSERT_EQ(settlement.stores_size(), 1);
+  EXPECT_EQ(settlement.stores(0).purchases(), 4u);
+  EXPECT_EQ(settlement.stores(0).contributions(), want["store/a"].contributions() + 2000);
+
+  req.set_store("store/nowhere");
+  EXPECT_TRUE(IsError(client_->Call(&CStub::GetStoreSettlement, req, &settlement),
+                      grpc::NOT_FOUND, "store"));
+  req.set_store("");
+  req.set_to_time_us(from);
+  EXPECT_TRUE(IsError(client_->Call(&CStub::GetStoreSettlement, req, &settlement),
+                      grpc::INVALID_ARGUMENT, "to_time_us"));
+}
+
+TEST_F(ServerTest, APurchaseLotsTraceShowsTheOrderAndThePublicViewHidesTheMember) {
+  SetUpShop();
+  pb::PurchaseRequest req = PurchaseReq("store/a", "A-9", 50000, "member/42");
+  req.set_want_trace_code(true);
+  const pb::PurchaseResult p = Purchase(req);
+  ASSERT_EQ(p.contribution(), 1000);
+  const pb::RefundResult r = Refund(RefundReq("store/a", "A-9", "R-1", 10000));
+  ASSERT_EQ(r.reversal(), 200);
+
+  const pb::Trace t = TraceOf(p.lot());
+  EXPECT_EQ(t.donor(), "store/a");  // the store is the lot's legal donor
+  EXPECT_EQ(t.member(), "member/42");
+  EXPECT_EQ(t.order_id(), "A-9");
+  EXPECT_EQ(t.amount(), 1000);
+  ASSERT_EQ(t.hops_size(), 2);
+  EXPECT_EQ(t.hops(0).type(), pb::PURCHASE);
+  EXPECT_EQ(t.hops(0).order_id(), "A-9");
+  EXPECT_EQ(t.hops(0).to(), "fund/general");
+  EXPECT_EQ(t.hops(1).type(), pb::REFUND);
+  EXPECT_EQ(t.hops(1).order_id(), "A-9");
+  EXPECT_EQ(t.hops(1).from(), "fund/general");
+  EXPECT_EQ(t.hops(1).to(), "store/a");
+  EXPECT_EQ(t.hops(1).amount(), 200);
+
+  // The shopper's slip code: the same trace, without the member.
+  pb::TraceByCodeRequest by_code;
+  by_code.set_trace_code(p.trace_code());
+  pb::Trace pub;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, by_code, &pub)));
+  EXPECT_EQ(pub.lot(), p.lot());
+  EXPECT_EQ(pub.member(), "");
+  EXPECT_EQ(pub.order_id(), "A-9");
+  EXPECT_EQ(pub.DebugString().find("member/42"), std::string::npos) << pub.DebugString();
+}
+
+TEST_F(ServerTest, ADonorsTraceFollowsTheGiftIntoAVoucherAndItsRedemption) {
+  Shop shop = SetUpShop();
+  const pb::IssueVoucherResponse v = Issue(
+      IssueReq("iss-1", "fund/general", shop.recipient, 3000, clock_.NowMicros() + kHourUs));
+  Redeem(RedeemReq("store/a", "A-55", v.code(), 1000));
+
+  const pb::Trace t = TraceOf(shop.gift_lot);
+  ASSERT_EQ(t.hops_size(), 3);
+  EXPECT_EQ(t.hops(0).type(), pb::DONATION);
+  EXPECT_EQ(t.hops(1).type(), pb::VOUCHER_ISSUE);
+  EXPECT_EQ(t.hops(1).from(), "fund/general");
+  EXPECT_EQ(t.hops(1).to(), v.account());
+  EXPECT_EQ(t.hops(1).amount(), 3000);
+  EXPECT_EQ(t.hops(1).category(), "dibao");
+  EXPECT_EQ(t.hops(1).community(), "c001");
+  EXPECT_EQ(t.hops(2).type(), pb::REDEMPTION);
+  EXPECT_EQ(t.hops(2).from(), v.account());
+  EXPECT_EQ(t.hops(2).to(), "store/a");
+  EXPECT_EQ(t.hops(2).order_id(), "A-55");
+  EXPECT_EQ(t.hops(2).amount(), 1000);
+  EXPECT_EQ(t.DebugString().find(shop.recipient), std::string::npos);
+  int64_t sum = 0;
+  for (const pb::TracePlace& p : t.held()) sum += p.amount();
+  for (const pb::TracePlace& p : t.reached()) sum += p.amount();
+  EXPECT_EQ(sum, t.amount());
+
+  // The donor's own view by trace code: the same chain, the recipient only
+  // by category and community.
+  pb::TraceByCodeRequest by_code;
+  by_code.set_trace_code(shop.gift_trace_code);
+  pb::Trace pub;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, by_code, &pub)));
+  ASSERT_EQ(pub.hops_size(), 3);
+  EXPECT_EQ(pub.hops(1).category(), "dibao");
+  EXPECT_EQ(pub.hops(2).order_id(), "A-55");
+  EXPECT_EQ(pub.DebugString().find(shop.recipient), std::string::npos);
+
+  pb::GetEntryRequest entry_req;
+  pb::Entry entry;
+  entry_req.set_seq(v.voucher());
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, entry_req, &entry)));
+  EXPECT_EQ(entry.type(), pb::VOUCHER_ISSUE);
+  EXPECT_THAT(entry.summary(), StartsWith("voucher " + v.account() +
+                                          " of 30.00 CNY from fund/general for " +
+                                          shop.recipient));
+  entry_req.set_seq(t.hops(2).seq());
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, entry_req, &entry)));
+  EXPECT_EQ(entry.summary(),
+            "redemption of 10.00 CNY from " + v.account() + " at store store/a for order A-55");
+}
+
+TEST_F(ServerTest, ExpiredVouchersAreSweptBackToTheirFundAndExpiryIsHalfOpen) {
+  Shop shop = SetUpShop();
+  const int64_t expires = clock_.NowMicros() + 10'000'000;
+  const pb::IssueVoucherResponse v =
+      Issue(IssueReq("iss-1", "fund/general", shop.recipient, 4000, expires));
+  Redeem(RedeemReq("store/a", "A-1", v.code(), 1000));
+
+  pb::SweepVouchersResponse swept;
+  ASSERT_TRUE(IsOk(client_->Call(&VStub::SweepExpiredVouchers, pb::SweepVouchersRequest(),
+                                 &swept)));
+  EXPECT_EQ(swept.expired_size(), 0);
+
+  // Redeemable while the ledger's time is before the expiry, not at it.
+  clock_.SetMicros(expires - 1);
+  Redeem(RedeemReq("store/a", "A-2", v.code(), 500));
+  clock_.SetMicros(expires);
+  pb::RedemptionResult late;
+  EXPECT_TRUE(IsError(
+      client_->Call(&CStub::RedeemVoucher, RedeemReq("store/a", "A-3", v.code(), 1), &late),
+      grpc::FAILED_PRECONDITION, "expired"));
+
+  pb::SweepVouchersRequest too_many;
+  too_many.set_max(8193);
+  EXPECT_TRUE(IsError(client_->Call(&VStub::SweepExpiredVouchers, too_many, &swept),
+                      grpc::INVALID_ARGUMENT, "max"));
+  ASSERT_TRUE(IsOk(client_->Call(&VStub::SweepExpiredVouchers, pb::SweepVouchersRequest(),
+                                 &swept)));
+  ASSERT_EQ(swept.expired_size(), 1);
+  EXPECT_EQ(swept.expired(0).voucher(), v.voucher());
+  EXPECT_EQ(swept.expired(0).code(), grpc::OK) << swept.expired(0).message();
+  EXPECT_EQ(swept.expired(0).returned(), 2500);
+  EXPECT_GT(swept.expired(0).result().seq(), v.voucher());
+  const pb::Voucher after = VoucherById(v.voucher());
+  EXPECT_EQ(after.status(), pb::EXPIRED);
+  EXPECT_EQ(after.returned(), 2500);
+  EXPECT_EQ(after.closed_seq(), swept.expired(0).result().seq());
+  swept.Clear();
+  ASSERT_TRUE(IsOk(client_->Call(&VStub::SweepExpiredVouchers, pb::SweepVouchersRequest(),
+                                 &swept)));
+  EXPECT_EQ(swept.expired_size(), 0);
+
+  // The value went back as the very lot it came from.
+  const pb::Trace t = TraceOf(shop.gift_lot);
+  ASSERT_GE(t.hops_size(), 1);
+  const pb::TraceHop& back = t.hops(t.hops_size() - 1);
+  EXPECT_EQ(back.type(), pb::VOUCHER_CLOSE);
+  EXPECT_EQ(back.from(), v.account());
+  EXPECT_EQ(back.to(), "fund/general");
+  EXPECT_EQ(back.amount(), 2500);
+  EXPECT_EQ(BalanceOf("fund/general"), 100000 - 4000 + 2500);
+}
+
+TEST_F(ServerTest, TheBackgroundSweepExpiresDueVouchersAndLogsIt) {
+  Shop shop = SetUpShop();
+  const pb::IssueVoucherResponse v = Issue(
+      IssueReq("iss-1", "fund/general", shop.recipient, 4000, clock_.NowMicros() + kHourUs));
+  StopServer();
+  ServerOptions o = Options();
+  o.voucher_sweep_ms = 1;
+  StartServer(o);
+  EXPECT_EQ(VoucherById(v.voucher()).status(), pb::ACTIVE);  // not yet due
+  clock_.AdvanceMicros(kHourUs);
+  const uint64_t head = server_->ledger().Head().seq;
+  ASSERT_TRUE(server_->ledger().WaitForSeq(head + 1, 10'000));
+  const pb::Voucher after = VoucherById(v.voucher());
+  EXPECT_EQ(after.status(), pb::EXPIRED);
+  EXPECT_EQ(after.returned(), 4000);
+  StopServer();  // joins the sweep: its log line is written
+  bool logged = false;
+  for (const std::string& line : logs_.Lines()) {
+    logged |= line.find("\"sweep\":\"vouchers\"") != std::string::npos &&
+              line.find("\"expired\":1,") != std::string::npos &&
+              line.find("\"returned\":4000,") != std::string::npos;
+  }
+  EXPECT_TRUE(logged);
+}
+
+TEST_F(ServerTest, TheContributionRateAndFundComeFromTheServersOptions) {
+  StopServer();
+  for (auto [field, change] :
+       std::vector<std::pair<std::string, std::function<void(ServerOptions*)>>>{
+           {"contribution_rate_bp", [](ServerOptions* o) { o->contribution_rate_bp = 10001; }},
+           {"charity_fund", [](ServerOptions* o) { o->charity_fund = ""; }},
+           {"voucher_sweep_ms", [](ServerOptions* o) { o->voucher_sweep_ms = -1; }}}) {
+    ServerOptions o = Options();
+    change(&o);
+    auto server = Server::Start(std::move(o));
+    ASSERT_FALSE(server.ok()) << field;
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(server.status().message()), HasSubstr(field));
+  }
+
+  ServerOptions o = Options();
+  o.contribution_rate_bp = 150;
+  o.charity_fund = "project/warm-mall";
+  StartServer(o);
+  Open("project/warm-mall", pb::PROJECT, "CNY");
+  Open("store/a", pb::MERCHANT);
+  const pb::PurchaseResult p = Purchase(PurchaseReq("store/a", "A-1", 10001));
+  EXPECT_EQ(p.rate_bp(), 150u);
+  EXPECT_EQ(p.contribution(), 150);  // 150.015 rounds half up to 150
+  pb::FundSummaryRequest req;
+  req.set_account("project/warm-mall");
+  pb::FundSummary summary;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetFundSummary, req, &summary)));
+  EXPECT_EQ(summary.contributions(), 150);
+  EXPECT_EQ(summary.held(), 150);
+  Refund(RefundReq("store/a", "A-1", "R-1", 10001));
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetFundSummary, req, &summary)));
+  EXPECT_EQ(summary.refund_reversals(), 150);
+  EXPECT_EQ(summary.held(), 0);
+
+  // A retry that meets another configuration is not the same purchase.
+  StopServer();
+  o = Options();
+  o.charity_fund = "project/warm-mall";
+  StartServer(o);
+  pb::PurchaseResult out;
+  EXPECT_TRUE(IsError(client_->Call(&CStub::RecordPurchase, PurchaseReq("store/a", "A-1", 10001),
+                                    &out),
+                      grpc::ALREADY_EXISTS, "purchase.rate_bp"));
 }
 
 // ================================================================ bad input
@@ -2243,6 +2983,7 @@ class AuthTest : public ::testing::Test {
     o.auth_file = auth_file;
     o.clock = &clock_;
     o.log = logs_.Writer();
+    o.voucher_sweep_ms = 0;
     auto server = Server::Start(std::move(o));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -2292,17 +3033,48 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
                   AllocateReq("setup-alloc", "fund/general", "project/school", 10000), &alloc),
        "allocation");
 
+  // Checkout and vouchers: a store and a recipient; a voucher every allowed
+  // till redeems from; per caller a purchase to refund, a voucher to void and
+  // a voucher that is due for the sweep.
+  must(admin.Call(&Stub::OpenAccount, OpenReq("store/a", pb::MERCHANT), &wr), "store");
+  pb::RegisterRecipientResponse reg;
+  must(admin.Call(&Stub::RegisterRecipient, RegisterReq("setup-reg", ValidId(900)), &reg),
+       "recipient");
+  const std::string recipient = reg.recipient();
+  const int64_t far_us = clock_.NowMicros() + int64_t{24} * 3600 * 1'000'000;
+  auto issue = [&](const std::string& id, int64_t amount, int64_t expires_us) {
+    pb::IssueVoucherResponse r;
+    must(admin.Call(&VStub::IssueVoucher,
+                    IssueReq(id, "fund/general", recipient, amount, expires_us), &r),
+         id);
+    return r;
+  };
+  const pb::IssueVoucherResponse till = issue("setup-till", 100000, far_us);
+  std::vector<uint64_t> to_void;
+  for (size_t i = 0; i < callers_.size(); ++i) {
+    const std::string n = std::to_string(i);
+    pb::PurchaseResult bought;
+    must(admin.Call(&CStub::RecordPurchase, PurchaseReq("store/a", "refund-target-" + n, 10000),
+                    &bought),
+         "purchase");
+    to_void.push_back(issue("setup-void-" + n, 100, far_us).voucher());
+    issue("setup-sweep-" + n, 100, clock_.NowMicros() + 1000);
+  }
+  clock_.AdvanceMicros(10'000);  // the sweep's vouchers are due
+
   // Checkpoints exist before the matrix runs (the Transparency reads need one).
   ASSERT_TRUE(server_->ledger().WaitForCheckpoint(server_->ledger().Head().seq, 10'000).ok());
 
   // Who may call what, from docs/api.md.
-  enum class Need { kPublic, kRead, kWrite, kExport, kAdmin };
+  enum class Need { kPublic, kRead, kWrite, kExport, kAdmin, kCheckout, kCheckoutRead };
   const std::map<Need, std::set<std::string>> allowed = {
       {Need::kPublic, {"none", "mall", "clerk", "auditor", "admin"}},
       {Need::kRead, {"clerk", "auditor", "admin"}},
       {Need::kWrite, {"clerk", "admin"}},
       {Need::kExport, {"auditor", "admin"}},
       {Need::kAdmin, {"admin"}},
+      {Need::kCheckout, {"mall", "admin"}},
+      {Need::kCheckoutRead, {"mall", "clerk", "auditor", "admin"}},
   };
 
   struct Rpc {
@@ -2517,6 +3289,89 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
          pb::BackupResponse r;
          return c.Backup(dir_.Sub("backup-" + std::to_string(i)), &r);
        }},
+      {"Checkout.RecordPurchase", Need::kCheckout,
+       [](const Client& c, size_t i) {
+         pb::PurchaseResult r;
+         return c.Call(&CStub::RecordPurchase,
+                       PurchaseReq("store/a", "order-" + std::to_string(i), 5000), &r);
+       }},
+      {"Checkout.RecordRefund", Need::kCheckout,
+       [](const Client& c, size_t i) {
+         const std::string n = std::to_string(i);
+         pb::RefundResult r;
+         return c.Call(&CStub::RecordRefund,
+                       RefundReq("store/a", "refund-target-" + n, "refund-" + n, 1000), &r);
+       }},
+      {"Checkout.RedeemVoucher", Need::kCheckout,
+       [code = till.code()](const Client& c, size_t i) {
+         pb::RedemptionResult r;
+         return c.Call(&CStub::RedeemVoucher,
+                       RedeemReq("store/a", "redeem-" + std::to_string(i), code, 100), &r);
+       }},
+      {"Checkout.SubmitCheckoutBatch", Need::kCheckout,
+       [](const Client& c, size_t i) {
+         pb::CheckoutBatchRequest req;
+         *req.add_items()->mutable_purchase() =
+             PurchaseReq("store/a", "batch-" + std::to_string(i), 5000);
+         pb::CheckoutBatchResponse r;
+         grpc::Status s = c.Call(&CStub::SubmitCheckoutBatch, req, &r);
+         if (s.ok() && (r.results_size() != 1 || r.results(0).code() != grpc::OK)) {
+           return grpc::Status(grpc::INTERNAL, "test: batch item failed");
+         }
+         return s;
+       }},
+      {"Checkout.GetStoreSettlement", Need::kCheckoutRead,
+       [](const Client& c, size_t) {
+         pb::Settlement r;
+         return c.Call(&CStub::GetStoreSettlement, pb::SettlementRequest(), &r);
+       }},
+      {"Vouchers.IssueVoucher", Need::kWrite,
+       [recipient, far_us](const Client& c, size_t i) {
+         pb::IssueVoucherResponse r;
+         return c.Call(&VStub::IssueVoucher,
+                       IssueReq("issue-" + std::to_string(i), "fund/general", recipient, 100,
+                                far_us),
+                       &r);
+       }},
+      {"Vouchers.VoidVoucher", Need::kWrite,
+       [to_void](const Client& c, size_t i) {
+         pb::VoidVoucherRequest req;
+         req.set_client_id("void-" + std::to_string(i));
+         req.set_voucher(to_void[i]);
+         req.set_reason("test");
+         pb::WriteResult r;
+         return c.Call(&VStub::VoidVoucher, req, &r);
+       }},
+      {"Vouchers.SweepExpiredVouchers", Need::kWrite,
+       [](const Client& c, size_t) {
+         pb::SweepVouchersRequest req;
+         req.set_max(1);
+         pb::SweepVouchersResponse r;
+         grpc::Status s = c.Call(&VStub::SweepExpiredVouchers, req, &r);
+         if (s.ok() && (r.expired_size() != 1 || r.expired(0).code() != grpc::OK)) {
+           return grpc::Status(grpc::INTERNAL, "test: nothing swept");
+         }
+         return s;
+       }},
+      {"Vouchers.GetVoucher(voucher)", Need::kRead,
+       [voucher = till.voucher()](const Client& c, size_t) {
+         pb::GetVoucherRequest req;
+         req.set_voucher(voucher);
+         pb::Voucher r;
+         return c.Call(&VStub::GetVoucher, req, &r);
+       }},
+      {"Vouchers.GetVoucher(code)", Need::kCheckoutRead,
+       [code = till.code()](const Client& c, size_t) {
+         pb::GetVoucherRequest req;
+         req.set_code(code);
+         pb::Voucher r;
+         return c.Call(&VStub::GetVoucher, req, &r);
+       }},
+      {"Vouchers.GetVoucherReport", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::VoucherReport r;
+         return c.Call(&VStub::GetVoucherReport, pb::VoucherReportRequest(), &r);
+       }},
   };
 
   for (size_t i = 0; i < callers_.size(); ++i) {
@@ -2531,7 +3386,7 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
                               caller.name != "not bearer";
       if (allowed.at(rpc.need).contains(caller.name)) {
         EXPECT_TRUE(IsOk(s));
-        if (rpc.need == Need::kWrite) {
+        if (rpc.need == Need::kWrite || rpc.need == Need::kCheckout) {
           EXPECT_GT(server_->ledger().Head().seq, before);
         }
         continue;
@@ -2549,6 +3404,43 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
   }
 }
 
+TEST_F(AuthTest, TheMallLooksVouchersUpByCodeWithoutSeeingTheRecipient) {
+  Client admin = As("admin");
+  pb::WriteResult wr;
+  ASSERT_TRUE(IsOk(admin.Call(&Stub::OpenAccount, OpenReq("fund/general", pb::FUND, "CNY"), &wr)));
+  ASSERT_TRUE(IsOk(admin.Call(&Stub::OpenAccount, OpenReq("donor/alice", pb::DONOR), &wr)));
+  pb::DonateResponse gift;
+  ASSERT_TRUE(IsOk(admin.Call(&Stub::Donate,
+                              DonateReq("gift", "donor/alice", "fund/general", 10000), &gift)));
+  pb::RegisterRecipientResponse reg;
+  ASSERT_TRUE(IsOk(admin.Call(&Stub::RegisterRecipient, RegisterReq("reg", ValidId(3)), &reg)));
+  pb::IssueVoucherResponse issued;
+  ASSERT_TRUE(IsOk(admin.Call(
+      &VStub::IssueVoucher,
+      IssueReq("iss", "fund/general", reg.recipient(), 2000,
+               clock_.NowMicros() + int64_t{3600} * 1'000'000),
+      &issued)));
+
+  pb::GetVoucherRequest by_code;
+  by_code.set_code(AsTyped(issued.code()));
+  pb::Voucher at_till;
+  ASSERT_TRUE(IsOk(As("mall").Call(&VStub::GetVoucher, by_code, &at_till)));
+  EXPECT_EQ(at_till.voucher(), issued.voucher());
+  EXPECT_EQ(at_till.remaining(), 2000);
+  EXPECT_EQ(at_till.category(), "dibao");
+  EXPECT_EQ(at_till.recipient(), "");
+  EXPECT_EQ(at_till.DebugString().find(reg.recipient()), std::string::npos);
+
+  pb::Voucher at_office;
+  ASSERT_TRUE(IsOk(As("clerk").Call(&VStub::GetVoucher, by_code, &at_office)));
+  EXPECT_EQ(at_office.recipient(), reg.recipient());
+
+  pb::GetVoucherRequest by_number;
+  by_number.set_voucher(issued.voucher());
+  EXPECT_TRUE(IsError(As("mall").Call(&VStub::GetVoucher, by_number, &at_till),
+                      grpc::PERMISSION_DENIED));
+}
+
 TEST_F(AuthTest, ServerWithoutDevNeedsAnAuthFile) {
   ServerOptions o;
   o.data_dir = dir_.Sub("other");
@@ -2560,6 +3452,44 @@ TEST_F(AuthTest, ServerWithoutDevNeedsAnAuthFile) {
 }
 
 // ================================================================ concurrency
+
+TEST_F(ServerTest, ConcurrentTillsNeverRedeemMoreThanAVouchersFaceValue) {
+  Shop shop = SetUpShop();
+  const pb::IssueVoucherResponse v = Issue(
+      IssueReq("iss-1", "fund/general", shop.recipient, 1000, clock_.NowMicros() + kHourUs));
+  constexpr int kThreads = 16;
+  constexpr int kTriesPerThread = 4;  // 64 tries of 100 at a voucher of 1,000
+  std::atomic<int64_t> redeemed{0};
+  std::atomic<int> refused{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Client till(server_->port());
+      start.arrive_and_wait();
+      for (int k = 0; k < kTriesPerThread; ++k) {
+        const std::string order = "T" + std::to_string(t) + "-" + std::to_string(k);
+        pb::RedemptionResult r;
+        grpc::Status s = till.Call(&CStub::RedeemVoucher,
+                                   RedeemReq(t % 2 ? "store/a" : "store/b", order, v.code(), 100),
+                                   &r);
+        if (s.ok()) {
+          redeemed += r.amount();
+        } else {
+          EXPECT_TRUE(IsError(s, grpc::FAILED_PRECONDITION, "redemption.amount"));
+          ++refused;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(redeemed.load(), 1000);
+  EXPECT_EQ(refused.load(), kThreads * kTriesPerThread - 10);
+  const pb::Voucher after = VoucherById(v.voucher());
+  EXPECT_EQ(after.redeemed(), 1000);
+  EXPECT_EQ(after.remaining(), 0);
+  EXPECT_EQ(after.status(), pb::REDEEMED);
+}
 
 TEST_F(ServerTest, ConcurrentClientsRetryingTheSameIdsApplyEachOperationExactlyOnce) {
   Open("fund/general", pb::FUND, "CNY");
