@@ -16,6 +16,7 @@
 #include <ctime>
 #include <functional>
 #include <istream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -402,6 +403,47 @@ struct AmountFlags {
   }
 };
 
+// A point in time: at most one of --NAME (a day in China time or RFC 3339,
+// see ParseTimeUs) and --NAME_us (microseconds since the epoch, like the
+// other *_us flags).
+struct TimeFlags {
+  std::string name;
+  std::string text;
+  int64_t us = 0;
+
+  explicit TimeFlags(std::string flag_name) : name(std::move(flag_name)) {}
+
+  void Register(FlagSet& flags, std::string_view help) {
+    flags.AddString(name, &text,
+                    absl::StrCat(ToAbsl(help), ": YYYY-MM-DD (00:00 China time) or RFC 3339, ",
+                                 "e.g. 2024-09-01T18:30:00+08:00"));
+    flags.AddInt64(name + "_us", &us,
+                   absl::StrCat(ToAbsl(help), ", in microseconds since the epoch (instead of --",
+                                name, ")"));
+  }
+
+  bool Seen(const FlagSet& flags) const {
+    return flags.Seen(name) || flags.Seen(name + "_us");
+  }
+
+  // The time given, or nullopt when neither flag was.
+  absl::StatusOr<std::optional<int64_t>> Resolve(const FlagSet& flags) const {
+    const bool has_text = flags.Seen(name);
+    const bool has_us = flags.Seen(name + "_us");
+    if (has_text && has_us) {
+      return UsageError(absl::StrCat("give --", name, " or --", name, "_us, not both"));
+    }
+    if (has_us) {
+      if (us < 0) return UsageError(absl::StrCat("--", name, "_us must not be negative"));
+      return std::optional<int64_t>(us);
+    }
+    if (!has_text) return std::optional<int64_t>();
+    absl::StatusOr<int64_t> parsed = ParseTimeUs(text);
+    if (!parsed.ok()) return UsageError(absl::StrCat("--", name, ": ", parsed.status().message()));
+    return std::optional<int64_t>(*parsed);
+  }
+};
+
 bool IsLoopback(std::string_view server) {
   if (server.substr(0, 5) == "unix:") return true;
   std::string_view host = server;
@@ -476,6 +518,8 @@ class Invocation {
     export_ = v1::Export::NewStub(channel_);
     admin_ = v1::Admin::NewStub(channel_);
     transparency_ = v1::Transparency::NewStub(channel_);
+    checkout_ = v1::Checkout::NewStub(channel_);
+    vouchers_ = v1::Vouchers::NewStub(channel_);
     return absl::OkStatus();
   }
 
@@ -484,6 +528,8 @@ class Invocation {
   v1::Export::Stub& exporter() { return *export_; }
   v1::Admin::Stub& admin() { return *admin_; }
   v1::Transparency::Stub& transparency() { return *transparency_; }
+  v1::Checkout::Stub& checkout() { return *checkout_; }
+  v1::Vouchers::Stub& vouchers() { return *vouchers_; }
 
   // For the few commands with one operand (`verify-receipt FILE`): removes
   // the first argument that is neither a flag nor a flag's value and returns
@@ -538,6 +584,8 @@ class Invocation {
   std::unique_ptr<v1::Export::Stub> export_;
   std::unique_ptr<v1::Admin::Stub> admin_;
   std::unique_ptr<v1::Transparency::Stub> transparency_;
+  std::unique_ptr<v1::Checkout::Stub> checkout_;
+  std::unique_ptr<v1::Vouchers::Stub> vouchers_;
 };
 
 // Parses; on --help returns from the command with OK.
@@ -833,24 +881,468 @@ absl::Status CmdCorrect(Invocation& inv) {
   return PrintWriteResult(inv, resp);
 }
 
+// ---------------------------------------------------------------- checkout
+
+// "12.34 CNY": an amount with its asset; an empty asset is the API's CNY.
+std::string MoneyText(std::string_view asset, int64_t amount) {
+  const std::string_view shown = asset.empty() ? std::string_view("CNY") : asset;
+  return absl::StrCat(FormatAmount(shown, amount), " ", ToAbsl(shown));
+}
+
+absl::Status CmdPurchase(Invocation& inv) {
+  FlagSet flags(
+      Usage("purchase", "--store=ACCOUNT --order=ID --amount=FEN|--yuan=Y [flags]"),
+      "Records a sale at a store (mall, admin). The server sends its contribution rate\n"
+      "(default 2%, rounded half up to the fen) of the amount to its charity fund as a\n"
+      "lot whose donor is the store. Idempotent by (store, order): repeating the same\n"
+      "purchase returns the original result; the same order with another amount is\n"
+      "ALREADY_EXISTS. --trace_code asks for a trace code for the shopper's slip.");
+  std::string store, order, member;
+  bool trace_code = false;
+  AmountFlags amount;
+  TimeFlags sale_time("sale_time");
+  flags.AddString("store", &store, "the store's merchant account, e.g. store/main-street",
+                  FlagRequirement::kRequired);
+  flags.AddString("order", &order, "the store's order number, unique per store",
+                  FlagRequirement::kRequired);
+  amount.Register(flags);
+  flags.AddString("member", &member, "the shopper's member id, credited with the contribution");
+  sale_time.Register(flags, "the store's time of sale");
+  flags.AddBool("trace_code", &trace_code,
+                "return a trace code (part of the request: repeat it on a retry)");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
+  WL_ASSIGN_OR_RETURN(const std::optional<int64_t> sale_time_us, sale_time.Resolve(flags));
+  v1::PurchaseRequest req;
+  req.set_store(store);
+  req.set_order_id(order);
+  req.set_asset(amount.asset);
+  req.set_amount(value);
+  req.set_member(member);
+  req.set_sale_time_us(sale_time_us.value_or(0));
+  req.set_want_trace_code(trace_code);
+  v1::PurchaseResult resp;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.checkout().RecordPurchase(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  std::vector<std::pair<std::string, std::string>> more = {
+      {"amount", MoneyText(req.asset(), req.amount())},
+      {"contribution", absl::StrCat(MoneyText(req.asset(), resp.contribution()), " at ",
+                                    resp.rate_bp(), " bp")},
+      {"lot", resp.lot() == 0 ? "- (the contribution rounds to nothing)"
+                              : absl::StrCat(resp.lot())},
+  };
+  if (!resp.trace_code().empty()) more.push_back({"trace code", resp.trace_code()});
+  fields.insert(fields.begin() + 1, more.begin(), more.end());
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdRefund(Invocation& inv) {
+  FlagSet flags(
+      Usage("refund", "--store=ACCOUNT --order=ID --refund_id=ID --amount=FEN|--yuan=Y"),
+      "Records a full or partial refund of a purchase (mall, admin). The contribution is\n"
+      "reversed in proportion; all refunds of an order together never reverse more than\n"
+      "its contribution, and never refund more than its amount. Idempotent by (store,\n"
+      "refund id).");
+  std::string store, order, refund_id;
+  AmountFlags amount;
+  flags.AddString("store", &store, "the store's merchant account", FlagRequirement::kRequired);
+  flags.AddString("order", &order, "the order refunded", FlagRequirement::kRequired);
+  flags.AddString("refund_id", &refund_id, "the refund's id, unique per store",
+                  FlagRequirement::kRequired);
+  amount.Register(flags);
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
+  if (flags.Seen("asset")) return UsageError("--asset: a refund is in the purchase's asset");
+  v1::RefundRequest req;
+  req.set_store(store);
+  req.set_order_id(order);
+  req.set_refund_id(refund_id);
+  req.set_amount(value);
+  v1::RefundResult resp;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.checkout().RecordRefund(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1,
+                {{"refunded", MoneyText("", req.amount())},
+                 {"reversal", MoneyText("", resp.reversal())},
+                 {"from fund", resp.covered_by_fund() == 0
+                                   ? std::string("- (all from the purchase's own lot)")
+                                   : absl::StrCat(MoneyText("", resp.covered_by_fund()),
+                                                  " (the lot was spent; oldest money)")}});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdRedeem(Invocation& inv) {
+  FlagSet flags(
+      Usage("redeem", "--store=ACCOUNT --order=ID --code=VOUCHER_CODE --amount=FEN|--yuan=Y"),
+      "Redeems an aid voucher at a store's till, fully or in part (mall, admin): never\n"
+      "more than it holds, never at or after its expiry, only at its stores. Idempotent\n"
+      "by (store, order, code). Spaces and hyphens in the code are ignored.");
+  std::string store, order, code;
+  AmountFlags amount;
+  flags.AddString("store", &store, "the store's merchant account", FlagRequirement::kRequired);
+  flags.AddString("order", &order, "the order paid with the voucher", FlagRequirement::kRequired);
+  flags.AddString("code", &code, "the 26-character voucher code", FlagRequirement::kRequired);
+  amount.Register(flags);
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
+  if (flags.Seen("asset")) return UsageError("--asset: a voucher is redeemed in its own asset");
+  absl::StatusOr<std::string> normalized = NormalizeVoucherCode(code);
+  if (!normalized.ok()) return UsageError(absl::StrCat("--code: ", normalized.status().message()));
+  v1::RedeemRequest req;
+  req.set_store(store);
+  req.set_order_id(order);
+  req.set_code(*normalized);
+  req.set_amount(value);
+  v1::RedemptionResult resp;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.checkout().RedeemVoucher(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1, {{"voucher", absl::StrCat(resp.voucher())},
+                                     {"redeemed", MoneyText("", resp.amount())},
+                                     {"remaining", MoneyText("", resp.remaining())}});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdSettlement(Invocation& inv) {
+  FlagSet flags(
+      Usage("settlement", "[--store=ACCOUNT] (--day=YYYY-MM-DD | --from=TIME [--to=TIME])"),
+      "Shows what each store and the charity office reconcile for a period of ledger\n"
+      "time: purchases, contributions, refunds, reversals and vouchers redeemed (mall,\n"
+      "clerk, auditor, admin). Days are in China time (UTC+08:00): --day=2024-09-01 is\n"
+      "2024-09-01T00:00:00+08:00 up to, not including, the next midnight. --to defaults\n"
+      "to now.");
+  std::string store, day;
+  TimeFlags from("from"), to("to");
+  flags.AddString("store", &store, "only this store; default every store");
+  flags.AddString("day", &day, "one day in China time, YYYY-MM-DD");
+  from.Register(flags, "from this time, inclusive");
+  to.Register(flags, "until this time, exclusive");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::SettlementRequest req;
+  req.set_store(store);
+  if (flags.Seen("day")) {
+    if (from.Seen(flags) || to.Seen(flags)) {
+      return UsageError("give --day or --from/--to, not both");
+    }
+    absl::StatusOr<TimeRangeUs> range = ChinaDayRangeUs(day);
+    if (!range.ok()) return UsageError(absl::StrCat("--day: ", range.status().message()));
+    req.set_from_time_us(range->from_us);
+    req.set_to_time_us(range->to_us);
+  } else {
+    WL_ASSIGN_OR_RETURN(const std::optional<int64_t> from_us, from.Resolve(flags));
+    WL_ASSIGN_OR_RETURN(const std::optional<int64_t> to_us, to.Resolve(flags));
+    if (!from_us.has_value()) return UsageError("give --day=YYYY-MM-DD or --from=TIME");
+    if (to_us.has_value() && *to_us <= *from_us) return UsageError("--to must be after --from");
+    req.set_from_time_us(*from_us);
+    req.set_to_time_us(to_us.value_or(0));
+  }
+  v1::Settlement settlement;
+  WL_RETURN_IF_ERROR(inv.Unary([&](grpc::ClientContext* c) {
+    return inv.checkout().GetStoreSettlement(c, req, &settlement);
+  }));
+  if (inv.json()) return inv.PrintJson(settlement);
+  inv.out() << "settlement from " << FormatTimeUs(settlement.from_time_us()) << " to "
+            << (settlement.to_time_us() == 0 ? std::string("now")
+                                             : FormatTimeUs(settlement.to_time_us()))
+            << " (local time, end excluded)\n\n";
+  Table table({{"STORE"},
+               {"ASSET"},
+               {"PURCHASES", Align::kRight},
+               {"SALES", Align::kRight},
+               {"CONTRIB", Align::kRight},
+               {"REFUNDS", Align::kRight},
+               {"REFUNDED", Align::kRight},
+               {"REVERSED", Align::kRight},
+               {"NET-CONTRIB", Align::kRight},
+               {"REDEMPTIONS", Align::kRight},
+               {"REDEEMED", Align::kRight}});
+  for (const v1::StoreSettlement& s : settlement.stores()) {
+    const std::string& a = s.asset();
+    table.AddRow({s.store(), a, absl::StrCat(s.purchases()), FormatAmount(a, s.purchase_amount()),
+                  FormatAmount(a, s.contributions()), absl::StrCat(s.refunds()),
+                  FormatAmount(a, s.refund_amount()), FormatAmount(a, s.reversals()),
+                  FormatAmount(a, s.net_contribution()), absl::StrCat(s.redemptions()),
+                  FormatAmount(a, s.redeemed())});
+  }
+  table.Print(inv.out());
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- vouchers
+
+std::string VoucherStatusName(v1::VoucherStatus status) {
+  if (status == v1::VOUCHER_STATUS_UNSPECIFIED) return "-";
+  return LowerName(v1::VoucherStatus_Name(status), static_cast<int>(status), "status-");
+}
+
+absl::Status CmdVoucherIssue(Invocation& inv) {
+  FlagSet flags(
+      Usage("voucher-issue",
+            "--client_id=ID --from=ACCOUNT --recipient=ACCOUNT --amount=FEN|--yuan=Y "
+            "--expires=TIME [--store=ACCOUNT ...] [flags]"),
+      "Issues an aid voucher to a registered recipient (clerk, admin): its face value\n"
+      "leaves the fund or project with its provenance. Prints the 26-character code the\n"
+      "recipient presents at the till; a retry with the same --client_id prints the\n"
+      "same code. Redeemable while the ledger time is before --expires, at the given\n"
+      "stores only (default: any store); what is left returns to the fund at expiry.");
+  std::string client_id, from, recipient, memo;
+  std::vector<std::string> stores;
+  AmountFlags amount;
+  TimeFlags expires("expires");
+  flags.AddString("client_id", &client_id, "idempotency id; reuse it to retry safely",
+                  FlagRequirement::kRequired);
+  flags.AddString("from", &from, "the funding fund or project", FlagRequirement::kRequired);
+  flags.AddString("recipient", &recipient, "a registered recipient account",
+                  FlagRequirement::kRequired);
+  amount.Register(flags);
+  expires.Register(flags, "end of validity, excluded");
+  flags.AddStringList("store", &stores, "a merchant account where it is accepted");
+  flags.AddString("memo", &memo, "free text");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
+  WL_ASSIGN_OR_RETURN(const std::optional<int64_t> expires_us, expires.Resolve(flags));
+  if (!expires_us.has_value()) return UsageError("missing --expires (or --expires_us)");
+  v1::IssueVoucherRequest req;
+  req.set_client_id(client_id);
+  req.set_from(from);
+  req.set_recipient(recipient);
+  req.set_asset(amount.asset);
+  req.set_amount(value);
+  req.set_expires_us(*expires_us);
+  for (const std::string& store : stores) req.add_stores(store);
+  req.set_memo(memo);
+  v1::IssueVoucherResponse resp;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.vouchers().IssueVoucher(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1,
+                {{"voucher", absl::StrCat(resp.voucher())},
+                 {"account", resp.account()},
+                 {"code", resp.code()},
+                 {"face value", MoneyText(req.asset(), req.amount())},
+                 {"expires", FormatTimeUs(req.expires_us())},
+                 {"stores",
+                  stores.empty() ? std::string("any store") : absl::StrJoin(stores, ", ")}});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdVoucherVoid(Invocation& inv) {
+  FlagSet flags(Usage("voucher-void", "--client_id=ID --voucher=N --reason=TEXT"),
+                "Voids an active voucher early (clerk, admin); what it still holds returns to\n"
+                "the fund or project it came from, with its provenance.");
+  std::string client_id, reason;
+  uint64_t voucher = 0;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddUint64("voucher", &voucher, "the voucher number (its issue's seq)",
+                  FlagRequirement::kRequired);
+  flags.AddString("reason", &reason, "why", FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  if (voucher == 0) return UsageError("--voucher starts at 1");
+  v1::VoidVoucherRequest req;
+  req.set_client_id(client_id);
+  req.set_voucher(voucher);
+  req.set_reason(reason);
+  v1::WriteResult resp;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.vouchers().VoidVoucher(c, req, &resp); }));
+  return PrintWriteResult(inv, resp);
+}
+
+absl::Status CmdVoucher(Invocation& inv) {
+  FlagSet flags(Usage("voucher", "--voucher=N | --code=VOUCHER_CODE"),
+                "Shows a voucher: face value, what was redeemed and returned, what remains,\n"
+                "its expiry and status (clerk, auditor, admin; by --code also mall).");
+  std::string code;
+  uint64_t voucher = 0;
+  flags.AddUint64("voucher", &voucher, "the voucher number");
+  flags.AddString("code", &code, "the voucher code");
+  WL_PARSE_FLAGS(inv, flags);
+  if (flags.Seen("voucher") == flags.Seen("code")) {
+    return UsageError("give exactly one of --voucher and --code");
+  }
+  v1::GetVoucherRequest req;
+  if (flags.Seen("code")) {
+    absl::StatusOr<std::string> normalized = NormalizeVoucherCode(code);
+    if (!normalized.ok()) {
+      return UsageError(absl::StrCat("--code: ", normalized.status().message()));
+    }
+    req.set_code(*normalized);
+  } else {
+    if (voucher == 0) return UsageError("--voucher starts at 1");
+    req.set_voucher(voucher);
+  }
+  v1::Voucher v;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.vouchers().GetVoucher(c, req, &v); }));
+  if (inv.json()) return inv.PrintJson(v);
+  const std::string& a = v.asset();
+  std::vector<std::string> stores(v.stores().begin(), v.stores().end());
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"voucher", absl::StrCat(v.voucher())},
+      {"account", v.account()},
+      {"status", VoucherStatusName(v.status())},
+      {"from", v.from()},
+      {"recipient", v.recipient().empty() ? "-" : v.recipient()},
+      {"category", v.category().empty() ? "-" : v.category()},
+      {"community", v.community().empty() ? "-" : v.community()},
+      {"face value", MoneyText(a, v.face())},
+      {"redeemed", absl::StrCat(MoneyText(a, v.redeemed()), " in ", v.redemptions(),
+                                v.redemptions() == 1 ? " redemption" : " redemptions")},
+      {"returned", MoneyText(a, v.returned())},
+      {"remaining", MoneyText(a, v.remaining())},
+      {"issued", FormatTimeUs(v.issued_us())},
+      {"expires", FormatTimeUs(v.expires_us())},
+      {"stores", stores.empty() ? std::string("any store") : absl::StrJoin(stores, ", ")},
+  };
+  if (v.closed_seq() != 0) fields.push_back({"closed by seq", absl::StrCat(v.closed_seq())});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdVoucherSweep(Invocation& inv) {
+  FlagSet flags(Usage("voucher-sweep", "[--max=N]"),
+                "Returns what expired vouchers still hold to their funds (clerk, admin); the\n"
+                "server also does this on its own. Exits 1 if any voucher could not be swept.");
+  uint64_t max = 0;
+  flags.AddUint64("max", &max, "vouchers per call; 0 means 8192, the most");
+  WL_PARSE_FLAGS(inv, flags);
+  if (max > std::numeric_limits<uint32_t>::max()) return UsageError("--max is too large");
+  v1::SweepVouchersRequest req;
+  req.set_max(static_cast<uint32_t>(max));
+  v1::SweepVouchersResponse resp;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.vouchers().SweepExpiredVouchers(c, req, &resp); }));
+  absl::Status first_error;
+  size_t failed = 0;
+  for (const auto& e : resp.expired()) {
+    if (e.code() == 0) continue;
+    ++failed;
+    if (first_error.ok()) {
+      first_error = absl::Status(static_cast<absl::StatusCode>(e.code()),
+                                 absl::StrCat("voucher ", e.voucher(), ": ", e.message()));
+    }
+  }
+  if (inv.json()) {
+    WL_RETURN_IF_ERROR(inv.PrintJson(resp));
+  } else {
+    Table table({{"VOUCHER", Align::kRight},
+                 {"SEQ", Align::kRight},
+                 {"RETURNED", Align::kRight},
+                 {"RESULT"}});
+    for (const auto& e : resp.expired()) {
+      table.AddRow({absl::StrCat(e.voucher()),
+                    e.code() == 0 ? absl::StrCat(e.result().seq()) : std::string("-"),
+                    e.code() == 0 ? FormatFen(e.returned()) : std::string("-"),
+                    e.code() == 0 ? std::string(e.result().duplicate() ? "ok (duplicate)" : "ok")
+                                  : absl::StrCat(absl::StatusCodeToString(
+                                                     static_cast<absl::StatusCode>(e.code())),
+                                                 ": ", e.message())});
+    }
+    table.Print(inv.out());
+  }
+  if (failed == 0) return absl::OkStatus();
+  return absl::Status(first_error.code(),
+                      absl::StrCat(failed, " of ", resp.expired_size(),
+                                   " expired vouchers were not swept; first: ",
+                                   first_error.message()));
+}
+
+void AddVoucherTotalsRow(Table& table, const v1::VoucherTotals& t) {
+  const std::string& a = t.asset();
+  table.AddRow({t.key().empty() ? "(all)" : t.key(), a, absl::StrCat(t.issued()),
+                FormatAmount(a, t.issued_amount()), absl::StrCat(t.redemptions()),
+                FormatAmount(a, t.redeemed_amount()), absl::StrCat(t.fully_redeemed()),
+                absl::StrCat(t.expired()), FormatAmount(a, t.expired_amount()),
+                absl::StrCat(t.voided()), FormatAmount(a, t.voided_amount()),
+                absl::StrCat(t.outstanding()), FormatAmount(a, t.outstanding_amount()),
+                absl::StrCat(t.overdue())});
+}
+
+absl::Status CmdVoucherReport(Invocation& inv) {
+  FlagSet flags(Usage("voucher-report", ""),
+                "Vouchers issued, redeemed, expired, voided and outstanding, by funding fund\n"
+                "or project, by recipient category and in total (clerk, auditor, admin).\n"
+                "OVERDUE counts outstanding vouchers past their expiry: the sweep is due.");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::VoucherReport report;
+  WL_RETURN_IF_ERROR(inv.Unary([&](grpc::ClientContext* c) {
+    return inv.vouchers().GetVoucherReport(c, v1::VoucherReportRequest(), &report);
+  }));
+  if (inv.json()) return inv.PrintJson(report);
+  inv.out() << "vouchers as of " << FormatTimeUs(report.as_of_us()) << "\n";
+  const std::pair<const char*, const google::protobuf::RepeatedPtrField<v1::VoucherTotals>*>
+      sections[] = {{"by fund or project", &report.by_fund()},
+                    {"by recipient category", &report.by_category()},
+                    {"total", &report.total()}};
+  for (const auto& [title, rows] : sections) {
+    inv.out() << "\n" << title << ":\n";
+    Table table({{"KEY"},
+                 {"ASSET"},
+                 {"ISSUED", Align::kRight},
+                 {"FACE", Align::kRight},
+                 {"REDEMPTIONS", Align::kRight},
+                 {"REDEEMED", Align::kRight},
+                 {"USED-UP", Align::kRight},
+                 {"EXPIRED", Align::kRight},
+                 {"EXPIRED-AMT", Align::kRight},
+                 {"VOIDED", Align::kRight},
+                 {"VOIDED-AMT", Align::kRight},
+                 {"OUTSTANDING", Align::kRight},
+                 {"OUTST-AMT", Align::kRight},
+                 {"OVERDUE", Align::kRight}});
+    for (const v1::VoucherTotals& t : *rows) AddVoucherTotalsRow(table, t);
+    table.Print(inv.out());
+  }
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------- traces
 
 // Prints one forward trace and checks that it accounts for the whole lot.
 absl::Status PrintTrace(std::ostream& out, const v1::Trace& t) {
   const std::string& asset = t.asset();
-  PrintFields(out, {
-                       {"lot", absl::StrCat(t.lot())},
-                       {"donor", DonorText(t.donor(), t.anonymous())},
-                       {"to", t.to()},
-                       {"amount", absl::StrCat(FormatAmount(asset, t.amount()), " ", asset)},
-                       {"time", FormatTimeUs(t.time_us())},
-                   });
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"lot", absl::StrCat(t.lot())},
+      {"donor", DonorText(t.donor(), t.anonymous())},
+      {"to", t.to()},
+      {"amount", absl::StrCat(FormatAmount(asset, t.amount()), " ", asset)},
+      {"time", FormatTimeUs(t.time_us())},
+  };
+  // A purchase contribution: the store is the donor; the order and the
+  // member credited (absent from public views) say which sale it was.
+  if (!t.order_id().empty()) fields.push_back({"order", t.order_id()});
+  if (!t.member().empty()) fields.push_back({"member", t.member()});
+  PrintFields(out, fields);
   out << "\nmovements:\n";
-  Table hops(
-      {{"SEQ", Align::kRight}, {"TIME"}, {"TYPE"}, {"FROM"}, {"TO"}, {"AMOUNT", Align::kRight}});
+  Table hops({{"SEQ", Align::kRight},
+              {"TIME"},
+              {"TYPE"},
+              {"FROM"},
+              {"TO"},
+              {"AMOUNT", Align::kRight},
+              {"DETAIL"}});
   for (const v1::TraceHop& h : t.hops()) {
+    // Voucher issues name the recipient's category and community (never the
+    // person); redemptions and refunds name the store's order.
+    std::string detail = "-";
+    if (!h.order_id().empty()) {
+      detail = absl::StrCat("order ", h.order_id());
+    } else if (!h.category().empty() || !h.community().empty()) {
+      detail = absl::StrCat(h.category().empty() ? "-" : h.category(), " / ",
+                            h.community().empty() ? "-" : h.community());
+    }
     hops.AddRow({absl::StrCat(h.seq()), FormatTimeUs(h.time_us()), TypeName(h.type()), h.from(),
-                 h.to(), FormatAmount(asset, h.amount())});
+                 h.to(), FormatAmount(asset, h.amount()), detail});
   }
   hops.Print(out);
 
@@ -1963,6 +2455,35 @@ std::vector<EntryField> EntryFields(const Entry& e) {
       add("to", op->to, "to");
       add_amount(op->asset, op->amount);
     }
+  } else if (const auto* op = std::get_if<PurchaseOp>(&e.body)) {
+    add("store", op->store, "store");
+    add("order", op->order_id, "orderId");
+    add_amount(op->asset, op->amount);
+    add("member", text_or_dash(op->member), "member", op->member);
+    add("sale time", FormatTimeUs(op->sale_time_us), "saleTimeUs", absl::StrCat(op->sale_time_us));
+    add("rate", absl::StrCat(op->rate_bp, " bp"), "rateBp", absl::StrCat(op->rate_bp));
+    add("fund", op->fund, "fund");
+  } else if (const auto* op = std::get_if<RefundOp>(&e.body)) {
+    add("store", op->store, "store");
+    add("order", op->order_id, "orderId");
+    add("refund id", op->refund_id, "refundId");
+    add("amount", FormatFen(op->amount), "amount", absl::StrCat(op->amount));
+  } else if (const auto* op = std::get_if<VoucherIssueOp>(&e.body)) {
+    add("from", op->from, "from");
+    add("recipient", op->recipient, "recipient");
+    add_amount(op->asset, op->amount);
+    add("expires", FormatTimeUs(op->expires_us), "expiresUs", absl::StrCat(op->expires_us));
+    add("stores", op->stores.empty() ? "any store" : absl::StrJoin(op->stores, ", "), "stores",
+        absl::StrJoin(op->stores, ","));
+    add("memo", text_or_dash(op->memo), "memo", op->memo);
+  } else if (const auto* op = std::get_if<RedemptionOp>(&e.body)) {
+    add("store", op->store, "store");
+    add("order", op->order_id, "orderId");
+    add("amount", FormatFen(op->amount), "amount", absl::StrCat(op->amount));
+  } else if (const auto* op = std::get_if<VoucherCloseOp>(&e.body)) {
+    add("voucher", op->voucher, "voucher");
+    add("mode", op->mode == VoucherCloseMode::kVoid ? "void" : "expire", "mode");
+    add("reason", text_or_dash(op->reason), "reason", op->reason);
   }
   return fields;
 }
@@ -2028,6 +2549,15 @@ constexpr Command kCommands[] = {
     {"allocate", "move money between funds and projects", CmdAllocate},
     {"disburse", "pay a recipient, supplier or expense", CmdDisburse},
     {"correct", "reverse or adjust an earlier entry", CmdCorrect},
+    {"purchase", "record a sale at a store; 2% goes to the charity fund", CmdPurchase},
+    {"refund", "refund (part of) a purchase; its contribution is reversed", CmdRefund},
+    {"redeem", "redeem (part of) an aid voucher at a store", CmdRedeem},
+    {"settlement", "per-store totals for a day (China time) or a period", CmdSettlement},
+    {"voucher-issue", "issue an aid voucher to a recipient; prints its code", CmdVoucherIssue},
+    {"voucher-void", "void a voucher early; the rest returns to its fund", CmdVoucherVoid},
+    {"voucher", "one voucher (--voucher or --code)", CmdVoucher},
+    {"voucher-sweep", "return what expired vouchers hold to their funds", CmdVoucherSweep},
+    {"voucher-report", "vouchers by fund, category and in total", CmdVoucherReport},
     {"trace", "where a donation went (--code or --lot)", CmdTrace},
     {"trace-entry", "which donations paid for an entry", CmdTraceEntry},
     {"statement", "an account's entries with running balance", CmdStatement},
@@ -2062,7 +2592,9 @@ const Command* FindCommand(std::string_view name) {
 std::string MainUsage() {
   std::string description =
       "The command-line client of a warmledger server. Amounts are exact: --amount in\n"
-      "fen (or goods units), or --yuan=12.34. Times are shown in local time.\n\ncommands:\n";
+      "fen (or goods units), or --yuan=12.34. Times are shown in local time; times\n"
+      "given as YYYY-MM-DD (settlement --day, --expires, ...) are days in China time\n"
+      "(UTC+08:00).\n\ncommands:\n";
   for (const Command& c : kCommands) {
     absl::StrAppend(&description, "  ", ToAbsl(c.name), std::string(20 - c.name.size(), ' '),
                     ToAbsl(c.summary), "\n");

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -474,6 +475,160 @@ absl::StatusOr<int64_t> ParseInt64(std::string_view text) {
   }
   if (negative) return static_cast<int64_t>(static_cast<uint64_t>(0) - *magnitude);
   return static_cast<int64_t>(*magnitude);
+}
+
+// ---------------------------------------------------------------- times
+
+namespace {
+
+// Reads exactly `count` decimal digits at text[*pos]; nullopt otherwise.
+std::optional<int64_t> FixedDigits(std::string_view text, size_t* pos, size_t count) {
+  if (*pos + count > text.size()) return std::nullopt;
+  int64_t v = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const char c = text[*pos + i];
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  *pos += count;
+  return v;
+}
+
+bool Expect(std::string_view text, size_t* pos, std::string_view chars) {
+  if (*pos >= text.size() || chars.find(text[*pos]) == std::string_view::npos) return false;
+  ++*pos;
+  return true;
+}
+
+bool IsLeapYear(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+// Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar (Howard
+// Hinnant's days_from_civil), for a valid date.
+int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+// "YYYY-MM-DD" at text[*pos]: the day's number since the epoch.
+std::optional<int64_t> ParseDate(std::string_view text, size_t* pos) {
+  const std::optional<int64_t> y = FixedDigits(text, pos, 4);
+  if (!y || !Expect(text, pos, "-")) return std::nullopt;
+  const std::optional<int64_t> m = FixedDigits(text, pos, 2);
+  if (!m || !Expect(text, pos, "-")) return std::nullopt;
+  const std::optional<int64_t> d = FixedDigits(text, pos, 2);
+  if (!d || *m < 1 || *m > 12 || *d < 1) return std::nullopt;
+  static constexpr int64_t kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const int64_t days_in_month = kDays[*m - 1] + (*m == 2 && IsLeapYear(*y) ? 1 : 0);
+  if (*d > days_in_month) return std::nullopt;
+  return DaysFromCivil(*y, *m, *d);
+}
+
+constexpr int64_t kMicrosPerSecond = 1'000'000;
+constexpr int64_t kSecondsPerDay = 86'400;
+
+absl::Status BadTime(std::string_view text) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", ToAbsl(text),
+                   "\" is not a time: give YYYY-MM-DD (China time) or RFC 3339 with an offset, "
+                   "e.g. 2024-09-01T18:30:00+08:00"));
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> ParseTimeUs(std::string_view text) {
+  size_t pos = 0;
+  const std::optional<int64_t> day = ParseDate(text, &pos);
+  if (!day) return BadTime(text);
+  int64_t seconds = *day * kSecondsPerDay;
+  int64_t micros = 0;
+  if (pos == text.size()) {
+    seconds -= kChinaUtcOffsetSeconds;
+  } else {
+    if (!Expect(text, &pos, "Tt")) return BadTime(text);
+    const std::optional<int64_t> hh = FixedDigits(text, &pos, 2);
+    if (!hh || !Expect(text, &pos, ":")) return BadTime(text);
+    const std::optional<int64_t> mm = FixedDigits(text, &pos, 2);
+    if (!mm || !Expect(text, &pos, ":")) return BadTime(text);
+    const std::optional<int64_t> ss = FixedDigits(text, &pos, 2);
+    // 60 is a leap second, which the ledger's clock never shows.
+    if (!ss || *hh > 23 || *mm > 59 || *ss > 59) return BadTime(text);
+    if (pos < text.size() && text[pos] == '.') {
+      ++pos;
+      size_t digits = 0;
+      while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+        if (digits < 6) micros = micros * 10 + (text[pos] - '0');
+        ++digits;
+        ++pos;
+      }
+      if (digits == 0) return BadTime(text);
+      for (size_t k = digits; k < 6; ++k) micros *= 10;
+    }
+    int64_t offset_seconds = 0;
+    if (Expect(text, &pos, "Zz")) {
+      offset_seconds = 0;
+    } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+      const bool negative = text[pos] == '-';
+      ++pos;
+      const std::optional<int64_t> oh = FixedDigits(text, &pos, 2);
+      if (!oh || !Expect(text, &pos, ":")) return BadTime(text);
+      const std::optional<int64_t> om = FixedDigits(text, &pos, 2);
+      if (!om || *oh > 23 || *om > 59) return BadTime(text);
+      offset_seconds = (*oh * 3600 + *om * 60) * (negative ? -1 : 1);
+    } else {
+      return BadTime(text);
+    }
+    if (pos != text.size()) return BadTime(text);
+    seconds += *hh * 3600 + *mm * 60 + *ss - offset_seconds;
+  }
+  if (seconds < 0) {
+    return absl::OutOfRangeError(absl::StrCat("\"", ToAbsl(text), "\" is before 1970"));
+  }
+  // Four-digit years end in 9999: far inside int64 microseconds.
+  return seconds * kMicrosPerSecond + micros;
+}
+
+absl::StatusOr<TimeRangeUs> ChinaDayRangeUs(std::string_view day) {
+  size_t pos = 0;
+  const std::optional<int64_t> days = ParseDate(day, &pos);
+  if (!days || pos != day.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", ToAbsl(day), "\" is not a day: give YYYY-MM-DD"));
+  }
+  const int64_t from_s = *days * kSecondsPerDay - kChinaUtcOffsetSeconds;
+  if (from_s < 0) {
+    return absl::OutOfRangeError(absl::StrCat("\"", ToAbsl(day), "\" is before 1970"));
+  }
+  return TimeRangeUs{from_s * kMicrosPerSecond, (from_s + kSecondsPerDay) * kMicrosPerSecond};
+}
+
+// ---------------------------------------------------------------- vouchers
+
+absl::StatusOr<std::string> NormalizeVoucherCode(std::string_view text) {
+  std::string code;
+  code.reserve(kVoucherCodeLength);
+  for (char c : text) {
+    if (c == ' ' || c == '-') continue;
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    const bool base32 = (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
+    if (!base32) {
+      return absl::InvalidArgumentError(
+          "a voucher code has only the letters A-Z and the digits 2-7 (spaces and hyphens "
+          "are ignored)");
+    }
+    if (code.size() == kVoucherCodeLength) break;  // too long: reported below
+    code.push_back(c);
+  }
+  size_t significant = 0;
+  for (char c : text) significant += (c == ' ' || c == '-') ? 0 : 1;
+  if (significant != kVoucherCodeLength) {
+    return absl::InvalidArgumentError(absl::StrCat("a voucher code has ", kVoucherCodeLength,
+                                                   " characters, not ", significant));
+  }
+  return code;
 }
 
 // ---------------------------------------------------------------- entries

@@ -125,6 +125,44 @@ std::string FormatAmount(std::string_view asset, int64_t amount);
 absl::StatusOr<int64_t> ParseInt64(std::string_view text);
 absl::StatusOr<uint64_t> ParseUint64(std::string_view text);
 
+// ---------------------------------------------------------------- times
+
+// The district reports by days in China Standard Time: UTC+08:00 all year (no
+// daylight saving time), whatever the time zone of the machine running the
+// CLI.
+inline constexpr int64_t kChinaUtcOffsetSeconds = 8 * 3600;
+
+// Parses a point in time given on the command line, in microseconds since the
+// Unix epoch. Grammar:
+//   day      := YYYY "-" MM "-" DD                 midnight China time, at the day's start
+//   rfc3339  := day ("T"|"t") hh ":" mm ":" ss ("." digit+)? ("Z"|"z"|("+"|"-") hh ":" mm)
+// An RFC 3339 time must carry its offset (no guessing of time zones); more
+// than six fraction digits are truncated to the microsecond. kInvalidArgument
+// for anything else, and kOutOfRange before 1970.
+absl::StatusOr<int64_t> ParseTimeUs(std::string_view text);
+
+// A half-open interval of ledger time, [from_us, to_us).
+struct TimeRangeUs {
+  int64_t from_us = 0;
+  int64_t to_us = 0;
+};
+
+// The day "YYYY-MM-DD" in China time: from its midnight to the next one
+// (exactly 24 hours). kInvalidArgument unless `day` is a valid calendar date.
+absl::StatusOr<TimeRangeUs> ChinaDayRangeUs(std::string_view day);
+
+// ---------------------------------------------------------------- vouchers
+
+// A voucher code as the server issues it: 26 characters of A-Z and 2-7
+// (130 bits, RFC 4648 base32 without padding).
+inline constexpr size_t kVoucherCodeLength = 26;
+
+// The code as the server expects it, from what a person typed or read off a
+// slip: lower case is raised, spaces and hyphens (grouping) are dropped.
+// kInvalidArgument, without echoing the code, unless 26 base32 characters
+// remain (a code is a bearer secret: it is never written into an error).
+absl::StatusOr<std::string> NormalizeVoucherCode(std::string_view text);
+
 // ---------------------------------------------------------------- entries
 
 // SHA-256("warmledger/entry/v1" 0x00 entry_bytes), docs/format.md.

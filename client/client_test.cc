@@ -149,6 +149,68 @@ TEST(ParseIntegerTest, StrictDecimal) {
   EXPECT_FALSE(ParseUint64(" 1").ok());
 }
 
+// ---------------------------------------------------------------- times
+
+// 2024-09-01T00:00:00Z, in seconds.
+constexpr int64_t kSep1UtcS = 1'725'148'800;
+
+TEST(ParseTimeUsTest, ADayIsMidnightInChinaTime) {
+  EXPECT_EQ(*ParseTimeUs("2024-09-01"), (kSep1UtcS - 8 * 3600) * 1'000'000);
+  EXPECT_EQ(*ParseTimeUs("1970-01-02"), (86'400 - 8 * 3600) * int64_t{1'000'000});
+  EXPECT_EQ(*ParseTimeUs("2024-02-29"), *ParseTimeUs("2024-03-01") - 86'400 * int64_t{1'000'000});
+}
+
+TEST(ParseTimeUsTest, Rfc3339NeedsItsOffset) {
+  EXPECT_EQ(*ParseTimeUs("2024-09-01T00:00:00Z"), kSep1UtcS * 1'000'000);
+  EXPECT_EQ(*ParseTimeUs("2024-09-01t00:00:00z"), kSep1UtcS * 1'000'000);
+  EXPECT_EQ(*ParseTimeUs("2024-09-01T08:00:00+08:00"), kSep1UtcS * 1'000'000);
+  EXPECT_EQ(*ParseTimeUs("2024-08-31T19:30:00-04:30"), kSep1UtcS * 1'000'000);
+  EXPECT_EQ(*ParseTimeUs("2024-09-01T00:00:00.5Z"), kSep1UtcS * 1'000'000 + 500'000);
+  EXPECT_EQ(*ParseTimeUs("2024-09-01T00:00:00.000001Z"), kSep1UtcS * 1'000'000 + 1);
+  EXPECT_EQ(*ParseTimeUs("2024-09-01T00:00:00.0000019Z"), kSep1UtcS * 1'000'000 + 1);
+  for (const char* bad :
+       {"", "2024-9-1", "2024-09-01T00:00:00", "2024-09-01 00:00:00Z", "2024-09-01T24:00:00Z",
+        "2024-09-01T00:60:00Z", "2024-09-01T00:00:60Z", "2023-02-29", "2024-13-01", "2024-04-31",
+        "2024-09-01T00:00:00.Z", "2024-09-01T00:00:00+0800", "2024-09-01T00:00:00Z ",
+        "1725148800", "-2024-09-01"}) {
+    EXPECT_EQ(ParseTimeUs(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(ParseTimeUs("1969-12-31T23:59:59Z").status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(ParseTimeUs("1970-01-01").status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(*ParseTimeUs("1970-01-01T08:00:00+08:00"), 0);
+}
+
+TEST(ChinaDayRangeUsTest, MidnightToMidnightUtcPlusEight) {
+  absl::StatusOr<TimeRangeUs> range = ChinaDayRangeUs("2024-09-01");
+  ASSERT_TRUE(range.ok()) << range.status();
+  EXPECT_EQ(range->from_us, *ParseTimeUs("2024-08-31T16:00:00Z"));
+  EXPECT_EQ(range->to_us, *ParseTimeUs("2024-09-01T16:00:00Z"));
+  EXPECT_EQ(range->to_us, ChinaDayRangeUs("2024-09-02")->from_us);
+  EXPECT_EQ(ChinaDayRangeUs("2023-02-29").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ChinaDayRangeUs("2024-09-01T00:00:00Z").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------- vouchers
+
+TEST(NormalizeVoucherCodeTest, TypedCodesBecomeTheIssuedForm) {
+  EXPECT_EQ(*NormalizeVoucherCode("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  EXPECT_EQ(*NormalizeVoucherCode("abcd-efgh ijkl-mnop-qrst-uvwx-yz"),
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  EXPECT_EQ(*NormalizeVoucherCode("234567ABCDEFGHIJKLMNOPQRST"), "234567ABCDEFGHIJKLMNOPQRST");
+  for (const char* bad : {"", "ABCDEFGHIJKLMNOPQRSTUVWXY", "ABCDEFGHIJKLMNOPQRSTUVWXYZA",
+                          "ABCDEFGHIJKLMNOPQRSTUVWXY0", "ABCDEFGHIJKLMNOPQRSTUVWXY1",
+                          "ABCDEFGHIJKLMNOPQRSTUVWXY8", "ABCDEFGHIJKLMNOPQRSTUVWXY_"}) {
+    absl::StatusOr<std::string> code = NormalizeVoucherCode(bad);
+    EXPECT_EQ(code.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    // A code is a bearer secret: errors never repeat it.
+    if (std::string_view(bad).size() > 3) {
+      EXPECT_EQ(std::string(code.status().message()).find(std::string(bad).substr(0, 10)),
+                std::string::npos);
+    }
+  }
+}
+
 // ---------------------------------------------------------------- tokens
 
 bool IsLowerHex(const std::string& s) {
@@ -295,6 +357,28 @@ TEST(FlagSetTest, HelpSkipsRequiredChecksAndUsageListsFlags) {
   EXPECT_NE(usage.find("--name=S"), std::string::npos);
   EXPECT_NE(usage.find("(required)"), std::string::npos);
   EXPECT_NE(usage.find("--on "), std::string::npos);
+}
+
+TEST(FlagSetTest, ListFlagsRepeatAndSplitOnCommas) {
+  std::vector<std::string> stores;
+  std::string name;
+  FlagSet set("test", "a test");
+  set.AddStringList("store", &stores, "a store");
+  set.AddString("name", &name, "a name");
+  ASSERT_TRUE(set.Parse({"--store=a", "--store", "b,c", "--name=x"}).ok());
+  EXPECT_EQ(stores, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(set.Seen("store"));
+  EXPECT_NE(set.Usage().find("repeatable"), std::string::npos);
+
+  std::vector<std::string> more;
+  FlagSet empty_item("test", "");
+  empty_item.AddStringList("store", &more, "a store");
+  absl::Status status = empty_item.Parse({"--store=a,,b"});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("empty item"), std::string::npos);
+
+  // Other flags still refuse to be given twice.
+  EXPECT_FALSE(set.Parse({"--name=y", "--name=z"}).ok());
 }
 
 TEST(FlagSetTest, ParseUntilPositionalStopsAtTheCommand) {
@@ -653,6 +737,20 @@ class FakeLedger final : public v1::Ledger::Service {
     hop->set_from("fund/general");
     hop->set_to("recipient");
     hop->set_amount(4001);
+    if (request->trace_code() == "voucher") {
+      // lot -> voucher -> redeemed at a store for an order.
+      hop->set_type(v1::VOUCHER_ISSUE);
+      hop->set_to("voucher/12");
+      hop->set_category("elderly");
+      hop->set_community("east-gate");
+      v1::TraceHop* redeemed = trace->add_hops();
+      redeemed->set_seq(20);
+      redeemed->set_type(v1::REDEMPTION);
+      redeemed->set_from("voucher/12");
+      redeemed->set_to("store/supermarket");
+      redeemed->set_amount(4001);
+      redeemed->set_order_id("A-77");
+    }
     v1::TracePlace* held = trace->add_held();
     held->set_account("fund/general");
     held->set_kind(v1::FUND);
@@ -814,6 +912,196 @@ class FakeTransparency final : public v1::Transparency::Service {
   int64_t last_wait_ms_ = -1;
 };
 
+// Answers the checkout RPCs with fixed figures and remembers the requests.
+class FakeCheckout final : public v1::Checkout::Service {
+ public:
+  grpc::Status RecordPurchase(grpc::ServerContext*, const v1::PurchaseRequest* request,
+                              v1::PurchaseResult* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_purchase_ = *request;
+    response->mutable_result()->set_seq(11);
+    response->set_contribution((request->amount() * 200 * 2 + 10'000) / 20'000);
+    response->set_lot(response->contribution() > 0 ? 11 : 0);
+    response->set_rate_bp(200);
+    if (request->want_trace_code()) response->set_trace_code("SLIPCODE234567ABCDEFGHIJKL");
+    return grpc::Status::OK;
+  }
+  grpc::Status RecordRefund(grpc::ServerContext*, const v1::RefundRequest* request,
+                            v1::RefundResult* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_refund_ = *request;
+    if (request->amount() > 1234) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "refund.amount: 12.34 of the order is refundable");
+    }
+    response->mutable_result()->set_seq(12);
+    response->mutable_result()->set_duplicate(request->refund_id() == "again");
+    response->set_reversal(13);
+    response->set_covered_by_fund(5);
+    return grpc::Status::OK;
+  }
+  grpc::Status RedeemVoucher(grpc::ServerContext*, const v1::RedeemRequest* request,
+                             v1::RedemptionResult* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_redeem_ = *request;
+    response->mutable_result()->set_seq(13);
+    response->set_voucher(9);
+    response->set_amount(request->amount());
+    response->set_remaining(50'000 - request->amount());
+    return grpc::Status::OK;
+  }
+  grpc::Status GetStoreSettlement(grpc::ServerContext*, const v1::SettlementRequest* request,
+                                  v1::Settlement* settlement) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_settlement_ = *request;
+    settlement->set_from_time_us(request->from_time_us());
+    settlement->set_to_time_us(request->to_time_us());
+    v1::StoreSettlement* s = settlement->add_stores();
+    s->set_store("store/supermarket");
+    s->set_asset("CNY");
+    s->set_purchases(3);
+    s->set_purchase_amount(123'456);
+    s->set_contributions(2'469);
+    s->set_refunds(1);
+    s->set_refund_amount(1'000);
+    s->set_reversals(20);
+    s->set_net_contribution(2'449);
+    s->set_redemptions(2);
+    s->set_redeemed(30'000);
+    return grpc::Status::OK;
+  }
+
+  v1::PurchaseRequest last_purchase() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_purchase_;
+  }
+  v1::RefundRequest last_refund() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_refund_;
+  }
+  v1::RedeemRequest last_redeem() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_redeem_;
+  }
+  v1::SettlementRequest last_settlement() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_settlement_;
+  }
+
+ private:
+  std::mutex mu_;
+  v1::PurchaseRequest last_purchase_;
+  v1::RefundRequest last_refund_;
+  v1::RedeemRequest last_redeem_;
+  v1::SettlementRequest last_settlement_;
+};
+
+class FakeVouchers final : public v1::Vouchers::Service {
+ public:
+  static constexpr char kCode[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+  grpc::Status IssueVoucher(grpc::ServerContext*, const v1::IssueVoucherRequest* request,
+                            v1::IssueVoucherResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_issue_ = *request;
+    response->mutable_result()->set_seq(9);
+    response->set_voucher(9);
+    response->set_account("voucher/9");
+    response->set_code(kCode);
+    return grpc::Status::OK;
+  }
+  grpc::Status VoidVoucher(grpc::ServerContext*, const v1::VoidVoucherRequest* request,
+                           v1::WriteResult* result) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_void_ = *request;
+    result->set_seq(14);
+    return grpc::Status::OK;
+  }
+  grpc::Status SweepExpiredVouchers(grpc::ServerContext*, const v1::SweepVouchersRequest* request,
+                                    v1::SweepVouchersResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_sweep_max_ = request->max();
+    auto* swept = response->add_expired();
+    swept->set_voucher(9);
+    swept->mutable_result()->set_seq(15);
+    swept->set_returned(20'000);
+    if (sweep_fails_) {
+      auto* failed = response->add_expired();
+      failed->set_voucher(10);
+      failed->set_code(static_cast<int>(grpc::StatusCode::ABORTED));
+      failed->set_message("redeemed meanwhile");
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status GetVoucher(grpc::ServerContext*, const v1::GetVoucherRequest* request,
+                          v1::Voucher* v) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_get_ = *request;
+    if (request->has_code() && request->code() != kCode) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no voucher has this code");
+    }
+    v->set_voucher(9);
+    v->set_account("voucher/9");
+    v->set_from("fund/general");
+    v->set_category("elderly");
+    v->set_community("east-gate");
+    v->set_asset("CNY");
+    v->set_face(50'000);
+    v->set_redeemed(30'000);
+    v->set_remaining(20'000);
+    v->set_redemptions(2);
+    v->set_expires_us(1'725'120'000'000'000);
+    v->add_stores("store/supermarket");
+    v->set_status(v1::ACTIVE);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetVoucherReport(grpc::ServerContext*, const v1::VoucherReportRequest*,
+                                v1::VoucherReport* report) override {
+    v1::VoucherTotals* t = report->add_total();
+    t->set_asset("CNY");
+    t->set_issued(3);
+    t->set_issued_amount(150'000);
+    t->set_redemptions(4);
+    t->set_redeemed_amount(70'000);
+    t->set_voided(1);
+    t->set_voided_amount(50'000);
+    t->set_outstanding(1);
+    t->set_outstanding_amount(30'000);
+    *report->add_by_fund() = *t;
+    report->mutable_by_fund(0)->set_key("fund/general");
+    return grpc::Status::OK;
+  }
+
+  void set_sweep_fails(bool fails) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sweep_fails_ = fails;
+  }
+  v1::IssueVoucherRequest last_issue() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_issue_;
+  }
+  v1::VoidVoucherRequest last_void() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_void_;
+  }
+  v1::GetVoucherRequest last_get() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_get_;
+  }
+  uint32_t last_sweep_max() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_sweep_max_;
+  }
+
+ private:
+  std::mutex mu_;
+  bool sweep_fails_ = false;
+  v1::IssueVoucherRequest last_issue_;
+  v1::VoidVoucherRequest last_void_;
+  v1::GetVoucherRequest last_get_;
+  uint32_t last_sweep_max_ = 0;
+};
+
 class FakeServer {
  public:
   explicit FakeServer(std::vector<v1::Entry> chain) : ledger_(chain), export_(chain) {
@@ -823,18 +1111,24 @@ class FakeServer {
     builder.RegisterService(&ledger_);
     builder.RegisterService(&export_);
     builder.RegisterService(&transparency_);
+    builder.RegisterService(&checkout_);
+    builder.RegisterService(&vouchers_);
     server_ = builder.BuildAndStart();
   }
   ~FakeServer() { server_->Shutdown(); }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   FakeLedger& ledger() { return ledger_; }
   FakeTransparency& transparency() { return transparency_; }
+  FakeCheckout& checkout() { return checkout_; }
+  FakeVouchers& vouchers() { return vouchers_; }
   grpc::Server& server() { return *server_; }
 
  private:
   FakeLedger ledger_;
   FakeExport export_;
   FakeTransparency transparency_;
+  FakeCheckout checkout_;
+  FakeVouchers vouchers_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
 };
@@ -972,6 +1266,15 @@ TEST(CliTest, TraceShowsYuanAndChecksTheSum) {
   EXPECT_NE(r.out.find("east-gate"), std::string::npos);
   EXPECT_NE(r.out.find("(anonymous)"), std::string::npos);
   EXPECT_NE(r.out.find("accounted for: 100.00 of 100.00 CNY"), std::string::npos) << r.out;
+
+  // A gift spent through an aid voucher: the order and the recipient's
+  // category and community, never the recipient.
+  r = RunCommand({"trace", "--code=voucher", "--server=" + server.address()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("voucher-issue"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("elderly / east-gate"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("redemption"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("order A-77"), std::string::npos) << r.out;
 
   r = RunCommand({"trace", "--code=unbalanced", "--server=" + server.address()});
   EXPECT_EQ(r.code, kExitError);
@@ -1504,6 +1807,227 @@ TEST(TransparencyCliTest, DonateWritesTheReceiptOrSaysHowToFetchIt) {
   EXPECT_FALSE(std::filesystem::exists(receipt_file));
 
   EXPECT_EQ(with({"--receipt="}).code, kExitUsage);
+}
+
+// ---------------------------------------------------------------- checkout and vouchers
+
+TEST(CheckoutCliTest, PurchaseSendsExactFenAndShowsTheContribution) {
+  FakeServer server({});
+  CliResult r = RunCommand({"purchase", "--server=" + server.address(), "--store=store/supermarket",
+                            "--order=A-1001", "--yuan=12.34", "--member=m-42",
+                            "--sale_time=2024-09-01T10:15:00+08:00", "--trace_code"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const v1::PurchaseRequest req = server.checkout().last_purchase();
+  EXPECT_EQ(req.store(), "store/supermarket");
+  EXPECT_EQ(req.order_id(), "A-1001");
+  EXPECT_EQ(req.amount(), 1234);
+  EXPECT_EQ(req.asset(), "CNY");
+  EXPECT_EQ(req.member(), "m-42");
+  EXPECT_EQ(req.sale_time_us(), *ParseTimeUs("2024-09-01T02:15:00Z"));
+  EXPECT_TRUE(req.want_trace_code());
+  EXPECT_NE(r.out.find("0.25 CNY at 200 bp"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("12.34 CNY"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("SLIPCODE234567ABCDEFGHIJKL"), std::string::npos) << r.out;
+
+  // 24 fen at 2% rounds to nothing: no lot.
+  r = RunCommand({"purchase", "--server=" + server.address(), "--store=s", "--order=o",
+                  "--amount=24", "--sale_time_us=5"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.checkout().last_purchase().sale_time_us(), 5);
+  EXPECT_FALSE(server.checkout().last_purchase().want_trace_code());
+  EXPECT_NE(r.out.find("rounds to nothing"), std::string::npos) << r.out;
+
+  r = RunCommand({"--json", "purchase", "--server=" + server.address(), "--store=s", "--order=o",
+                  "--amount=5000"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("\"contribution\":\"100\""), std::string::npos) << r.out;
+}
+
+TEST(CheckoutCliTest, UsageMistakesExitTwoWithoutACall) {
+  const std::vector<std::vector<std::string>> cases = {
+      {"purchase", "--store=s", "--amount=1"},                                // no --order
+      {"purchase", "--store=s", "--order=o"},                                 // no amount
+      {"purchase", "--store=s", "--order=o", "--yuan=1.001"},                 // a third decimal
+      {"purchase", "--store=s", "--order=o", "--yuan=1", "--sale_time=now"},  // not a time
+      {"purchase", "--store=s", "--order=o", "--yuan=1", "--sale_time=2024-09-01",
+       "--sale_time_us=1"},
+      {"purchase", "--store=s", "--order=o", "--yuan=1", "--order=p"},  // given twice
+      {"refund", "--store=s", "--order=o", "--yuan=1"},                 // no --refund_id
+      {"refund", "--store=s", "--order=o", "--refund_id=r", "--yuan=1", "--asset=CNY"},
+      {"redeem", "--store=s", "--order=o", "--code=SHORT", "--yuan=1"},
+      {"redeem", "--store=s", "--order=o", "--yuan=1"},
+      {"settlement"},
+      {"settlement", "--day=2024-9-1"},
+      {"settlement", "--day=2024-09-01", "--from=2024-09-01"},
+      {"settlement", "--to=2024-09-02"},
+      {"settlement", "--from=2024-09-02", "--to=2024-09-01"},
+      {"voucher-issue", "--client_id=c", "--from=fund/general", "--recipient=recipient/x",
+       "--yuan=500"},  // no expiry
+      {"voucher-issue", "--client_id=c", "--from=fund/general", "--recipient=recipient/x",
+       "--yuan=500", "--expires=2030-01-01", "--store=a,"},
+      {"voucher-void", "--client_id=c", "--voucher=3"},  // no reason
+      {"voucher-void", "--client_id=c", "--voucher=0", "--reason=r"},
+      {"voucher"},
+      {"voucher", "--voucher=1", "--code=ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+      {"voucher-sweep", "--max=-1"},
+      {"voucher-report", "--bogus"},
+  };
+  for (const std::vector<std::string>& args : cases) {
+    std::vector<std::string> with_server = args;
+    with_server.push_back("--server=127.0.0.1:1");  // never reached
+    const CliResult r = RunCommand(with_server);
+    EXPECT_EQ(r.code, kExitUsage) << absl::StrJoin(args, " ") << ": " << r.err;
+  }
+  // A mistyped voucher code is not echoed back.
+  const CliResult r = RunCommand({"redeem", "--store=s", "--order=o", "--yuan=1",
+                                  "--code=SECRETSECRETSECRETSECRET01"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_EQ(r.err.find("SECRETSECRET"), std::string::npos) << r.err;
+}
+
+TEST(CheckoutCliTest, RefundAndRedeemSendWhatWasTyped) {
+  FakeServer server({});
+  CliResult r = RunCommand({"refund", "--server=" + server.address(), "--store=store/supermarket",
+                            "--order=A-1001", "--refund_id=R-1", "--yuan=6.17"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const v1::RefundRequest refund = server.checkout().last_refund();
+  EXPECT_EQ(refund.order_id(), "A-1001");
+  EXPECT_EQ(refund.refund_id(), "R-1");
+  EXPECT_EQ(refund.amount(), 617);
+  EXPECT_NE(r.out.find("0.13 CNY"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0.05 CNY (the lot was spent"), std::string::npos) << r.out;
+
+  r = RunCommand({"refund", "--server=" + server.address(), "--store=s", "--order=o",
+                  "--refund_id=again", "--amount=1"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("duplicate"), std::string::npos) << r.out;
+
+  r = RunCommand({"refund", "--server=" + server.address(), "--store=s", "--order=o",
+                  "--refund_id=r2", "--amount=1235"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err, "error: FAILED_PRECONDITION: refund.amount: 12.34 of the order is refundable\n");
+
+  r = RunCommand({"redeem", "--server=" + server.address(), "--store=store/supermarket",
+                  "--order=A-1002", "--code=abcd-efgh-ijkl-mnop-qrst-uvwx-yz", "--yuan=300"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const v1::RedeemRequest redeem = server.checkout().last_redeem();
+  EXPECT_EQ(redeem.code(), "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  EXPECT_EQ(redeem.amount(), 30'000);
+  EXPECT_NE(r.out.find("remaining"), std::string::npos);
+  EXPECT_NE(r.out.find("200.00 CNY"), std::string::npos) << r.out;
+}
+
+TEST(CheckoutCliTest, SettlementDaysAreChinaTime) {
+  FakeServer server({});
+  CliResult r = RunCommand({"settlement", "--server=" + server.address(), "--day=2024-09-01",
+                            "--store=store/supermarket"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::SettlementRequest req = server.checkout().last_settlement();
+  EXPECT_EQ(req.store(), "store/supermarket");
+  EXPECT_EQ(req.from_time_us(), *ParseTimeUs("2024-09-01T00:00:00+08:00"));
+  EXPECT_EQ(req.to_time_us(), *ParseTimeUs("2024-09-02T00:00:00+08:00"));
+  EXPECT_NE(r.out.find("1234.56"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("24.49"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("NET-CONTRIB"), std::string::npos) << r.out;
+
+  // A period: --to defaults to now (0).
+  r = RunCommand({"settlement", "--server=" + server.address(), "--from=2024-09-01"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  req = server.checkout().last_settlement();
+  EXPECT_EQ(req.store(), "");
+  EXPECT_EQ(req.from_time_us(), *ParseTimeUs("2024-09-01"));
+  EXPECT_EQ(req.to_time_us(), 0);
+  EXPECT_NE(r.out.find(" to now"), std::string::npos) << r.out;
+
+  r = RunCommand({"settlement", "--server=" + server.address(), "--from_us=10", "--to_us=20"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.checkout().last_settlement().from_time_us(), 10);
+  EXPECT_EQ(server.checkout().last_settlement().to_time_us(), 20);
+}
+
+TEST(VoucherCliTest, IssueSendsStoresAndExpiryAndPrintsTheCode) {
+  FakeServer server({});
+  CliResult r = RunCommand({"voucher-issue", "--server=" + server.address(), "--client_id=v-1",
+                            "--from=fund/general", "--recipient=recipient/abc", "--yuan=500",
+                            "--expires=2030-01-01", "--store=store/supermarket",
+                            "--store=store/mall-a,store/mall-b", "--memo=winter"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const v1::IssueVoucherRequest req = server.vouchers().last_issue();
+  EXPECT_EQ(req.client_id(), "v-1");
+  EXPECT_EQ(req.from(), "fund/general");
+  EXPECT_EQ(req.recipient(), "recipient/abc");
+  EXPECT_EQ(req.amount(), 50'000);
+  EXPECT_EQ(req.expires_us(), *ParseTimeUs("2029-12-31T16:00:00Z"));
+  EXPECT_EQ(std::vector<std::string>(req.stores().begin(), req.stores().end()),
+            (std::vector<std::string>{"store/supermarket", "store/mall-a", "store/mall-b"}));
+  EXPECT_EQ(req.memo(), "winter");
+  EXPECT_NE(r.out.find(FakeVouchers::kCode), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("500.00 CNY"), std::string::npos) << r.out;
+
+  r = RunCommand({"voucher-issue", "--server=" + server.address(), "--client_id=v-2",
+                  "--from=fund/general", "--recipient=recipient/abc", "--amount=100",
+                  "--expires_us=99"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.vouchers().last_issue().expires_us(), 99);
+  EXPECT_EQ(server.vouchers().last_issue().stores_size(), 0);
+  EXPECT_NE(r.out.find("any store"), std::string::npos) << r.out;
+}
+
+TEST(VoucherCliTest, ShowVoidSweepAndReport) {
+  FakeServer server({});
+  CliResult r = RunCommand({"voucher", "--server=" + server.address(), "--voucher=9"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.vouchers().last_get().voucher(), 9u);
+  EXPECT_NE(r.out.find("active"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("300.00 CNY in 2 redemptions"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("east-gate"), std::string::npos) << r.out;
+
+  r = RunCommand({"voucher", "--server=" + server.address(), "--code=abcdefghijklmnopqrstuvwxyz"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.vouchers().last_get().code(), FakeVouchers::kCode);
+  r = RunCommand({"voucher", "--server=" + server.address(), "--code=ABCDEFGHIJKLMNOPQRSTUVWXY2"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err, "error: NOT_FOUND: no voucher has this code\n");
+
+  r = RunCommand({"voucher-void", "--server=" + server.address(), "--client_id=void-1",
+                  "--voucher=9", "--reason=moved out of the district"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.vouchers().last_void().voucher(), 9u);
+  EXPECT_EQ(server.vouchers().last_void().reason(), "moved out of the district");
+  EXPECT_NE(r.out.find("seq"), std::string::npos);
+
+  r = RunCommand({"voucher-sweep", "--server=" + server.address(), "--max=10"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.vouchers().last_sweep_max(), 10u);
+  EXPECT_NE(r.out.find("200.00"), std::string::npos) << r.out;
+  server.vouchers().set_sweep_fails(true);
+  r = RunCommand({"voucher-sweep", "--server=" + server.address()});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.out.find("ABORTED: redeemed meanwhile"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.rfind("error: ABORTED: 1 of 2 expired vouchers were not swept", 0), 0u) << r.err;
+
+  r = RunCommand({"voucher-report", "--server=" + server.address()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("by fund or project:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fund/general"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("by recipient category:\n(none)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1500.00"), std::string::npos) << r.out;
+  r = RunCommand({"--json", "voucher-report", "--server=" + server.address()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("\"issuedAmount\":\"150000\""), std::string::npos) << r.out;
+}
+
+TEST(CliTest, HelpListsTheCheckoutAndVoucherCommands) {
+  const CliResult r = RunCommand({"help"});
+  EXPECT_NE(r.out.find("China time"), std::string::npos);
+  for (const char* command : {"purchase", "refund", "redeem", "settlement", "voucher-issue",
+                              "voucher-void", "voucher", "voucher-sweep", "voucher-report"}) {
+    EXPECT_NE(r.out.find(std::string("  ") + command + " "), std::string::npos) << command;
+    const CliResult help = RunCommand({"help", command});
+    EXPECT_EQ(help.code, kExitOk) << command;
+    EXPECT_NE(help.out.find(std::string("usage: warmledger ") + command), std::string::npos);
+  }
+  EXPECT_NE(RunCommand({"settlement", "--help"}).out.find("UTC+08:00"), std::string::npos);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/client.h"
 #include "ledger/status_macros.h"
 
@@ -52,6 +53,12 @@ void FlagSet::AddBool(std::string name, bool* value, std::string help, FlagScope
        FlagRequirement::kOptional, scope});
 }
 
+void FlagSet::AddStringList(std::string name, std::vector<std::string>* values,
+                            std::string help) {
+  Add({std::move(name), Type::kStringList, values, std::move(help), "",
+       FlagRequirement::kOptional, FlagScope::kCommand});
+}
+
 FlagSet::Flag* FlagSet::Find(std::string_view name) {
   for (Flag& f : flags_) {
     if (f.name == name) return &f;
@@ -96,6 +103,15 @@ absl::Status FlagSet::Set(Flag& flag, std::string_view text) {
             absl::StrCat("--", flag.name, ": expected true or false, not \"", ToAbsl(text), "\""));
       }
       return absl::OkStatus();
+    case Type::kStringList:
+      for (absl::string_view item : absl::StrSplit(ToAbsl(text), ',')) {
+        if (item.empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--", flag.name, ": empty item in \"", ToAbsl(text), "\""));
+        }
+        static_cast<std::vector<std::string>*>(flag.value)->emplace_back(item);
+      }
+      return absl::OkStatus();
   }
   return absl::InternalError("unknown flag type");
 }
@@ -115,7 +131,7 @@ absl::Status FlagSet::ParseOne(const std::vector<std::string>& args, size_t* ind
   if (flag == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("unknown flag --", ToAbsl(name)));
   }
-  if (flag->seen) {
+  if (flag->seen && flag->type != Type::kStringList) {
     return absl::InvalidArgumentError(absl::StrCat("flag --", ToAbsl(name), " given twice"));
   }
   flag->seen = true;
@@ -183,6 +199,7 @@ std::string FlagSet::Usage() const {
         absl::StrAppend(&out, left, std::string(kHelpColumn - left.size(), ' '));
       }
       absl::StrAppend(&out, f.help);
+      if (f.type == Type::kStringList) absl::StrAppend(&out, " (repeatable; or a,b,c)");
       if (f.requirement == FlagRequirement::kRequired) absl::StrAppend(&out, " (required)");
       if (!f.default_text.empty()) absl::StrAppend(&out, " [default ", f.default_text, "]");
       absl::StrAppend(&out, "\n");

@@ -5,7 +5,9 @@
 //
 // Accepted forms: --name=value, --name value (not for booleans), --name and
 // --name=true|false for booleans, --help / -h. Positional arguments are
-// refused: every input of every subcommand is a named flag.
+// refused: every input of every subcommand is a named flag. The one exception
+// to "given twice is an error" is a list flag (AddStringList), which is meant
+// to repeat.
 //
 // Not thread-safe; a FlagSet lives for one parse.
 #ifndef WARMLEDGER_CLIENT_FLAG_PARSER_H_
@@ -48,6 +50,9 @@ class FlagSet {
                  FlagScope scope = FlagScope::kCommand);
   void AddBool(std::string name, bool* value, std::string help,
                FlagScope scope = FlagScope::kCommand);
+  // A list: the flag may be repeated, and each value may be a comma-separated
+  // list (--store=a --store=b,c gives a, b, c). Empty items are refused.
+  void AddStringList(std::string name, std::vector<std::string>* values, std::string help);
 
   // Parses every argument. kInvalidArgument naming the flag for an unknown
   // flag, a missing or malformed value, a repeated flag, a positional
@@ -66,7 +71,7 @@ class FlagSet {
   std::string Usage() const;
 
  private:
-  enum class Type { kString, kInt64, kUint64, kBool };
+  enum class Type { kString, kInt64, kUint64, kBool, kStringList };
   struct Flag {
     std::string name;
     Type type;

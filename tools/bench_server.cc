@@ -1,14 +1,21 @@
 // warmledger-bench --server=HOST:PORT: measures donations through a running
 // warmledgerd over gRPC, as a charity office or a campaign front end would
-// send them.
+// send them, or (--workload=checkout) purchases, voucher redemptions and
+// refunds as the shops' checkout would.
 //
 // Usage:
 //   warmledger-bench --server=HOST:PORT [--token=T] [--mode=unary|batch]
+//                    [--workload=donations|checkout] [--charity_fund=ACCOUNT]
 //                    [--callers=N] [--batch=N] [--entries=N] [--seed=N]
 //                    [--deadline_ms=N] [--server_pid=PID]
 //
 //   --server=HOST:PORT  the server (required)
-//   --token=T           bearer token (a clerk or admin); none for --dev
+//   --token=T           bearer token (a clerk or admin; admin for checkout,
+//                       which needs clerk and mall rights); none for --dev
+//   --workload=W        donations (default) or checkout (below)
+//   --charity_fund=A    checkout: the server's charity fund, where purchase
+//                       contributions go (default fund/general); opened by
+//                       the set-up if the server has no such account yet
 //   --mode=M            unary: one Ledger.Donate per call; batch (default):
 //                       --batch donations per Ledger.SubmitBatch
 //   --callers=N         concurrent callers, 1..256 (default 64 for unary, 4
@@ -53,6 +60,25 @@
 // in-process mode's. Exit status: 0 success, 1 a failure (including any
 // failed call or operation), 2 a usage error.
 //
+// --workload=checkout measures the Warm Mall checkout instead (Checkout
+// service): set-up (untimed) opens a fund "fund/bench-<run>" and 16 stores
+// (MERCHANT accounts), registers 64 recipients with synthetic ID numbers
+// (redrawn when an earlier run registered the same one), funds the fund with
+// one donation and issues 256 vouchers from it, each accepted at every store,
+// valid for 24 hours and worth the most the operations mapped to it could
+// redeem. The timed phase is --entries operations, operation i
+// being a purchase (80%), a voucher redemption (15%) or a refund (5%) by a
+// function of (seed, i): purchases of 1..20000 fen at store i mod 16 with
+// order id "<run>:<i>" (every fourth with a member), redemptions of 1..2000
+// fen of voucher i mod 256, refunds (every other one partial) of a purchase
+// the same caller already saw confirmed (a refund slot with none becomes a
+// purchase). Batch mode sends --batch of them per SubmitCheckoutBatch, unary
+// mode one RecordPurchase, RedeemVoucher or RecordRefund per call. Every
+// result is checked (OK, a seq, not a duplicate, the redeemed amount, the
+// lot); failures are counted by code ("errors_by_code"). Its JSON line has
+// mode "server-checkout-unary" or "server-checkout-batch", and purchases,
+// redemptions, refunds and errors_by_code in place of donations.
+//
 // Money is int64 fen throughout; floating point is used only for timing.
 
 #include "tools/bench_server.h"
@@ -72,7 +98,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <deque>
+#include <functional>
 #include <latch>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -225,10 +254,13 @@ std::string Describe(const grpc::Status& status) {
 // ---- Flags. ----
 
 enum class Mode { kUnary, kBatch };
+enum class Workload { kDonations, kCheckout };
 
 struct Flags {
   std::string server;
   std::string token;
+  Workload workload = Workload::kDonations;
+  std::string charity_fund = "fund/general";  // checkout: the server's charity fund
   Mode mode = Mode::kBatch;
   uint64_t callers = 0;  // 0: the mode's default
   uint64_t batch = 1000;
@@ -243,6 +275,8 @@ inline constexpr uint64_t kBatchCallersDefault = 4;
 
 constexpr char kUsage[] =
     "usage: warmledger-bench --server=HOST:PORT [--token=T] [--mode=unary|batch (default batch)]\n"
+    "                        [--workload=donations|checkout (default donations)]\n"
+    "                        [--charity_fund=ACCOUNT (checkout; default fund/general)]\n"
     "                        [--callers=N (1..256; default 64 unary, 4 batch)]\n"
     "                        [--batch=N (1..4096, default 1000)]\n"
     "                        [--entries=N (donations, default 200000)] [--seed=N (default 1)]\n"
@@ -296,6 +330,18 @@ std::optional<UsageError> ParseFlags(const std::vector<std::string>& args, Flags
     } else if (name == "token") {
       if (value.empty()) return UsageError{"--token needs a token"};
       flags->token = std::string(value);
+    } else if (name == "workload") {
+      if (value == "donations") {
+        flags->workload = Workload::kDonations;
+      } else if (value == "checkout") {
+        flags->workload = Workload::kCheckout;
+      } else {
+        return UsageError{
+            Format("--workload=%s: donations or checkout", std::string(value).c_str())};
+      }
+    } else if (name == "charity_fund") {
+      if (value.empty()) return UsageError{"--charity_fund needs an account"};
+      flags->charity_fund = std::string(value);
     } else if (name == "mode") {
       if (value == "unary") {
         flags->mode = Mode::kUnary;
@@ -374,6 +420,7 @@ std::optional<uint64_t> GetHeadSeq(pb::Ledger::Stub& stub, const Flags& flags, s
 // bytes: the run is at most 20 + 1 + 16 characters.
 struct RunNames {
   std::string run;
+  uint64_t key = 0;  // the run id as a number: seeds the checkout set-up's ID numbers
   std::string fund;
   std::vector<std::string> donors;
 
@@ -390,6 +437,7 @@ RunNames MakeRunNames(uint64_t seed) {
                                 .count());
   RunNames names;
   names.run = Format("%" PRIu64 "-%" PRIx64, seed, now_us);
+  names.key = Mix64(Mix64(seed) ^ now_us);
   names.fund = "fund/bench-" + names.run;
   for (size_t i = 0; i < kDonorsCount; ++i) {
     names.donors.push_back(Format("donor/bench-%s-%04zu", names.run.c_str(), i));
@@ -397,9 +445,64 @@ RunNames MakeRunNames(uint64_t seed) {
   return names;
 }
 
-// Opens the fund and the donors in one SubmitBatch. Retries a call that
-// failed as a whole with a code that may be transient, with the same client
-// ids; the server answers what an earlier attempt wrote as duplicates.
+// Submits one untimed SubmitBatch. Retries a call that failed as a whole
+// with a code that may be transient, with the same client ids; the server
+// answers what an earlier attempt wrote as duplicates. Per-operation results
+// are the caller's to check; false (with `error`) if the call failed.
+bool SubmitSetupBatch(pb::Ledger::Stub& stub, const Flags& flags, const char* what,
+                      const pb::BatchRequest& request, pb::BatchResponse* response,
+                      std::string* error) {
+  for (int attempt = 1; attempt <= kSetupAttemptsMax; ++attempt) {
+    grpc::ClientContext context;
+    PrepareContext(flags, CallKind::kUntimed, &context);
+    response->Clear();
+    const grpc::Status status = stub.SubmitBatch(&context, request, response);
+    if (!status.ok()) {
+      *error = Format("%s SubmitBatch: %s", what, Describe(status).c_str());
+      const grpc::StatusCode code = status.error_code();
+      if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+          code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        std::this_thread::sleep_for(kQueueFullBackoffMax * attempt);
+        continue;
+      }
+      return false;
+    }
+    if (response->results_size() != request.operations_size()) {
+      *error = Format("%s SubmitBatch: %d results for %d operations", what,
+                      response->results_size(), request.operations_size());
+      return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+// The client id of a batch operation, for error messages.
+std::string BatchClientId(const pb::BatchOperation& op) {
+  switch (op.op_case()) {
+    case pb::BatchOperation::kOpenAccount: return op.open_account().client_id();
+    case pb::BatchOperation::kDonate: return op.donate().client_id();
+    case pb::BatchOperation::kRegisterRecipient: return op.register_recipient().client_id();
+    default: return "?";
+  }
+}
+
+// Checks that every operation of a set-up batch succeeded.
+bool CheckSetupResults(const char* what, const pb::BatchRequest& request,
+                       const pb::BatchResponse& response, std::string* error) {
+  for (int i = 0; i < response.results_size(); ++i) {
+    const pb::BatchResult& r = response.results(i);
+    if (r.code() != 0 || r.result().seq() == 0) {
+      *error = Format("%s operation %d (%s): %s: %s", what, i,
+                      BatchClientId(request.operations(i)).c_str(),
+                      CodeName(static_cast<grpc::StatusCode>(r.code())), r.message().c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+// Opens the fund and the donors in one SubmitBatch.
 bool RunSetup(pb::Ledger::Stub& stub, const Flags& flags, const RunNames& names,
               std::string* error) {
   pb::BatchRequest request;
@@ -416,38 +519,9 @@ bool RunSetup(pb::Ledger::Stub& stub, const Flags& flags, const RunNames& names,
     donor->set_kind(pb::DONOR);
     donor->set_name(Format("Bench donor %04zu", i));
   }
-  for (int attempt = 1; attempt <= kSetupAttemptsMax; ++attempt) {
-    grpc::ClientContext context;
-    PrepareContext(flags, CallKind::kUntimed, &context);
-    pb::BatchResponse response;
-    const grpc::Status status = stub.SubmitBatch(&context, request, &response);
-    if (!status.ok()) {
-      *error = "setup SubmitBatch: " + Describe(status);
-      const grpc::StatusCode code = status.error_code();
-      if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-          code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
-        std::this_thread::sleep_for(kQueueFullBackoffMax * attempt);
-        continue;
-      }
-      return false;
-    }
-    if (response.results_size() != request.operations_size()) {
-      *error = Format("setup SubmitBatch: %d results for %d operations", response.results_size(),
-                      request.operations_size());
-      return false;
-    }
-    for (int i = 0; i < response.results_size(); ++i) {
-      const pb::BatchResult& r = response.results(i);
-      if (r.code() != 0 || r.result().seq() == 0) {
-        *error = Format("setup operation %d (%s): %s: %s", i,
-                        request.operations(i).open_account().account().c_str(),
-                        CodeName(static_cast<grpc::StatusCode>(r.code())), r.message().c_str());
-        return false;
-      }
-    }
-    return true;
-  }
-  return false;
+  pb::BatchResponse response;
+  return SubmitSetupBatch(stub, flags, "setup", request, &response, error) &&
+         CheckSetupResults("setup", request, response, error);
 }
 
 // ---- The timed phase. ----
@@ -459,6 +533,12 @@ struct CallerStats {
   uint64_t failed_calls = 0;  // a non-OK status (after retries)
   uint64_t failed_ops = 0;    // donations not confirmed: failed calls' and per-op failures
   uint64_t retries = 0;       // calls repeated after RESOURCE_EXHAUSTED
+  // The checkout workload: operations confirmed, by kind, and failed
+  // operations by their google.rpc code.
+  uint64_t purchases_ok = 0;
+  uint64_t redemptions_ok = 0;
+  uint64_t refunds_ok = 0;
+  std::map<int, uint64_t> errors_by_code;
   std::vector<std::string> error_samples;
 
   void Sample(std::string text) {
@@ -607,15 +687,18 @@ struct TimedResult {
   CallerStats total;        // merged; call_ns sorted
 };
 
+// What one caller does in the timed phase, on its own connected channel.
+using CallerBody = std::function<void(uint64_t caller, const std::shared_ptr<grpc::Channel>&,
+                                      CallerStats& stats)>;
+
 // Connects every caller's channel, then starts the clock and all callers at
 // once. nullopt (with `error`) if a channel cannot connect.
-std::optional<TimedResult> RunTimed(const Flags& flags, const RunNames& names, std::string* error) {
+std::optional<TimedResult> RunTimed(const Flags& flags, const CallerBody& body,
+                                    std::string* error) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
-  std::vector<std::unique_ptr<pb::Ledger::Stub>> stubs;
   for (uint64_t c = 0; c < flags.callers; ++c) {
     // Channel id 0 is the setup's channel.
     channels.push_back(MakeChannel(flags, static_cast<int>(c + 1)));
-    stubs.push_back(pb::Ledger::NewStub(channels.back()));
   }
   for (uint64_t c = 0; c < flags.callers; ++c) {
     if (!WaitConnected(channels[c])) {
@@ -625,7 +708,6 @@ std::optional<TimedResult> RunTimed(const Flags& flags, const RunNames& names, s
     }
   }
 
-  Work work{.flags = &flags, .names = &names};
   std::vector<CallerStats> stats(flags.callers);
   std::latch start_line(static_cast<std::ptrdiff_t>(flags.callers) + 1);
   std::vector<std::thread> threads;
@@ -633,11 +715,7 @@ std::optional<TimedResult> RunTimed(const Flags& flags, const RunNames& names, s
     threads.emplace_back([&, c] {
       stats[c].call_ns.reserve(flags.entries / flags.callers + 16);
       start_line.arrive_and_wait();
-      if (flags.mode == Mode::kUnary) {
-        RunUnaryCaller(work, *stubs[c], stats[c]);
-      } else {
-        RunBatchCaller(work, *stubs[c], stats[c]);
-      }
+      body(c, channels[c], stats[c]);
     });
   }
   const double cpu_start_s = ProcessCpuSeconds();
@@ -660,6 +738,10 @@ std::optional<TimedResult> RunTimed(const Flags& flags, const RunNames& names, s
     total.failed_calls += s.failed_calls;
     total.failed_ops += s.failed_ops;
     total.retries += s.retries;
+    total.purchases_ok += s.purchases_ok;
+    total.redemptions_ok += s.redemptions_ok;
+    total.refunds_ok += s.refunds_ok;
+    for (const auto& [code, count] : s.errors_by_code) total.errors_by_code[code] += count;
     for (std::string& e : s.error_samples) total.Sample(std::move(e));
   }
   std::sort(total.call_ns.begin(), total.call_ns.end());
@@ -683,6 +765,580 @@ int Abort(JsonLine& json, const std::string& what) {
   return 1;
 }
 
+// ---- The checkout workload (--workload=checkout). ----
+
+// Stores opened in the set-up; operations use them round-robin. Every
+// voucher is accepted at all of them (the server allows 64 per voucher).
+inline constexpr size_t kStoresCount = 16;
+// Recipients registered in the set-up; the vouchers go to them in turn.
+inline constexpr size_t kRecipientsCount = 64;
+// Vouchers issued in the set-up; redemption i uses voucher i mod this, so
+// that concurrent callers rarely redeem the same voucher at once.
+inline constexpr size_t kVouchersCount = 256;
+static_assert(kStoresCount + 1 + kRecipientsCount <= kBatchOpsMax);
+// Redemption amounts, fen; each voucher's face value covers its share of
+// the redemptions at the largest amount.
+inline constexpr int64_t kRedeemMaxFen = 2000;
+// The mix, in percent of the timed operations; the rest are refunds.
+inline constexpr uint64_t kPurchasePercent = 80;
+inline constexpr uint64_t kRedeemPercent = 15;
+// Vouchers expire this long after the set-up: far beyond any run.
+inline constexpr auto kVoucherValidity = std::chrono::hours(24);
+// Confirmed purchases a caller keeps to refund later; older ones are dropped.
+inline constexpr size_t kRefundablesMax = 100'000;
+// Redraws of a synthetic recipient whose ID number an earlier run registered.
+inline constexpr int kIdNumberDrawsMax = 20;
+// Erqi District, Zhengzhou: the area code of every synthetic ID number.
+inline constexpr char kAreaCode[] = "410103";
+
+// What the set-up created and the timed phase uses.
+struct CheckoutSetup {
+  std::vector<std::string> stores;
+  std::vector<std::string> recipients;
+  std::vector<std::string> codes;  // one per voucher
+  int64_t voucher_face_fen = 0;
+};
+
+enum class CheckoutKind { kPurchase, kRedeem, kRefund };
+
+// The kind of operation `index`, from the seed and the index alone.
+CheckoutKind KindOf(uint64_t seed, uint64_t index) {
+  const uint64_t roll = Mix64(Mix64(seed ^ 0xc3ec0u) ^ index) % 100;
+  if (roll < kPurchasePercent) return CheckoutKind::kPurchase;
+  if (roll < kPurchasePercent + kRedeemPercent) return CheckoutKind::kRedeem;
+  return CheckoutKind::kRefund;
+}
+
+int64_t RedeemAmountFen(uint64_t seed, uint64_t index) {
+  return 1 + static_cast<int64_t>(Mix64(Mix64(seed ^ 0x7edee3u) ^ index) %
+                                  static_cast<uint64_t>(kRedeemMaxFen));
+}
+
+// A synthetic 18-character resident ID number: area code, a date of birth
+// between 1940 and 1999, a sequence and the ISO 7064 MOD 11-2 check
+// character. Drawn from (run key, recipient, draw) so that runs differ.
+std::string IdNumber(uint64_t run_key, size_t recipient, int draw) {
+  const uint64_t r = Mix64(Mix64(run_key ^ (static_cast<uint64_t>(recipient) << 8)) ^
+                           static_cast<uint64_t>(draw));
+  const int year = 1940 + static_cast<int>(r % 60);
+  const int month = 1 + static_cast<int>((r >> 8) % 12);
+  const int day = 1 + static_cast<int>((r >> 16) % 28);
+  const int sequence = static_cast<int>((r >> 24) % 999) + 1;
+  const std::string body = Format("%s%04d%02d%02d%03d", kAreaCode, year, month, day, sequence);
+  static constexpr int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  int sum = 0;
+  for (size_t i = 0; i < 17; ++i) sum += (body[i] - '0') * kWeights[i];
+  return body + "10X98765432"[sum % 11];
+}
+
+// Issues one voucher, retrying transient failures with the same client id
+// (a retry returns the same code).
+bool IssueSetupVoucher(pb::Vouchers::Stub& stub, const Flags& flags,
+                       const pb::IssueVoucherRequest& request, std::string* code,
+                       std::string* error) {
+  for (int attempt = 1; attempt <= kSetupAttemptsMax; ++attempt) {
+    grpc::ClientContext context;
+    PrepareContext(flags, CallKind::kUntimed, &context);
+    pb::IssueVoucherResponse response;
+    const grpc::Status status = stub.IssueVoucher(&context, request, &response);
+    if (status.ok()) {
+      *code = response.code();
+      return true;
+    }
+    *error = Format("setup IssueVoucher %s: %s", request.client_id().c_str(),
+                    Describe(status).c_str());
+    const grpc::StatusCode c = status.error_code();
+    if (c != grpc::StatusCode::UNAVAILABLE && c != grpc::StatusCode::DEADLINE_EXCEEDED &&
+        c != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      return false;
+    }
+    std::this_thread::sleep_for(kQueueFullBackoffMax * attempt);
+  }
+  return false;
+}
+
+// Opens the fund and the stores, registers the recipients, funds the fund
+// and issues the vouchers. Untimed.
+bool RunCheckoutSetup(const std::shared_ptr<grpc::Channel>& channel, const Flags& flags,
+                      const RunNames& names, CheckoutSetup* setup, std::string* error) {
+  std::unique_ptr<pb::Ledger::Stub> ledger = pb::Ledger::NewStub(channel);
+  std::unique_ptr<pb::Vouchers::Stub> vouchers = pb::Vouchers::NewStub(channel);
+
+  pb::Registry registry;
+  {
+    grpc::ClientContext context;
+    PrepareContext(flags, CallKind::kUntimed, &context);
+    const grpc::Status status = ledger->GetRegistry(&context, pb::GetRegistryRequest(), &registry);
+    if (!status.ok()) {
+      *error = "GetRegistry: " + Describe(status);
+      return false;
+    }
+    if (registry.categories().empty() || registry.communities().empty()) {
+      *error = "the server's registry has no categories or no communities";
+      return false;
+    }
+  }
+
+  // The server's charity fund receives the contributions; a fresh server
+  // has none. One that exists (opened by anyone) is used as it is.
+  {
+    grpc::ClientContext context;
+    PrepareContext(flags, CallKind::kUntimed, &context);
+    pb::GetAccountRequest request;
+    request.set_account(flags.charity_fund);
+    pb::Account account;
+    const grpc::Status status = ledger->GetAccount(&context, request, &account);
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+      pb::BatchRequest open;
+      pb::OpenAccountRequest* fund = open.add_operations()->mutable_open_account();
+      fund->set_client_id("warmledger-bench:open:" + flags.charity_fund);
+      fund->set_account(flags.charity_fund);
+      fund->set_kind(pb::FUND);
+      fund->set_asset(kAsset);
+      fund->set_name("Charity fund (opened by warmledger-bench)");
+      pb::BatchResponse response;
+      if (!SubmitSetupBatch(*ledger, flags, "setup", open, &response, error) ||
+          !CheckSetupResults("setup", open, response, error)) {
+        return false;
+      }
+    } else if (!status.ok()) {
+      *error = Format("GetAccount %s: %s", flags.charity_fund.c_str(), Describe(status).c_str());
+      return false;
+    }
+  }
+
+  // Accounts.
+  pb::BatchRequest opens;
+  pb::OpenAccountRequest* fund = opens.add_operations()->mutable_open_account();
+  fund->set_client_id(names.SetupClientId(0));
+  fund->set_account(names.fund);
+  fund->set_kind(pb::FUND);
+  fund->set_asset(kAsset);
+  fund->set_name("warmledger-bench voucher fund, run " + names.run);
+  for (size_t i = 0; i < kStoresCount; ++i) {
+    setup->stores.push_back(Format("store/bench-%s-%02zu", names.run.c_str(), i));
+    pb::OpenAccountRequest* store = opens.add_operations()->mutable_open_account();
+    store->set_client_id(names.SetupClientId(1 + i));
+    store->set_account(setup->stores.back());
+    store->set_kind(pb::MERCHANT);
+    store->set_asset(kAsset);
+    store->set_name(Format("Bench store %02zu", i));
+  }
+  pb::BatchResponse response;
+  if (!SubmitSetupBatch(*ledger, flags, "setup", opens, &response, error) ||
+      !CheckSetupResults("setup", opens, response, error)) {
+    return false;
+  }
+
+  // Recipients: a person an earlier run registered is drawn again.
+  setup->recipients.assign(kRecipientsCount, "");
+  for (int draw = 0; draw < kIdNumberDrawsMax; ++draw) {
+    pb::BatchRequest registrations;
+    std::vector<size_t> which;
+    for (size_t k = 0; k < kRecipientsCount; ++k) {
+      if (!setup->recipients[k].empty()) continue;
+      pb::RegisterRecipientRequest* r =
+          registrations.add_operations()->mutable_register_recipient();
+      r->set_client_id(Format("%s:p:%zu:%d", names.run.c_str(), k, draw));
+      r->set_id_number(IdNumber(names.key, k, draw));
+      r->set_category(registry.categories(static_cast<int>(k) % registry.categories_size()).code());
+      r->set_community(
+          registry.communities(static_cast<int>(k) % registry.communities_size()).code());
+      which.push_back(k);
+    }
+    if (which.empty()) break;
+    if (!SubmitSetupBatch(*ledger, flags, "setup", registrations, &response, error)) return false;
+    for (size_t j = 0; j < which.size(); ++j) {
+      const pb::BatchResult& r = response.results(static_cast<int>(j));
+      if (r.code() == 0 && !r.recipient().empty()) {
+        setup->recipients[which[j]] = r.recipient();
+      } else if (r.code() != static_cast<int>(grpc::StatusCode::ALREADY_EXISTS)) {
+        *error = Format("setup RegisterRecipient: %s: %s",
+                        CodeName(static_cast<grpc::StatusCode>(r.code())), r.message().c_str());
+        return false;
+      }
+    }
+  }
+  for (const std::string& r : setup->recipients) {
+    if (r.empty()) {
+      *error = "setup: no free synthetic ID number for a recipient";
+      return false;
+    }
+  }
+
+  // Money for the vouchers: operation i may redeem voucher i mod
+  // kVouchersCount, so each voucher is worth the most the operations that
+  // map to it could redeem (the 15% are not spread evenly over them).
+  setup->voucher_face_fen =
+      static_cast<int64_t>(flags.entries / kVouchersCount + 1) * kRedeemMaxFen;
+  pb::BatchRequest funding;
+  pb::DonateRequest* gift = funding.add_operations()->mutable_donate();
+  gift->set_client_id(names.SetupClientId(1 + kStoresCount));
+  gift->set_donor("donor/bench-" + names.run);
+  gift->set_to(names.fund);
+  gift->set_asset(kAsset);
+  gift->set_amount(setup->voucher_face_fen * static_cast<int64_t>(kVouchersCount));
+  gift->set_channel(pb::COMPANY_GIFT);
+  gift->set_create_donor(true);
+  gift->set_donor_name("warmledger-bench voucher sponsor");
+  if (!SubmitSetupBatch(*ledger, flags, "setup", funding, &response, error) ||
+      !CheckSetupResults("setup", funding, response, error)) {
+    return false;
+  }
+
+  // Vouchers: IssueVoucher has no batch form; one call each.
+  const int64_t expires_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          (std::chrono::system_clock::now() + kVoucherValidity).time_since_epoch())
+          .count();
+  for (size_t v = 0; v < kVouchersCount; ++v) {
+    pb::IssueVoucherRequest request;
+    request.set_client_id(Format("%s:v:%zu", names.run.c_str(), v));
+    request.set_from(names.fund);
+    request.set_recipient(setup->recipients[v % kRecipientsCount]);
+    request.set_asset(kAsset);
+    request.set_amount(setup->voucher_face_fen);
+    request.set_expires_us(expires_us);
+    for (const std::string& store : setup->stores) request.add_stores(store);
+    request.set_memo("warmledger-bench");
+    std::string code;
+    if (!IssueSetupVoucher(*vouchers, flags, request, &code, error)) return false;
+    setup->codes.push_back(std::move(code));
+  }
+  return true;
+}
+
+// A purchase this caller saw confirmed, kept to be refunded later.
+struct Refundable {
+  uint64_t index;
+  int64_t amount;
+};
+
+// One caller of the checkout workload. Refunds only purchases this caller
+// already saw confirmed (in an earlier call), so that a refund never races
+// its purchase; when it has none, the refund's slot is a purchase instead.
+class CheckoutCaller {
+ public:
+  CheckoutCaller(Work& work, const CheckoutSetup& setup, CallerStats& stats)
+      : work_(work), flags_(*work.flags), setup_(setup), stats_(stats) {}
+
+  void RunUnary(pb::Checkout::Stub& stub) {
+    uint64_t index = 0;
+    uint64_t claimed = 0;
+    pb::CheckoutItem item;
+    while (work_.Claim(1, &index, &claimed)) {
+      item.Clear();
+      const CheckoutKind kind = Fill(index, &item);
+      pb::CheckoutItemResult result;
+      const grpc::Status status = CallWithRetries(stats_, [&] {
+        grpc::ClientContext context;
+        PrepareContext(flags_, CallKind::kTimed, &context);
+        result.Clear();
+        switch (kind) {
+          case CheckoutKind::kPurchase:
+            return stub.RecordPurchase(&context, item.purchase(), result.mutable_purchase());
+          case CheckoutKind::kRedeem:
+            return stub.RedeemVoucher(&context, item.redeem(), result.mutable_redemption());
+          case CheckoutKind::kRefund:
+            return stub.RecordRefund(&context, item.refund(), result.mutable_refund());
+        }
+        return grpc::Status(grpc::StatusCode::INTERNAL, "no kind");
+      });
+      if (!status.ok()) {
+        ++stats_.failed_calls;
+        FailedOp(index, static_cast<int>(status.error_code()), status.error_message());
+        continue;
+      }
+      Check(index, kind, item, result);
+    }
+  }
+
+  void RunBatch(pb::Checkout::Stub& stub) {
+    pb::CheckoutBatchRequest request;
+    pb::CheckoutBatchResponse response;
+    std::vector<CheckoutKind> kinds;
+    uint64_t first = 0;
+    uint64_t claimed = 0;
+    while (work_.Claim(flags_.batch, &first, &claimed)) {
+      request.Clear();
+      kinds.clear();
+      for (uint64_t i = first; i < first + claimed; ++i) {
+        kinds.push_back(Fill(i, request.add_items()));
+      }
+      const grpc::Status status = CallWithRetries(stats_, [&] {
+        grpc::ClientContext context;
+        PrepareContext(flags_, CallKind::kTimed, &context);
+        response.Clear();
+        grpc::Status s = stub.SubmitCheckoutBatch(&context, request, &response);
+        // As for donations: a batch refused whole because the write queue was
+        // full wrote nothing and is repeated.
+        if (s.ok() && response.results_size() > 0 &&
+            std::all_of(response.results().begin(), response.results().end(),
+                        [](const pb::CheckoutItemResult& r) {
+                          return r.code() ==
+                                 static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED);
+                        })) {
+          return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, response.results(0).message());
+        }
+        return s;
+      });
+      if (!status.ok()) {
+        ++stats_.failed_calls;
+        for (uint64_t k = 0; k < claimed; ++k) {
+          FailedOp(first + k, static_cast<int>(status.error_code()), status.error_message());
+        }
+        continue;
+      }
+      for (uint64_t k = 0; k < claimed; ++k) {
+        if (k >= static_cast<uint64_t>(response.results_size())) {
+          FailedOp(first + k, static_cast<int>(grpc::StatusCode::INTERNAL),
+                   Format("%d results for %" PRIu64 " items", response.results_size(), claimed));
+          continue;
+        }
+        Check(first + k, kinds[k], request.items(static_cast<int>(k)),
+              response.results(static_cast<int>(k)));
+      }
+    }
+  }
+
+ private:
+  std::string OrderId(uint64_t index) const {
+    return Format("%s:%" PRIu64, work_.names->run.c_str(), index);
+  }
+  const std::string& Store(uint64_t index) const {
+    return setup_.stores[index % setup_.stores.size()];
+  }
+
+  CheckoutKind Fill(uint64_t index, pb::CheckoutItem* item) {
+    CheckoutKind kind = KindOf(flags_.seed, index);
+    if (kind == CheckoutKind::kRefund && refundable_.empty()) kind = CheckoutKind::kPurchase;
+    switch (kind) {
+      case CheckoutKind::kPurchase: {
+        pb::PurchaseRequest* p = item->mutable_purchase();
+        p->set_store(Store(index));
+        p->set_order_id(OrderId(index));
+        p->set_asset(kAsset);
+        p->set_amount(DonationAmountFen(flags_.seed, index));
+        if (index % 4 == 0) p->set_member(Format("m-%" PRIu64, index % 1000));
+        break;
+      }
+      case CheckoutKind::kRedeem: {
+        pb::RedeemRequest* r = item->mutable_redeem();
+        r->set_store(Store(index));
+        r->set_order_id(OrderId(index));
+        r->set_code(setup_.codes[index % setup_.codes.size()]);
+        r->set_amount(RedeemAmountFen(flags_.seed, index));
+        break;
+      }
+      case CheckoutKind::kRefund: {
+        const Refundable p = refundable_.front();
+        refundable_.pop_front();
+        pb::RefundRequest* r = item->mutable_refund();
+        r->set_store(Store(p.index));
+        r->set_order_id(OrderId(p.index));
+        r->set_refund_id(Format("%s:r:%" PRIu64, work_.names->run.c_str(), index));
+        // Every other refund is partial.
+        r->set_amount(index % 2 == 0 || p.amount < 2 ? p.amount : p.amount / 2);
+        break;
+      }
+    }
+    return kind;
+  }
+
+  void FailedOp(uint64_t index, int code, const std::string& message) {
+    ++stats_.failed_ops;
+    ++stats_.errors_by_code[code];
+    stats_.Sample(Format("operation %" PRIu64 ": %s: %s", index,
+                         CodeName(static_cast<grpc::StatusCode>(code)), message.c_str()));
+  }
+
+  void Check(uint64_t index, CheckoutKind kind, const pb::CheckoutItem& item,
+             const pb::CheckoutItemResult& r) {
+    if (r.code() != 0) {
+      FailedOp(index, r.code(), r.message());
+      return;
+    }
+    const pb::WriteResult* written = nullptr;
+    bool consistent = false;
+    switch (kind) {
+      case CheckoutKind::kPurchase:
+        written = &r.purchase().result();
+        consistent = r.has_purchase() &&
+                     (r.purchase().contribution() == 0 ||
+                      r.purchase().lot() == r.purchase().result().seq());
+        break;
+      case CheckoutKind::kRedeem:
+        written = &r.redemption().result();
+        consistent = r.has_redemption() && r.redemption().amount() == item.redeem().amount();
+        break;
+      case CheckoutKind::kRefund:
+        written = &r.refund().result();
+        consistent = r.has_refund();
+        break;
+    }
+    if (!consistent || written->seq() == 0 || written->duplicate()) {
+      ++stats_.failed_ops;
+      stats_.Sample(Format("operation %" PRIu64 ": OK but inconsistent (seq %" PRIu64
+                           ", duplicate %d)",
+                           index, written->seq(), written->duplicate() ? 1 : 0));
+      return;
+    }
+    switch (kind) {
+      case CheckoutKind::kPurchase:
+        ++stats_.purchases_ok;
+        if (refundable_.size() == kRefundablesMax) refundable_.pop_front();
+        refundable_.push_back({index, item.purchase().amount()});
+        break;
+      case CheckoutKind::kRedeem:
+        ++stats_.redemptions_ok;
+        break;
+      case CheckoutKind::kRefund:
+        ++stats_.refunds_ok;
+        break;
+    }
+  }
+
+  Work& work_;
+  const Flags& flags_;
+  const CheckoutSetup& setup_;
+  CallerStats& stats_;
+  std::deque<Refundable> refundable_;
+};
+
+int RunCheckoutBench(const Flags& flags) {
+  const bool unary = flags.mode == Mode::kUnary;
+  const uint64_t ops_per_call = unary ? 1 : flags.batch;
+  const char* mode_name = unary ? "checkout-unary" : "checkout-batch";
+  const RunNames names = MakeRunNames(flags.seed);
+  std::printf("warmledger-bench: %s against %s; callers=%" PRIu64 " batch=%" PRIu64
+              " entries=%" PRIu64 " seed=%" PRIu64 " deadline=%" PRIu64
+              " ms run=%s; mix %" PRIu64 "%% purchases, %" PRIu64 "%% redemptions, %" PRIu64
+              "%% refunds\n",
+              mode_name, flags.server.c_str(), flags.callers, ops_per_call, flags.entries,
+              flags.seed, flags.deadline_ms, names.run.c_str(), kPurchasePercent, kRedeemPercent,
+              100 - kPurchasePercent - kRedeemPercent);
+  std::fflush(stdout);
+  JsonLine json;
+  json.String("mode", Format("server-%s", mode_name));
+  json.Integer("callers", flags.callers);
+  json.Integer("batch", ops_per_call);
+  json.Integer("seed", flags.seed);
+  json.String("run", names.run);
+
+  const auto setup_start = SteadyClock::now();
+  std::shared_ptr<grpc::Channel> setup_channel = MakeChannel(flags, 0);
+  if (!WaitConnected(setup_channel)) {
+    return Abort(json, Format("cannot connect to %s within %lld s", flags.server.c_str(),
+                              static_cast<long long>(kConnectWaitMax.count())));
+  }
+  std::unique_ptr<pb::Ledger::Stub> setup_stub = pb::Ledger::NewStub(setup_channel);
+  std::string error;
+  const std::optional<uint64_t> head_start = GetHeadSeq(*setup_stub, flags, &error);
+  if (!head_start) return Abort(json, error);
+  CheckoutSetup setup;
+  if (!RunCheckoutSetup(setup_channel, flags, names, &setup, &error)) return Abort(json, error);
+  const std::optional<uint64_t> head_setup = GetHeadSeq(*setup_stub, flags, &error);
+  if (!head_setup) return Abort(json, error);
+  std::printf("setup: %zu stores, %zu recipients, %zu vouchers of %s fen from %s in %.2f s; "
+              "head seq %" PRIu64 " -> %" PRIu64 "\n",
+              setup.stores.size(), setup.recipients.size(), setup.codes.size(),
+              std::to_string(setup.voucher_face_fen).c_str(), names.fund.c_str(),
+              SecondsSince(setup_start), *head_start, *head_setup);
+  std::fflush(stdout);
+
+  Work work{.flags = &flags, .names = &names};
+  std::optional<TimedResult> timed = RunTimed(
+      flags,
+      [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
+        std::unique_ptr<pb::Checkout::Stub> stub = pb::Checkout::NewStub(channel);
+        CheckoutCaller caller(work, setup, stats);
+        if (unary) {
+          caller.RunUnary(*stub);
+        } else {
+          caller.RunBatch(*stub);
+        }
+      },
+      &error);
+  if (!timed) return Abort(json, error);
+  const CallerStats& s = timed->total;
+  const std::optional<uint64_t> head_end = GetHeadSeq(*setup_stub, flags, &error);
+
+  const uint64_t ops_ok = s.purchases_ok + s.redemptions_ok + s.refunds_ok;
+  const double ops_per_s = static_cast<double>(ops_ok) / timed->wall_s;
+  const double p50_ns = PercentileNanos(s.call_ns, 0.50);
+  const double p99_ns = PercentileNanos(s.call_ns, 0.99);
+  const double max_ns = s.call_ns.empty() ? std::nan("") : static_cast<double>(s.call_ns.back());
+  const uint64_t calls = s.call_ns.size();
+  std::printf("%s: %" PRIu64 " operations written in %.2f s by %" PRIu64 " callers: %.0f ops/s\n",
+              mode_name, ops_ok, timed->wall_s, flags.callers, ops_per_s);
+  std::printf("%s: %" PRIu64 " purchases, %" PRIu64 " redemptions, %" PRIu64 " refunds\n",
+              mode_name, s.purchases_ok, s.redemptions_ok, s.refunds_ok);
+  std::printf("%s: latency per call (%s): p50 %.2f ms, p99 %.2f ms, max %.2f ms over %" PRIu64
+              " calls (%.0f calls/s)\n",
+              mode_name,
+              unary ? "RecordPurchase, RedeemVoucher or RecordRefund"
+                    : Format("SubmitCheckoutBatch of %" PRIu64, ops_per_call).c_str(),
+              Millis(p50_ns), Millis(p99_ns), Millis(max_ns), calls,
+              static_cast<double>(calls) / timed->wall_s);
+  std::printf("%s: CPU over the timed phase: bench %.2f s", mode_name, timed->cpu_s);
+  if (flags.server_pid) std::printf(", server %.2f s", timed->server_cpu_s);
+  std::printf("\n");
+  if (s.retries > 0) {
+    std::printf("%s: %" PRIu64 " calls repeated after RESOURCE_EXHAUSTED (write queue full)\n",
+                mode_name, s.retries);
+  }
+  if (head_end) {
+    std::printf("%s: head seq %" PRIu64 " (%" PRIu64 " entries during the timed phase)\n",
+                mode_name, *head_end, *head_end - *head_setup);
+  } else {
+    std::printf("%s: %s\n", mode_name, error.c_str());
+  }
+  std::string errors_text;
+  for (const auto& [code, count] : s.errors_by_code) {
+    errors_text += Format("%s%s=%" PRIu64, errors_text.empty() ? "" : " ",
+                          CodeName(static_cast<grpc::StatusCode>(code)), count);
+  }
+  const bool failed = s.failed_calls > 0 || s.failed_ops > 0 || ops_ok != flags.entries ||
+                      !head_end;
+  if (failed) {
+    std::printf("%s: PROBLEMS: %" PRIu64 " calls failed, %" PRIu64
+                " operations not confirmed (of %" PRIu64 "); errors by code: %s%s\n",
+                mode_name, s.failed_calls, s.failed_ops, flags.entries,
+                errors_text.empty() ? "none" : errors_text.c_str(),
+                head_end ? "" : "; GetHead failed at the end");
+  } else {
+    std::printf("%s: errors by code: none\n", mode_name);
+  }
+  for (const std::string& e : s.error_samples) std::printf("error sample: %s\n", e.c_str());
+  const double peak_rss_mib = PeakRssMib();
+
+  json.Number("ops_per_s", ops_per_s, 1);
+  json.Number("p50_ms", Millis(p50_ns), 3);
+  json.Number("p99_ms", Millis(p99_ns), 3);
+  json.Number("max_ms", Millis(max_ns), 3);
+  json.Integer("calls", calls);
+  if (head_end) {
+    json.Integer("entries", *head_end);
+  } else {
+    json.Null("entries");
+  }
+  json.Integer("purchases", s.purchases_ok);
+  json.Integer("redemptions", s.redemptions_ok);
+  json.Integer("refunds", s.refunds_ok);
+  json.Integer("failed_calls", s.failed_calls);
+  json.Integer("failed_ops", s.failed_ops);
+  json.String("errors_by_code", errors_text);
+  json.Integer("retries", s.retries);
+  json.Number("timed_s", timed->wall_s, 3);
+  json.Number("bench_cpu_s", timed->cpu_s, 3);
+  json.Number("server_cpu_s", timed->server_cpu_s, 3);
+  json.Number("peak_rss_mib", peak_rss_mib, 1);
+  json.Bool("ok", !failed);
+  std::printf("%s\n", json.Done().c_str());
+  std::fflush(stdout);
+  return failed ? 1 : 0;
+}
+
 }  // namespace
 
 int RunServerBench(const std::vector<std::string>& args) {
@@ -696,6 +1352,7 @@ int RunServerBench(const std::vector<std::string>& args) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (flags.workload == Workload::kCheckout) return RunCheckoutBench(flags);
   const bool unary = flags.mode == Mode::kUnary;
   const uint64_t ops_per_call = unary ? 1 : flags.batch;
   const char* mode_name = unary ? "server-unary" : "server-batch";
@@ -735,7 +1392,18 @@ int RunServerBench(const std::vector<std::string>& args) {
   std::fflush(stdout);
 
   // The timed phase.
-  std::optional<TimedResult> timed = RunTimed(flags, names, &error);
+  Work work{.flags = &flags, .names = &names};
+  std::optional<TimedResult> timed = RunTimed(
+      flags,
+      [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
+        std::unique_ptr<pb::Ledger::Stub> stub = pb::Ledger::NewStub(channel);
+        if (flags.mode == Mode::kUnary) {
+          RunUnaryCaller(work, *stub, stats);
+        } else {
+          RunBatchCaller(work, *stub, stats);
+        }
+      },
+      &error);
   if (!timed) return Abort(json, error);
   const CallerStats& s = timed->total;
   const std::optional<uint64_t> head_end = GetHeadSeq(*setup_stub, flags, &error);

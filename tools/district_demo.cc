@@ -23,9 +23,16 @@
 // allocations from the general fund to the education and scholarship funds,
 // and then the spending: benches, five house repairs, scholarships and
 // education aid to children, cash aid by category, meal-aid payments,
-// management costs, disaster cash aid and relief goods. Counts and the money
-// driven by them scale with --scale; the two named projects keep their real
-// amounts.
+// management costs, disaster cash aid and relief goods. Then the checkout
+// (through SubmitCheckoutBatch): five stores (the charity supermarket and four
+// Warm Mall shops, merchant accounts opened with the other accounts), 20,000
+// purchases over a year (1.72 million yuan of sales, 34,400 yuan of 2%
+// contributions to the general fund; a third with a member), refunds of one
+// purchase in 50 (full, half, or two quarters), 1,260 aid vouchers of 1,000
+// yuan (1.26 million yuan) from the general fund to recipients, redeemed in
+// full, in part or not yet at the supermarket (some also at the Warm Mall
+// grocery), and one unused voucher voided. Counts and the money driven by
+// them scale with --scale; the two named projects keep their real amounts.
 //
 // Determinism: every operation and client id ("demo/<seed>/<kind>/<n>")
 // follows from the seed, the scale and the server's registry alone, and
@@ -35,7 +42,11 @@
 // holds. Before writing, the server's fund summaries must be a prefix of the
 // plan (empty, a partial or a complete earlier run of the same seed and
 // scale); a ledger holding another district is refused. After the load the
-// summaries must equal the plan.
+// summaries, and the settlement of every demo store, must equal the plan.
+// The contributions are planned at the server's default rate (2%, half up);
+// a server configured otherwise is refused at the first purchase. Vouchers
+// are issued by kVoucherCallers concurrent IssueVoucher calls (there is no
+// batch form), so which lots each voucher draws may differ between runs.
 //
 // Output: progress lines (about every 10%), a summary, the fund summaries,
 // and a few trace codes with the commands to follow them.
@@ -47,6 +58,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cinttypes>
@@ -56,6 +68,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -132,6 +145,39 @@ inline constexpr int64_t kEducationAidFen = 100'000;   // 1,000 yuan: tuition an
 inline constexpr int64_t kReliefCashAidFen = 100'000;  // 1,000 yuan a disaster victim
 inline constexpr int64_t kReliefGoodsBp = 6'000;       // of what relief raised
 inline constexpr int kReliefGoodsPurchasesCount = 10;
+// Checkout (DOMAIN.md): 2% of each sale goes to the general fund; ~34,400
+// yuan of contributions means ~1.72 million yuan of sales: 20,000 purchases
+// averaging 86 yuan. The demo plans with the server's default rate and
+// checks every answer against it.
+inline constexpr int64_t kPurchasesCount = 20'000;
+inline constexpr int64_t kPurchaseMeanFen = 8'600;
+inline constexpr size_t kPurchaseBlockCount = 100;  // each block sums exactly
+inline constexpr int64_t kContributionRateBp = 200;
+// One purchase in this many is refunded (alternately in full and in half);
+// one in kTwoRefundsEvery of those gets two partial refunds instead.
+inline constexpr size_t kRefundEvery = 50;
+inline constexpr size_t kTwoRefundsEvery = 10;
+// Aid vouchers: 1.26 million yuan in vouchers of 1,000 yuan (a household's
+// supermarket aid for a year); fewer, larger vouchers keep the unary calls few.
+inline constexpr int64_t kVouchersCount = 1'260;
+inline constexpr int64_t kVoucherFaceFen = 100'000;
+// Far ahead, so that a rerun, whenever it happens, asks for exactly the same
+// vouchers (an expiry derived from the clock would differ, and the server
+// would refuse the retry as another voucher under the same client id):
+// 2099-12-31T00:00:00+08:00.
+inline constexpr int64_t kVoucherExpiresUs = 4'102'329'600'000'000;
+// IssueVoucher has no batch form: the vouchers are issued by this many
+// concurrent callers, so their order in the ledger (and so which lots each
+// one draws) may differ between runs; the totals do not.
+inline constexpr size_t kVoucherCallers = 32;
+// The shops' own sale times are spread over one year from 2024-01-01T00:00
+// China time (the ledger times are the server's).
+inline constexpr int64_t kSalePeriodStartUs = 1'704'038'400'000'000;
+inline constexpr int64_t kSalePeriodUs = 365LL * 86'400 * 1'000'000;
+// Basket amounts at the till.
+inline constexpr int64_t kBasketTableFen[] = {990,  1'550, 2'880, 3'600,  4'990,  6'800,
+                                              8'800, 9'900, 12'800, 15'800, 19'900, 25'800};
+
 // The one area code of every synthetic ID number: Erqi District, Zhengzhou.
 inline constexpr char kAreaCode[] = "410103";
 
@@ -254,6 +300,8 @@ enum Stream : uint64_t {
   kStreamRelief = 3,
   kStreamElderlyHome = 4,
   kStreamLayout = 5,
+  kStreamPurchases = 6,
+  kStreamCheckout = 7,
 };
 
 // ---- Flags. ----
@@ -471,6 +519,37 @@ struct Figures {
   int64_t spent = 0;
   int64_t held = 0;
   uint64_t donations = 0;
+  int64_t contributions = 0;      // purchase contributions in
+  int64_t refund_reversals = 0;   // reversed by refunds, out
+  int64_t vouchers_issued = 0;    // face values out
+  int64_t vouchers_returned = 0;  // unredeemed value back in (the voided voucher)
+};
+
+// A store's figures as GetStoreSettlement reports them for all time.
+struct StoreFigures {
+  uint64_t purchases = 0;
+  int64_t purchase_amount = 0;
+  int64_t contributions = 0;
+  uint64_t refunds = 0;
+  int64_t refund_amount = 0;
+  int64_t reversals = 0;
+  uint64_t redemptions = 0;
+  int64_t redeemed = 0;
+};
+
+// The demo's stores: the office's charity supermarket and four Warm Mall
+// shops. Vouchers are accepted at the first two.
+struct StoreInfo {
+  const char* account;
+  const char* name;
+  int64_t weight;  // share of the purchases
+};
+inline constexpr StoreInfo kStores[] = {
+    {"store/charity-supermarket", "Warm Erqi charity supermarket", 60},
+    {"store/warm-mall-grocery", "Warm Mall: grocery", 15},
+    {"store/warm-mall-household", "Warm Mall: household goods", 10},
+    {"store/warm-mall-fresh", "Warm Mall: fresh vegetables and fruit", 10},
+    {"store/warm-mall-pharmacy", "Warm Mall: pharmacy", 5},
 };
 
 struct Recipient {
@@ -508,11 +587,20 @@ struct ShownTrace {
 
 // A named run of operations. `build` writes operation `index` (0-based within
 // the phase) into a BatchOperation; `done` sees its result once it succeeded.
+// A checkout phase sets `checkout` (SubmitCheckoutBatch) instead of `build`;
+// a phase of calls that have no batch form sets `unary`, which makes call
+// `index` on a fresh context and says whether the server answered it as a
+// duplicate; `callers` of them run at once.
+class Client;
 struct Phase {
   std::string name;
   size_t count = 0;
   std::function<void(size_t index, v1::BatchOperation* op)> build;
   std::function<void(size_t index, const v1::BatchResult& result)> done;
+  std::function<void(size_t index, v1::CheckoutItem* item)> checkout;
+  std::function<void(size_t index, const v1::CheckoutItemResult& result)> checkout_done;
+  std::function<grpc::Status(Client& client, size_t index, bool* duplicate)> unary;
+  size_t callers = 1;
 };
 
 void ToProto(const Op& op, const std::vector<std::string>& recipient_ids,
@@ -684,6 +772,19 @@ class Plan {
   size_t scholarships_count() const { return scholarships_count_; }
   size_t cash_aid_count() const { return cash_aid_count_; }
   const std::vector<CategoryPlan>& categories() const { return categories_; }
+  const std::map<std::string, StoreFigures>& stores() const { return stores_; }
+  size_t purchases_count() const { return purchases_.size(); }
+  int64_t sales_fen() const { return sales_fen_; }
+  size_t members_count() const { return members_count_; }
+  size_t refunds_count() const { return refunds_.size(); }
+  size_t partial_refunds_count() const { return partial_refunds_count_; }
+  size_t vouchers_count() const { return vouchers_.size(); }
+  size_t redemptions_count() const { return redemptions_.size(); }
+  const Figures& general() const { return figures_.at("fund/general"); }
+  int64_t redeemed_fen() const { return redeemed_fen_; }
+  std::optional<size_t> voided_voucher() const { return voided_; }
+  const std::string& voucher_code(size_t v) const { return voucher_codes_.at(v); }
+  uint64_t voucher_number(size_t v) const { return voucher_numbers_.at(v); }
 
  private:
   std::string Id(const std::string& kind, uint64_t n) const {
@@ -791,7 +892,37 @@ class Plan {
   }
 
   void PlanRecipients();
+  void PlanCheckout();
   void Build();
+  // The calls of the unary phases (defined after Client).
+  grpc::Status IssueVoucher(Client& client, size_t v, bool* duplicate);
+  grpc::Status VoidVoucher(Client& client, size_t v, bool* duplicate);
+
+  // A sale at a store; its contribution at the planned rate.
+  struct Purchase {
+    size_t store = 0;
+    int64_t amount = 0;
+    int64_t contribution = 0;
+    std::string member;
+    int64_t refunded = 0;  // by all its refunds
+    int64_t reversed = 0;  // their reversals
+  };
+  struct Refund {
+    size_t purchase = 0;
+    size_t number = 0;  // 1-based, names the refund id
+    int64_t amount = 0;
+    int64_t reversal = 0;
+  };
+  struct PlannedVoucher {
+    size_t recipient = 0;
+    bool also_grocery = false;  // accepted at the Warm Mall grocery as well
+  };
+  struct Redemption {
+    size_t voucher = 0;
+    size_t part = 0;  // 1-based, names the order
+    size_t store = 0;
+    int64_t amount = 0;
+  };
 
   const uint64_t seed_;
   const int64_t scale_parts_;
@@ -814,6 +945,18 @@ class Plan {
   int64_t disbursed_fen_ = 0;
   size_t scholarships_count_ = 0;
   size_t cash_aid_count_ = 0;
+  std::map<std::string, StoreFigures> stores_;
+  std::vector<Purchase> purchases_;
+  std::vector<Refund> refunds_;
+  std::vector<PlannedVoucher> vouchers_;
+  std::vector<Redemption> redemptions_;
+  std::vector<std::string> voucher_codes_;    // filled by the issue results
+  std::vector<uint64_t> voucher_numbers_;     // likewise
+  std::optional<size_t> voided_;
+  int64_t sales_fen_ = 0;
+  size_t members_count_ = 0;
+  size_t partial_refunds_count_ = 0;
+  int64_t redeemed_fen_ = 0;
 };
 
 // Recipients are drawn one after another from one stream, so recipient n is
@@ -895,6 +1038,11 @@ void Plan::Build() {
        "Relief goods wholesaler");
   Open(opens, "expense/administration", K::EXPENSE, false, false,
        "Office administration (management costs)");
+  for (const StoreInfo& store : kStores) {
+    Open(opens, store.account, K::MERCHANT, false, false, store.name);
+    opens.back().open_asset = kAsset;  // a store sells in CNY; it holds no fund
+    stores_[store.account];
+  }
   AddPhase("accounts", std::move(opens));
 
   // ---- Recipients. ----
@@ -1114,15 +1262,225 @@ void Plan::Build() {
   }
   AddPhase("spending", std::move(pays));
 
-  // The plan as a whole: conservation in the model.
+  PlanCheckout();
+
+  // The plan as a whole: conservation in the model. Contributions come from
+  // the stores (net of reversals); what vouchers took and did not give back
+  // sits in them or was redeemed at the stores.
   int64_t held = 0;
+  int64_t net_contributions = 0;
+  int64_t in_vouchers = 0;
   for (const auto& [account, f] : figures_) {
-    DEMO_CHECK(f.held == f.raised + f.allocated_in - f.allocated_out - f.spent,
+    DEMO_CHECK(f.held == f.raised + f.allocated_in - f.allocated_out - f.spent +
+                             f.contributions - f.refund_reversals - f.vouchers_issued +
+                             f.vouchers_returned,
                "model balances " + account);
     DEMO_CHECK(f.held >= 0, "model never negative " + account);
     held += f.held;
+    net_contributions += f.contributions - f.refund_reversals;
+    in_vouchers += f.vouchers_issued - f.vouchers_returned;
   }
-  DEMO_CHECK(held + disbursed_fen_ == raised_fen_, "model conserves money");
+  DEMO_CHECK(in_vouchers >= redeemed_fen_, "vouchers never redeem more than they hold");
+  DEMO_CHECK(held + disbursed_fen_ + in_vouchers == raised_fen_ + net_contributions,
+             "model conserves money");
+}
+
+// Half up to the fen, as the server rounds contributions and reversals
+// (ledger/types.h ProportionOf).
+int64_t ProportionOf(int64_t total, int64_t part, int64_t whole) {
+  const __int128 product = static_cast<__int128>(total) * part;
+  return static_cast<int64_t>((product * 2 + whole) / (static_cast<__int128>(whole) * 2));
+}
+
+// Purchases over the year at the five stores (members on about one in
+// three), refunds of one in kRefundEvery of them, vouchers from the general
+// fund to recipients, their redemptions (full, partial or none) and one
+// voided voucher. Purchases are drawn in prefix-stable blocks like gifts.
+void Plan::PlanCheckout() {
+  Figures& general = figures_.at("fund/general");
+  const size_t purchase_count = static_cast<size_t>(Scaled(kPurchasesCount));
+  const std::vector<int64_t> amounts = CampaignAmounts(
+      seed_, kStreamPurchases, purchase_count, kPurchaseBlockCount,
+      kPurchaseMeanFen * static_cast<int64_t>(kPurchaseBlockCount), kBasketTableFen,
+      std::size(kBasketTableFen), 100);
+  int64_t store_weight_sum = 0;
+  for (const StoreInfo& store : kStores) store_weight_sum += store.weight;
+  for (size_t i = 0; i < purchase_count; ++i) {
+    Rng rng(seed_, kStreamCheckout, i);
+    Purchase p;
+    int64_t pick = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(store_weight_sum)));
+    for (p.store = 0; pick >= kStores[p.store].weight; ++p.store) pick -= kStores[p.store].weight;
+    p.amount = amounts[i];
+    p.contribution = ProportionOf(p.amount, kContributionRateBp, 10'000);
+    if (rng.Below(3) == 0) {
+      p.member = Format("member/%05" PRIu64, rng.Below(5'000) + 1);
+      members_count_ += 1;
+    }
+    StoreFigures& sf = stores_.at(kStores[p.store].account);
+    sf.purchases += 1;
+    sf.purchase_amount += p.amount;
+    sf.contributions += p.contribution;
+    general.contributions += p.contribution;
+    general.held += p.contribution;
+    sales_fen_ += p.amount;
+    purchases_.push_back(std::move(p));
+  }
+  const auto refund = [&](size_t i, int64_t amount) {
+    Purchase& p = purchases_[i];
+    DEMO_CHECK(amount > 0 && p.refunded + amount <= p.amount, "refund within the sale");
+    p.refunded += amount;
+    const int64_t reversal = ProportionOf(p.contribution, p.refunded, p.amount) - p.reversed;
+    p.reversed += reversal;
+    refunds_.push_back({i, refunds_.size() + 1, amount, reversal});
+    StoreFigures& sf = stores_.at(kStores[p.store].account);
+    sf.refunds += 1;
+    sf.refund_amount += amount;
+    sf.reversals += reversal;
+    general.refund_reversals += reversal;
+    if (reversal > 0) Spend("fund/general", reversal);
+  };
+  for (size_t i = kRefundEvery / 2, n = 0; i < purchases_.size(); i += kRefundEvery, ++n) {
+    const int64_t amount = purchases_[i].amount;
+    if (n % kTwoRefundsEvery == kTwoRefundsEvery - 1 && amount >= 4) {
+      refund(i, amount / 4);  // two partial refunds of a quarter each
+      refund(i, amount / 4);
+      partial_refunds_count_ += 2;
+    } else if (n % 2 == 1 && amount >= 2) {
+      refund(i, amount / 2);
+      partial_refunds_count_ += 1;
+    } else {
+      refund(i, amount);
+    }
+  }
+  {
+    Phase phase;
+    phase.name = "purchases";
+    phase.count = purchases_.size();
+    phase.checkout = [this](size_t i, v1::CheckoutItem* item) {
+      const Purchase& p = purchases_[i];
+      v1::PurchaseRequest* r = item->mutable_purchase();
+      r->set_store(kStores[p.store].account);
+      r->set_order_id(Format("order/%zu", i + 1));
+      r->set_asset(kAsset);
+      r->set_amount(p.amount);
+      r->set_member(p.member);
+      r->set_sale_time_us(kSalePeriodStartUs +
+                          static_cast<int64_t>(i) * (kSalePeriodUs / static_cast<int64_t>(
+                                                                        purchases_.size())));
+    };
+    phase.checkout_done = [this](size_t i, const v1::CheckoutItemResult& r) {
+      if (r.purchase().contribution() != purchases_[i].contribution) {
+        Fail(Format("purchase order/%zu: the server's contribution is %s yuan at %u bp; this "
+                    "demo plans with %" PRId64 " bp (%s yuan); load it into a server with the "
+                    "default purchase contribution rate",
+                    i + 1, Yuan(r.purchase().contribution()).c_str(), r.purchase().rate_bp(),
+                    kContributionRateBp, Yuan(purchases_[i].contribution).c_str()));
+      }
+    };
+    phases_.push_back(std::move(phase));
+  }
+  {
+    Phase phase;
+    phase.name = "refunds";
+    phase.count = refunds_.size();
+    phase.checkout = [this](size_t i, v1::CheckoutItem* item) {
+      const Refund& f = refunds_[i];
+      v1::RefundRequest* r = item->mutable_refund();
+      r->set_store(kStores[purchases_[f.purchase].store].account);
+      r->set_order_id(Format("order/%zu", f.purchase + 1));
+      r->set_refund_id(Format("refund/%zu", f.number));
+      r->set_amount(f.amount);
+    };
+    phase.checkout_done = [this](size_t i, const v1::CheckoutItemResult& r) {
+      if (r.refund().reversal() != refunds_[i].reversal) {
+        Fail(Format("refund/%zu: the server reversed %s yuan, the plan %s", i + 1,
+                    Yuan(r.refund().reversal()).c_str(), Yuan(refunds_[i].reversal).c_str()));
+      }
+    };
+    phases_.push_back(std::move(phase));
+  }
+
+  // Vouchers: to recipients of the categories the general fund helps, in a
+  // seeded stride through the register, while the fund can pay them.
+  std::vector<size_t> eligible;
+  for (size_t i = 0; i < recipients_.size(); ++i) {
+    const CategoryPlan& c = categories_[recipients_[i].category];
+    if (c.source == AidSource::kGeneralFund && !c.student) eligible.push_back(i);
+  }
+  if (eligible.empty()) {
+    for (size_t i = 0; i < recipients_.size(); ++i) eligible.push_back(i);
+  }
+  const size_t voucher_count = static_cast<size_t>(Scaled(kVouchersCount));
+  for (size_t v = 0; v < voucher_count && CanSpend("fund/general", kVoucherFaceFen); ++v) {
+    Spend("fund/general", kVoucherFaceFen);
+    general.vouchers_issued += kVoucherFaceFen;
+    vouchers_.push_back({eligible[(v * 7919) % eligible.size()], v % 5 == 4});
+  }
+  voucher_codes_.assign(vouchers_.size(), "");
+  voucher_numbers_.assign(vouchers_.size(), 0);
+  {
+    Phase phase;
+    phase.name = "vouchers";
+    phase.count = vouchers_.size();
+    phase.callers = kVoucherCallers;
+    phase.unary = [this](Client& client, size_t v, bool* duplicate) {
+      return IssueVoucher(client, v, duplicate);
+    };
+    phases_.push_back(std::move(phase));
+  }
+  // Redemptions: six in ten vouchers are used up in one to three visits,
+  // three in ten partly, one in ten not yet; the first of those is voided.
+  for (size_t v = 0; v < vouchers_.size(); ++v) {
+    Rng rng(seed_, kStreamCheckout, purchase_count + v);
+    const uint64_t roll = rng.Below(10);
+    const int64_t target = roll < 6 ? kVoucherFaceFen
+                           : roll < 9 ? kVoucherFaceFen * rng.Between(20, 80) / 100
+                                      : 0;
+    if (target == 0) {
+      if (!voided_) voided_ = v;
+      continue;
+    }
+    const size_t parts = static_cast<size_t>(rng.Between(1, roll < 6 ? 3 : 2));
+    int64_t left = target;
+    for (size_t k = 1; k <= parts && left > 0; ++k) {
+      const int64_t amount =
+          k == parts ? left : std::max<int64_t>(1, left * rng.Between(30, 70) / 100);
+      left -= amount;
+      const size_t store = vouchers_[v].also_grocery && rng.Below(2) == 1 ? 1 : 0;
+      redemptions_.push_back({v, k, store, amount});
+      StoreFigures& sf = stores_.at(kStores[store].account);
+      sf.redemptions += 1;
+      sf.redeemed += amount;
+      redeemed_fen_ += amount;
+    }
+  }
+  if (voided_) {
+    general.vouchers_returned += kVoucherFaceFen;
+    general.held += kVoucherFaceFen;
+    Phase phase;
+    phase.name = "voided voucher";
+    phase.count = 1;
+    phase.unary = [this](Client& client, size_t, bool* duplicate) {
+      return VoidVoucher(client, *voided_, duplicate);
+    };
+    phases_.push_back(std::move(phase));
+  }
+  {
+    Phase phase;
+    phase.name = "redemptions";
+    phase.count = redemptions_.size();
+    phase.checkout = [this](size_t i, v1::CheckoutItem* item) {
+      const Redemption& d = redemptions_[i];
+      const std::string& code = voucher_codes_.at(d.voucher);
+      DEMO_CHECK(!code.empty(), "voucher code known before redeeming");
+      v1::RedeemRequest* r = item->mutable_redeem();
+      r->set_store(kStores[d.store].account);
+      r->set_order_id(Format("voucher-order/%zu-%zu", d.voucher + 1, d.part));
+      r->set_code(code);
+      r->set_amount(d.amount);
+    };
+    phases_.push_back(std::move(phase));
+  }
 }
 
 // ---- The connection. ----
@@ -1135,6 +1493,8 @@ class Client {
     args.SetMaxSendMessageSize(kMessageBytesMax);
     channel_ = grpc::CreateCustomChannel(flags.server, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::Ledger::NewStub(channel_);
+    checkout_ = v1::Checkout::NewStub(channel_);
+    vouchers_ = v1::Vouchers::NewStub(channel_);
   }
 
   // Calls `rpc` with a fresh context (deadline, token) until it is not a
@@ -1166,13 +1526,17 @@ class Client {
   }
 
   v1::Ledger::Stub& stub() { return *stub_; }
+  v1::Checkout::Stub& checkout() { return *checkout_; }
+  v1::Vouchers::Stub& vouchers() { return *vouchers_; }
   uint64_t retries() const { return retries_; }
 
  private:
   const Flags& flags_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Ledger::Stub> stub_;
-  uint64_t retries_ = 0;
+  std::unique_ptr<v1::Checkout::Stub> checkout_;
+  std::unique_ptr<v1::Vouchers::Stub> vouchers_;
+  std::atomic<uint64_t> retries_{0};  // unary phases call from several threads
 };
 
 [[noreturn]] void FailRpc(const char* what, const grpc::Status& status) {
@@ -1185,6 +1549,45 @@ class Client {
   }
   Fail(Format("%s: %s: %s%s", what, CodeName(status.error_code()),
               status.error_message().c_str(), hint.c_str()));
+}
+
+grpc::Status Plan::IssueVoucher(Client& client, size_t v, bool* duplicate) {
+  const PlannedVoucher& planned = vouchers_[v];
+  const std::string& recipient = recipient_ids_.at(planned.recipient);
+  DEMO_CHECK(!recipient.empty(), "recipient id known before issuing a voucher");
+  v1::IssueVoucherRequest request;
+  request.set_client_id(Id("voucher", v + 1));
+  request.set_from("fund/general");
+  request.set_recipient(recipient);
+  request.set_asset(kAsset);
+  request.set_amount(kVoucherFaceFen);
+  request.set_expires_us(kVoucherExpiresUs);
+  request.add_stores(kStores[0].account);
+  if (planned.also_grocery) request.add_stores(kStores[1].account);
+  request.set_memo("aid voucher for the charity supermarket");
+  v1::IssueVoucherResponse response;
+  const grpc::Status status = client.WithRetries("IssueVoucher", [&](grpc::ClientContext* c) {
+    return client.vouchers().IssueVoucher(c, request, &response);
+  });
+  if (status.ok()) {
+    *duplicate = response.result().duplicate();
+    voucher_codes_[v] = response.code();
+    voucher_numbers_[v] = response.voucher();
+  }
+  return status;
+}
+
+grpc::Status Plan::VoidVoucher(Client& client, size_t v, bool* duplicate) {
+  v1::VoidVoucherRequest request;
+  request.set_client_id(Id("void-voucher", v + 1));
+  request.set_voucher(voucher_numbers_.at(v));
+  request.set_reason("the recipient moved out of the district before using the voucher");
+  v1::WriteResult response;
+  const grpc::Status status = client.WithRetries("VoidVoucher", [&](grpc::ClientContext* c) {
+    return client.vouchers().VoidVoucher(c, request, &response);
+  });
+  if (status.ok()) *duplicate = response.duplicate();
+  return status;
 }
 
 // ---- Loading. ----
@@ -1210,13 +1613,22 @@ class Loader {
     const size_t batch_ops =
         std::clamp<size_t>(total_ / kProgressBatchesMin, kBatchOpsMin, kBatchOpsMax);
     for (const Phase& phase : plan_.phases()) {
-      std::printf("loading %s: %s operations\n", phase.name.c_str(),
-                  Grouped(phase.count).c_str());
+      std::printf("loading %s: %s operations (at %.1f s)\n", phase.name.c_str(),
+                  Grouped(phase.count).c_str(), SecondsSince(start_));
       std::fflush(stdout);
-      for (size_t start = 0; start < phase.count; start += batch_ops) {
-        const size_t end = std::min(phase.count, start + batch_ops);
-        SubmitBatch(phase, start, end, global_base);
-        Progress(global_base + end, phase.name);
+      if (phase.unary) {
+        RunUnary(phase, global_base);
+        Progress(global_base + phase.count, phase.name);
+      } else {
+        for (size_t start = 0; start < phase.count; start += batch_ops) {
+          const size_t end = std::min(phase.count, start + batch_ops);
+          if (phase.checkout) {
+            SubmitCheckoutBatch(phase, start, end, global_base);
+          } else {
+            SubmitBatch(phase, start, end, global_base);
+          }
+          Progress(global_base + end, phase.name);
+        }
       }
       global_base += phase.count;
     }
@@ -1291,6 +1703,104 @@ class Loader {
       Fail(Format("operation %zu (%s, client_id %s) failed: %s: %s%s", index,
                   phase.name.c_str(), ClientId(op).c_str(), CodeName(r.code()),
                   r.message().c_str(), hint.c_str()));
+    }
+  }
+
+  // Checkout items go through SubmitCheckoutBatch; the same handling of
+  // whole-call retries and of items refused because the queue filled.
+  void SubmitCheckoutBatch(const Phase& phase, size_t start, size_t end, size_t global_base) {
+    v1::CheckoutBatchRequest request;
+    request.mutable_items()->Reserve(static_cast<int>(end - start));
+    for (size_t i = start; i < end; ++i) phase.checkout(i, request.add_items());
+    const size_t count = end - start;
+    std::vector<bool> written(count, false);
+    v1::CheckoutBatchResponse response;
+    const auto write_result = [](const v1::CheckoutItemResult& r) -> const v1::WriteResult& {
+      if (r.has_purchase()) return r.purchase().result();
+      if (r.has_refund()) return r.refund().result();
+      return r.redemption().result();
+    };
+    for (int attempt = 0;; ++attempt) {
+      response.Clear();
+      grpc::Status status =
+          client_.WithRetries("SubmitCheckoutBatch", [&](grpc::ClientContext* c) {
+            return client_.checkout().SubmitCheckoutBatch(c, request, &response);
+          });
+      if (!status.ok()) {
+        FailRpc(Format("SubmitCheckoutBatch of operations %zu..%zu (%s)", global_base + start,
+                       global_base + end - 1, phase.name.c_str())
+                    .c_str(),
+                status);
+      }
+      if (static_cast<size_t>(response.results_size()) != count) {
+        Fail(Format("contract: SubmitCheckoutBatch answered %d results for %zu items",
+                    response.results_size(), count));
+      }
+      bool retry = false;
+      for (size_t j = 0; j < count; ++j) {
+        const v1::CheckoutItemResult& r = response.results(static_cast<int>(j));
+        if (r.code() == grpc::StatusCode::OK && !write_result(r).duplicate()) written[j] = true;
+        if (Retryable(r.code())) retry = true;
+      }
+      if (!retry) break;
+      if (attempt == kRetriesMax) break;  // reported below as an error
+      std::this_thread::sleep_for(kBackoffMin * (1 << std::min(attempt, 5)));
+    }
+    for (size_t j = 0; j < count; ++j) {
+      const v1::CheckoutItemResult& r = response.results(static_cast<int>(j));
+      if (r.code() != grpc::StatusCode::OK) {
+        const v1::CheckoutItem& item = request.items(static_cast<int>(j));
+        const std::string what =
+            item.has_purchase()
+                ? Format("purchase %s at %s", item.purchase().order_id().c_str(),
+                         item.purchase().store().c_str())
+            : item.has_refund() ? Format("refund %s at %s", item.refund().refund_id().c_str(),
+                                         item.refund().store().c_str())
+                                : Format("redemption for %s at %s",
+                                         item.redeem().order_id().c_str(),
+                                         item.redeem().store().c_str());
+        Fail(Format("operation %zu (%s, %s) failed: %s: %s", global_base + start + j,
+                    phase.name.c_str(), what.c_str(), CodeName(r.code()), r.message().c_str()));
+      }
+      if (written[j]) {
+        counters_.written += 1;
+      } else {
+        counters_.duplicate += 1;
+      }
+      if (phase.checkout_done) phase.checkout_done(start + j, r);
+    }
+  }
+
+  // Calls without a batch form, `phase.callers` at a time; each call is
+  // retried on its own (the same client id) by Client::WithRetries.
+  void RunUnary(const Phase& phase, size_t global_base) {
+    std::atomic<size_t> next{0};
+    std::mutex mu;
+    std::optional<std::pair<size_t, grpc::Status>> failure;  // guarded by mu
+    uint64_t written = 0, duplicate = 0;                     // guarded by mu
+    const auto work = [&] {
+      for (size_t i = next.fetch_add(1); i < phase.count; i = next.fetch_add(1)) {
+        bool dup = false;
+        const grpc::Status status = phase.unary(client_, i, &dup);
+        std::lock_guard<std::mutex> lock(mu);
+        if (!status.ok()) {
+          if (!failure) failure.emplace(i, status);
+          next.store(phase.count);
+          return;
+        }
+        (dup ? duplicate : written) += 1;
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t t = 1; t < std::min(phase.callers, phase.count); ++t) threads.emplace_back(work);
+    work();
+    for (std::thread& t : threads) t.join();
+    counters_.written += written;
+    counters_.duplicate += duplicate;
+    if (failure) {
+      FailRpc(Format("operation %zu (%s)", global_base + failure->first, phase.name.c_str())
+                  .c_str(),
+              failure->second);
     }
   }
 
@@ -1377,7 +1887,7 @@ void CheckServerIsPrefix(const Plan& plan, const std::map<std::string, v1::FundS
     auto it = server.find(account);
     if (it == server.end()) continue;
     const v1::FundSummary& s = it->second;
-    if (s.allocated_out() > 0 || s.spent() > 0) outflows = true;
+    if (s.allocated_out() > 0 || s.spent() > 0 || s.vouchers_issued() > 0) outflows = true;
     if (s.corrected_in() > 0 || s.corrected_out() > 0) {
       problems.push_back(account + " has corrections (the demo makes none)");
     }
@@ -1391,6 +1901,8 @@ void CheckServerIsPrefix(const Plan& plan, const std::map<std::string, v1::FundS
     over("allocated_in", s.allocated_in(), f.allocated_in);
     over("allocated_out", s.allocated_out(), f.allocated_out);
     over("spent", s.spent(), f.spent);
+    over("contributions", s.contributions(), f.contributions);
+    over("vouchers_issued", s.vouchers_issued(), f.vouchers_issued);
   }
   if (outflows) {
     for (const auto& [account, f] : plan.figures()) {
@@ -1425,7 +1937,10 @@ bool CheckServerEqualsPlan(const Plan& plan, const std::map<std::string, v1::Fun
     const v1::FundSummary& s = it->second;
     const bool row_same = s.raised() == f.raised && s.allocated_in() == f.allocated_in &&
                           s.allocated_out() == f.allocated_out && s.spent() == f.spent &&
-                          s.held() == f.held;
+                          s.held() == f.held && s.contributions() == f.contributions &&
+                          s.refund_reversals() == f.refund_reversals &&
+                          s.vouchers_issued() == f.vouchers_issued &&
+                          s.vouchers_returned() == f.vouchers_returned;
     std::printf("%-24s %18s %16s %16s %16s %18s%s\n", account.c_str(), Yuan(s.raised()).c_str(),
                 Yuan(s.allocated_in()).c_str(), Yuan(s.allocated_out()).c_str(),
                 Yuan(s.spent()).c_str(), Yuan(s.held()).c_str(), row_same ? "" : "  <- differs");
@@ -1433,6 +1948,65 @@ bool CheckServerEqualsPlan(const Plan& plan, const std::map<std::string, v1::Fun
       std::printf("%-24s %18s %16s %16s %16s %18s  (plan)\n", "", Yuan(f.raised).c_str(),
                   Yuan(f.allocated_in).c_str(), Yuan(f.allocated_out).c_str(),
                   Yuan(f.spent).c_str(), Yuan(f.held).c_str());
+      std::printf("%-24s contributions %s, reversals %s, vouchers issued %s, returned %s; "
+                  "plan %s, %s, %s, %s\n",
+                  "", Yuan(s.contributions()).c_str(), Yuan(s.refund_reversals()).c_str(),
+                  Yuan(s.vouchers_issued()).c_str(), Yuan(s.vouchers_returned()).c_str(),
+                  Yuan(f.contributions).c_str(), Yuan(f.refund_reversals).c_str(),
+                  Yuan(f.vouchers_issued).c_str(), Yuan(f.vouchers_returned).c_str());
+      same = false;
+    }
+  }
+  const Figures& g = plan.general();
+  std::printf("%-24s contributions %s, reversed by refunds %s, vouchers issued %s, "
+              "returned %s\n",
+              "fund/general", Yuan(g.contributions).c_str(), Yuan(g.refund_reversals).c_str(),
+              Yuan(g.vouchers_issued).c_str(), Yuan(g.vouchers_returned).c_str());
+  return same;
+}
+
+// After the load: the server's settlement of every demo store over all time
+// must equal the plan's (the stores are the demo's own).
+bool CheckSettlementEqualsPlan(Client& client, const Plan& plan) {
+  v1::SettlementRequest request;  // every store, from the start until now
+  v1::Settlement settlement;
+  grpc::Status status = client.WithRetries("GetStoreSettlement", [&](grpc::ClientContext* c) {
+    return client.checkout().GetStoreSettlement(c, request, &settlement);
+  });
+  if (!status.ok()) FailRpc("GetStoreSettlement", status);
+  std::map<std::string, const v1::StoreSettlement*> server;
+  for (const v1::StoreSettlement& s : settlement.stores()) {
+    if (s.asset() == kAsset) server[s.store()] = &s;
+  }
+  bool same = true;
+  std::printf("\n%-28s %9s %16s %12s %7s %12s %10s %11s %14s\n", "store", "purchases", "sales",
+              "contributed", "refunds", "refunded", "reversed", "redemptions", "redeemed");
+  for (const auto& [store, f] : plan.stores()) {
+    auto it = server.find(store);
+    if (it == server.end()) {
+      std::printf("%-28s missing from GetStoreSettlement\n", store.c_str());
+      same = false;
+      continue;
+    }
+    const v1::StoreSettlement& s = *it->second;
+    const bool row_same = s.purchases() == f.purchases &&
+                          s.purchase_amount() == f.purchase_amount &&
+                          s.contributions() == f.contributions && s.refunds() == f.refunds &&
+                          s.refund_amount() == f.refund_amount && s.reversals() == f.reversals &&
+                          s.redemptions() == f.redemptions && s.redeemed() == f.redeemed &&
+                          s.net_contribution() == f.contributions - f.reversals;
+    std::printf("%-28s %9s %16s %12s %7s %12s %10s %11s %14s%s\n", store.c_str(),
+                Grouped(s.purchases()).c_str(), Yuan(s.purchase_amount()).c_str(),
+                Yuan(s.contributions()).c_str(), Grouped(s.refunds()).c_str(),
+                Yuan(s.refund_amount()).c_str(), Yuan(s.reversals()).c_str(),
+                Grouped(s.redemptions()).c_str(), Yuan(s.redeemed()).c_str(),
+                row_same ? "" : "  <- differs");
+    if (!row_same) {
+      std::printf("%-28s %9s %16s %12s %7s %12s %10s %11s %14s  (plan)\n", "",
+                  Grouped(f.purchases).c_str(), Yuan(f.purchase_amount).c_str(),
+                  Yuan(f.contributions).c_str(), Grouped(f.refunds).c_str(),
+                  Yuan(f.refund_amount).c_str(), Yuan(f.reversals).c_str(),
+                  Grouped(f.redemptions).c_str(), Yuan(f.redeemed).c_str());
       same = false;
     }
   }
@@ -1576,6 +2150,21 @@ int Main(int argc, char** argv) {
               Yuan(plan.disbursed_fen()).c_str(), Grouped(plan.disbursements_count()).c_str(),
               Grouped(plan.cash_aid_count()).c_str(), Grouped(plan.scholarships_count()).c_str(),
               Grouped(plan.allocations_count()).c_str());
+  const Figures& general = plan.general();
+  std::printf("  checkout       %s purchases at %zu stores, %s yuan of sales (%s with a member), "
+              "%s yuan to fund/general; %s refunds (%s partial) reversing %s yuan\n",
+              Grouped(plan.purchases_count()).c_str(), std::size(kStores),
+              Yuan(plan.sales_fen()).c_str(), Grouped(plan.members_count()).c_str(),
+              Yuan(general.contributions).c_str(), Grouped(plan.refunds_count()).c_str(),
+              Grouped(plan.partial_refunds_count()).c_str(),
+              Yuan(general.refund_reversals).c_str());
+  std::printf("  vouchers       %s issued from fund/general, %s yuan; %s redemptions, %s yuan; "
+              "%s voided (%s yuan back); %s yuan outstanding\n",
+              Grouped(plan.vouchers_count()).c_str(), Yuan(general.vouchers_issued).c_str(),
+              Grouped(plan.redemptions_count()).c_str(), Yuan(plan.redeemed_fen()).c_str(),
+              plan.voided_voucher() ? "1" : "0", Yuan(general.vouchers_returned).c_str(),
+              Yuan(general.vouchers_issued - general.vouchers_returned - plan.redeemed_fen())
+                  .c_str());
   std::printf("  ledger head    seq %s -> %s\n", Grouped(head_before.seq()).c_str(),
               Grouped(head_after.seq()).c_str());
   std::printf("  time           %.2f s loading (%.0f ops/s), %.2f s in all, %s retries\n",
@@ -1586,6 +2175,10 @@ int Main(int argc, char** argv) {
   bool ok = CheckServerEqualsPlan(plan, FundSummaries(client));
   std::printf(ok ? "the server's fund summaries equal the plan to the fen\n"
                  : "THE SERVER'S FUND SUMMARIES DIFFER FROM THE PLAN\n");
+  const bool settled = CheckSettlementEqualsPlan(client, plan);
+  std::printf(settled ? "the server's store settlements equal the plan to the fen\n"
+                      : "THE SERVER'S STORE SETTLEMENTS DIFFER FROM THE PLAN\n");
+  ok = ok && settled;
 
   size_t shown_count = 0;
   for (const ShownTrace& shown : plan.shown()) {
@@ -1610,6 +2203,15 @@ int Main(int argc, char** argv) {
   std::printf("  build/bin/warmledger funds%s        # every fund and project: raised, spent, "
               "held\n",
               server_flag.c_str());
+  std::printf("  build/bin/warmledger settlement --from=2024-01-01%s   # per store: sales, 2%% "
+              "contributions, refunds, vouchers redeemed\n",
+              server_flag.c_str());
+  std::printf("  build/bin/warmledger voucher-report%s   # vouchers by fund and category\n",
+              server_flag.c_str());
+  if (plan.vouchers_count() > 0 && !plan.voucher_code(0).empty()) {
+    std::printf("  build/bin/warmledger voucher --code=%s%s   # one aid voucher\n",
+                plan.voucher_code(0).c_str(), server_flag.c_str());
+  }
   std::printf("  build/bin/warmledger tail --from=%" PRIu64
               "%s   # the last entries, then each new one as it is committed (auditor or "
               "admin token%s)\n",

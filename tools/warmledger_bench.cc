@@ -25,7 +25,8 @@
 //                      also build a separate ledger of N entries and measure
 //                      TraceLot latency over 1,000 random lots and the time
 //                      Ledger::Open takes to reopen it (default 0: skip)
-//   --server=HOST:PORT run against a running server instead (tools/bench_server.cc)
+//   --server=HOST:PORT run against a running server instead (tools/bench_server.cc),
+//                      with --workload=donations (default) or --workload=checkout
 //
 // The mixed run: 60% donations (small), 25% allocations (general fund into
 // projects) and disbursements (projects or fund to recipients and suppliers),
@@ -252,7 +253,8 @@ constexpr char kUsage[] =
     "                        [--inflight=N (batches in flight per thread, 1..8, default 1)]\n"
     "                        [--data_dir=DIR] [--keep] [--no_raw]\n"
     "                        [--trace_ledger_entries=N (default 0: skip)]\n"
-    "       warmledger-bench --server=HOST:PORT ... (against a running server)\n";
+    "       warmledger-bench --server=HOST:PORT [--workload=donations|checkout] ...\n"
+    "                        (against a running server; add --help for its flags)\n";
 
 [[noreturn]] void UsageError(const std::string& what) {
   std::fprintf(stderr, "warmledger-bench: %s\n%s", what.c_str(), kUsage);
