@@ -356,6 +356,64 @@ TEST_F(CheckoutTest, RefundOfSpentContributionIsCoveredByTheFundsOldestMoney) {
   EXPECT_EQ(retry.covered_by_fund, 100);
 }
 
+TEST_F(CheckoutTest, RefundFromTheMiddleOfTheFundLeavesNoTraceInItsHoldings) {
+  const uint64_t g1 = Donate(kDonor, kFund, 1'000);
+  MustCheckout(PurchaseBody(kStore, "M-1", 10'000));  // lot of 200
+  const uint64_t g2 = Donate(kDonor2, kFund, 500);
+  const OpResult p2 = MustCheckout(PurchaseBody(kStore, "M-2", 10'000));
+  EXPECT_EQ(MustCheckout(RefundBody(kStore, "M-1", "rf-1", 10'000)).moved, 200);
+  EXPECT_THAT(Pairs(HoldingsOf(kFund)),
+              ElementsAre(std::pair{g1, int64_t{1'000}}, std::pair{g2, int64_t{500}},
+                          std::pair{p2.seq, int64_t{200}}));
+  absl::StatusOr<AccountInfo> info = ledger_->GetAccount(kFund);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->slice_count, 3u);
+  absl::StatusOr<HoldingsPage> page = ledger_->GetHoldings(kFund, 1, 1);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->total_count, 3u);
+  EXPECT_THAT(Pairs(page->slices), ElementsAre(std::pair{g2, int64_t{500}}));
+
+  // A chain that refunds M-2 and then fails leaves the fund as it was.
+  const std::string digest = ledger_->StateDigest();
+  std::vector<Operation> chain;
+  chain.push_back(Operation{"", true, RefundBody(kStore, "M-2", "rf-2", 10'000)});
+  chain.push_back(Operation{"pay-1", false, DisbursementBody(kFund, kRecipient, 1'501)});
+  std::vector<OpResult> results = ledger_->Submit(std::move(chain));
+  EXPECT_EQ(results[1].status.code(), StatusCode::kFailedPrecondition) << results[1].status;
+  EXPECT_EQ(ledger_->StateDigest(), digest);
+
+  // Fifo passes over what the refund took.
+  const uint64_t paid = Disburse(kFund, kRecipient, 1'600);
+  EXPECT_THAT(Pairs(EntryAt(paid).entry.postings.at(0).slices),
+              ElementsAre(std::pair{g1, int64_t{1'000}}, std::pair{g2, int64_t{500}},
+                          std::pair{p2.seq, int64_t{100}}));
+  const uint64_t g3 = Donate(kDonor, kFund, 500);
+  const OpResult refund = MustCheckout(RefundBody(kStore, "M-2", "rf-2", 10'000));
+  EXPECT_EQ(refund.covered_by_fund, 100) << "100 of M-2's lot was spent";
+  EXPECT_THAT(Pairs(EntryAt(refund.seq).entry.postings.at(0).slices),
+              ElementsAre(std::pair{p2.seq, int64_t{100}}, std::pair{g3, int64_t{100}}));
+  const std::string after = ledger_->StateDigest();
+  absl::StatusOr<std::string> rebuilt = ledger_->RebuildStateDigest();
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_EQ(*rebuilt, after);
+  Reopen();
+  EXPECT_EQ(ledger_->StateDigest(), after);
+}
+
+TEST_F(CheckoutTest, RefundFindsItsLotAfterAReversalRebuiltTheFundsSlices) {
+  const uint64_t gift = Donate(kDonor, kFund, 1'000);
+  const OpResult p1 = MustCheckout(PurchaseBody(kStore, "M-1", 10'000));
+  const OpResult p2 = MustCheckout(PurchaseBody(kStore, "M-2", 5'000));
+  Reverse(gift);  // the fund's slices are rebuilt without the gift
+  EXPECT_THAT(Pairs(EntryAt(MustCheckout(RefundBody(kStore, "M-2", "rf-2", 5'000)).seq)
+                        .entry.postings.at(0).slices),
+              ElementsAre(std::pair{p2.seq, int64_t{100}}));
+  EXPECT_THAT(Pairs(EntryAt(MustCheckout(RefundBody(kStore, "M-1", "rf-1", 5'000)).seq)
+                        .entry.postings.at(0).slices),
+              ElementsAre(std::pair{p1.seq, int64_t{100}}));
+  EXPECT_THAT(Pairs(HoldingsOf(kFund)), ElementsAre(std::pair{p1.seq, int64_t{100}}));
+}
+
 TEST_F(CheckoutTest, RefundTheFundCannotCoverWritesNothing) {
   MustCheckout(PurchaseBody(kStore, "R-1", 10'000));
   Disburse(kFund, kRecipient, 200);

@@ -495,7 +495,11 @@ void LedgerState::CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t
   lot.anonymous = anonymous;
   lot.member = member;
   lot.purchase = cur_type_ == EntryType::kPurchase;
-  lot.at_origin = lot.purchase ? amount : 0;
+  if (lot.purchase) {
+    lot.at_origin = amount;
+    // Move() below appends it as a new slice (a new lot merges with none).
+    lot.origin_ordinal = accounts_[to].front_ordinal + accounts_[to].slices.size();
+  }
   const auto lot_idx = static_cast<uint32_t>(lots_.size());
   if (lot_by_seq_.size() <= seq) lot_by_seq_.resize(seq + 1, kNone);
   lot_by_seq_[seq] = lot_idx;
@@ -821,44 +825,42 @@ int64_t LedgerState::TakeOwnLot(uint32_t account, uint64_t lot, int64_t max, Jou
   const uint32_t idx = LotIndex(lot);
   if (idx == kNone || lots_[idx].to != account) return 0;
   const int64_t want = std::min(max, lots_[idx].at_origin);
-  auto& slices = accounts_[account].slices;
-  if (want == 0 || slices.empty()) return 0;
-  // Slices that arrived as lots sit in seq order: search from the end whose
-  // lot is nearer in seq.
-  const bool from_back = lot - std::min(lot, slices.front().lot) >
-                         std::max(lot, slices.back().lot) - lot;
-  const size_t first_out = out->size();
+  AccountState& a = accounts_[account];
+  auto& slices = a.slices;
+  if (want == 0) return 0;
   int64_t taken = 0;
+  std::vector<std::pair<size_t, int64_t>> found;  // (index, amount taken)
   auto take_at = [&](size_t i) {
     Slice& s = slices[i];
     const int64_t take = std::min(s.amount, want - taken);
     taken += take;
-    out->push_back({lot, take});
-    if (take < s.amount) {
-      s.amount -= take;
-      j->Add({Journal::Kind::kSliceReduce, account, i, take});
-      return false;
-    }
-    if (j->recording()) {
-      j->saved_erased_.push_back({i, s});
-      j->Add({Journal::Kind::kSliceErase, account, j->saved_erased_.size() - 1});
-    }
-    slices.erase(slices.begin() + static_cast<std::ptrdiff_t>(i));
-    return true;
+    found.push_back({i, take});
+    s.amount -= take;
+    j->Add({Journal::Kind::kSliceReduce, account, i, take});
+    if (s.amount == 0) ++a.dead_slices;
   };
-  if (from_back) {
-    for (size_t i = slices.size(); i-- > 0 && taken < want;) {
-      if (slices[i].lot == lot) take_at(i);
-    }
-    // Found newest first; recorded oldest first, as fifo/v1 would list them.
-    std::reverse(out->begin() + static_cast<std::ptrdiff_t>(first_out), out->end());
-  } else {
-    for (size_t i = 0; i < slices.size() && taken < want;) {
-      if (slices[i].lot == lot && take_at(i)) continue;  // erased: i is the next slice
-      ++i;
+  // The slice the lot arrived as, if it is still where it was put.
+  const uint64_t ordinal = lots_[idx].origin_ordinal;
+  size_t hint = SIZE_MAX;
+  if (ordinal >= a.front_ordinal && ordinal - a.front_ordinal < slices.size()) {
+    hint = ordinal - a.front_ordinal;
+    if (slices[hint].lot == lot && slices[hint].amount > 0) take_at(hint);
+  }
+  if (taken < want) {
+    // Moved since (part spent, or a reversal rebuilt the slices): search.
+    // Slices that arrived as lots sit in seq order, so start from the end
+    // whose lot is nearer in seq.
+    const bool from_back = lot - std::min(lot, slices.front().lot) >
+                           std::max(lot, slices.back().lot) - lot;
+    for (size_t k = 0; k < slices.size() && taken < want; ++k) {
+      const size_t i = from_back ? slices.size() - 1 - k : k;
+      if (i != hint && slices[i].lot == lot && slices[i].amount > 0) take_at(i);
     }
   }
   WL_CHECK(taken == want);  // at_origin counts exactly what the fund holds of the lot
+  // Recorded in the account's order, as fifo/v1 would list them.
+  std::sort(found.begin(), found.end());
+  for (const auto& [index, amount] : found) out->push_back({lot, amount});
   return taken;
 }
 
@@ -1205,11 +1207,19 @@ absl::Status LedgerState::TakeFifo(absl::string_view field, uint32_t account, in
           " lot slices of account '", accounts_[account].id, "'; split it"));
     }
     Slice& head = slices.front();
+    if (head.amount == 0) {  // a tombstone left by a refund
+      j->Add({Journal::Kind::kPopFront, account, head.lot, 0});
+      slices.pop_front();
+      --accounts_[account].dead_slices;
+      ++accounts_[account].front_ordinal;
+      continue;
+    }
     if (head.amount <= need) {
       out->push_back(head);
       need -= head.amount;
       j->Add({Journal::Kind::kPopFront, account, head.lot, head.amount});
       slices.pop_front();
+      ++accounts_[account].front_ordinal;
     } else {
       out->push_back({head.lot, need});
       head.amount -= need;
@@ -1250,9 +1260,11 @@ absl::Status LedgerState::TakeLots(absl::string_view field, uint32_t account,
   }
   if (j->recording()) {
     j->saved_slices_.push_back(std::move(slices));
-    j->Add({Journal::Kind::kRestoreSlices, account, j->saved_slices_.size() - 1});
+    j->Add({Journal::Kind::kRestoreSlices, account, j->saved_slices_.size() - 1,
+            static_cast<int64_t>(accounts_[account].dead_slices)});
   }
-  slices = std::move(kept);
+  slices = std::move(kept);  // without tombstones
+  accounts_[account].dead_slices = 0;
   return absl::OkStatus();
 }
 
@@ -1260,6 +1272,7 @@ void LedgerState::PushBack(uint32_t account, const std::vector<Slice>& in, Journ
   auto& slices = accounts_[account].slices;
   for (const Slice& s : in) {
     if (!slices.empty() && slices.back().lot == s.lot) {
+      if (slices.back().amount == 0) --accounts_[account].dead_slices;
       slices.back().amount += s.amount;
       j->Add({Journal::Kind::kMergeTail, account, 0, s.amount});
     } else {
@@ -1309,6 +1322,8 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
       }
       case K::kPopFront:
         accounts_[r.a].slices.push_front({r.b, r.c});
+        --accounts_[r.a].front_ordinal;
+        if (r.c == 0) ++accounts_[r.a].dead_slices;
         break;
       case K::kHeadReduce:
         accounts_[r.a].slices.front().amount += r.c;
@@ -1318,9 +1333,11 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
         break;
       case K::kMergeTail:
         accounts_[r.a].slices.back().amount -= r.c;
+        if (accounts_[r.a].slices.back().amount == 0) ++accounts_[r.a].dead_slices;
         break;
       case K::kRestoreSlices:
         accounts_[r.a].slices = std::move(j->saved_slices_[r.b]);
+        accounts_[r.a].dead_slices = static_cast<uint64_t>(r.c);
         break;
       case K::kNewAccount:
         account_index_.erase(accounts_.back().id);
@@ -1363,13 +1380,10 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
       case K::kLotOrigin:
         lots_[r.a].at_origin -= r.c;
         break;
-      case K::kSliceReduce:
-        accounts_[r.a].slices[r.b].amount += r.c;
-        break;
-      case K::kSliceErase: {
-        const auto& [index, slice] = j->saved_erased_[r.b];
-        auto& slices = accounts_[r.a].slices;
-        slices.insert(slices.begin() + static_cast<std::ptrdiff_t>(index), slice);
+      case K::kSliceReduce: {
+        Slice& slice = accounts_[r.a].slices[r.b];
+        if (slice.amount == 0) --accounts_[r.a].dead_slices;
+        slice.amount += r.c;
         break;
       }
       case K::kNewMember:
@@ -1461,7 +1475,7 @@ absl::StatusOr<AccountInfo> LedgerState::GetAccount(const std::string& account) 
   for (const auto& [asset, amount] : a.balances) info.balances.push_back({assets_[asset], amount});
   std::sort(info.balances.begin(), info.balances.end(),
             [](const Balance& x, const Balance& y) { return x.asset < y.asset; });
-  info.slice_count = a.slices.size();
+  info.slice_count = LiveSlices(a);
   info.category = a.category;
   info.community = a.community;
   info.entry_count = a.touches.size();
@@ -1479,14 +1493,23 @@ absl::StatusOr<HoldingsPage> LedgerState::GetHoldings(const std::string& account
   if (it == account_index_.end()) {
     return absl::NotFoundError(absl::StrCat("account: '", account, "' not found"));
   }
-  const auto& slices = accounts_[it->second].slices;
+  const AccountState& a = accounts_[it->second];
   WL_RETURN_IF_ERROR(CheckPageLimit(limit));
   HoldingsPage page;
   page.account = account;
-  page.total_count = slices.size();
+  page.total_count = LiveSlices(a);
   page.offset = offset;
-  for (uint64_t i = offset; i < slices.size() && i < offset + limit; ++i) {
-    page.slices.push_back(slices[i]);
+  if (a.dead_slices == 0) {
+    for (uint64_t i = offset; i < a.slices.size() && i < offset + limit; ++i) {
+      page.slices.push_back(a.slices[i]);
+    }
+    return page;
+  }
+  uint64_t live = 0;  // tombstones are not holdings
+  for (const Slice& s : a.slices) {
+    if (s.amount == 0) continue;
+    if (live >= offset + limit) break;
+    if (live++ >= offset) page.slices.push_back(s);
   }
   return page;
 }
@@ -1860,8 +1883,9 @@ BalanceSnapshot LedgerState::Snapshot() const {
     AccountSnapshot out;
     out.account = a.id;
     for (const auto& [asset, amount] : a.balances) out.balances.push_back({assets_[asset], amount});
-    out.slice_count = a.slices.size();
+    out.slice_count = LiveSlices(a);
     for (const Slice& s : a.slices) {
+      if (s.amount == 0) continue;  // a tombstone
       for (int i = 0; i < 8; ++i) buf.push_back(static_cast<char>((s.lot >> (8 * i)) & 0xff));
       const auto amount = static_cast<uint64_t>(s.amount);
       for (int i = 0; i < 8; ++i) buf.push_back(static_cast<char>((amount >> (8 * i)) & 0xff));
@@ -1953,8 +1977,9 @@ std::string LedgerState::Digest() const {
       put_str(asset);
       put_u64(static_cast<uint64_t>(amount));
     }
-    put_u64(a.slices.size());
+    put_u64(LiveSlices(a));
     for (const Slice& s : a.slices) {
+      if (s.amount == 0) continue;  // a tombstone
       put_u64(s.lot);
       put_u64(static_cast<uint64_t>(s.amount));
       if (buf.size() > 1 << 16) flush();

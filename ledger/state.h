@@ -64,7 +64,6 @@ class Journal {
     saved_slices_.clear();
     saved_strings_.clear();
     saved_hashes_.clear();
-    saved_erased_.clear();
   }
 
  private:
@@ -76,7 +75,7 @@ class Journal {
     kHeadReduce,     // account a, head slice reduced by c
     kPushBack,       // account a, one slice appended
     kMergeTail,      // account a, tail slice grew by c
-    kRestoreSlices,  // account a, saved_slices_[b] is the old list
+    kRestoreSlices,  // account a, saved_slices_[b] is the old list, c its tombstones
     kNewAccount,     // the last account was created
     kNewLot,         // the last lot was created
     kLotMove,        // lot index a gained one move
@@ -89,7 +88,6 @@ class Journal {
     kFlow,           // account a, flow slot b grew by c
     kTraceHash,      // saved_hashes_[b] was inserted as a trace hash
     kSliceReduce,    // account a, slice at index b reduced by c
-    kSliceErase,     // account a, saved_erased_[b] = {index, slice} was erased
     kNewMember,      // the last member was created
     kMemberLot,      // member a gained one lot
     kRefundTotals,   // purchase b: refunded grew by c (reversed: see kRefundReversed)
@@ -116,7 +114,6 @@ class Journal {
   std::vector<std::string> saved_strings_;
   // Hashes in their own vector: a 32-byte std::string would allocate.
   std::vector<Hash> saved_hashes_;
-  std::vector<std::pair<uint64_t, Slice>> saved_erased_;
 };
 
 namespace internal {
@@ -357,7 +354,12 @@ class LedgerState {
     internal::SegmentedVector<Touch, 1> touches;
     std::vector<uint32_t> lots;  // source kinds: lot indexes
     std::array<int64_t, 2 * kFlowOut> flows{};
-    std::deque<Slice> slices;  // holding kinds
+    // Holding kinds: lot slices in arrival order. A slice that a refund
+    // emptied in the middle stays as a tombstone (amount 0) until fifo
+    // reaches it, instead of shifting every slice behind it.
+    std::deque<Slice> slices;
+    uint64_t dead_slices = 0;    // tombstones among `slices`
+    uint64_t front_ordinal = 0;  // slices ever popped from the front
     uint64_t opened_seq;
     std::string id;
     std::string name;
@@ -382,8 +384,11 @@ class LedgerState {
     bool anonymous;
     bool purchase = false;    // created by a PURCHASE (donor: the store)
     // Purchase lots: how much of the lot its fund (`to`) holds now, so that
-    // a refund knows without searching the fund's slices.
+    // a refund knows without searching the fund's slices, and the ordinal
+    // (front_ordinal + index) at which the lot arrived there: while no
+    // reversal has rebuilt the fund's slices, that is where it still is.
     int64_t at_origin = 0;
+    uint64_t origin_ordinal = 0;
     int64_t amount;
     int64_t time_us;
     uint64_t last_move = kNoMove;  // index in lot_moves_
@@ -418,8 +423,9 @@ class LedgerState {
   // Adds an account (the checks are the caller's) and returns its index.
   uint32_t AddAccount(AccountState a, Journal* j);
   // Takes up to `max` of purchase lot `lot` from the account it entered
-  // (the fund): as much as it still holds there, found from whichever end
-  // of the account's slices is nearer the lot (slices arrive in seq order).
+  // (the fund): as much as it still holds there, from the slice it arrived
+  // as, or else found by a search from whichever end of the account's
+  // slices is nearer the lot. Emptied slices become tombstones.
   int64_t TakeOwnLot(uint32_t account, uint64_t lot, int64_t max, Journal* j,
                      std::vector<Slice>* out);
   // The purchase of (store, order_id), or nullopt.
@@ -445,6 +451,8 @@ class LedgerState {
   uint32_t LotIndex(uint64_t lot) const {
     return lot < lot_by_seq_.size() ? lot_by_seq_[lot] : kNone;
   }
+  // Live (non-tombstone) slices of a holding account.
+  uint64_t LiveSlices(const AccountState& a) const { return a.slices.size() - a.dead_slices; }
   // Makes e->postings one posting (reusing the scratch entry's strings and
   // vectors) and returns it with empty slices.
   static Posting& OnePosting(Entry* e);
