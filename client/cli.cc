@@ -279,6 +279,18 @@ void PrintFields(std::ostream& out,
   }
 }
 
+// China time (UTC+08:00, no daylight saving), to the second.
+std::string FormatChinaTimeUs(int64_t time_us) {
+  constexpr int64_t kChinaOffsetS = 8 * 3600;
+  int64_t seconds = time_us / 1'000'000;
+  if (time_us % 1'000'000 < 0) --seconds;
+  const time_t t = static_cast<time_t>(seconds + kChinaOffsetS);
+  struct tm tm;
+  if (gmtime_r(&t, &tm) == nullptr) return absl::StrCat(time_us, "us");
+  char buf[64];
+  return std::string(buf, std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm));
+}
+
 // Local time, to the second (or microsecond); "-" for 0 (unset).
 std::string FormatTimeUs(int64_t time_us, bool with_micros = false) {
   if (time_us == 0) return "-";
@@ -1049,10 +1061,11 @@ absl::Status CmdSettlement(Invocation& inv) {
     return inv.checkout().GetStoreSettlement(c, req, &settlement);
   }));
   if (inv.json()) return inv.PrintJson(settlement);
-  inv.out() << "settlement from " << FormatTimeUs(settlement.from_time_us()) << " to "
+  // In China time, the time of --day and of dates given without an offset.
+  inv.out() << "settlement from " << FormatChinaTimeUs(settlement.from_time_us()) << " to "
             << (settlement.to_time_us() == 0 ? std::string("now")
-                                             : FormatTimeUs(settlement.to_time_us()))
-            << " (local time, end excluded)\n\n";
+                                             : FormatChinaTimeUs(settlement.to_time_us()))
+            << " (China time, UTC+08:00; end excluded)\n\n";
   Table table({{"STORE"},
                {"ASSET"},
                {"PURCHASES", Align::kRight},
