@@ -2322,16 +2322,17 @@ absl::Status WatchRound(Invocation& inv, const NoteVerifier& verifier,
   if (!state->has_value() || (*state)->note != signed_checkpoint.note()) {
     WL_RETURN_IF_ERROR(WriteFileAtomically(state_path, signed_checkpoint.note()));
   }
-  const std::optional<uint64_t> previous =
-      state->has_value() ? std::optional<uint64_t>((*state)->checkpoint.size) : std::nullopt;
+  // The size of the checkpoint seen before (0: none; a checkpoint has at
+  // least one entry).
+  const uint64_t previous = state->has_value() ? (*state)->checkpoint.size : 0;
   if (inv.json()) {
     JsonObject json;
     json.Add("treeSize", absl::StrCat(now->size)).Add("rootHash", HashToBase64(now->root));
-    if (previous) json.Add("consistentWith", absl::StrCat(*previous));
+    if (previous > 0) json.Add("consistentWith", absl::StrCat(previous));
     inv.out() << json.Text() << '\n';
   } else {
     inv.out() << "verified checkpoint " << now->size << " (root " << HashToBase64(now->root) << ")";
-    if (previous) inv.out() << ", consistent with " << *previous;
+    if (previous > 0) inv.out() << ", consistent with " << previous;
     inv.out() << '\n';
   }
   inv.out().flush();
