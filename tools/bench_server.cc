@@ -77,7 +77,7 @@
 // result is checked (OK, a seq, not a duplicate, the redeemed amount, the
 // lot); failures are counted by code ("errors_by_code"). Its JSON line has
 // mode "server-checkout-unary" or "server-checkout-batch", and purchases,
-// redemptions, refunds and errors_by_code in place of donations.
+// redemptions and refunds in place of donations.
 //
 // Money is int64 fen throughout; floating point is used only for timing.
 
@@ -445,36 +445,51 @@ RunNames MakeRunNames(uint64_t seed) {
   return names;
 }
 
-// Submits one untimed SubmitBatch. Retries a call that failed as a whole
-// with a code that may be transient, with the same client ids; the server
-// answers what an earlier attempt wrote as duplicates. Per-operation results
-// are the caller's to check; false (with `error`) if the call failed.
-bool SubmitSetupBatch(pb::Ledger::Stub& stub, const Flags& flags, const char* what,
-                      const pb::BatchRequest& request, pb::BatchResponse* response,
-                      std::string* error) {
+// Whether a call that failed as a whole with `code` may succeed if repeated.
+bool MayBeTransient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+// Makes one untimed set-up call: `call` (given a prepared context, returning
+// the status) is repeated while it fails with a code that may be transient,
+// up to kSetupAttemptsMax attempts with a growing pause after each. The
+// caller must send the same client ids every time, so that the server
+// answers what an earlier attempt wrote as duplicates. Returns the last
+// attempt's status.
+template <typename Call>
+grpc::Status CallSetupWithRetries(const Flags& flags, Call call) {
+  grpc::Status status;
   for (int attempt = 1; attempt <= kSetupAttemptsMax; ++attempt) {
     grpc::ClientContext context;
     PrepareContext(flags, CallKind::kUntimed, &context);
-    response->Clear();
-    const grpc::Status status = stub.SubmitBatch(&context, request, response);
-    if (!status.ok()) {
-      *error = Format("%s SubmitBatch: %s", what, Describe(status).c_str());
-      const grpc::StatusCode code = status.error_code();
-      if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-          code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
-        std::this_thread::sleep_for(kQueueFullBackoffMax * attempt);
-        continue;
-      }
-      return false;
-    }
-    if (response->results_size() != request.operations_size()) {
-      *error = Format("%s SubmitBatch: %d results for %d operations", what,
-                      response->results_size(), request.operations_size());
-      return false;
-    }
-    return true;
+    status = call(context);
+    if (status.ok() || !MayBeTransient(status.error_code())) break;
+    std::this_thread::sleep_for(kQueueFullBackoffMax * attempt);
   }
-  return false;
+  return status;
+}
+
+// Submits one untimed SubmitBatch, retried as CallSetupWithRetries does.
+// Per-operation results are the caller's to check; false (with `error`) if
+// the call failed.
+bool SubmitSetupBatch(pb::Ledger::Stub& stub, const Flags& flags, const char* what,
+                      const pb::BatchRequest& request, pb::BatchResponse* response,
+                      std::string* error) {
+  const grpc::Status status = CallSetupWithRetries(flags, [&](grpc::ClientContext& context) {
+    response->Clear();
+    return stub.SubmitBatch(&context, request, response);
+  });
+  if (!status.ok()) {
+    *error = Format("%s SubmitBatch: %s", what, Describe(status).c_str());
+    return false;
+  }
+  if (response->results_size() != request.operations_size()) {
+    *error = Format("%s SubmitBatch: %d results for %d operations", what,
+                    response->results_size(), request.operations_size());
+    return false;
+  }
+  return true;
 }
 
 // The client id of a batch operation, for error messages.
@@ -572,14 +587,20 @@ struct Work {
   }
 };
 
-// Calls `attempt` (which returns the call's status) until it is not refused
-// as a whole with RESOURCE_EXHAUSTED, timing each call.
-template <typename Attempt>
-grpc::Status CallWithRetries(CallerStats& stats, Attempt attempt) {
+// Makes one timed call: `call` (given a context with the timed deadline,
+// returning the call's status) is repeated until it is not refused as a
+// whole with RESOURCE_EXHAUSTED, timing each attempt.
+template <typename Call>
+grpc::Status CallWithRetries(const Flags& flags, CallerStats& stats, Call call) {
   auto backoff = kQueueFullBackoffMin;
   for (int retry = 0;; ++retry) {
     const auto start = SteadyClock::now();
-    const grpc::Status status = attempt();
+    grpc::Status status;
+    {
+      grpc::ClientContext context;
+      PrepareContext(flags, CallKind::kTimed, &context);
+      status = call(context);
+    }
     stats.call_ns.push_back(NanosSince(start));
     if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED ||
         retry == kQueueFullRetriesMax) {
@@ -591,6 +612,22 @@ grpc::Status CallWithRetries(CallerStats& stats, Attempt attempt) {
   }
 }
 
+// The status of a batch call (SubmitBatch, SubmitCheckoutBatch) for
+// CallWithRetries. The engine refuses a whole submission when its queue is
+// full: every result is RESOURCE_EXHAUSTED and nothing was written, so the
+// call is to be repeated as if the status said so.
+template <typename BatchResponse>
+grpc::Status BatchCallStatus(grpc::Status status, const BatchResponse& response) {
+  const auto refused = [](const auto& result) {
+    return result.code() == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED);
+  };
+  if (status.ok() && response.results_size() > 0 &&
+      std::all_of(response.results().begin(), response.results().end(), refused)) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, response.results(0).message());
+  }
+  return status;
+}
+
 void RunUnaryCaller(Work& work, pb::Ledger::Stub& stub, CallerStats& stats) {
   const Flags& flags = *work.flags;
   pb::DonateRequest request;
@@ -600,9 +637,7 @@ void RunUnaryCaller(Work& work, pb::Ledger::Stub& stub, CallerStats& stats) {
   while (work.Claim(1, &index, &claimed)) {
     request.Clear();
     work.FillDonation(index, &request);
-    const grpc::Status status = CallWithRetries(stats, [&] {
-      grpc::ClientContext context;
-      PrepareContext(flags, CallKind::kTimed, &context);
+    const grpc::Status status = CallWithRetries(flags, stats, [&](grpc::ClientContext& context) {
       response.Clear();
       return stub.Donate(&context, request, &response);
     });
@@ -633,22 +668,9 @@ void RunBatchCaller(Work& work, pb::Ledger::Stub& stub, CallerStats& stats) {
     for (uint64_t i = first; i < first + claimed; ++i) {
       work.FillDonation(i, request.add_operations()->mutable_donate());
     }
-    const grpc::Status status = CallWithRetries(stats, [&] {
-      grpc::ClientContext context;
-      PrepareContext(flags, CallKind::kTimed, &context);
+    const grpc::Status status = CallWithRetries(flags, stats, [&](grpc::ClientContext& context) {
       response.Clear();
-      grpc::Status s = stub.SubmitBatch(&context, request, &response);
-      // The engine refuses a whole submission when its queue is full: every
-      // result is RESOURCE_EXHAUSTED and nothing was written, so the call is
-      // repeated as if the status said so.
-      if (s.ok() && response.results_size() > 0 &&
-          std::all_of(response.results().begin(), response.results().end(),
-                      [](const pb::BatchResult& r) {
-                        return r.code() == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED);
-                      })) {
-        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, response.results(0).message());
-      }
-      return s;
+      return BatchCallStatus(stub.SubmitBatch(&context, request, &response), response);
     });
     if (!status.ok()) {
       ++stats.failed_calls;
@@ -765,6 +787,242 @@ int Abort(JsonLine& json, const std::string& what) {
   return 1;
 }
 
+// ---- A run of either workload. ----
+
+// Operations per timed call: --batch, or one in unary mode.
+uint64_t OpsPerCall(const Flags& flags) { return flags.mode == Mode::kUnary ? 1 : flags.batch; }
+
+// The operations of one kind that the timed phase confirmed.
+struct KindCount {
+  const char* name;  // plural, as in the report and the JSON line: "donations"
+  uint64_t count;
+};
+
+// What a workload brings to a run (RunWorkload): its set-up, its callers,
+// its counts and the words of its report.
+struct WorkloadSpec {
+  // The first word of the report's lines ("server-batch") and the JSON
+  // line's "mode".
+  std::string label;
+  std::string json_mode;
+  // Appended to the banner line, after the run id.
+  std::string banner_note;
+  // What the operations are called in the report ("donations").
+  const char* ops_noun = "operations";
+  // What the latency line measures ("SubmitBatch of 1000").
+  std::string call_text;
+  // If set, the CPU line also gives CPU per confirmed operation, so named
+  // ("donation"); it tells a client-bound run from a server-bound one.
+  const char* cpu_per_op_noun = nullptr;
+  // The untimed set-up, on the setup channel: what it made, for the
+  // "setup:" line ("opened ... and 1000 donors"); nullopt (with `error`) if
+  // it failed.
+  std::function<std::optional<std::string>(const std::shared_ptr<grpc::Channel>& channel,
+                                           std::string* error)>
+      setup;
+  // What each caller does in the timed phase.
+  CallerBody caller;
+  // The confirmed operations by kind, from the callers' merged stats, in the
+  // JSON line's order; together they are the operations confirmed. The
+  // report gives them on a line of their own when there are several kinds.
+  std::function<std::vector<KindCount>(const CallerStats&)> counts;
+};
+
+// Runs a workload: the banner; the set-up (untimed), on its own channel and
+// between two GetHeads; the timed phase; GetHead again; the report and, as
+// the last line, the JSON object. Returns the exit status.
+int RunWorkload(const Flags& flags, const RunNames& names, const WorkloadSpec& spec) {
+  const char* label = spec.label.c_str();
+  const uint64_t ops_per_call = OpsPerCall(flags);
+  std::printf("warmledger-bench: %s against %s; callers=%" PRIu64 " batch=%" PRIu64
+              " entries=%" PRIu64 " seed=%" PRIu64 " deadline=%" PRIu64 " ms run=%s%s\n",
+              label, flags.server.c_str(), flags.callers, ops_per_call, flags.entries, flags.seed,
+              flags.deadline_ms, names.run.c_str(), spec.banner_note.c_str());
+  std::fflush(stdout);
+
+  JsonLine json;
+  json.String("mode", spec.json_mode);
+  json.Integer("callers", flags.callers);
+  json.Integer("batch", ops_per_call);
+  json.Integer("seed", flags.seed);
+  json.String("run", names.run);
+
+  // Setup, untimed.
+  const auto setup_start = SteadyClock::now();
+  std::shared_ptr<grpc::Channel> setup_channel = MakeChannel(flags, 0);
+  if (!WaitConnected(setup_channel)) {
+    return Abort(json, Format("cannot connect to %s within %lld s", flags.server.c_str(),
+                              static_cast<long long>(kConnectWaitMax.count())));
+  }
+  std::unique_ptr<pb::Ledger::Stub> setup_stub = pb::Ledger::NewStub(setup_channel);
+  std::string error;
+  const std::optional<uint64_t> head_start = GetHeadSeq(*setup_stub, flags, &error);
+  if (!head_start) return Abort(json, error);
+  const std::optional<std::string> made = spec.setup(setup_channel, &error);
+  if (!made) return Abort(json, error);
+  const std::optional<uint64_t> head_setup = GetHeadSeq(*setup_stub, flags, &error);
+  if (!head_setup) return Abort(json, error);
+  std::printf("setup: %s in %.2f s; head seq %" PRIu64 " -> %" PRIu64 "\n", made->c_str(),
+              SecondsSince(setup_start), *head_start, *head_setup);
+  std::fflush(stdout);
+
+  // The timed phase.
+  std::optional<TimedResult> timed = RunTimed(flags, spec.caller, &error);
+  if (!timed) return Abort(json, error);
+  const CallerStats& s = timed->total;
+  const std::optional<uint64_t> head_end = GetHeadSeq(*setup_stub, flags, &error);
+  std::optional<double> server_rss_mib;
+  if (flags.server_pid) {
+    server_rss_mib = ProcessPeakRssMib(*flags.server_pid);
+    if (!server_rss_mib) {
+      std::printf("warning: no VmHWM in /proc/%" PRIu64 "/status; server_peak_rss_mib is null\n",
+                  *flags.server_pid);
+    }
+  }
+
+  // The report.
+  const std::vector<KindCount> counts = spec.counts(s);
+  uint64_t ops_ok = 0;
+  for (const KindCount& kind : counts) ops_ok += kind.count;
+  const double ops_per_s = static_cast<double>(ops_ok) / timed->wall_s;
+  const double p50_ns = PercentileNanos(s.call_ns, 0.50);
+  const double p99_ns = PercentileNanos(s.call_ns, 0.99);
+  const double max_ns = s.call_ns.empty() ? std::nan("") : static_cast<double>(s.call_ns.back());
+  const uint64_t calls = s.call_ns.size();
+  std::printf("%s: %" PRIu64 " %s written in %.2f s by %" PRIu64 " callers: %.0f ops/s\n", label,
+              ops_ok, spec.ops_noun, timed->wall_s, flags.callers, ops_per_s);
+  if (counts.size() > 1) {
+    std::string by_kind;
+    for (const KindCount& kind : counts) {
+      by_kind += Format("%s%" PRIu64 " %s", by_kind.empty() ? "" : ", ", kind.count, kind.name);
+    }
+    std::printf("%s: %s\n", label, by_kind.c_str());
+  }
+  std::printf("%s: latency per call (%s): p50 %.2f ms, p99 %.2f ms, max %.2f ms over %" PRIu64
+              " calls (%.0f calls/s)\n",
+              label, spec.call_text.c_str(), Millis(p50_ns), Millis(p99_ns), Millis(max_ns), calls,
+              static_cast<double>(calls) / timed->wall_s);
+  auto per_op = [&](double cpu_s) {
+    return spec.cpu_per_op_noun == nullptr || ops_ok == 0
+               ? std::string()
+               : Format(" (%.1f us/%s)", cpu_s / static_cast<double>(ops_ok) * 1e6,
+                        spec.cpu_per_op_noun);
+  };
+  std::printf("%s: CPU over the timed phase: bench %.2f s%s", label, timed->cpu_s,
+              per_op(timed->cpu_s).c_str());
+  if (flags.server_pid) {
+    std::printf(", server %.2f s%s", timed->server_cpu_s, per_op(timed->server_cpu_s).c_str());
+  }
+  std::printf("\n");
+  if (s.retries > 0) {
+    std::printf("%s: %" PRIu64 " calls repeated after RESOURCE_EXHAUSTED (write queue full)\n",
+                label, s.retries);
+  }
+  if (head_end) {
+    // Only a server nobody else writes to gains exactly the operations.
+    std::printf("%s: head seq %" PRIu64 " (%" PRIu64 " entries during the timed phase)\n", label,
+                *head_end, *head_end - *head_setup);
+  } else {
+    std::printf("%s: %s\n", label, error.c_str());
+  }
+  const double peak_rss_mib = PeakRssMib();
+  if (server_rss_mib) {
+    std::printf("server peak RSS %.1f MiB (VmHWM of pid %" PRIu64 ")\n", *server_rss_mib,
+                *flags.server_pid);
+  }
+  std::printf("bench peak RSS %.1f MiB (whole process)\n", peak_rss_mib);
+  std::string errors_text;
+  for (const auto& [code, count] : s.errors_by_code) {
+    errors_text += Format("%s%s=%" PRIu64, errors_text.empty() ? "" : " ",
+                          CodeName(static_cast<grpc::StatusCode>(code)), count);
+  }
+  const bool failed =
+      s.failed_calls > 0 || s.failed_ops > 0 || ops_ok != flags.entries || !head_end;
+  if (failed) {
+    // A call that failed (a deadline, say) may still have been written:
+    // the server completes a queued write; a retry with the same client id
+    // would say so.
+    const std::string by_code =
+        "; errors by code: " + (errors_text.empty() ? std::string("none") : errors_text);
+    std::printf("%s: PROBLEMS: %" PRIu64 " calls failed, %" PRIu64 " %s not confirmed (of %" PRIu64
+                ")%s%s\n",
+                label, s.failed_calls, s.failed_ops, spec.ops_noun, flags.entries, by_code.c_str(),
+                head_end ? "" : "; GetHead failed at the end");
+  } else {
+    std::printf("%s: errors by code: none\n", label);
+  }
+  for (const std::string& e : s.error_samples) std::printf("error sample: %s\n", e.c_str());
+
+  json.Number("ops_per_s", ops_per_s, 1);
+  json.Number("p50_ms", Millis(p50_ns), 3);
+  json.Number("p99_ms", Millis(p99_ns), 3);
+  json.Number("max_ms", Millis(max_ns), 3);
+  json.Integer("calls", calls);
+  if (head_end) {
+    json.Integer("entries", *head_end);
+  } else {
+    json.Null("entries");
+  }
+  for (const KindCount& kind : counts) json.Integer(kind.name, kind.count);
+  json.Integer("failed_calls", s.failed_calls);
+  json.Integer("failed_ops", s.failed_ops);
+  json.String("errors_by_code", errors_text);
+  json.Integer("retries", s.retries);
+  json.Number("timed_s", timed->wall_s, 3);
+  json.Number("bench_cpu_s", timed->cpu_s, 3);
+  json.Number("server_cpu_s", timed->server_cpu_s, 3);
+  // Null without --server_pid or if unreadable.
+  if (server_rss_mib) {
+    json.Number("server_peak_rss_mib", *server_rss_mib, 1);
+  } else {
+    json.Null("server_peak_rss_mib");
+  }
+  json.Number("peak_rss_mib", peak_rss_mib, 1);
+  json.Bool("ok", !failed);
+  std::printf("%s\n", json.Done().c_str());
+  std::fflush(stdout);
+  return failed ? 1 : 0;
+}
+
+// ---- The donations workload (the default). ----
+
+// Donations from kDonorsCount donors into one fund: RunSetup, then
+// RunUnaryCaller or RunBatchCaller on every caller.
+int RunDonationsBench(const Flags& flags) {
+  const bool unary = flags.mode == Mode::kUnary;
+  const std::string label = unary ? "server-unary" : "server-batch";
+  const RunNames names = MakeRunNames(flags.seed);
+  Work work{.flags = &flags, .names = &names};
+  return RunWorkload(
+      flags, names,
+      {.label = label,
+       .json_mode = label,
+       .banner_note = unary && flags.batch != 1000 ? " (--batch ignored in unary mode)" : "",
+       .ops_noun = "donations",
+       .call_text = Format("%s of %" PRIu64, unary ? "Donate" : "SubmitBatch", OpsPerCall(flags)),
+       .cpu_per_op_noun = "donation",
+       .setup =
+           [&](const std::shared_ptr<grpc::Channel>& channel, std::string* error) {
+             std::unique_ptr<pb::Ledger::Stub> stub = pb::Ledger::NewStub(channel);
+             if (!RunSetup(*stub, flags, names, error)) return std::optional<std::string>();
+             return std::optional<std::string>(
+                 Format("opened %s and %zu donors", names.fund.c_str(), names.donors.size()));
+           },
+       .caller =
+           [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
+             std::unique_ptr<pb::Ledger::Stub> stub = pb::Ledger::NewStub(channel);
+             if (unary) {
+               RunUnaryCaller(work, *stub, stats);
+             } else {
+               RunBatchCaller(work, *stub, stats);
+             }
+           },
+       .counts =
+           [](const CallerStats& s) {
+             return std::vector<KindCount>{{"donations", s.donations_ok}};
+           }});
+}
+
 // ---- The checkout workload (--workload=checkout). ----
 
 // Stores opened in the set-up; operations use them round-robin. Every
@@ -831,30 +1089,23 @@ std::string IdNumber(uint64_t run_key, size_t recipient, int draw) {
   return body + "10X98765432"[sum % 11];
 }
 
-// Issues one voucher, retrying transient failures with the same client id
-// (a retry returns the same code).
+// Issues one voucher, retried as CallSetupWithRetries does (a retry with
+// the same client id returns the same code).
 bool IssueSetupVoucher(pb::Vouchers::Stub& stub, const Flags& flags,
                        const pb::IssueVoucherRequest& request, std::string* code,
                        std::string* error) {
-  for (int attempt = 1; attempt <= kSetupAttemptsMax; ++attempt) {
-    grpc::ClientContext context;
-    PrepareContext(flags, CallKind::kUntimed, &context);
-    pb::IssueVoucherResponse response;
-    const grpc::Status status = stub.IssueVoucher(&context, request, &response);
-    if (status.ok()) {
-      *code = response.code();
-      return true;
-    }
+  pb::IssueVoucherResponse response;
+  const grpc::Status status = CallSetupWithRetries(flags, [&](grpc::ClientContext& context) {
+    response.Clear();
+    return stub.IssueVoucher(&context, request, &response);
+  });
+  if (!status.ok()) {
     *error = Format("setup IssueVoucher %s: %s", request.client_id().c_str(),
                     Describe(status).c_str());
-    const grpc::StatusCode c = status.error_code();
-    if (c != grpc::StatusCode::UNAVAILABLE && c != grpc::StatusCode::DEADLINE_EXCEEDED &&
-        c != grpc::StatusCode::RESOURCE_EXHAUSTED) {
-      return false;
-    }
-    std::this_thread::sleep_for(kQueueFullBackoffMax * attempt);
+    return false;
   }
-  return false;
+  *code = response.code();
+  return true;
 }
 
 // Opens the fund and the stores, registers the recipients, funds the fund
@@ -1030,20 +1281,19 @@ class CheckoutCaller {
       item.Clear();
       const CheckoutKind kind = Fill(index, &item);
       pb::CheckoutItemResult result;
-      const grpc::Status status = CallWithRetries(stats_, [&] {
-        grpc::ClientContext context;
-        PrepareContext(flags_, CallKind::kTimed, &context);
-        result.Clear();
-        switch (kind) {
-          case CheckoutKind::kPurchase:
-            return stub.RecordPurchase(&context, item.purchase(), result.mutable_purchase());
-          case CheckoutKind::kRedeem:
-            return stub.RedeemVoucher(&context, item.redeem(), result.mutable_redemption());
-          case CheckoutKind::kRefund:
-            return stub.RecordRefund(&context, item.refund(), result.mutable_refund());
-        }
-        return grpc::Status(grpc::StatusCode::INTERNAL, "no kind");
-      });
+      const grpc::Status status =
+          CallWithRetries(flags_, stats_, [&](grpc::ClientContext& context) {
+            result.Clear();
+            switch (kind) {
+              case CheckoutKind::kPurchase:
+                return stub.RecordPurchase(&context, item.purchase(), result.mutable_purchase());
+              case CheckoutKind::kRedeem:
+                return stub.RedeemVoucher(&context, item.redeem(), result.mutable_redemption());
+              case CheckoutKind::kRefund:
+                return stub.RecordRefund(&context, item.refund(), result.mutable_refund());
+            }
+            return grpc::Status(grpc::StatusCode::INTERNAL, "no kind");
+          });
       if (!status.ok()) {
         ++stats_.failed_calls;
         FailedOp(index, static_cast<int>(status.error_code()), status.error_message());
@@ -1065,23 +1315,12 @@ class CheckoutCaller {
       for (uint64_t i = first; i < first + claimed; ++i) {
         kinds.push_back(Fill(i, request.add_items()));
       }
-      const grpc::Status status = CallWithRetries(stats_, [&] {
-        grpc::ClientContext context;
-        PrepareContext(flags_, CallKind::kTimed, &context);
-        response.Clear();
-        grpc::Status s = stub.SubmitCheckoutBatch(&context, request, &response);
-        // As for donations: a batch refused whole because the write queue was
-        // full wrote nothing and is repeated.
-        if (s.ok() && response.results_size() > 0 &&
-            std::all_of(response.results().begin(), response.results().end(),
-                        [](const pb::CheckoutItemResult& r) {
-                          return r.code() ==
-                                 static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED);
-                        })) {
-          return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, response.results(0).message());
-        }
-        return s;
-      });
+      const grpc::Status status =
+          CallWithRetries(flags_, stats_, [&](grpc::ClientContext& context) {
+            response.Clear();
+            return BatchCallStatus(stub.SubmitCheckoutBatch(&context, request, &response),
+                                   response);
+          });
       if (!status.ok()) {
         ++stats_.failed_calls;
         for (uint64_t k = 0; k < claimed; ++k) {
@@ -1205,138 +1444,50 @@ class CheckoutCaller {
   std::deque<Refundable> refundable_;
 };
 
+// The checkout mix: RunCheckoutSetup, then a CheckoutCaller on every caller.
 int RunCheckoutBench(const Flags& flags) {
   const bool unary = flags.mode == Mode::kUnary;
-  const uint64_t ops_per_call = unary ? 1 : flags.batch;
-  const char* mode_name = unary ? "checkout-unary" : "checkout-batch";
+  const std::string label = unary ? "checkout-unary" : "checkout-batch";
   const RunNames names = MakeRunNames(flags.seed);
-  std::printf("warmledger-bench: %s against %s; callers=%" PRIu64 " batch=%" PRIu64
-              " entries=%" PRIu64 " seed=%" PRIu64 " deadline=%" PRIu64
-              " ms run=%s; mix %" PRIu64 "%% purchases, %" PRIu64 "%% redemptions, %" PRIu64
-              "%% refunds\n",
-              mode_name, flags.server.c_str(), flags.callers, ops_per_call, flags.entries,
-              flags.seed, flags.deadline_ms, names.run.c_str(), kPurchasePercent, kRedeemPercent,
-              100 - kPurchasePercent - kRedeemPercent);
-  std::fflush(stdout);
-  JsonLine json;
-  json.String("mode", Format("server-%s", mode_name));
-  json.Integer("callers", flags.callers);
-  json.Integer("batch", ops_per_call);
-  json.Integer("seed", flags.seed);
-  json.String("run", names.run);
-
-  const auto setup_start = SteadyClock::now();
-  std::shared_ptr<grpc::Channel> setup_channel = MakeChannel(flags, 0);
-  if (!WaitConnected(setup_channel)) {
-    return Abort(json, Format("cannot connect to %s within %lld s", flags.server.c_str(),
-                              static_cast<long long>(kConnectWaitMax.count())));
-  }
-  std::unique_ptr<pb::Ledger::Stub> setup_stub = pb::Ledger::NewStub(setup_channel);
-  std::string error;
-  const std::optional<uint64_t> head_start = GetHeadSeq(*setup_stub, flags, &error);
-  if (!head_start) return Abort(json, error);
   CheckoutSetup setup;
-  if (!RunCheckoutSetup(setup_channel, flags, names, &setup, &error)) return Abort(json, error);
-  const std::optional<uint64_t> head_setup = GetHeadSeq(*setup_stub, flags, &error);
-  if (!head_setup) return Abort(json, error);
-  std::printf("setup: %zu stores, %zu recipients, %zu vouchers of %s fen from %s in %.2f s; "
-              "head seq %" PRIu64 " -> %" PRIu64 "\n",
-              setup.stores.size(), setup.recipients.size(), setup.codes.size(),
-              std::to_string(setup.voucher_face_fen).c_str(), names.fund.c_str(),
-              SecondsSince(setup_start), *head_start, *head_setup);
-  std::fflush(stdout);
-
   Work work{.flags = &flags, .names = &names};
-  std::optional<TimedResult> timed = RunTimed(
-      flags,
-      [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
-        std::unique_ptr<pb::Checkout::Stub> stub = pb::Checkout::NewStub(channel);
-        CheckoutCaller caller(work, setup, stats);
-        if (unary) {
-          caller.RunUnary(*stub);
-        } else {
-          caller.RunBatch(*stub);
-        }
-      },
-      &error);
-  if (!timed) return Abort(json, error);
-  const CallerStats& s = timed->total;
-  const std::optional<uint64_t> head_end = GetHeadSeq(*setup_stub, flags, &error);
-
-  const uint64_t ops_ok = s.purchases_ok + s.redemptions_ok + s.refunds_ok;
-  const double ops_per_s = static_cast<double>(ops_ok) / timed->wall_s;
-  const double p50_ns = PercentileNanos(s.call_ns, 0.50);
-  const double p99_ns = PercentileNanos(s.call_ns, 0.99);
-  const double max_ns = s.call_ns.empty() ? std::nan("") : static_cast<double>(s.call_ns.back());
-  const uint64_t calls = s.call_ns.size();
-  std::printf("%s: %" PRIu64 " operations written in %.2f s by %" PRIu64 " callers: %.0f ops/s\n",
-              mode_name, ops_ok, timed->wall_s, flags.callers, ops_per_s);
-  std::printf("%s: %" PRIu64 " purchases, %" PRIu64 " redemptions, %" PRIu64 " refunds\n",
-              mode_name, s.purchases_ok, s.redemptions_ok, s.refunds_ok);
-  std::printf("%s: latency per call (%s): p50 %.2f ms, p99 %.2f ms, max %.2f ms over %" PRIu64
-              " calls (%.0f calls/s)\n",
-              mode_name,
-              unary ? "RecordPurchase, RedeemVoucher or RecordRefund"
-                    : Format("SubmitCheckoutBatch of %" PRIu64, ops_per_call).c_str(),
-              Millis(p50_ns), Millis(p99_ns), Millis(max_ns), calls,
-              static_cast<double>(calls) / timed->wall_s);
-  std::printf("%s: CPU over the timed phase: bench %.2f s", mode_name, timed->cpu_s);
-  if (flags.server_pid) std::printf(", server %.2f s", timed->server_cpu_s);
-  std::printf("\n");
-  if (s.retries > 0) {
-    std::printf("%s: %" PRIu64 " calls repeated after RESOURCE_EXHAUSTED (write queue full)\n",
-                mode_name, s.retries);
-  }
-  if (head_end) {
-    std::printf("%s: head seq %" PRIu64 " (%" PRIu64 " entries during the timed phase)\n",
-                mode_name, *head_end, *head_end - *head_setup);
-  } else {
-    std::printf("%s: %s\n", mode_name, error.c_str());
-  }
-  std::string errors_text;
-  for (const auto& [code, count] : s.errors_by_code) {
-    errors_text += Format("%s%s=%" PRIu64, errors_text.empty() ? "" : " ",
-                          CodeName(static_cast<grpc::StatusCode>(code)), count);
-  }
-  const bool failed = s.failed_calls > 0 || s.failed_ops > 0 || ops_ok != flags.entries ||
-                      !head_end;
-  if (failed) {
-    std::printf("%s: PROBLEMS: %" PRIu64 " calls failed, %" PRIu64
-                " operations not confirmed (of %" PRIu64 "); errors by code: %s%s\n",
-                mode_name, s.failed_calls, s.failed_ops, flags.entries,
-                errors_text.empty() ? "none" : errors_text.c_str(),
-                head_end ? "" : "; GetHead failed at the end");
-  } else {
-    std::printf("%s: errors by code: none\n", mode_name);
-  }
-  for (const std::string& e : s.error_samples) std::printf("error sample: %s\n", e.c_str());
-  const double peak_rss_mib = PeakRssMib();
-
-  json.Number("ops_per_s", ops_per_s, 1);
-  json.Number("p50_ms", Millis(p50_ns), 3);
-  json.Number("p99_ms", Millis(p99_ns), 3);
-  json.Number("max_ms", Millis(max_ns), 3);
-  json.Integer("calls", calls);
-  if (head_end) {
-    json.Integer("entries", *head_end);
-  } else {
-    json.Null("entries");
-  }
-  json.Integer("purchases", s.purchases_ok);
-  json.Integer("redemptions", s.redemptions_ok);
-  json.Integer("refunds", s.refunds_ok);
-  json.Integer("failed_calls", s.failed_calls);
-  json.Integer("failed_ops", s.failed_ops);
-  json.String("errors_by_code", errors_text);
-  json.Integer("retries", s.retries);
-  json.Number("timed_s", timed->wall_s, 3);
-  json.Number("bench_cpu_s", timed->cpu_s, 3);
-  json.Number("server_cpu_s", timed->server_cpu_s, 3);
-  json.Number("peak_rss_mib", peak_rss_mib, 1);
-  json.Bool("ok", !failed);
-  std::printf("%s\n", json.Done().c_str());
-  std::fflush(stdout);
-  return failed ? 1 : 0;
+  return RunWorkload(
+      flags, names,
+      {.label = label,
+       .json_mode = "server-" + label,
+       .banner_note =
+           Format("; mix %" PRIu64 "%% purchases, %" PRIu64 "%% redemptions, %" PRIu64 "%% refunds",
+                  kPurchasePercent, kRedeemPercent, 100 - kPurchasePercent - kRedeemPercent),
+       .ops_noun = "operations",
+       .call_text = unary ? "RecordPurchase, RedeemVoucher or RecordRefund"
+                          : Format("SubmitCheckoutBatch of %" PRIu64, OpsPerCall(flags)),
+       .cpu_per_op_noun = "operation",
+       .setup =
+           [&](const std::shared_ptr<grpc::Channel>& channel, std::string* error) {
+             if (!RunCheckoutSetup(channel, flags, names, &setup, error)) {
+               return std::optional<std::string>();
+             }
+             return std::optional<std::string>(
+                 Format("%zu stores, %zu recipients, %zu vouchers of %s fen from %s",
+                        setup.stores.size(), setup.recipients.size(), setup.codes.size(),
+                        std::to_string(setup.voucher_face_fen).c_str(), names.fund.c_str()));
+           },
+       .caller =
+           [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
+             std::unique_ptr<pb::Checkout::Stub> stub = pb::Checkout::NewStub(channel);
+             CheckoutCaller caller(work, setup, stats);
+             if (unary) {
+               caller.RunUnary(*stub);
+             } else {
+               caller.RunBatch(*stub);
+             }
+           },
+       .counts =
+           [](const CallerStats& s) {
+             return std::vector<KindCount>{{"purchases", s.purchases_ok},
+                                           {"redemptions", s.redemptions_ok},
+                                           {"refunds", s.refunds_ok}};
+           }});
 }
 
 }  // namespace
@@ -1352,154 +1503,7 @@ int RunServerBench(const std::vector<std::string>& args) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (flags.workload == Workload::kCheckout) return RunCheckoutBench(flags);
-  const bool unary = flags.mode == Mode::kUnary;
-  const uint64_t ops_per_call = unary ? 1 : flags.batch;
-  const char* mode_name = unary ? "server-unary" : "server-batch";
-  const RunNames names = MakeRunNames(flags.seed);
-
-  std::printf("warmledger-bench: %s against %s; callers=%" PRIu64 " batch=%" PRIu64
-              " entries=%" PRIu64 " seed=%" PRIu64 " deadline=%" PRIu64 " ms run=%s%s\n",
-              mode_name, flags.server.c_str(), flags.callers, ops_per_call, flags.entries,
-              flags.seed, flags.deadline_ms, names.run.c_str(),
-              unary && flags.batch != 1000 ? " (--batch ignored in unary mode)" : "");
-  std::fflush(stdout);
-
-  JsonLine json;
-  json.String("mode", mode_name);
-  json.Integer("callers", flags.callers);
-  json.Integer("batch", ops_per_call);
-  json.Integer("seed", flags.seed);
-  json.String("run", names.run);
-
-  // Setup, untimed.
-  const auto setup_start = SteadyClock::now();
-  std::shared_ptr<grpc::Channel> setup_channel = MakeChannel(flags, 0);
-  if (!WaitConnected(setup_channel)) {
-    return Abort(json, Format("cannot connect to %s within %lld s", flags.server.c_str(),
-                              static_cast<long long>(kConnectWaitMax.count())));
-  }
-  std::unique_ptr<pb::Ledger::Stub> setup_stub = pb::Ledger::NewStub(setup_channel);
-  std::string error;
-  const std::optional<uint64_t> head_start = GetHeadSeq(*setup_stub, flags, &error);
-  if (!head_start) return Abort(json, error);
-  if (!RunSetup(*setup_stub, flags, names, &error)) return Abort(json, error);
-  const std::optional<uint64_t> head_setup = GetHeadSeq(*setup_stub, flags, &error);
-  if (!head_setup) return Abort(json, error);
-  std::printf("setup: opened %s and %zu donors in %.2f s; head seq %" PRIu64 " -> %" PRIu64 "\n",
-              names.fund.c_str(), names.donors.size(), SecondsSince(setup_start), *head_start,
-              *head_setup);
-  std::fflush(stdout);
-
-  // The timed phase.
-  Work work{.flags = &flags, .names = &names};
-  std::optional<TimedResult> timed = RunTimed(
-      flags,
-      [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
-        std::unique_ptr<pb::Ledger::Stub> stub = pb::Ledger::NewStub(channel);
-        if (flags.mode == Mode::kUnary) {
-          RunUnaryCaller(work, *stub, stats);
-        } else {
-          RunBatchCaller(work, *stub, stats);
-        }
-      },
-      &error);
-  if (!timed) return Abort(json, error);
-  const CallerStats& s = timed->total;
-  const std::optional<uint64_t> head_end = GetHeadSeq(*setup_stub, flags, &error);
-  std::optional<double> server_rss_mib;
-  if (flags.server_pid) {
-    server_rss_mib = ProcessPeakRssMib(*flags.server_pid);
-    if (!server_rss_mib) {
-      std::printf("warning: no VmHWM in /proc/%" PRIu64 "/status; server_peak_rss_mib is null\n",
-                  *flags.server_pid);
-    }
-  }
-
-  const double ops_per_s = static_cast<double>(s.donations_ok) / timed->wall_s;
-  const double p50_ns = PercentileNanos(s.call_ns, 0.50);
-  const double p99_ns = PercentileNanos(s.call_ns, 0.99);
-  const double max_ns = s.call_ns.empty() ? std::nan("") : static_cast<double>(s.call_ns.back());
-  const uint64_t calls = s.call_ns.size();
-  std::printf("%s: %" PRIu64 " donations written in %.2f s by %" PRIu64 " callers: %.0f ops/s\n",
-              mode_name, s.donations_ok, timed->wall_s, flags.callers, ops_per_s);
-  std::printf("%s: latency per call (%s of %" PRIu64
-              "): p50 %.2f ms, p99 %.2f ms, max %.2f ms "
-              "over %" PRIu64 " calls (%.0f calls/s)\n",
-              mode_name, unary ? "Donate" : "SubmitBatch", ops_per_call, Millis(p50_ns),
-              Millis(p99_ns), Millis(max_ns), calls, static_cast<double>(calls) / timed->wall_s);
-  // CPU per donation tells a client-bound run from a server-bound one.
-  auto per_donation = [&](double cpu_s) {
-    return s.donations_ok == 0
-               ? std::string()
-               : Format(" (%.1f us/donation)", cpu_s / static_cast<double>(s.donations_ok) * 1e6);
-  };
-  std::printf("%s: CPU over the timed phase: bench %.2f s%s", mode_name, timed->cpu_s,
-              per_donation(timed->cpu_s).c_str());
-  if (flags.server_pid) {
-    std::printf(", server %.2f s%s", timed->server_cpu_s,
-                per_donation(timed->server_cpu_s).c_str());
-  }
-  std::printf("\n");
-  if (s.retries > 0) {
-    std::printf("%s: %" PRIu64 " calls repeated after RESOURCE_EXHAUSTED (write queue full)\n",
-                mode_name, s.retries);
-  }
-  if (head_end) {
-    // Only a server nobody else writes to gains exactly the donations.
-    std::printf("%s: head seq %" PRIu64 " (%" PRIu64 " entries during the timed phase)\n",
-                mode_name, *head_end, *head_end - *head_setup);
-  } else {
-    std::printf("%s: %s\n", mode_name, error.c_str());
-  }
-  if (server_rss_mib) {
-    std::printf("server peak RSS %.1f MiB (VmHWM of pid %" PRIu64 ")\n", *server_rss_mib,
-                *flags.server_pid);
-  }
-  const double peak_rss_mib = PeakRssMib();
-  std::printf("bench peak RSS %.1f MiB (whole process)\n", peak_rss_mib);
-
-  const bool failed =
-      s.failed_calls > 0 || s.failed_ops > 0 || s.donations_ok != flags.entries || !head_end;
-  if (failed) {
-    // A call that failed (a deadline, say) may still have been written:
-    // the server completes a queued write; a retry with the same client id
-    // would say so.
-    std::printf("%s: PROBLEMS: %" PRIu64 " calls failed, %" PRIu64
-                " donations not confirmed "
-                "(of %" PRIu64 ")%s\n",
-                mode_name, s.failed_calls, s.failed_ops, flags.entries,
-                head_end ? "" : "; GetHead failed at the end");
-  }
-  for (const std::string& e : s.error_samples) std::printf("error sample: %s\n", e.c_str());
-
-  json.Number("ops_per_s", ops_per_s, 1);
-  json.Number("p50_ms", Millis(p50_ns), 3);
-  json.Number("p99_ms", Millis(p99_ns), 3);
-  json.Number("max_ms", Millis(max_ns), 3);
-  json.Integer("calls", calls);
-  if (head_end) {
-    json.Integer("entries", *head_end);
-  } else {
-    json.Null("entries");
-  }
-  json.Integer("donations", s.donations_ok);
-  json.Integer("failed_calls", s.failed_calls);
-  json.Integer("failed_ops", s.failed_ops);
-  json.Integer("retries", s.retries);
-  json.Number("timed_s", timed->wall_s, 3);
-  json.Number("bench_cpu_s", timed->cpu_s, 3);
-  json.Number("server_cpu_s", timed->server_cpu_s, 3);
-  if (server_rss_mib) {
-    json.Number("server_peak_rss_mib", *server_rss_mib, 1);
-  } else {
-    json.Null("server_peak_rss_mib");
-  }
-  json.Number("peak_rss_mib", peak_rss_mib, 1);
-  json.Bool("ok", !failed);
-  std::printf("%s\n", json.Done().c_str());
-  std::fflush(stdout);
-  return failed ? 1 : 0;
+  return flags.workload == Workload::kCheckout ? RunCheckoutBench(flags) : RunDonationsBench(flags);
 }
 
 }  // namespace warmledger::bench
