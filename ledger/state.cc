@@ -857,7 +857,10 @@ int64_t LedgerState::TakeOwnLot(uint32_t account, uint64_t lot, int64_t max, Jou
       if (i != hint && slices[i].lot == lot && slices[i].amount > 0) take_at(i);
     }
   }
-  WL_CHECK(taken == want);  // at_origin counts exactly what the fund holds of the lot
+  // at_origin counts exactly what the fund holds of the lot. Were it ever
+  // wrong, the caller takes the rest by fifo/v1: the entry stays balanced
+  // and replays the same, rather than the ledger refusing to open.
+  WL_DCHECK(taken == want);
   // Recorded in the account's order, as fifo/v1 would list them.
   std::sort(found.begin(), found.end());
   for (const auto& [index, amount] : found) out->push_back({lot, amount});
