@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -839,6 +840,172 @@ TEST_F(CheckoutTest, ALinkedChainThatFailsUndoesVoucherAndRefundState) {
   MustRun(IssueBody("LINKED", 1'000, kDayUs));
   EXPECT_EQ(MustCheckout(RefundBody(kStore, "L-1", "rf-1", 5'000)).moved, 100);
 }
+
+// ===================================================================
+// A random stream: every invariant after every batch
+// ===================================================================
+
+// A seeded stream of checkout, voucher and office operations — valid and
+// invalid, retried, in linked chains that may fail — checked after every
+// batch against what must hold whatever the outcomes: value is conserved;
+// each purchase lot's holdings in the fund agree with its trace (entries);
+// each voucher's face = redeemed + returned + remaining, and remaining is
+// what its account holds; no order's reversals exceed its contribution; the
+// rebuilt state equals the live one. The stream depends only on the seed.
+class CheckoutStreamTest : public CheckoutTest, public ::testing::WithParamInterface<uint64_t> {
+ protected:
+  uint64_t Pick(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
+  bool Chance(int percent) { return Pick(100) < static_cast<uint64_t>(percent); }
+
+  OpBody NextBody() {
+    const std::string store = Chance(70) ? kStore : kStore2;
+    switch (Pick(12)) {
+      case 0:
+      case 1:
+      case 2: {  // a new purchase, or a retry (same or changed) of an earlier one
+        if (!orders_.empty() && Chance(15)) {
+          PurchaseOp again = orders_[Pick(orders_.size())];
+          if (Chance(30)) again.amount += 1;
+          return again;
+        }
+        PurchaseOp op = PurchaseBody(store, "o-" + std::to_string(++next_order_),
+                                     1 + static_cast<int64_t>(Pick(40'000)),
+                                     Chance(30) ? kMember : "");
+        orders_.push_back(op);
+        return op;
+      }
+      case 3:
+      case 4: {  // a refund of some order, sometimes more than is left
+        if (orders_.empty()) return DonationBody(kDonor, kFund, 1'000);
+        const PurchaseOp& o = orders_[Pick(orders_.size())];
+        return RefundBody(o.store, o.order_id, "rf-" + std::to_string(++next_refund_),
+                          1 + static_cast<int64_t>(Pick(static_cast<uint64_t>(o.amount))));
+      }
+      case 5:
+        return DonationBody(Chance(50) ? kDonor : kDonor2, kFund,
+                            1 + static_cast<int64_t>(Pick(5'000)));
+      case 6:
+        return Chance(50) ? OpBody(AllocationBody(kFund, kFund2, 1 + static_cast<int64_t>(Pick(3'000))))
+                          : OpBody(DisbursementBody(kFund, kRecipient,
+                                                    1 + static_cast<int64_t>(Pick(9'000))));
+      case 7: {  // a voucher, from either fund, perhaps only at one store
+        const std::string code = "code-" + std::to_string(++next_voucher_);
+        codes_.push_back(code);
+        VoucherIssueOp op = IssueBody(code, 1 + static_cast<int64_t>(Pick(4'000)),
+                                      static_cast<int64_t>(1 + Pick(20)) * 60'000'000,
+                                      Chance(30) ? std::vector<std::string>{store}
+                                                 : std::vector<std::string>{},
+                                      Chance(80) ? kFund : kFund2);
+        return op;
+      }
+      case 8:
+      case 9: {
+        if (codes_.empty()) return DonationBody(kDonor, kFund, 1'000);
+        return RedeemBody(codes_[Pick(codes_.size())], store,
+                          "t-" + std::to_string(++next_order_),
+                          1 + static_cast<int64_t>(Pick(1'500)));
+      }
+      case 10: {  // void some voucher (its seq is found through its code)
+        if (codes_.empty()) return DonationBody(kDonor, kFund, 1'000);
+        auto v = ledger_->FindVoucherByCodeHash(CodeHash(codes_[Pick(codes_.size())]));
+        if (!v.ok()) return DonationBody(kDonor, kFund, 1'000);
+        return VoucherCloseOp{v->account, VoucherCloseMode::kVoid, "stream void"};
+      }
+      default: {  // reverse a donation: rebuilds the fund's slice list
+        if (gifts_.empty()) return DonationBody(kDonor, kFund, 1'000);
+        return ReverseBody(gifts_[Pick(gifts_.size())]);
+      }
+    }
+  }
+
+  Operation NextOp() {
+    OpBody body = NextBody();
+    Operation op;
+    if (!NaturalClientId(body)) op.client_id = NextClientId();
+    op.linked = Chance(15);
+    op.body = std::move(body);
+    return op;
+  }
+
+  void CheckInvariants() {
+    absl::StatusOr<std::vector<Balance>> totals = ledger_->TotalsPerAsset();
+    ASSERT_TRUE(totals.ok());
+    for (const Balance& b : *totals) EXPECT_EQ(b.amount, 0) << b.asset;
+    std::map<uint64_t, int64_t> in_fund;  // lot → held in kFund (state)
+    for (const Slice& s : HoldingsOf(kFund)) in_fund[s.lot] += s.amount;
+    std::map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> order_money;
+    for (const StoredEntry& stored : AllEntries()) {
+      const Entry& e = stored.entry;
+      int64_t moved = 0;
+      for (const Posting& p : e.postings) moved += p.amount;
+      if (const auto* p = std::get_if<PurchaseOp>(&e.body)) {
+        order_money[{p->store, p->order_id}].first = moved;
+        if (moved == 0) continue;
+        // The purchase lot: its trace (from the entries) and the fund's
+        // holdings (the state) agree on what the fund still holds of it.
+        const LotTrace trace = TraceOf(e.seq);
+        EXPECT_EQ(ByAccount(trace.held)[kFund], in_fund[e.seq]) << "lot " << e.seq;
+      } else if (const auto* r = std::get_if<RefundOp>(&e.body)) {
+        order_money[{r->store, r->order_id}].second += moved;
+      } else if (std::holds_alternative<DonationOp>(e.body) && e.seq > gift_seen_) {
+        gifts_.push_back(e.seq);
+        gift_seen_ = e.seq;
+      } else if (std::holds_alternative<VoucherIssueOp>(e.body)) {
+        const VoucherInfo v = VoucherOf(e.seq);
+        EXPECT_EQ(v.face, v.redeemed + v.returned + v.remaining) << v.account;
+        EXPECT_EQ(v.remaining, BalanceOf(v.account)) << v.account;
+        int64_t held = 0;
+        for (const Slice& s : HoldingsOf(v.account)) held += s.amount;
+        EXPECT_EQ(held, v.remaining) << v.account;
+      }
+    }
+    for (const auto& [order, money] : order_money) {
+      EXPECT_LE(money.second, money.first) << order.first << " " << order.second;
+    }
+  }
+
+  std::mt19937_64 rng_{GetParam()};
+  std::vector<PurchaseOp> orders_;
+  std::vector<std::string> codes_;
+  std::vector<uint64_t> gifts_;
+  uint64_t gift_seen_ = 0;
+  uint64_t next_order_ = 0;
+  uint64_t next_refund_ = 0;
+  uint64_t next_voucher_ = 0;
+};
+
+TEST_P(CheckoutStreamTest, EveryInvariantHoldsAfterEveryBatch) {
+  Donate(kDonor, kFund, 20'000);
+  Donate(kDonor2, kFund2, 50'000);
+  uint64_t ok = 0;
+  uint64_t covered = 0;  // refunds whose own lot was (partly) spent
+  for (int batch = 0; batch < 40; ++batch) {
+    SCOPED_TRACE(::testing::Message() << "seed " << GetParam() << ", batch " << batch);
+    std::vector<Operation> ops;
+    const uint64_t n = 1 + Pick(40);
+    for (uint64_t i = 0; i < n; ++i) ops.push_back(NextOp());
+    ops.back().linked = false;
+    for (const OpResult& r : ledger_->Submit(std::move(ops))) {
+      ok += r.status.ok();
+      covered += r.status.ok() && r.covered_by_fund > 0;
+    }
+    if (Chance(30)) clock_.AdvanceMicros(static_cast<int64_t>(Pick(10)) * 60'000'000);
+    if (Chance(20)) ASSERT_TRUE(ledger_->ExpireDueVouchers(100).ok());
+    ASSERT_NO_FATAL_FAILURE(CheckInvariants());
+    if (batch % 10 == 9) {
+      absl::StatusOr<std::string> rebuilt = ledger_->RebuildStateDigest();
+      ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+      ASSERT_EQ(*rebuilt, ledger_->StateDigest());
+    }
+  }
+  EXPECT_GT(ok, 300u) << "the stream should mostly succeed";
+  EXPECT_GT(covered, 0u) << "the stream should refund contributions already spent";
+  const std::string digest = ledger_->StateDigest();
+  Reopen();
+  EXPECT_EQ(ledger_->StateDigest(), digest);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, CheckoutStreamTest, ::testing::Values(1, 2, 3));
 
 }  // namespace
 }  // namespace warmledger
