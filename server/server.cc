@@ -363,6 +363,8 @@ class WritePlanner {
       }
       case pb::BatchOperation::kRegisterRecipient:
         return RegisterRecipient(op.register_recipient(), p, ops);
+      case pb::BatchOperation::kIssueVoucher: return Convert(op.issue_voucher(), p, ops);
+      case pb::BatchOperation::kVoidVoucher: return Convert(op.void_voucher(), p, ops);
       case pb::BatchOperation::OP_NOT_SET:
         break;
     }
@@ -734,6 +736,7 @@ class LedgerService final : public pb::Ledger::CallbackService, private Callback
                      out->set_trace_code(p.trace_code);
                    }
                    out->set_recipient(p.recipient);
+                   out->set_voucher_code(p.voucher_code);
                  });
   }
 

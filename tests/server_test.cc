@@ -501,6 +501,14 @@ grpc::Status CallUnary(const Client& c, const pb::BatchOperation& op) {
       pb::RegisterRecipientResponse r;
       return c.Call(&Stub::RegisterRecipient, op.register_recipient(), &r);
     }
+    case pb::BatchOperation::kIssueVoucher: {
+      pb::IssueVoucherResponse r;
+      return c.Call(&VStub::IssueVoucher, op.issue_voucher(), &r);
+    }
+    case pb::BatchOperation::kVoidVoucher: {
+      pb::WriteResult r;
+      return c.Call(&VStub::VoidVoucher, op.void_voucher(), &r);
+    }
     case pb::BatchOperation::OP_NOT_SET: break;
   }
   return grpc::Status(grpc::INTERNAL, "test: no operation");
@@ -1714,6 +1722,41 @@ TEST_F(ServerTest, SubmitCheckoutBatchAnswersEveryItemAndARetriedBatchIsAllDupli
   EXPECT_EQ(client_->HeadSeq(), before + 3);
 }
 
+TEST_F(ServerTest, TheOfficeBatchIssuesAndVoidsVouchersWithTheirCodes) {
+  Shop shop = SetUpShop();
+  pb::BatchRequest batch;
+  for (int i = 1; i <= 3; ++i) {
+    *batch.add_operations()->mutable_issue_voucher() =
+        IssueReq("bat-" + std::to_string(i), "fund/general", shop.recipient, 1000 * i,
+                 clock_.NowMicros() + kHourUs);
+  }
+  pb::BatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, batch, &resp)));
+  ASSERT_EQ(resp.results_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(resp.results(i).code(), 0) << resp.results(i).message();
+    EXPECT_TRUE(IsTraceCode(resp.results(i).voucher_code())) << resp.results(i).voucher_code();
+    EXPECT_EQ(VoucherById(resp.results(i).result().seq()).face(), 1000 * (i + 1));
+  }
+  // The same request alone answers the same code.
+  const pb::IssueVoucherResponse alone = Issue(batch.operations(1).issue_voucher());
+  EXPECT_TRUE(alone.result().duplicate());
+  EXPECT_EQ(alone.code(), resp.results(1).voucher_code());
+
+  pb::BatchRequest voids;
+  pb::VoidVoucherRequest* v = voids.add_operations()->mutable_void_voucher();
+  v->set_client_id("bat-void-1");
+  v->set_voucher(resp.results(0).result().seq());
+  v->set_reason("issued twice");
+  voids.add_operations()->mutable_void_voucher()->set_client_id("bat-void-2");  // no voucher
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, voids, &resp)));
+  ASSERT_EQ(resp.results_size(), 2);
+  EXPECT_EQ(resp.results(0).code(), 0) << resp.results(0).message();
+  EXPECT_EQ(resp.results(1).code(), static_cast<int>(grpc::INVALID_ARGUMENT));
+  EXPECT_EQ(VoucherById(v->voucher()).status(), pb::VOIDED);
+}
+
 TEST_F(ServerTest, IssueVoucherRetryReturnsTheSameCodeAndVoidingReturnsWhatIsLeft) {
   Shop shop = SetUpShop();
   pb::IssueVoucherRequest req =
@@ -2510,6 +2553,8 @@ TEST_F(ServerTest, EveryInvalidFieldOfEveryWriteIsRejectedNamingTheFieldAndWrite
       case pb::BatchOperation::kRegisterRecipient:
         op.mutable_register_recipient()->set_client_id(id);
         break;
+      case pb::BatchOperation::kIssueVoucher: op.mutable_issue_voucher()->set_client_id(id); break;
+      case pb::BatchOperation::kVoidVoucher: op.mutable_void_voucher()->set_client_id(id); break;
       case pb::BatchOperation::OP_NOT_SET: break;
     }
     EXPECT_TRUE(IsOk(CallUnary(*client_, op))) << "base " << i;
@@ -2784,7 +2829,6 @@ TEST(ListenTest, DevModeRefusesHostnamesThatOnlyLookLikeLoopback) {
 
 // ================================================================ verifiability
 
-std::string NoteText(const std::string& note) { return note.substr(0, note.find("\n\n") + 1); }
 
 Hash ToHash(const std::string& bytes) {
   Hash h{};

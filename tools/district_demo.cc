@@ -44,9 +44,7 @@
 // scale); a ledger holding another district is refused. After the load the
 // summaries, and the settlement of every demo store, must equal the plan.
 // The contributions are planned at the server's default rate (2%, half up);
-// a server configured otherwise is refused at the first purchase. Vouchers
-// are issued by kVoucherCallers concurrent IssueVoucher calls (there is no
-// batch form), so which lots each voucher draws may differ between runs.
+// a server configured otherwise is refused at the first purchase.
 //
 // Output: progress lines (about every 10%), a summary, the fund summaries,
 // and a few trace codes with the commands to follow them.
@@ -58,7 +56,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cinttypes>
@@ -68,7 +65,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -158,7 +154,7 @@ inline constexpr int64_t kContributionRateBp = 200;
 inline constexpr size_t kRefundEvery = 50;
 inline constexpr size_t kTwoRefundsEvery = 10;
 // Aid vouchers: 1.26 million yuan in vouchers of 1,000 yuan (a household's
-// supermarket aid for a year); fewer, larger vouchers keep the unary calls few.
+// supermarket aid for a year).
 inline constexpr int64_t kVouchersCount = 1'260;
 inline constexpr int64_t kVoucherFaceFen = 100'000;
 // Far ahead, so that a rerun, whenever it happens, asks for exactly the same
@@ -166,10 +162,6 @@ inline constexpr int64_t kVoucherFaceFen = 100'000;
 // would refuse the retry as another voucher under the same client id):
 // 2099-12-31T00:00:00+08:00.
 inline constexpr int64_t kVoucherExpiresUs = 4'102'329'600'000'000;
-// IssueVoucher has no batch form: the vouchers are issued by this many
-// concurrent callers, so their order in the ledger (and so which lots each
-// one draws) may differ between runs; the totals do not.
-inline constexpr size_t kVoucherCallers = 32;
 // The shops' own sale times are spread over one year from 2024-01-01T00:00
 // China time (the ledger times are the server's).
 inline constexpr int64_t kSalePeriodStartUs = 1'704'038'400'000'000;
@@ -587,11 +579,7 @@ struct ShownTrace {
 
 // A named run of operations. `build` writes operation `index` (0-based within
 // the phase) into a BatchOperation; `done` sees its result once it succeeded.
-// A checkout phase sets `checkout` (SubmitCheckoutBatch) instead of `build`;
-// a phase of calls that have no batch form sets `unary`, which makes call
-// `index` on a fresh context and says whether the server answered it as a
-// duplicate; `callers` of them run at once.
-class Client;
+// A checkout phase sets `checkout` (SubmitCheckoutBatch) instead of `build`.
 struct Phase {
   std::string name;
   size_t count = 0;
@@ -599,8 +587,6 @@ struct Phase {
   std::function<void(size_t index, const v1::BatchResult& result)> done;
   std::function<void(size_t index, v1::CheckoutItem* item)> checkout;
   std::function<void(size_t index, const v1::CheckoutItemResult& result)> checkout_done;
-  std::function<grpc::Status(Client& client, size_t index, bool* duplicate)> unary;
-  size_t callers = 1;
 };
 
 void ToProto(const Op& op, const std::vector<std::string>& recipient_ids,
@@ -894,9 +880,6 @@ class Plan {
   void PlanRecipients();
   void PlanCheckout();
   void Build();
-  // The calls of the unary phases (defined after Client).
-  grpc::Status IssueVoucher(Client& client, size_t v, bool* duplicate);
-  grpc::Status VoidVoucher(Client& client, size_t v, bool* duplicate);
 
   // A sale at a store; its contribution at the planned rate.
   struct Purchase {
@@ -1422,9 +1405,24 @@ void Plan::PlanCheckout() {
     Phase phase;
     phase.name = "vouchers";
     phase.count = vouchers_.size();
-    phase.callers = kVoucherCallers;
-    phase.unary = [this](Client& client, size_t v, bool* duplicate) {
-      return IssueVoucher(client, v, duplicate);
+    phase.build = [this](size_t v, v1::BatchOperation* out) {
+      const PlannedVoucher& planned = vouchers_[v];
+      const std::string& recipient = recipient_ids_.at(planned.recipient);
+      DEMO_CHECK(!recipient.empty(), "recipient id known before issuing a voucher");
+      v1::IssueVoucherRequest* r = out->mutable_issue_voucher();
+      r->set_client_id(Id("voucher", v + 1));
+      r->set_from("fund/general");
+      r->set_recipient(recipient);
+      r->set_asset(kAsset);
+      r->set_amount(kVoucherFaceFen);
+      r->set_expires_us(kVoucherExpiresUs);
+      r->add_stores(kStores[0].account);
+      if (planned.also_grocery) r->add_stores(kStores[1].account);
+      r->set_memo("aid voucher for the charity supermarket");
+    };
+    phase.done = [this](size_t v, const v1::BatchResult& result) {
+      voucher_codes_[v] = result.voucher_code();
+      voucher_numbers_[v] = result.result().seq();
     };
     phases_.push_back(std::move(phase));
   }
@@ -1460,8 +1458,11 @@ void Plan::PlanCheckout() {
     Phase phase;
     phase.name = "voided voucher";
     phase.count = 1;
-    phase.unary = [this](Client& client, size_t, bool* duplicate) {
-      return VoidVoucher(client, *voided_, duplicate);
+    phase.build = [this](size_t, v1::BatchOperation* out) {
+      v1::VoidVoucherRequest* r = out->mutable_void_voucher();
+      r->set_client_id(Id("void-voucher", *voided_ + 1));
+      r->set_voucher(voucher_numbers_.at(*voided_));
+      r->set_reason("the recipient moved out of the district before using the voucher");
     };
     phases_.push_back(std::move(phase));
   }
@@ -1494,7 +1495,6 @@ class Client {
     channel_ = grpc::CreateCustomChannel(flags.server, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::Ledger::NewStub(channel_);
     checkout_ = v1::Checkout::NewStub(channel_);
-    vouchers_ = v1::Vouchers::NewStub(channel_);
   }
 
   // Calls `rpc` with a fresh context (deadline, token) until it is not a
@@ -1527,7 +1527,6 @@ class Client {
 
   v1::Ledger::Stub& stub() { return *stub_; }
   v1::Checkout::Stub& checkout() { return *checkout_; }
-  v1::Vouchers::Stub& vouchers() { return *vouchers_; }
   uint64_t retries() const { return retries_; }
 
  private:
@@ -1535,8 +1534,7 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Ledger::Stub> stub_;
   std::unique_ptr<v1::Checkout::Stub> checkout_;
-  std::unique_ptr<v1::Vouchers::Stub> vouchers_;
-  std::atomic<uint64_t> retries_{0};  // unary phases call from several threads
+  uint64_t retries_ = 0;
 };
 
 [[noreturn]] void FailRpc(const char* what, const grpc::Status& status) {
@@ -1549,45 +1547,6 @@ class Client {
   }
   Fail(Format("%s: %s: %s%s", what, CodeName(status.error_code()),
               status.error_message().c_str(), hint.c_str()));
-}
-
-grpc::Status Plan::IssueVoucher(Client& client, size_t v, bool* duplicate) {
-  const PlannedVoucher& planned = vouchers_[v];
-  const std::string& recipient = recipient_ids_.at(planned.recipient);
-  DEMO_CHECK(!recipient.empty(), "recipient id known before issuing a voucher");
-  v1::IssueVoucherRequest request;
-  request.set_client_id(Id("voucher", v + 1));
-  request.set_from("fund/general");
-  request.set_recipient(recipient);
-  request.set_asset(kAsset);
-  request.set_amount(kVoucherFaceFen);
-  request.set_expires_us(kVoucherExpiresUs);
-  request.add_stores(kStores[0].account);
-  if (planned.also_grocery) request.add_stores(kStores[1].account);
-  request.set_memo("aid voucher for the charity supermarket");
-  v1::IssueVoucherResponse response;
-  const grpc::Status status = client.WithRetries("IssueVoucher", [&](grpc::ClientContext* c) {
-    return client.vouchers().IssueVoucher(c, request, &response);
-  });
-  if (status.ok()) {
-    *duplicate = response.result().duplicate();
-    voucher_codes_[v] = response.code();
-    voucher_numbers_[v] = response.voucher();
-  }
-  return status;
-}
-
-grpc::Status Plan::VoidVoucher(Client& client, size_t v, bool* duplicate) {
-  v1::VoidVoucherRequest request;
-  request.set_client_id(Id("void-voucher", v + 1));
-  request.set_voucher(voucher_numbers_.at(v));
-  request.set_reason("the recipient moved out of the district before using the voucher");
-  v1::WriteResult response;
-  const grpc::Status status = client.WithRetries("VoidVoucher", [&](grpc::ClientContext* c) {
-    return client.vouchers().VoidVoucher(c, request, &response);
-  });
-  if (status.ok()) *duplicate = response.duplicate();
-  return status;
 }
 
 // ---- Loading. ----
@@ -1616,19 +1575,14 @@ class Loader {
       std::printf("loading %s: %s operations (at %.1f s)\n", phase.name.c_str(),
                   Grouped(phase.count).c_str(), SecondsSince(start_));
       std::fflush(stdout);
-      if (phase.unary) {
-        RunUnary(phase, global_base);
-        Progress(global_base + phase.count, phase.name);
-      } else {
-        for (size_t start = 0; start < phase.count; start += batch_ops) {
-          const size_t end = std::min(phase.count, start + batch_ops);
-          if (phase.checkout) {
-            SubmitCheckoutBatch(phase, start, end, global_base);
-          } else {
-            SubmitBatch(phase, start, end, global_base);
-          }
-          Progress(global_base + end, phase.name);
+      for (size_t start = 0; start < phase.count; start += batch_ops) {
+        const size_t end = std::min(phase.count, start + batch_ops);
+        if (phase.checkout) {
+          SubmitCheckoutBatch(phase, start, end, global_base);
+        } else {
+          SubmitBatch(phase, start, end, global_base);
         }
+        Progress(global_base + end, phase.name);
       }
       global_base += phase.count;
     }
@@ -1771,39 +1725,6 @@ class Loader {
     }
   }
 
-  // Calls without a batch form, `phase.callers` at a time; each call is
-  // retried on its own (the same client id) by Client::WithRetries.
-  void RunUnary(const Phase& phase, size_t global_base) {
-    std::atomic<size_t> next{0};
-    std::mutex mu;
-    std::optional<std::pair<size_t, grpc::Status>> failure;  // guarded by mu
-    uint64_t written = 0, duplicate = 0;                     // guarded by mu
-    const auto work = [&] {
-      for (size_t i = next.fetch_add(1); i < phase.count; i = next.fetch_add(1)) {
-        bool dup = false;
-        const grpc::Status status = phase.unary(client_, i, &dup);
-        std::lock_guard<std::mutex> lock(mu);
-        if (!status.ok()) {
-          if (!failure) failure.emplace(i, status);
-          next.store(phase.count);
-          return;
-        }
-        (dup ? duplicate : written) += 1;
-      }
-    };
-    std::vector<std::thread> threads;
-    for (size_t t = 1; t < std::min(phase.callers, phase.count); ++t) threads.emplace_back(work);
-    work();
-    for (std::thread& t : threads) t.join();
-    counters_.written += written;
-    counters_.duplicate += duplicate;
-    if (failure) {
-      FailRpc(Format("operation %zu (%s)", global_base + failure->first, phase.name.c_str())
-                  .c_str(),
-              failure->second);
-    }
-  }
-
   // An account of the plan that exists already (opened by another run or
   // tool) is fine if it is of the same kind, asset and restriction.
   bool AccountAlreadyOpen(const v1::OpenAccountRequest& open) {
@@ -1833,6 +1754,8 @@ class Loader {
       case v1::BatchOperation::kDisburse: return op.disburse().client_id();
       case v1::BatchOperation::kCorrect: return op.correct().client_id();
       case v1::BatchOperation::kRegisterRecipient: return op.register_recipient().client_id();
+      case v1::BatchOperation::kIssueVoucher: return op.issue_voucher().client_id();
+      case v1::BatchOperation::kVoidVoucher: return op.void_voucher().client_id();
       case v1::BatchOperation::OP_NOT_SET: break;
     }
     return "?";
