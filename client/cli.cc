@@ -1076,16 +1076,20 @@ absl::Status CmdSettlement(Invocation& inv) {
                {"REVERSED", Align::kRight},
                {"NET-CONTRIB", Align::kRight},
                {"REDEMPTIONS", Align::kRight},
-               {"REDEEMED", Align::kRight}});
+               {"REDEEMED", Align::kRight},
+               {"TAKEN-BACK", Align::kRight},
+               {"AMOUNT", Align::kRight}});
   for (const v1::StoreSettlement& s : settlement.stores()) {
     const std::string& a = s.asset();
     table.AddRow({s.store(), a, absl::StrCat(s.purchases()), FormatAmount(a, s.purchase_amount()),
                   FormatAmount(a, s.contributions()), absl::StrCat(s.refunds()),
                   FormatAmount(a, s.refund_amount()), FormatAmount(a, s.reversals()),
                   FormatAmount(a, s.net_contribution()), absl::StrCat(s.redemptions()),
-                  FormatAmount(a, s.redeemed())});
+                  FormatAmount(a, s.redeemed()), absl::StrCat(s.redemptions_reversed()),
+                  FormatAmount(a, s.redeemed_reversed())});
   }
   table.Print(inv.out());
+  inv.out() << "TAKEN-BACK: voucher redemptions reversed by a correction in the period\n";
   return absl::OkStatus();
 }
 

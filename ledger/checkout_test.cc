@@ -622,6 +622,51 @@ TEST_F(CheckoutTest, VoucherValueChangesOnlyByRedemptionAndClose) {
       << "the fund must stay open to take back what the voucher holds";
 }
 
+TEST_F(CheckoutTest, AReversedRedemptionGivesTheVoucherItsValueAgain) {
+  const uint64_t gift = Donate(kDonor, kFund, 10'000);
+  const uint64_t v = Issue("CODE-A", 5'000);
+  const OpResult first = MustCheckout(RedeemBody("CODE-A", kStore, "T-1", 3'000));
+  MustCheckout(RedeemBody("CODE-A", kStore, "T-2", 500));
+  const int64_t day = clock_.NowMicros();
+  clock_.AdvanceMicros(kDayUs);
+  const uint64_t back = Reverse(first.seq);  // the goods came back
+  const StoredEntry e = EntryAt(back);
+  EXPECT_EQ(e.entry.policy, "reverse/v1");
+  EXPECT_EQ(e.entry.postings.at(0).from, kStore);
+  EXPECT_EQ(e.entry.postings.at(0).to, VoucherAccountId(v));
+  VoucherInfo info = VoucherOf(v);
+  EXPECT_EQ(info.redeemed, 500);
+  EXPECT_EQ(info.redemptions, 1u);
+  EXPECT_EQ(info.remaining, 4'500);
+  EXPECT_EQ(info.face, info.redeemed + info.returned + info.remaining);
+  EXPECT_EQ(BalanceOf(kStore), 500);
+  EXPECT_EQ(ByAccount(TraceOf(gift).held),
+            (std::map<std::string, int64_t>{{kFund, 5'000}, {VoucherAccountId(v), 4'500}}));
+  EXPECT_THAT(Reject(ReverseBody(first.seq)),
+              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("already reversed")));
+  // The settlement shows the reversal on the day it happened.
+  auto rows = ledger_->Settlement(kStore, day, day + 2 * kDayUs);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].redemptions, 2u);
+  EXPECT_EQ((*rows)[0].redeemed, 3'500);
+  EXPECT_EQ((*rows)[0].redemptions_reversed, 1u);
+  EXPECT_EQ((*rows)[0].redeemed_reversed, 3'000);
+  // The value can be redeemed again; once the voucher is voided, a
+  // redemption can no longer return to it.
+  const OpResult again = MustCheckout(RedeemBody("CODE-A", kStore, "T-3", 4'500));
+  EXPECT_EQ(again.voucher_balance_after, 0);
+  const uint64_t v2 = Issue("CODE-B", 1'000);
+  const OpResult used = MustCheckout(RedeemBody("CODE-B", kStore, "T-4", 400));
+  MustRun(VoucherCloseOp{VoucherAccountId(v2), VoucherCloseMode::kVoid, "card lost"});
+  EXPECT_THAT(Reject(ReverseBody(used.seq)),
+              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("voided")));
+  const std::string digest = ledger_->StateDigest();
+  absl::StatusOr<std::string> rebuilt = ledger_->RebuildStateDigest();
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_EQ(*rebuilt, digest);
+}
+
 TEST_F(CheckoutTest, ConcurrentRedemptionsNeverExceedTheFaceValue) {
   Donate(kDonor, kFund, 10'000);
   const uint64_t v = Issue("SHARED", 1'000);
@@ -911,7 +956,10 @@ class CheckoutStreamTest : public CheckoutTest, public ::testing::WithParamInter
         if (!v.ok()) return DonationBody(kDonor, kFund, 1'000);
         return VoucherCloseOp{v->account, VoucherCloseMode::kVoid, "stream void"};
       }
-      default: {  // reverse a donation: rebuilds the fund's slice list
+      default: {  // reverse a donation (rebuilds the fund's slice list) or a redemption
+        if (!redemptions_.empty() && Chance(50)) {
+          return ReverseBody(redemptions_[Pick(redemptions_.size())]);
+        }
         if (gifts_.empty()) return DonationBody(kDonor, kFund, 1'000);
         return ReverseBody(gifts_[Pick(gifts_.size())]);
       }
@@ -947,9 +995,10 @@ class CheckoutStreamTest : public CheckoutTest, public ::testing::WithParamInter
         EXPECT_EQ(ByAccount(trace.held)[kFund], in_fund[e.seq]) << "lot " << e.seq;
       } else if (const auto* r = std::get_if<RefundOp>(&e.body)) {
         order_money[{r->store, r->order_id}].second += moved;
-      } else if (std::holds_alternative<DonationOp>(e.body) && e.seq > gift_seen_) {
+      } else if (std::holds_alternative<DonationOp>(e.body) && e.seq > seen_) {
         gifts_.push_back(e.seq);
-        gift_seen_ = e.seq;
+      } else if (std::holds_alternative<RedemptionOp>(e.body) && e.seq > seen_) {
+        redemptions_.push_back(e.seq);
       } else if (std::holds_alternative<VoucherIssueOp>(e.body)) {
         const VoucherInfo v = VoucherOf(e.seq);
         EXPECT_EQ(v.face, v.redeemed + v.returned + v.remaining) << v.account;
@@ -959,6 +1008,7 @@ class CheckoutStreamTest : public CheckoutTest, public ::testing::WithParamInter
         EXPECT_EQ(held, v.remaining) << v.account;
       }
     }
+    seen_ = ledger_->Head().seq;
     for (const auto& [order, money] : order_money) {
       EXPECT_LE(money.second, money.first) << order.first << " " << order.second;
     }
@@ -968,7 +1018,8 @@ class CheckoutStreamTest : public CheckoutTest, public ::testing::WithParamInter
   std::vector<PurchaseOp> orders_;
   std::vector<std::string> codes_;
   std::vector<uint64_t> gifts_;
-  uint64_t gift_seen_ = 0;
+  std::vector<uint64_t> redemptions_;
+  uint64_t seen_ = 0;  // entries already looked at for gifts and redemptions
   uint64_t next_order_ = 0;
   uint64_t next_refund_ = 0;
   uint64_t next_voucher_ = 0;

@@ -658,15 +658,33 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
   WL_ASSIGN_OR_RETURN(Entry original, lookup(op.ref_seq));
   EntryType type = original.type();
   if (type != EntryType::kDonation && type != EntryType::kAllocation &&
-      type != EntryType::kDisbursement) {
+      type != EntryType::kDisbursement && type != EntryType::kRedemption) {
     return absl::FailedPreconditionError(absl::StrCat(
         "correction.ref_seq: entry ", op.ref_seq, " is a ", EntryTypeName(type),
-        "; only donations, allocations and disbursements can be reversed"));
+        "; only donations, allocations, disbursements and redemptions can be reversed"));
   }
   if (original.postings.size() != 1) {
     return absl::DataLossError(absl::StrCat("entry ", op.ref_seq, ": expected one posting"));
   }
   const Posting& p = original.postings[0];
+  // A redemption taken back (goods returned, a till's mistake) gives the
+  // voucher its value again, while it can still be used.
+  uint32_t voucher = kNone;
+  if (type == EntryType::kRedemption) {
+    auto found = voucher_by_seq_.find(VoucherSeqFromAccountId(p.from));
+    if (found == voucher_by_seq_.end()) {
+      return absl::DataLossError(
+          absl::StrCat("entry ", op.ref_seq, ": '", p.from, "' is not a voucher"));
+    }
+    voucher = found->second;
+    const Voucher& v = vouchers_[voucher];
+    if (v.state != VoucherState::kActive) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "correction.ref_seq: voucher ", v.seq, " was ",
+          v.state == VoucherState::kExpired ? "expired" : "voided", " by entry ", v.closed_seq,
+          "; the redemption can no longer return to it"));
+    }
+  }
   // The value goes back the way it came: from the original destination to the
   // original source.
   WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("correction.ref_seq", p.to));
@@ -679,6 +697,12 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
   Move(from, to, asset, p.amount, p.slices, seq, /*record_moves=*/true, j);
   reversed_.emplace(op.ref_seq, seq);
   j->Add({Journal::Kind::kReversed, 0, op.ref_seq});
+  if (voucher != kNone) {
+    vouchers_[voucher].redeemed -= p.amount;
+    --vouchers_[voucher].redemptions;
+    j->Add({Journal::Kind::kVoucherUnredeem, voucher, 0, p.amount});
+    AddStoreEvent(from, kStoreRedemptionReversal, asset, p.amount, 0, j);
+  }
   e->policy.assign(kPolicyReverseV1);
   Posting& back = OnePosting(e);
   back.from.assign(p.to);
@@ -1421,6 +1445,10 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
         vouchers_[r.a].redeemed -= r.c;
         --vouchers_[r.a].redemptions;
         break;
+      case K::kVoucherUnredeem:
+        vouchers_[r.a].redeemed += r.c;
+        ++vouchers_[r.a].redemptions;
+        break;
       case K::kVoucherClose:
         vouchers_[r.a].state = VoucherState::kActive;
         vouchers_[r.a].closed_seq = 0;
@@ -1853,6 +1881,10 @@ absl::StatusOr<std::vector<StoreSettlement>> LedgerState::Settlement(
         case kStoreRedemption:
           ++row.redemptions;
           row.redeemed += ev.amount;
+          break;
+        case kStoreRedemptionReversal:
+          ++row.redemptions_reversed;
+          row.redeemed_reversed += ev.amount;
           break;
       }
     }

@@ -94,7 +94,8 @@ class Journal {
     kRefundReversed, // purchase b: reversed grew by c
     kStoreEvent,     // store account a gained one event
     kNewVoucher,     // the last voucher was created
-    kVoucherRedeem,  // voucher a: redeemed grew by c
+    kVoucherRedeem,  // voucher a: redeemed grew by c (one redemption more)
+    kVoucherUnredeem,  // voucher a: a redemption of c was reversed
     kVoucherClose,   // voucher a was closed, returning c
     kLotOrigin,      // lot index a: at_origin grew by c
   };
@@ -499,6 +500,7 @@ class LedgerState {
   static constexpr uint8_t kStorePurchase = 0;
   static constexpr uint8_t kStoreRefund = 1;
   static constexpr uint8_t kStoreRedemption = 2;
+  static constexpr uint8_t kStoreRedemptionReversal = 3;
   struct StoreEvent {
     int64_t time_us;
     int64_t amount;  // sale, refund or redemption amount

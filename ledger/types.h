@@ -478,6 +478,8 @@ struct StoreSettlement {
   int64_t reversals = 0;     // contributions reversed by the refunds
   uint64_t redemptions = 0;  // voucher redemptions at the store
   int64_t redeemed = 0;
+  uint64_t redemptions_reversed = 0;  // of them (or earlier ones) taken back by corrections
+  int64_t redeemed_reversed = 0;
   bool operator==(const StoreSettlement&) const = default;
 };
 
@@ -501,7 +503,7 @@ struct VoucherInfo {
   int64_t redeemed = 0;
   int64_t returned = 0;   // returned to `from` by expiry or void
   int64_t remaining = 0;  // face - redeemed - returned
-  uint64_t redemptions = 0;
+  uint64_t redemptions = 0;  // not counting reversed ones
   int64_t issued_us = 0;
   int64_t expires_us = 0;
   std::vector<std::string> stores;  // empty: any store

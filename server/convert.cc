@@ -318,6 +318,8 @@ void ToProto(const StoreSettlement& row, pb::StoreSettlement* out) {
   out->set_redemptions(row.redemptions);
   out->set_redeemed(row.redeemed);
   out->set_net_contribution(row.contributions - row.reversals);
+  out->set_redemptions_reversed(row.redemptions_reversed);
+  out->set_redeemed_reversed(row.redeemed_reversed);
 }
 
 }  // namespace warmledger::server

@@ -1722,6 +1722,34 @@ TEST_F(ServerTest, SubmitCheckoutBatchAnswersEveryItemAndARetriedBatchIsAllDupli
   EXPECT_EQ(client_->HeadSeq(), before + 3);
 }
 
+TEST_F(ServerTest, ACorrectionTakesARedemptionBackIntoTheVoucher) {
+  Shop shop = SetUpShop();
+  const pb::IssueVoucherResponse voucher =
+      Issue(IssueReq("iss-rev", "fund/general", shop.recipient, 5000, clock_.NowMicros() + kHourUs));
+  const int64_t from = clock_.NowMicros();
+  const pb::RedemptionResult used = Redeem(RedeemReq("store/a", "A-9", voucher.code(), 2000));
+  pb::CorrectRequest correct;
+  correct.set_client_id("rev-1");
+  correct.set_ref_seq(used.result().seq());
+  correct.set_mode(pb::REVERSE);
+  correct.set_reason("goods returned at the till");
+  pb::WriteResult corrected;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::Correct, correct, &corrected)));
+  clock_.AdvanceMicros(1000);  // the period below ends now, exclusive
+  const pb::Voucher after = VoucherById(voucher.voucher());
+  EXPECT_EQ(after.remaining(), 5000);
+  EXPECT_EQ(after.redeemed(), 0);
+  pb::SettlementRequest req;
+  req.set_store("store/a");
+  req.set_from_time_us(from);
+  pb::Settlement settlement;
+  ASSERT_TRUE(IsOk(client_->Call(&CStub::GetStoreSettlement, req, &settlement)));
+  ASSERT_EQ(settlement.stores_size(), 1);
+  EXPECT_EQ(settlement.stores(0).redemptions(), 1u);
+  EXPECT_EQ(settlement.stores(0).redemptions_reversed(), 1u);
+  EXPECT_EQ(settlement.stores(0).redeemed_reversed(), 2000);
+}
+
 TEST_F(ServerTest, TheOfficeBatchIssuesAndVoidsVouchersWithTheirCodes) {
   Shop shop = SetUpShop();
   pb::BatchRequest batch;
