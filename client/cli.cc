@@ -854,8 +854,10 @@ absl::Status CmdDisburse(Invocation& inv) {
 absl::Status CmdCorrect(Invocation& inv) {
   FlagSet flags(
       Usage("correct", "--client_id=ID --ref_seq=SEQ --mode=reverse|adjust --reason=TEXT [flags]"),
-      "Corrects an earlier entry. reverse undoes a donation, allocation or disbursement\n"
-      "exactly; adjust moves --amount from --from to --to with the reason.");
+      "Corrects an earlier entry. reverse undoes a donation, allocation, disbursement\n"
+      "or voucher redemption exactly (a redemption's value goes back to its voucher\n"
+      "while the voucher is active); adjust moves --amount from --from to --to with\n"
+      "the reason.");
   std::string client_id, mode, reason, from, to;
   uint64_t ref_seq = 0;
   AmountFlags amount;
