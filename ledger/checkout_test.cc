@@ -816,21 +816,18 @@ TEST_F(CheckoutTest, VoucherReportByFundAndCategory) {
   elder.category = "elderly";
   elder.community = "c-003";
   MustRun(elder);
-  const uint64_t a = Issue("A", 1'000);               // redeemed in full
-  const uint64_t b = Issue("B", 2'000, kDayUs);        // expires with 1,500 left
+  Issue("A", 1'000);                                  // redeemed in full
+  Issue("B", 2'000, kDayUs);                          // expires with 1,500 left
   const uint64_t c = Issue("C", 3'000);               // voided with 3,000
   VoucherIssueOp d_op = IssueBody("D", 4'000, 30 * kDayUs, {}, kFund2);
   d_op.recipient = "recipient/p-000102";
-  const uint64_t d = MustRun(d_op);                   // outstanding, 3,000 left
+  MustRun(d_op);                                      // outstanding, 3,000 left
   MustCheckout(RedeemBody("A", kStore, "o1", 1'000));
   MustCheckout(RedeemBody("B", kStore, "o2", 500));
   MustCheckout(RedeemBody("D", kStore, "o3", 1'000));
   MustRun(VoucherCloseOp{VoucherAccountId(c), VoucherCloseMode::kVoid, "duplicate issue"});
   clock_.AdvanceMicros(kDayUs);
   ASSERT_TRUE(ledger_->ExpireDueVouchers(10).ok());
-  (void)a;
-  (void)b;
-  (void)d;
 
   absl::StatusOr<VoucherReport> report = ledger_->GetVoucherReport();
   ASSERT_TRUE(report.ok()) << report.status();
