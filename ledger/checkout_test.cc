@@ -1038,7 +1038,9 @@ TEST_P(CheckoutStreamTest, EveryInvariantHoldsAfterEveryBatch) {
       covered += r.status.ok() && r.covered_by_fund > 0;
     }
     if (Chance(30)) clock_.AdvanceMicros(static_cast<int64_t>(Pick(10)) * 60'000'000);
-    if (Chance(20)) ASSERT_TRUE(ledger_->ExpireDueVouchers(100).ok());
+    if (Chance(20)) {
+      ASSERT_TRUE(ledger_->ExpireDueVouchers(100).ok());
+    }
     ASSERT_NO_FATAL_FAILURE(CheckInvariants());
     if (batch % 10 == 9) {
       absl::StatusOr<std::string> rebuilt = ledger_->RebuildStateDigest();
