@@ -607,30 +607,6 @@ absl::StatusOr<TimeRangeUs> ChinaDayRangeUs(std::string_view day) {
 
 // ---------------------------------------------------------------- vouchers
 
-absl::StatusOr<std::string> NormalizeVoucherCode(std::string_view text) {
-  std::string code;
-  code.reserve(kVoucherCodeLength);
-  for (char c : text) {
-    if (c == ' ' || c == '-') continue;
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    const bool base32 = (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
-    if (!base32) {
-      return absl::InvalidArgumentError(
-          "a voucher code has only the letters A-Z and the digits 2-7 (spaces and hyphens "
-          "are ignored)");
-    }
-    if (code.size() == kVoucherCodeLength) break;  // too long: reported below
-    code.push_back(c);
-  }
-  size_t significant = 0;
-  for (char c : text) significant += (c == ' ' || c == '-') ? 0 : 1;
-  if (significant != kVoucherCodeLength) {
-    return absl::InvalidArgumentError(absl::StrCat("a voucher code has ", kVoucherCodeLength,
-                                                   " characters, not ", significant));
-  }
-  return code;
-}
-
 // ---------------------------------------------------------------- entries
 
 std::string EntryHash(std::string_view entry_bytes) {

@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "ledger/codes.h"
 #include "ledger/note.h"
 #include "ledger/types.h"
 #include "warmledger/v1/ledger.pb.h"
@@ -153,15 +154,8 @@ absl::StatusOr<TimeRangeUs> ChinaDayRangeUs(std::string_view day);
 
 // ---------------------------------------------------------------- vouchers
 
-// A voucher code as the server issues it: 26 characters of A-Z and 2-7
-// (130 bits, RFC 4648 base32 without padding).
-inline constexpr size_t kVoucherCodeLength = 26;
-
-// The code as the server expects it, from what a person typed or read off a
-// slip: lower case is raised, spaces and hyphens (grouping) are dropped.
-// kInvalidArgument, without echoing the code, unless 26 base32 characters
-// remain (a code is a bearer secret: it is never written into an error).
-absl::StatusOr<std::string> NormalizeVoucherCode(std::string_view text);
+// Voucher codes as typed are normalised by NormalizeVoucherCode
+// (ledger/codes.h).
 
 // ---------------------------------------------------------------- entries
 

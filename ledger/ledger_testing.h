@@ -26,6 +26,7 @@
 #include "ledger/clock.h"
 #include "ledger/ledger.h"
 #include "ledger/limits.h"
+#include "ledger/note.h"
 #include "ledger/types.h"
 
 namespace warmledger {
@@ -183,15 +184,36 @@ inline std::map<std::string, int64_t> ByAccount(const std::vector<TracePlace>& p
   return by_account;
 }
 
+// A new empty folder named `name`.XXXXXX under the test's temporary
+// folder; empty (and a test failure) if it cannot be made. The test removes it.
+inline std::string MakeTempDir(const std::string& name) {
+  std::string pattern = ::testing::TempDir() + "/" + name + ".XXXXXX";
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  if (mkdtemp(buffer.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp " << pattern << " failed";
+    return "";
+  }
+  return buffer.data();
+}
+
+// A checkpoint signer with a fresh Ed25519 key; null (and a test failure)
+// if none could be made.
+inline std::shared_ptr<const NoteSigner> MakeTestSigner(const std::string& origin) {
+  absl::StatusOr<NoteSigner> signer = NoteSigner::Generate(origin);
+  if (!signer.ok()) {
+    ADD_FAILURE() << signer.status();
+    return nullptr;
+  }
+  return std::make_shared<const NoteSigner>(*std::move(signer));
+}
+
 // A fresh ledger in a fresh folder, stamped by a manual clock.
 class LedgerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/ledger_test.XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    ASSERT_NE(mkdtemp(buffer.data()), nullptr);
-    dir_ = buffer.data();
+    dir_ = MakeTempDir("ledger_test");
+    ASSERT_FALSE(dir_.empty());
     ASSERT_NO_FATAL_FAILURE(OpenLedger());
   }
 

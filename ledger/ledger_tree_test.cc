@@ -19,6 +19,7 @@
 #include "ledger/clock.h"
 #include "ledger/entry_codec.h"
 #include "ledger/ledger.h"
+#include "ledger/ledger_testing.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
 #include "rocksdb/db.h"
@@ -54,12 +55,10 @@ Operation Donate(std::string client_id, int64_t amount) {
 class LedgerTreeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/warmledger-tree-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto signer = NoteSigner::Generate(kOrigin);
-    ASSERT_TRUE(signer.ok()) << signer.status();
-    signer_ = std::make_shared<const NoteSigner>(std::move(*signer));
+    dir_ = MakeTempDir("warmledger-tree");
+    ASSERT_FALSE(dir_.empty());
+    signer_ = MakeTestSigner(kOrigin);
+    ASSERT_NE(signer_, nullptr);
   }
   void TearDown() override {
     ledger_.reset();

@@ -55,16 +55,23 @@ bool AnyByteOutside(const std::string& s, uint8_t lo, uint8_t hi) {
   return found != 0;
 }
 
-absl::Status CheckClientId(const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError("client_id: required");
-  if (id.size() > kClientIdBytesMax) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "client_id: ", id.size(), " bytes, at most ", kClientIdBytesMax, " allowed"));
+// Ids chosen by clients and shops (client ids; order, refund and member
+// numbers): 1..max bytes of printable ASCII without spaces.
+absl::Status CheckKey(absl::string_view field, const std::string& id, size_t max) {
+  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  if (id.size() > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", id.size(), " bytes, at most ", max, " allowed"));
   }
   if (AnyByteOutside(id, 0x21, 0x7e)) {
-    return absl::InvalidArgumentError("client_id: only printable ASCII without spaces");
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": only printable ASCII without spaces"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckClientId(const std::string& id) {
+  return CheckKey("client_id", id, kClientIdBytesMax);
 }
 
 // Characters allowed in account ids: A-Z a-z 0-9 . _ : / -
@@ -133,20 +140,6 @@ absl::Status CheckText(absl::string_view field, const std::string& text, size_t 
   if (control != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": control characters are not allowed"));
-  }
-  return absl::OkStatus();
-}
-
-// Shops' order, refund and member numbers: printable ASCII without spaces.
-absl::Status CheckKey(absl::string_view field, const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
-  if (id.size() > kOrderIdBytesMax) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": ", id.size(), " bytes, at most ", kOrderIdBytesMax, " allowed"));
-  }
-  if (AnyByteOutside(id, 0x21, 0x7e)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": only printable ASCII without spaces"));
   }
   return absl::OkStatus();
 }
@@ -389,6 +382,18 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
   return absl::OkStatus();
 }
 
+absl::Status LedgerState::CheckNewTraceHash(absl::string_view field, const std::string& trace_hash,
+                                             Hash* out) const {
+  WL_RETURN_IF_ERROR(CheckHash(field, trace_hash, /*required=*/false));
+  if (trace_hash.empty()) return absl::OkStatus();
+  *out = ToHash(trace_hash);
+  if (auto it = trace_hashes_.find(*out); it != trace_hashes_.end()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(field, ": already identifies lot ", it->second));
+  }
+  return absl::OkStatus();
+}
+
 uint32_t LedgerState::AddAccount(AccountState a, Journal* j) {
   const auto idx = static_cast<uint32_t>(accounts_.size());
   account_index_.emplace(a.id, idx);
@@ -444,18 +449,8 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
         absl::StrCat("donation.flags: unknown bits ", op.flags & ~kDonationFlagsKnown));
   }
   WL_RETURN_IF_ERROR(CheckText("donation.memo", op.memo, kTextBytesMax, false));
-  if (!op.trace_hash.empty() && op.trace_hash.size() != 32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "donation.trace_hash: ", op.trace_hash.size(), " bytes; empty or 32 (SHA-256)"));
-  }
   Hash trace{};
-  if (!op.trace_hash.empty()) {
-    std::memcpy(trace.data(), op.trace_hash.data(), trace.size());
-    if (auto it = trace_hashes_.find(trace); it != trace_hashes_.end()) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("donation.trace_hash: already identifies lot ", it->second));
-    }
-  }
+  WL_RETURN_IF_ERROR(CheckNewTraceHash("donation.trace_hash", op.trace_hash, &trace));
   WL_ASSIGN_OR_RETURN(uint32_t donor, FindOpen("donation.donor", op.donor));
   // The new lot goes at the end of the donor's list (see FindOpen).
   if (const auto& lots = accounts_[donor].lots; lots.size() < lots.capacity()) {
@@ -721,7 +716,7 @@ absl::Status LedgerState::ApplyPurchase(const PurchaseOp& op, uint64_t seq, int6
                                         Journal* j, Entry* e) {
   e->postings.clear();
   WL_RETURN_IF_ERROR(CheckAccountId("purchase.store", op.store));
-  WL_RETURN_IF_ERROR(CheckKey("purchase.order_id", op.order_id));
+  WL_RETURN_IF_ERROR(CheckKey("purchase.order_id", op.order_id, kOrderIdBytesMax));
   WL_RETURN_IF_ERROR(CheckMoneyAsset("purchase.asset", op.asset));
   WL_RETURN_IF_ERROR(CheckAmount("purchase.amount", op.amount));
   if (!op.member.empty()) WL_RETURN_IF_ERROR(CheckAccountId("purchase.member", op.member));
@@ -734,7 +729,6 @@ absl::Status LedgerState::ApplyPurchase(const PurchaseOp& op, uint64_t seq, int6
         "purchase.rate_bp: ", op.rate_bp, " basis points, at most ", kRateBpMax));
   }
   WL_RETURN_IF_ERROR(CheckAccountId("purchase.fund", op.fund));
-  WL_RETURN_IF_ERROR(CheckHash("purchase.trace_hash", op.trace_hash, false));
   const int64_t contribution = ContributionOf(op.amount, op.rate_bp);
   if (contribution == 0 && !op.trace_hash.empty()) {
     return absl::InvalidArgumentError(
@@ -742,13 +736,7 @@ absl::Status LedgerState::ApplyPurchase(const PurchaseOp& op, uint64_t seq, int6
                      op.rate_bp, " basis points rounds to 0; there is no lot to trace"));
   }
   Hash trace{};
-  if (!op.trace_hash.empty()) {
-    trace = ToHash(op.trace_hash);
-    if (auto it = trace_hashes_.find(trace); it != trace_hashes_.end()) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("purchase.trace_hash: already identifies lot ", it->second));
-    }
-  }
+  WL_RETURN_IF_ERROR(CheckNewTraceHash("purchase.trace_hash", op.trace_hash, &trace));
   WL_ASSIGN_OR_RETURN(uint32_t store, FindOpen("purchase.store", op.store));
   if (accounts_[store].kind != AccountKind::kMerchant) {
     return absl::FailedPreconditionError(
@@ -787,8 +775,8 @@ absl::Status LedgerState::ApplyRefund(const RefundOp& op, uint64_t seq,
                                       const EntryLookup& lookup, Journal* j, Entry* e) {
   e->postings.clear();
   WL_RETURN_IF_ERROR(CheckAccountId("refund.store", op.store));
-  WL_RETURN_IF_ERROR(CheckKey("refund.order_id", op.order_id));
-  WL_RETURN_IF_ERROR(CheckKey("refund.refund_id", op.refund_id));
+  WL_RETURN_IF_ERROR(CheckKey("refund.order_id", op.order_id, kOrderIdBytesMax));
+  WL_RETURN_IF_ERROR(CheckKey("refund.refund_id", op.refund_id, kOrderIdBytesMax));
   WL_RETURN_IF_ERROR(CheckAmount("refund.amount", op.amount));
   WL_ASSIGN_OR_RETURN(uint32_t store, FindOpen("refund.store", op.store));
   const std::optional<uint64_t> purchase_seq = FindPurchase(op.store, op.order_id);
@@ -986,7 +974,7 @@ absl::Status LedgerState::ApplyRedemption(const RedemptionOp& op, uint64_t seq, 
                                           Entry* e) {
   WL_RETURN_IF_ERROR(CheckHash("redemption.code_hash", op.code_hash, true));
   WL_RETURN_IF_ERROR(CheckAccountId("redemption.store", op.store));
-  WL_RETURN_IF_ERROR(CheckKey("redemption.order_id", op.order_id));
+  WL_RETURN_IF_ERROR(CheckKey("redemption.order_id", op.order_id, kOrderIdBytesMax));
   WL_RETURN_IF_ERROR(CheckAmount("redemption.amount", op.amount));
   auto found = voucher_codes_.find(ToHash(op.code_hash));
   if (found == voucher_codes_.end()) {
@@ -1609,10 +1597,8 @@ std::vector<std::string> LedgerState::ListAccounts(std::optional<AccountKind> ki
 }
 
 std::optional<uint64_t> LedgerState::FindLotByTraceHash(const std::string& trace_hash) const {
-  Hash key;
-  if (trace_hash.size() != key.size()) return std::nullopt;  // only 32-byte ones are kept
-  std::memcpy(key.data(), trace_hash.data(), key.size());
-  auto it = trace_hashes_.find(key);
+  if (trace_hash.size() != sizeof(Hash)) return std::nullopt;  // only 32-byte ones are kept
+  auto it = trace_hashes_.find(ToHash(trace_hash));
   if (it == trace_hashes_.end()) return std::nullopt;
   return it->second;
 }

@@ -421,6 +421,10 @@ class LedgerState {
   void CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t amount, uint64_t seq,
                  int64_t time_us, bool anonymous, uint32_t member, const Hash* trace,
                  Journal* j, Entry* e);
+  // A donation's or purchase's trace hash: empty, or 32 bytes not yet used
+  // (kAlreadyExists naming the lot); `out` gets it when given.
+  absl::Status CheckNewTraceHash(absl::string_view field, const std::string& trace_hash,
+                                 Hash* out) const;
   // Adds an account (the checks are the caller's) and returns its index.
   uint32_t AddAccount(AccountState a, Journal* j);
   // Takes up to `max` of purchase lot `lot` from the account it entered

@@ -118,33 +118,6 @@ std::string VoucherCode(std::string_view key, std::string_view client_id) {
   return KeyedCode(key, "voucher", client_id);
 }
 
-bool IsCodeForm(std::string_view code) {
-  bool well_formed = code.size() == 26;
-  for (char c : code) well_formed &= (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
-  return well_formed;
-}
-
-absl::StatusOr<std::string> NormalizeVoucherCode(std::string_view code) {
-  // 26 characters with a separator after each: longer input is not a code.
-  constexpr size_t kTypedCodeBytesMax = 52;
-  std::string out;
-  if (code.size() > kTypedCodeBytesMax) code = code.substr(0, kTypedCodeBytesMax + 1);
-  for (char c : code) {
-    if (c == '-' || c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-    out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
-  }
-  if (!IsCodeForm(out)) {
-    return absl::InvalidArgumentError(
-        "code: expected 26 characters of A-Z and 2-7 (dashes and spaces are ignored)");
-  }
-  return out;
-}
-
-std::string CodeHash(std::string_view code) {
-  Hash h = Sha256(code);
-  return std::string(reinterpret_cast<const char*>(h.data()), h.size());
-}
-
 absl::StatusOr<std::string> LoadOrCreateKey(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "ledger/codes.h"
 
 namespace warmledger::server {
 
@@ -37,17 +38,7 @@ std::string TraceCode(std::string_view key, std::string_view client_id);
 // returns the same code; unguessable without the key.
 std::string VoucherCode(std::string_view key, std::string_view client_id);
 
-// Whether `code` has the form of a trace or voucher code: exactly 26
-// characters of A-Z and 2-7.
-bool IsCodeForm(std::string_view code);
-
-// A voucher code as typed at a till or printed in groups ("abcd-efgh ..."):
-// trimmed, upper-cased, without '-' and spaces. kInvalidArgument naming
-// `code` unless the result has the form of a code (IsCodeForm).
-absl::StatusOr<std::string> NormalizeVoucherCode(std::string_view code);
-
-// What the ledger stores of a trace or voucher code: its raw 32-byte SHA-256.
-std::string CodeHash(std::string_view code);
+// IsCodeForm, NormalizeVoucherCode and CodeHash are in ledger/codes.h.
 
 // Reads a 32-byte secret key file, or creates one with mode 0600 from
 // OpenSSL's RAND_bytes if it does not exist. A key file readable by group or

@@ -76,6 +76,13 @@ absl::Status CheckTraceCode(const std::string& code) {
   return absl::OkStatus();
 }
 
+// A request's voucher code as typed, normalised; errors name the field.
+absl::StatusOr<std::string> RequestVoucherCode(std::string_view typed) {
+  absl::StatusOr<std::string> code = NormalizeVoucherCode(typed);
+  if (!code.ok()) return absl::InvalidArgumentError(absl::StrCat("code: ", code.status().message()));
+  return code;
+}
+
 std::string_view AuthorizationOf(const grpc::ServerContextBase* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
@@ -486,7 +493,7 @@ class WritePlanner {
   }
 
   absl::Status Convert(const pb::RedeemRequest& r, Planned* p, std::vector<Operation>* ops) {
-    WL_ASSIGN_OR_RETURN(std::string code, NormalizeVoucherCode(r.code()));
+    WL_ASSIGN_OR_RETURN(std::string code, RequestVoucherCode(r.code()));
     std::string code_hash = CodeHash(code);
     ops->push_back(
         {"", false, RedemptionOp{std::move(code_hash), r.store(), r.order_id(), r.amount()}});
@@ -1334,7 +1341,7 @@ class VouchersService final : public VouchersServiceBase, private CallbackCalls 
                       info = shared_->ledger->GetVoucher(req->voucher());
                       break;
                     case pb::GetVoucherRequest::kCode: {
-                      WL_ASSIGN_OR_RETURN(std::string code, NormalizeVoucherCode(req->code()));
+                      WL_ASSIGN_OR_RETURN(std::string code, RequestVoucherCode(req->code()));
                       info = shared_->ledger->FindVoucherByCodeHash(CodeHash(code));
                       break;
                     }

@@ -26,6 +26,7 @@
 #include "ledger/clock.h"
 #include "ledger/entry_codec.h"
 #include "ledger/ledger.h"
+#include "ledger/ledger_testing.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
 #include "rocksdb/db.h"
@@ -42,12 +43,10 @@ constexpr int kDonations = 300;
 class TamperTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/warmledger-tamper-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto signer = NoteSigner::Generate(kOrigin);
-    ASSERT_TRUE(signer.ok());
-    signer_ = std::make_shared<const NoteSigner>(std::move(*signer));
+    dir_ = MakeTempDir("warmledger-tamper");
+    ASSERT_FALSE(dir_.empty());
+    signer_ = MakeTestSigner(kOrigin);
+    ASSERT_NE(signer_, nullptr);
     // A ledger with checkpoints at 100 and 200 entries and a final one on
     // close, and a balance snapshot of the closed state.
     auto ledger = Open();

@@ -21,6 +21,7 @@
 #include "ledger/clock.h"
 #include "ledger/entry_codec.h"
 #include "ledger/ledger.h"
+#include "ledger/ledger_testing.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
 #include "ledger/sha256.h"
@@ -48,26 +49,15 @@ Operation Op(std::string client_id, OpBody body) {
   return Operation{std::move(client_id), false, std::move(body)};
 }
 
-OpBody OpenBody(std::string account, AccountKind kind, std::string asset = "") {
-  OpenAccountOp op;
-  op.account = std::move(account);
-  op.kind = kind;
-  op.asset = std::move(asset);
-  op.name = "display name of " + op.account;
-  return op;
-}
-
 std::string Str(const Hash& h) { return std::string(h.begin(), h.end()); }
 
 class AuditTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/warmledger-audit-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto signer = NoteSigner::Generate(kOrigin);
-    ASSERT_TRUE(signer.ok()) << signer.status();
-    signer_ = std::make_shared<const NoteSigner>(std::move(*signer));
+    dir_ = MakeTempDir("warmledger-audit-test");
+    ASSERT_FALSE(dir_.empty());
+    signer_ = MakeTestSigner(kOrigin);
+    ASSERT_NE(signer_, nullptr);
   }
 
   void TearDown() override {
