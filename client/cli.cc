@@ -34,6 +34,7 @@
 #include "absl/strings/str_join.h"
 #include "client/client.h"
 #include "client/flag_parser.h"
+#include "ledger/limits.h"
 #include "ledger/note.h"
 #include "ledger/status_macros.h"
 #include "ledger/types.h"
@@ -63,6 +64,12 @@ constexpr size_t kStateFileBytesMax = 1024 * 1024;
 constexpr int64_t kReceiptWaitMsMax = 5000;
 // `watch` checks for SIGINT/SIGTERM this often while it sleeps.
 constexpr int64_t kWatchSignalPollMs = 100;
+// A `handout --lines_file`: kHandoutLinesMax lines of a recipient id (at
+// most 64 bytes) and a quantity, with room for comments.
+constexpr size_t kHandoutLinesFileBytesMax = 1024 * 1024;
+// Rows of parents, conversion places and lots behind a source that the
+// human form of a trace prints (--json has all the server sent).
+constexpr int kTraceRowsShownMax = 50;
 
 // Marks a status as a command-line mistake (exit code 2) rather than a failed
 // call (exit code 1).
@@ -456,6 +463,50 @@ struct TimeFlags {
   }
 };
 
+// A money amount other than the main --amount (a price, proceeds, an
+// appraised value): at most one of --NAME (minor units) and --NAME_yuan
+// (yuan, converted exactly).
+struct MoneyAmountFlags {
+  std::string name;
+  int64_t minor = 0;
+  std::string yuan;
+
+  explicit MoneyAmountFlags(std::string flag_name) : name(std::move(flag_name)) {}
+
+  void Register(FlagSet& flags, std::string_view help) {
+    flags.AddInt64(name, &minor, absl::StrCat(ToAbsl(help), " in minor units (fen for CNY)"));
+    flags.AddString(name + "_yuan", &yuan,
+                    absl::StrCat(ToAbsl(help), " in yuan, e.g. 12.34 (instead of --", name, ")"));
+  }
+
+  bool Seen(const FlagSet& flags) const {
+    return flags.Seen(name) || flags.Seen(name + "_yuan");
+  }
+
+  // The amount given, or nullopt when neither flag was.
+  absl::StatusOr<std::optional<int64_t>> Resolve(const FlagSet& flags) const {
+    const bool has_minor = flags.Seen(name);
+    const bool has_yuan = flags.Seen(name + "_yuan");
+    if (has_minor && has_yuan) {
+      return UsageError(absl::StrCat("give --", name, " or --", name, "_yuan, not both"));
+    }
+    if (has_minor) return std::optional<int64_t>(minor);
+    if (!has_yuan) return std::optional<int64_t>();
+    absl::StatusOr<int64_t> fen = ParseYuanToFen(yuan);
+    if (!fen.ok()) return UsageError(absl::StrCat("--", name, "_yuan: ", fen.status().message()));
+    return std::optional<int64_t>(*fen);
+  }
+
+  // As Resolve, but one of the two is required.
+  absl::StatusOr<int64_t> Required(const FlagSet& flags) const {
+    WL_ASSIGN_OR_RETURN(const std::optional<int64_t> value, Resolve(flags));
+    if (!value.has_value()) {
+      return UsageError(absl::StrCat("missing --", name, " (or --", name, "_yuan)"));
+    }
+    return *value;
+  }
+};
+
 bool IsLoopback(std::string_view server) {
   if (server.substr(0, 5) == "unix:") return true;
   std::string_view host = server;
@@ -532,6 +583,7 @@ class Invocation {
     transparency_ = v1::Transparency::NewStub(channel_);
     checkout_ = v1::Checkout::NewStub(channel_);
     vouchers_ = v1::Vouchers::NewStub(channel_);
+    goods_ = v1::Goods::NewStub(channel_);
     return absl::OkStatus();
   }
 
@@ -542,6 +594,7 @@ class Invocation {
   v1::Transparency::Stub& transparency() { return *transparency_; }
   v1::Checkout::Stub& checkout() { return *checkout_; }
   v1::Vouchers::Stub& vouchers() { return *vouchers_; }
+  v1::Goods::Stub& goods() { return *goods_; }
 
   // For the few commands with one operand (`verify-receipt FILE`): removes
   // the first argument that is neither a flag nor a flag's value and returns
@@ -598,6 +651,7 @@ class Invocation {
   std::unique_ptr<v1::Transparency::Stub> transparency_;
   std::unique_ptr<v1::Checkout::Stub> checkout_;
   std::unique_ptr<v1::Vouchers::Stub> vouchers_;
+  std::unique_ptr<v1::Goods::Stub> goods_;
 };
 
 // Parses; on --help returns from the command with OK.
@@ -1325,7 +1379,429 @@ absl::Status CmdVoucherReport(Invocation& inv) {
   return absl::OkStatus();
 }
 
+// ---------------------------------------------------------------- goods
+
+// "700 item:daily-box": goods with their item code.
+std::string GoodsText(std::string_view item, int64_t quantity) {
+  return absl::StrCat(FormatAmount(item, quantity), " ", ToAbsl(item));
+}
+
+absl::Status CmdItemDefine(Invocation& inv) {
+  FlagSet flags(
+      Usage("item-define", "--client_id=ID --item=item:CODE --name=TEXT --unit=UNIT"),
+      "Adds an item to the goods catalogue (clerk, admin). Goods gifts, purchases,\n"
+      "handouts, write-offs and sales name catalogued items only. Keep the goods in a\n"
+      "stock account: open-account --kind=stock --asset=item:CODE.");
+  std::string client_id, item, name, unit;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("item", &item, "the item's asset code, item:<code>, e.g. item:daily-box",
+                  FlagRequirement::kRequired);
+  flags.AddString("name", &name, "what it is, e.g. \"Box of daily necessities\"",
+                  FlagRequirement::kRequired);
+  flags.AddString("unit", &unit, "what one unit is: 1-16 lower-case letters (box, kg, bottle)",
+                  FlagRequirement::kRequired);
+  WL_PARSE_FLAGS(inv, flags);
+  v1::DefineItemRequest req;
+  req.set_client_id(client_id);
+  req.set_item(item);
+  req.set_name(name);
+  req.set_unit(unit);
+  v1::WriteResult resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.goods().DefineItem(c, req, &resp); }));
+  return PrintWriteResult(inv, resp);
+}
+
+absl::Status CmdItems(Invocation& inv) {
+  FlagSet flags(Usage("items", "[--item=item:CODE]"),
+                "Lists the goods catalogue with what all stocks hold now (public), or one item.");
+  std::string item;
+  flags.AddString("item", &item, "only this item");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::Items items;
+  if (flags.Seen("item")) {
+    v1::GetItemRequest req;
+    req.set_item(item);
+    WL_RETURN_IF_ERROR(inv.Unary([&](grpc::ClientContext* c) {
+      return inv.goods().GetItem(c, req, items.add_items());
+    }));
+    if (inv.json()) return inv.PrintJson(items.items(0));
+  } else {
+    WL_RETURN_IF_ERROR(inv.Unary([&](grpc::ClientContext* c) {
+      return inv.goods().ListItems(c, v1::ListItemsRequest(), &items);
+    }));
+    if (inv.json()) return inv.PrintJson(items);
+  }
+  Table table({{"ITEM"}, {"NAME"}, {"UNIT"}, {"DEFINED", Align::kRight},
+               {"IN STOCK", Align::kRight}});
+  for (const v1::Item& i : items.items()) {
+    table.AddRow({i.item(), i.name(), i.unit(), absl::StrCat(i.defined_seq()),
+                  FormatAmount(i.item(), i.in_stock())});
+  }
+  table.Print(inv.out());
+  return absl::OkStatus();
+}
+
+absl::Status CmdGoodsGift(Invocation& inv) {
+  FlagSet flags(
+      Usage("goods-gift",
+            "--client_id=ID --donor=ACCOUNT --to=STOCK --item=item:CODE --quantity=N [flags]"),
+      "Records a gift in kind (clerk, admin): --quantity units of a catalogued item from\n"
+      "a donor (or merchant) into a stock of that item, as a new goods lot. Prints the\n"
+      "lot and the trace code to give the donor, who can then follow the goods to the\n"
+      "people who received them. The batch may carry a grade, an expiry (handouts take\n"
+      "the earliest expiry first) and an appraised value, recorded as given and never\n"
+      "counted in money balances.");
+  std::string client_id, donor, to, item, grade, value_asset = "CNY", channel, memo, donor_name;
+  int64_t quantity = 0;
+  bool anonymous = false, create_donor = false;
+  TimeFlags expires("expires");
+  MoneyAmountFlags value("value");
+  flags.AddString("client_id", &client_id, "idempotency id; reuse it to retry safely",
+                  FlagRequirement::kRequired);
+  flags.AddString("donor", &donor, "donor or merchant account (opened without a fixed asset)",
+                  FlagRequirement::kRequired);
+  flags.AddString("to", &to, "a stock account of the item", FlagRequirement::kRequired);
+  flags.AddString("item", &item, "the item, item:<code>", FlagRequirement::kRequired);
+  flags.AddInt64("quantity", &quantity, "units given", FlagRequirement::kRequired);
+  flags.AddString("grade", &grade, "the batch's grade, e.g. A");
+  expires.Register(flags, "the batch's expiry");
+  value.Register(flags, "appraised value of the whole gift");
+  flags.AddString("value_asset", &value_asset, "asset of the appraised value");
+  flags.AddString("channel", &channel, "counter, online, bank or company");
+  flags.AddBool("anonymous", &anonymous, "public views never show the donor");
+  flags.AddString("memo", &memo, "free text");
+  flags.AddBool("create_donor", &create_donor, "open the donor account if it does not exist");
+  flags.AddString("donor_name", &donor_name, "display name for --create_donor");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const std::optional<int64_t> expires_us, expires.Resolve(flags));
+  WL_ASSIGN_OR_RETURN(const std::optional<int64_t> value_minor, value.Resolve(flags));
+  WL_ASSIGN_OR_RETURN(const v1::DonationChannel ch, ParseChannel(channel));
+  if (flags.Seen("value_asset") && !value_minor.has_value()) {
+    return UsageError("--value_asset only applies with --value or --value_yuan");
+  }
+  if (!donor_name.empty() && !create_donor) {
+    return UsageError("--donor_name only applies with --create_donor");
+  }
+  v1::GiveGoodsRequest req;
+  req.set_client_id(client_id);
+  req.set_donor(donor);
+  req.set_to(to);
+  req.set_item(item);
+  req.set_quantity(quantity);
+  req.set_grade(grade);
+  req.set_expires_us(expires_us.value_or(0));
+  if (value_minor.has_value()) {
+    req.set_value_asset(value_asset);
+    req.set_value(*value_minor);
+  }
+  req.set_channel(ch);
+  req.set_anonymous(anonymous);
+  req.set_memo(memo);
+  req.set_create_donor(create_donor);
+  req.set_donor_name(donor_name);
+  v1::GiveGoodsResponse resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.goods().GiveGoods(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  std::vector<std::pair<std::string, std::string>> more = {
+      {"lot", absl::StrCat(resp.lot())},
+      {"trace code", resp.trace_code()},
+      {"quantity", GoodsText(item, quantity)},
+  };
+  if (expires_us.has_value()) more.push_back({"expires", FormatTimeUs(*expires_us)});
+  if (value_minor.has_value()) more.push_back({"appraised", MoneyText(value_asset, *value_minor)});
+  fields.insert(fields.begin() + 1, more.begin(), more.end());
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdGoodsBuy(Invocation& inv) {
+  FlagSet flags(
+      Usage("goods-buy",
+            "--client_id=ID --from=FUND --supplier=ACCOUNT --to=STOCK --item=item:CODE "
+            "--quantity=N --price=FEN|--price_yuan=Y [flags]"),
+      "Buys goods with fund money in one entry (clerk, admin): the price leaves the fund\n"
+      "or project, oldest money first, for the supplier, and the goods enter the stock\n"
+      "as a new lot whose parents are the money lots that paid. Each donor's trace then\n"
+      "shows what their money bought and, once handed out, who received it (by category\n"
+      "and community).");
+  std::string client_id, from, supplier, to, item, asset = "CNY", grade, memo;
+  int64_t quantity = 0;
+  TimeFlags expires("expires");
+  MoneyAmountFlags price("price");
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("from", &from, "the paying fund or project", FlagRequirement::kRequired);
+  flags.AddString("supplier", &supplier, "a supplier account (opened without a fixed asset)",
+                  FlagRequirement::kRequired);
+  flags.AddString("to", &to, "a stock account of the item", FlagRequirement::kRequired);
+  flags.AddString("item", &item, "the item, item:<code>", FlagRequirement::kRequired);
+  flags.AddInt64("quantity", &quantity, "units bought", FlagRequirement::kRequired);
+  price.Register(flags, "the price of all of them");
+  flags.AddString("asset", &asset, "the money asset of the price");
+  flags.AddString("grade", &grade, "the batch's grade");
+  expires.Register(flags, "the batch's expiry");
+  flags.AddString("memo", &memo, "invoice number, what was bought");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t price_minor, price.Required(flags));
+  WL_ASSIGN_OR_RETURN(const std::optional<int64_t> expires_us, expires.Resolve(flags));
+  v1::BuyGoodsRequest req;
+  req.set_client_id(client_id);
+  req.set_from(from);
+  req.set_supplier(supplier);
+  req.set_asset(asset);
+  req.set_price(price_minor);
+  req.set_to(to);
+  req.set_item(item);
+  req.set_quantity(quantity);
+  req.set_grade(grade);
+  req.set_expires_us(expires_us.value_or(0));
+  req.set_memo(memo);
+  v1::BuyGoodsResponse resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.goods().BuyGoods(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1, {{"lot", absl::StrCat(resp.lot())},
+                                     {"quantity", GoodsText(item, resp.quantity())},
+                                     {"price", MoneyText(asset, price_minor)}});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+// One handout line from its two parts; `where` names it in errors.
+absl::StatusOr<v1::HandoutLine> MakeHandoutLine(absl::string_view recipient,
+                                                absl::string_view quantity,
+                                                const std::string& where) {
+  recipient = absl::StripAsciiWhitespace(recipient);
+  if (recipient.empty()) return UsageError(absl::StrCat(where, ": no recipient"));
+  absl::StatusOr<int64_t> parsed = ParseInt64(std::string(absl::StripAsciiWhitespace(quantity)));
+  if (!parsed.ok()) {
+    return UsageError(absl::StrCat(where, ": quantity: ", parsed.status().message()));
+  }
+  v1::HandoutLine line;
+  line.set_recipient(std::string(recipient));
+  line.set_quantity(*parsed);
+  return line;
+}
+
+// A --line value, RECIPIENT:QUANTITY. Account ids may hold ':' themselves;
+// the quantity is after the last one.
+absl::StatusOr<v1::HandoutLine> ParseHandoutFlag(const std::string& text) {
+  const std::string where = absl::StrCat("--line=", Printable(text));
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    return UsageError(absl::StrCat(where, ": expected RECIPIENT:QUANTITY"));
+  }
+  const absl::string_view all(text);
+  return MakeHandoutLine(all.substr(0, colon), all.substr(colon + 1), where);
+}
+
+// The lines of a --lines_file: "RECIPIENT QUANTITY" per line, separated by
+// spaces or tabs; blank lines and lines starting with '#' are skipped.
+absl::Status ReadHandoutLinesFile(const std::string& path, v1::HandOutRequest* req) {
+  WL_ASSIGN_OR_RETURN(const std::string text,
+                      ReadFileCapped(path, kHandoutLinesFileBytesMax, "lines file"));
+  size_t line_no = 0;
+  absl::string_view rest(text);
+  while (!rest.empty()) {
+    const size_t newline = rest.find('\n');
+    const absl::string_view line = absl::StripAsciiWhitespace(rest.substr(0, newline));
+    rest = newline == absl::string_view::npos ? absl::string_view() : rest.substr(newline + 1);
+    ++line_no;
+    if (line.empty() || line.front() == '#') continue;
+    const std::string where = absl::StrCat("--lines_file ", path, " line ", line_no);
+    const size_t gap = line.find_last_of(" \t");
+    if (gap == absl::string_view::npos) {
+      return UsageError(absl::StrCat(where, ": expected RECIPIENT QUANTITY, got \"",
+                                     Printable(std::string(line)), "\""));
+    }
+    WL_ASSIGN_OR_RETURN(*req->add_lines(),
+                        MakeHandoutLine(line.substr(0, gap), line.substr(gap + 1), where));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CmdHandout(Invocation& inv) {
+  FlagSet flags(
+      Usage("handout",
+            "--client_id=ID --from=STOCK --item=item:CODE (--line=RECIPIENT:QTY ... | "
+            "--lines_file=FILE) [flags]"),
+      absl::StrCat(
+          "Hands goods out from a stock to registered recipients in one entry (clerk,\n"
+          "admin), earliest expiry first. Each --line is RECIPIENT:QUANTITY (repeat it, or\n"
+          "separate lines by commas); FILE holds one \"RECIPIENT QUANTITY\" per line (blank\n"
+          "lines and lines starting with # are skipped). Both may be given. At most ",
+          kHandoutLinesMax,
+          "\nrecipients, each once; split a longer list into several handouts."));
+  std::string client_id, from, item, lines_file, purpose, override_reason;
+  std::vector<std::string> lines;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("from", &from, "a stock account of the item", FlagRequirement::kRequired);
+  flags.AddString("item", &item, "the item, item:<code>", FlagRequirement::kRequired);
+  flags.AddStringList("line", &lines, "RECIPIENT:QUANTITY");
+  flags.AddString("lines_file", &lines_file, "a file of \"RECIPIENT QUANTITY\" lines");
+  flags.AddString("purpose", &purpose, "what the handout is for");
+  flags.AddString("override_reason", &override_reason,
+                  "why the goods are handed out despite an aid rule");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::HandOutRequest req;
+  req.set_client_id(client_id);
+  req.set_from(from);
+  req.set_item(item);
+  req.set_purpose(purpose);
+  req.set_override_reason(override_reason);
+  for (const std::string& line : lines) {
+    WL_ASSIGN_OR_RETURN(*req.add_lines(), ParseHandoutFlag(line));
+  }
+  if (flags.Seen("lines_file")) {
+    if (lines_file.empty()) return UsageError("--lines_file needs a file name");
+    WL_RETURN_IF_ERROR(ReadHandoutLinesFile(lines_file, &req));
+  }
+  if (req.lines().empty()) return UsageError("give at least one --line or a --lines_file");
+  if (static_cast<size_t>(req.lines_size()) > kHandoutLinesMax) {
+    return UsageError(absl::StrCat(req.lines_size(), " recipients; one handout takes at most ",
+                                   kHandoutLinesMax, ": split the list"));
+  }
+  v1::HandOutResponse resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.goods().HandOut(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1, {{"recipients", absl::StrCat(req.lines_size())},
+                                     {"handed out", GoodsText(item, resp.quantity())}});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdWriteOff(Invocation& inv) {
+  FlagSet flags(
+      Usage("write-off",
+            "--client_id=ID --from=STOCK --to=EXPENSE --item=item:CODE --quantity=N "
+            "--reason=TEXT [--lot=N]"),
+      "Writes goods off a stock (spoiled, damaged, lost) to an expense account, with a\n"
+      "reason (clerk, admin): from --lot only when given (a spoiled batch), otherwise\n"
+      "earliest expiry first.");
+  std::string client_id, from, to, item, reason;
+  int64_t quantity = 0;
+  uint64_t lot = 0;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("from", &from, "a stock account of the item", FlagRequirement::kRequired);
+  flags.AddString("to", &to, "an expense account (opened without a fixed asset)",
+                  FlagRequirement::kRequired);
+  flags.AddString("item", &item, "the item, item:<code>", FlagRequirement::kRequired);
+  flags.AddInt64("quantity", &quantity, "units written off", FlagRequirement::kRequired);
+  flags.AddString("reason", &reason, "why", FlagRequirement::kRequired);
+  flags.AddUint64("lot", &lot, "only from this lot (its entry's seq)");
+  WL_PARSE_FLAGS(inv, flags);
+  if (flags.Seen("lot") && lot == 0) return UsageError("--lot starts at 1");
+  v1::WriteOffGoodsRequest req;
+  req.set_client_id(client_id);
+  req.set_from(from);
+  req.set_to(to);
+  req.set_item(item);
+  req.set_quantity(quantity);
+  req.set_lot(lot);
+  req.set_reason(reason);
+  v1::WriteOffGoodsResponse resp;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.goods().WriteOffGoods(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1, {"written off", GoodsText(item, resp.quantity())});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdGoodsSale(Invocation& inv) {
+  FlagSet flags(
+      Usage("goods-sale",
+            "--client_id=ID --from=STOCK --buyer=MERCHANT --item=item:CODE --quantity=N "
+            "--to=FUND --proceeds=FEN|--proceeds_yuan=Y [flags]"),
+      "Sells goods from a stock to a buyer such as the charity supermarket (clerk,\n"
+      "admin), earliest expiry first. The proceeds enter the fund or project as a new\n"
+      "money lot whose parents are the goods lots sold, so the goods' donors can follow\n"
+      "their gift into the money it became.");
+  std::string client_id, from, buyer, item, to, asset = "CNY", memo;
+  int64_t quantity = 0;
+  MoneyAmountFlags proceeds("proceeds");
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("from", &from, "a stock account of the item", FlagRequirement::kRequired);
+  flags.AddString("buyer", &buyer, "a merchant account (opened without a fixed asset)",
+                  FlagRequirement::kRequired);
+  flags.AddString("item", &item, "the item, item:<code>", FlagRequirement::kRequired);
+  flags.AddInt64("quantity", &quantity, "units sold", FlagRequirement::kRequired);
+  flags.AddString("to", &to, "the fund or project receiving the proceeds",
+                  FlagRequirement::kRequired);
+  proceeds.Register(flags, "what the buyer pays for all of them");
+  flags.AddString("asset", &asset, "the money asset of the proceeds");
+  flags.AddString("memo", &memo, "free text");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const int64_t proceeds_minor, proceeds.Required(flags));
+  v1::SellGoodsRequest req;
+  req.set_client_id(client_id);
+  req.set_from(from);
+  req.set_buyer(buyer);
+  req.set_item(item);
+  req.set_quantity(quantity);
+  req.set_to(to);
+  req.set_asset(asset);
+  req.set_proceeds(proceeds_minor);
+  req.set_memo(memo);
+  v1::SellGoodsResponse resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.goods().SellGoods(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp.result());
+  fields.insert(fields.begin() + 1, {{"lot", absl::StrCat(resp.lot())},
+                                     {"sold", GoodsText(item, quantity)},
+                                     {"proceeds", MoneyText(asset, resp.proceeds())}});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------- traces
+
+// What the parts of a lot that went into a conversion became: the goods
+// its money bought (and who received them, by category and community), or
+// the money its goods were sold for. Checks each conversion's sums.
+absl::Status PrintConversions(std::ostream& out, const v1::Trace& t) {
+  for (const v1::LotConversion& c : t.conversions()) {
+    const std::string& made = c.asset();
+    out << "\n" << FormatAmount(t.asset(), c.consumed()) << " " << Printable(t.asset())
+        << " of this lot went into " << TypeName(c.type()) << " " << c.seq()
+        << ", which made lot " << c.seq() << " of " << FormatAmount(made, c.lot_amount()) << " "
+        << Printable(made) << "; this lot's share, " << FormatAmount(made, c.share()) << " "
+        << Printable(made) << ", is now:\n";
+    Table places({{"PLACE"},
+                  {"KIND"},
+                  {"CATEGORY"},
+                  {"COMMUNITY"},
+                  {"AMOUNT", Align::kRight},
+                  {"OF THIS LOT", Align::kRight}});
+    __int128 amount_sum = 0, source_sum = 0;
+    for (int i = 0; i < c.places_size(); ++i) {
+      const v1::ConversionPlace& p = c.places(i);
+      amount_sum += p.amount();
+      source_sum += p.source_amount();
+      if (i >= kTraceRowsShownMax) continue;
+      places.AddRow({p.account().empty() ? "recipients" : p.account(), KindName(p.kind()),
+                     p.category().empty() ? "-" : p.category(),
+                     p.community().empty() ? "-" : p.community(), FormatAmount(made, p.amount()),
+                     FormatAmount(t.asset(), p.source_amount())});
+    }
+    places.Print(out);
+    if (c.places_size() > kTraceRowsShownMax) {
+      out << "... " << c.places_size() - kTraceRowsShownMax << " more places (--json shows all)\n";
+    }
+    if (amount_sum != c.share() || source_sum != c.consumed()) {
+      return absl::DataLossError(absl::StrCat("the conversion ", c.seq(), " in the trace of lot ",
+                                              t.lot(), " does not sum to its share"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 // Prints one forward trace and checks that it accounts for the whole lot.
 absl::Status PrintTrace(std::ostream& out, const v1::Trace& t) {
@@ -1341,7 +1817,36 @@ absl::Status PrintTrace(std::ostream& out, const v1::Trace& t) {
   // member credited (absent from public views) say which sale it was.
   if (!t.order_id().empty()) fields.push_back({"order", t.order_id()});
   if (!t.member().empty()) fields.push_back({"member", t.member()});
+  // Lots not made by a donation: goods given or bought, a sale's proceeds.
+  if (t.created_by() != v1::ENTRY_TYPE_UNSPECIFIED && t.created_by() != v1::DONATION) {
+    fields.push_back({"made by", TypeName(t.created_by())});
+  }
+  if (!t.grade().empty()) fields.push_back({"grade", t.grade()});
+  if (t.expires_us() != 0) fields.push_back({"expires", FormatTimeUs(t.expires_us())});
+  if (!t.value_asset().empty()) {
+    fields.push_back({"appraised", absl::StrCat(MoneyText(t.value_asset(), t.value()),
+                                                " (as given; not in balances)")});
+  }
   PrintFields(out, fields);
+  if (t.parent_count() > 0) {
+    // What paid for the goods (or which goods the proceeds came from).
+    out << "\nlots behind this one:\n";
+    Table parents({{"LOT", Align::kRight},
+                   {"DONOR"},
+                   {"CONSUMED", Align::kRight},
+                   {"SHARE", Align::kRight}});
+    for (int i = 0; i < t.parents_size() && i < kTraceRowsShownMax; ++i) {
+      const v1::LotParent& p = t.parents(i);
+      parents.AddRow({absl::StrCat(p.lot()), DonorText(p.donor(), p.anonymous()),
+                      absl::StrCat(FormatAmount(p.asset(), p.consumed()), " ", p.asset()),
+                      FormatAmount(asset, p.share())});
+    }
+    parents.Print(out);
+    if (t.parent_count() > static_cast<uint64_t>(std::min(t.parents_size(), kTraceRowsShownMax))) {
+      out << "... " << t.parent_count() - std::min(t.parents_size(), kTraceRowsShownMax)
+          << " more lots (--json shows the first 10,000)\n";
+    }
+  }
   out << "\nmovements:\n";
   Table hops({{"SEQ", Align::kRight},
               {"TIME"},
@@ -1397,13 +1902,15 @@ absl::Status PrintTrace(std::ostream& out, const v1::Trace& t) {
       << FormatAmount(asset, t.amount()) << " " << Printable(asset) << " (held "
       << FormatAmount(asset, static_cast<int64_t>(held_sum)) << ", reached "
       << FormatAmount(asset, static_cast<int64_t>(reached_sum)) << ")\n";
-  return absl::OkStatus();
+  return PrintConversions(out, t);
 }
 
 absl::Status CmdTrace(Invocation& inv) {
   FlagSet flags(Usage("trace", "--code=TRACE_CODE | --lot=N"),
-                "Shows where a donation went: every movement of the lot and where its value is\n"
-                "now. --code works without a token (public view); --lot needs clerk or auditor.");
+                "Shows where a donation (or a gift of goods) went: every movement of the lot,\n"
+                "where its value is now and, when it bought goods or was sold, what it became\n"
+                "and who received that, by category and community. --code works without a\n"
+                "token (public view); --lot needs clerk or auditor.");
   std::string code;
   uint64_t lot = 0;
   flags.AddString("code", &code, "trace code given to the donor");
@@ -1473,6 +1980,29 @@ absl::Status CmdTraceEntry(Invocation& inv) {
                   FormatAmount(asset_of(s.posting_index()), s.amount())});
   }
   table.Print(inv.out());
+  // Lots made by a conversion (goods bought with gifts, a sale's proceeds):
+  // the lots behind them, listed with the first source of each.
+  for (const v1::TraceSource& s : trace.sources()) {
+    if (s.behind_size() == 0) continue;
+    const std::string a = asset_of(s.posting_index());
+    inv.out() << "\nlots behind lot " << s.lot() << " (shares of the whole lot, in "
+              << Printable(a) << "):\n";
+    Table behind({{"LOT", Align::kRight},
+                  {"DONOR"},
+                  {"CONSUMED", Align::kRight},
+                  {"SHARE", Align::kRight}});
+    for (int i = 0; i < s.behind_size() && i < kTraceRowsShownMax; ++i) {
+      const v1::LotParent& p = s.behind(i);
+      behind.AddRow({absl::StrCat(p.lot()), DonorText(p.donor(), p.anonymous()),
+                     absl::StrCat(FormatAmount(p.asset(), p.consumed()), " ", p.asset()),
+                     FormatAmount(a, p.share())});
+    }
+    behind.Print(inv.out());
+    if (s.behind_count() > static_cast<uint64_t>(std::min(s.behind_size(), kTraceRowsShownMax))) {
+      inv.out() << "... " << s.behind_count() - std::min(s.behind_size(), kTraceRowsShownMax)
+                << " more lots (--json shows more)\n";
+    }
+  }
   if (static_cast<uint64_t>(trace.sources_size()) < trace.total_count()) {
     inv.out() << "\nshowing " << trace.offset() + (trace.sources_size() > 0 ? 1 : 0) << ".."
               << trace.offset() + trace.sources_size() << " of " << trace.total_count()
@@ -1624,6 +2154,8 @@ absl::Status CmdFund(Invocation& inv) {
                              {"spent", FormatAmount(a, f.spent())},
                              {"corrected in", FormatAmount(a, f.corrected_in())},
                              {"corrected out", FormatAmount(a, f.corrected_out())},
+                             {"goods bought", FormatAmount(a, f.goods_bought())},
+                             {"goods sales", FormatAmount(a, f.goods_sales())},
                              {"held", FormatAmount(a, f.held())},
                          });
   return absl::OkStatus();
@@ -1838,7 +2370,7 @@ absl::Status CmdHealth(Invocation& inv) {
 // measure their columns first, so the widths are fixed.
 void PrintEntryLine(std::ostream& out, const v1::Entry& e) {
   constexpr size_t kSeqWidth = 8;
-  constexpr size_t kTypeWidth = 13;  // "close-account"
+  constexpr size_t kTypeWidth = 14;  // "goods-purchase"
   const std::string seq = absl::StrCat(e.seq());
   const std::string type = TypeName(e.type());
   out << std::string(kSeqWidth > seq.size() ? kSeqWidth - seq.size() : 0, ' ') << seq << "  "
@@ -2504,6 +3036,63 @@ std::vector<EntryField> EntryFields(const Entry& e) {
     add("voucher", op->voucher, "voucher");
     add("mode", op->mode == VoucherCloseMode::kVoid ? "void" : "expire", "mode");
     add("reason", text_or_dash(op->reason), "reason", op->reason);
+  } else if (const auto* op = std::get_if<ItemOp>(&e.body)) {
+    add("item", op->item, "item");
+    add("name", op->name, "name");
+    add("unit", op->unit, "unit");
+  } else if (const auto* op = std::get_if<GoodsGiftOp>(&e.body)) {
+    const bool anonymous = (op->flags & kDonationAnonymous) != 0;
+    add("donor", DonorText(op->donor, anonymous), "donor", op->donor);
+    fields.push_back({"", "", "anonymous", anonymous ? "true" : "false"});
+    add("to", op->to, "to");
+    add("quantity", GoodsText(op->item, op->quantity), "quantity", absl::StrCat(op->quantity));
+    add("", "", "item", op->item);
+    add("grade", text_or_dash(op->grade), "grade", op->grade);
+    add("expires", FormatTimeUs(op->expires_us), "expiresUs", absl::StrCat(op->expires_us));
+    add("appraised",
+        op->value_asset.empty() ? std::string("-") : MoneyText(op->value_asset, op->value),
+        "value", absl::StrCat(op->value));
+    add("", "", "valueAsset", op->value_asset);
+    add("memo", text_or_dash(op->memo), "memo", op->memo);
+    add("channel", ChannelName(static_cast<int>(op->channel)), "channel");
+  } else if (const auto* op = std::get_if<GoodsPurchaseOp>(&e.body)) {
+    add("from", op->from, "from");
+    add("supplier", op->supplier, "supplier");
+    add("price", MoneyText(op->asset, op->price), "price", absl::StrCat(op->price));
+    add("", "", "asset", op->asset);
+    add("to", op->to, "to");
+    add("quantity", GoodsText(op->item, op->quantity), "quantity", absl::StrCat(op->quantity));
+    add("", "", "item", op->item);
+    add("grade", text_or_dash(op->grade), "grade", op->grade);
+    add("expires", FormatTimeUs(op->expires_us), "expiresUs", absl::StrCat(op->expires_us));
+    add("memo", text_or_dash(op->memo), "memo", op->memo);
+  } else if (const auto* op = std::get_if<HandoutOp>(&e.body)) {
+    int64_t total = 0;
+    for (const HandoutLine& line : op->lines) total += line.quantity;
+    add("from", op->from, "from");
+    add("handed out", GoodsText(op->item, total), "quantity", absl::StrCat(total));
+    add("", "", "item", op->item);
+    add("recipients", absl::StrCat(op->lines.size()), "recipients",
+        absl::StrCat(op->lines.size()));
+    add("purpose", text_or_dash(op->purpose), "purpose", op->purpose);
+    add("override", text_or_dash(op->override_reason), "overrideReason", op->override_reason);
+  } else if (const auto* op = std::get_if<WriteOffOp>(&e.body)) {
+    add("from", op->from, "from");
+    add("to", op->to, "to");
+    add("quantity", GoodsText(op->item, op->quantity), "quantity", absl::StrCat(op->quantity));
+    add("", "", "item", op->item);
+    add("lot", op->lot == 0 ? std::string("-") : absl::StrCat(op->lot), "lot",
+        absl::StrCat(op->lot));
+    add("reason", op->reason, "reason");
+  } else if (const auto* op = std::get_if<GoodsSaleOp>(&e.body)) {
+    add("from", op->from, "from");
+    add("buyer", op->buyer, "buyer");
+    add("quantity", GoodsText(op->item, op->quantity), "quantity", absl::StrCat(op->quantity));
+    add("", "", "item", op->item);
+    add("to", op->to, "to");
+    add("proceeds", MoneyText(op->asset, op->proceeds), "proceeds", absl::StrCat(op->proceeds));
+    add("", "", "asset", op->asset);
+    add("memo", text_or_dash(op->memo), "memo", op->memo);
   }
   return fields;
 }
@@ -2578,7 +3167,14 @@ constexpr Command kCommands[] = {
     {"voucher", "one voucher (--voucher or --code)", CmdVoucher},
     {"voucher-sweep", "return what expired vouchers hold to their funds", CmdVoucherSweep},
     {"voucher-report", "vouchers by fund, category and in total", CmdVoucherReport},
-    {"trace", "where a donation went (--code or --lot)", CmdTrace},
+    {"item-define", "add an item to the goods catalogue", CmdItemDefine},
+    {"items", "the goods catalogue with what the stocks hold", CmdItems},
+    {"goods-gift", "record a gift in kind into a stock; prints its trace code", CmdGoodsGift},
+    {"goods-buy", "buy goods with fund money from a supplier", CmdGoodsBuy},
+    {"handout", "hand goods out to recipients (--line or --lines_file)", CmdHandout},
+    {"write-off", "write spoiled, damaged or lost goods off a stock", CmdWriteOff},
+    {"goods-sale", "sell goods to a buyer; the proceeds go into a fund", CmdGoodsSale},
+    {"trace", "where a donation or gift of goods went (--code or --lot)", CmdTrace},
     {"trace-entry", "which donations paid for an entry", CmdTraceEntry},
     {"statement", "an account's entries with running balance", CmdStatement},
     {"donor-statement", "a donor's lots with their traces", CmdDonorStatement},

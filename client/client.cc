@@ -46,7 +46,9 @@ constexpr size_t kEntryTimeOffset = 10;
 constexpr size_t kEntryPrevHashOffset = 18;
 constexpr size_t kHashBytes = 32;
 constexpr size_t kEntryHeaderBytes = kEntryPrevHashOffset + kHashBytes;
-constexpr uint8_t kEntryVersion = 1;
+// Entry versions this client reads: 1, and 2 (ledger/entry_codec.h).
+constexpr uint8_t kEntryVersionMin = 1;
+constexpr uint8_t kEntryVersionMax = 2;
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, std::string_view what) {
   WL_ASSIGN_OR_RETURN(std::string text, ReadFileCapped(path, kPemBytesMax, what));
@@ -619,7 +621,8 @@ absl::Status VerifyEntry(const warmledger::v1::Entry& entry, const std::string* 
     return absl::DataLossError(absl::StrCat("entry ", entry.seq(), ": ", ToAbsl(what)));
   };
   if (bytes.size() < kEntryHeaderBytes) return fail("entry_bytes shorter than the header");
-  if (static_cast<uint8_t>(bytes[kEntryVersionOffset]) != kEntryVersion) {
+  const auto version = static_cast<uint8_t>(bytes[kEntryVersionOffset]);
+  if (version < kEntryVersionMin || version > kEntryVersionMax) {
     return fail("unknown entry version");
   }
   if (entry.hash() != EntryHash(bytes)) return fail("hash does not match entry_bytes");

@@ -163,7 +163,7 @@ absl::StatusOr<TimeRangeUs> ChinaDayRangeUs(std::string_view day);
 std::string EntryHash(std::string_view entry_bytes);
 
 // Checks one received entry against docs/format.md without re-encoding it:
-// entry.hash is EntryHash(entry_bytes), the version byte is 1, the seq,
+// entry.hash is EntryHash(entry_bytes), the version byte is 1 or 2, the seq,
 // type and prev_hash inside entry_bytes equal the proto fields, and, when
 // `prev_hash` is non-null (the hash of entry seq-1), entry.prev_hash equals
 // it. kDataLoss naming the seq on any mismatch.

@@ -31,6 +31,7 @@
 #include "client/cli.h"
 #include "client/flag_parser.h"
 #include "ledger/entry_codec.h"
+#include "ledger/limits.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
 #include "warmledger/v1/ledger.grpc.pb.h"
@@ -726,6 +727,45 @@ class FakeLedger final : public v1::Ledger::Service {
     if (request->trace_code() == "missing") {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such trace code");
     }
+    if (request->trace_code().rfind("goods", 0) == 0) {
+      // 100 yuan that bought 3 of 10 boxes (lot 30): 1 still in stock, 2
+      // with recipients of one category and community.
+      trace->set_lot(8);
+      trace->set_donor("donor/li");
+      trace->set_to("fund/general");
+      trace->set_asset("CNY");
+      trace->set_amount(10000);
+      trace->set_created_by(v1::DONATION);
+      v1::TraceHop* hop = trace->add_hops();
+      hop->set_seq(30);
+      hop->set_type(v1::GOODS_PURCHASE);
+      hop->set_from("fund/general");
+      hop->set_to("supplier/shop");
+      hop->set_amount(10000);
+      v1::TracePlace* reached = trace->add_reached();
+      reached->set_account("supplier/shop");
+      reached->set_kind(v1::SUPPLIER);
+      reached->set_amount(10000);
+      v1::LotConversion* c = trace->add_conversions();
+      c->set_seq(30);
+      c->set_type(v1::GOODS_PURCHASE);
+      c->set_asset("item:box");
+      c->set_lot_amount(10);
+      c->set_consumed(10000);
+      c->set_share(3);
+      v1::ConversionPlace* stock = c->add_places();
+      stock->set_account("stock/box");
+      stock->set_kind(v1::STOCK);
+      stock->set_amount(1);
+      stock->set_source_amount(3334);
+      v1::ConversionPlace* group = c->add_places();
+      group->set_kind(v1::RECIPIENT);
+      group->set_category("dibao");
+      group->set_community("c007");
+      group->set_amount(request->trace_code() == "goods-unbalanced" ? 1 : 2);
+      group->set_source_amount(6666);
+      return grpc::Status::OK;
+    }
     trace->set_lot(7);
     trace->set_anonymous(true);
     trace->set_to("fund/general");
@@ -1102,6 +1142,67 @@ class FakeVouchers final : public v1::Vouchers::Service {
   uint32_t last_sweep_max_ = 0;
 };
 
+class FakeGoods final : public v1::Goods::Service {
+ public:
+  grpc::Status HandOut(grpc::ServerContext*, const v1::HandOutRequest* request,
+                       v1::HandOutResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_handout_ = *request;
+    response->mutable_result()->set_seq(40);
+    int64_t total = 0;
+    for (const v1::HandoutLine& line : request->lines()) total += line.quantity();
+    response->set_quantity(total);
+    return grpc::Status::OK;
+  }
+  grpc::Status BuyGoods(grpc::ServerContext*, const v1::BuyGoodsRequest* request,
+                        v1::BuyGoodsResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_buy_ = *request;
+    response->mutable_result()->set_seq(41);
+    response->set_lot(41);
+    response->set_quantity(request->quantity());
+    return grpc::Status::OK;
+  }
+  grpc::Status GiveGoods(grpc::ServerContext*, const v1::GiveGoodsRequest* request,
+                         v1::GiveGoodsResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_give_ = *request;
+    response->mutable_result()->set_seq(42);
+    response->set_lot(42);
+    response->set_trace_code("GOODSCODE234567ABCDEFGHIJK");
+    return grpc::Status::OK;
+  }
+  grpc::Status ListItems(grpc::ServerContext*, const v1::ListItemsRequest*,
+                         v1::Items* items) override {
+    v1::Item* item = items->add_items();
+    item->set_item("item:box");
+    item->set_name("Box of daily necessities");
+    item->set_unit("box");
+    item->set_defined_seq(3);
+    item->set_in_stock(1234);
+    return grpc::Status::OK;
+  }
+
+  v1::HandOutRequest last_handout() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_handout_;
+  }
+  v1::BuyGoodsRequest last_buy() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_buy_;
+  }
+  v1::GiveGoodsRequest last_give() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_give_;
+  }
+
+ private:
+  std::mutex mu_;
+  v1::HandOutRequest last_handout_;
+  v1::BuyGoodsRequest last_buy_;
+  v1::GiveGoodsRequest last_give_;
+};
+
 class FakeServer {
  public:
   explicit FakeServer(std::vector<v1::Entry> chain) : ledger_(chain), export_(chain) {
@@ -1113,6 +1214,7 @@ class FakeServer {
     builder.RegisterService(&transparency_);
     builder.RegisterService(&checkout_);
     builder.RegisterService(&vouchers_);
+    builder.RegisterService(&goods_);
     server_ = builder.BuildAndStart();
   }
   ~FakeServer() { server_->Shutdown(); }
@@ -1121,6 +1223,7 @@ class FakeServer {
   FakeTransparency& transparency() { return transparency_; }
   FakeCheckout& checkout() { return checkout_; }
   FakeVouchers& vouchers() { return vouchers_; }
+  FakeGoods& goods() { return goods_; }
   grpc::Server& server() { return *server_; }
 
  private:
@@ -1129,6 +1232,7 @@ class FakeServer {
   FakeTransparency transparency_;
   FakeCheckout checkout_;
   FakeVouchers vouchers_;
+  FakeGoods goods_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
 };
@@ -2028,6 +2132,141 @@ TEST(CliTest, HelpListsTheCheckoutAndVoucherCommands) {
     EXPECT_NE(help.out.find(std::string("usage: warmledger ") + command), std::string::npos);
   }
   EXPECT_NE(RunCommand({"settlement", "--help"}).out.find("UTC+08:00"), std::string::npos);
+}
+
+TEST(CliTest, HandoutSendsTheLinesOfTheFlagsAndTheFileInOrder) {
+  FakeServer server({});
+  TempDir dir;
+  {
+    std::ofstream file(dir.File("households.txt"));
+    file << "# distribution day 1\n"
+         << "recipient/c 3\n"
+         << "\n"
+         << "  recipient/d\t\t4  \n";
+  }
+  const CliResult r = RunCommand(
+      {"handout", "--server=" + server.address(), "--client_id=h-1", "--from=stock/box",
+       "--item=item:box", "--line=recipient/a:1", "--line=recipient/b:2",
+       "--lines_file=" + dir.File("households.txt"), "--purpose=Spring Festival"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const v1::HandOutRequest req = server.goods().last_handout();
+  EXPECT_EQ(req.client_id(), "h-1");
+  EXPECT_EQ(req.from(), "stock/box");
+  EXPECT_EQ(req.item(), "item:box");
+  EXPECT_EQ(req.purpose(), "Spring Festival");
+  ASSERT_EQ(req.lines_size(), 4);
+  const std::pair<const char*, int64_t> want[] = {
+      {"recipient/a", 1}, {"recipient/b", 2}, {"recipient/c", 3}, {"recipient/d", 4}};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(req.lines(i).recipient(), want[i].first) << i;
+    EXPECT_EQ(req.lines(i).quantity(), want[i].second) << i;
+  }
+  EXPECT_NE(r.out.find("handed out  10 item:box"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("recipients  4"), std::string::npos) << r.out;
+}
+
+TEST(CliTest, HandoutRefusesMalformedLinesAndTooManyRecipients) {
+  TempDir dir;
+  const std::vector<std::string> base = {"handout", "--client_id=h", "--from=stock/box",
+                                         "--item=item:box"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCommand(args);
+  };
+  EXPECT_EQ(with({}).code, kExitUsage);  // no lines at all
+  EXPECT_EQ(with({"--line=recipient/a"}).code, kExitUsage);
+  EXPECT_EQ(with({"--line=recipient/a:"}).code, kExitUsage);
+  EXPECT_EQ(with({"--line=:3"}).code, kExitUsage);
+  EXPECT_EQ(with({"--line=recipient/a:two"}).code, kExitUsage);
+  {
+    std::ofstream file(dir.File("bad.txt"));
+    file << "recipient/a 1\nrecipient/b\n";
+  }
+  CliResult r = with({"--lines_file=" + dir.File("bad.txt")});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
+  {
+    std::ofstream file(dir.File("many.txt"));
+    for (size_t i = 0; i <= kHandoutLinesMax; ++i) file << "recipient/r" << i << " 1\n";
+  }
+  r = with({"--lines_file=" + dir.File("many.txt")});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("split"), std::string::npos) << r.err;
+  r = with({"--lines_file=" + dir.File("missing.txt")});
+  EXPECT_EQ(r.code, kExitError);
+}
+
+TEST(CliTest, GoodsAmountsAreExactAndTheirFlagsExclusive) {
+  FakeServer server({});
+  const std::vector<std::string> buy = {"goods-buy",          "--server=" + server.address(),
+                                        "--client_id=b-1",    "--from=fund/general",
+                                        "--supplier=supplier/s", "--to=stock/box",
+                                        "--item=item:box",    "--quantity=700"};
+  auto with = [](std::vector<std::string> args, std::vector<std::string> extra) {
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCommand(args);
+  };
+  CliResult r = with(buy, {"--price_yuan=105000.50"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.goods().last_buy().price(), 10'500'050);
+  EXPECT_EQ(server.goods().last_buy().asset(), "CNY");
+  EXPECT_EQ(server.goods().last_buy().quantity(), 700);
+  EXPECT_NE(r.out.find("105000.50 CNY"), std::string::npos) << r.out;
+  EXPECT_EQ(with(buy, {}).code, kExitUsage);
+  EXPECT_EQ(with(buy, {"--price=1", "--price_yuan=1"}).code, kExitUsage);
+  EXPECT_EQ(with(buy, {"--price_yuan=1.001"}).code, kExitUsage);
+
+  const std::vector<std::string> gift = {"goods-gift", "--server=" + server.address(),
+                                         "--client_id=g-1", "--donor=donor/co",
+                                         "--to=stock/box", "--item=item:box", "--quantity=5"};
+  r = with(gift, {"--value_yuan=12.50", "--expires=2099-12-31", "--channel=company"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const v1::GiveGoodsRequest g = server.goods().last_give();
+  EXPECT_EQ(g.value(), 1250);
+  EXPECT_EQ(g.value_asset(), "CNY");
+  EXPECT_EQ(g.expires_us(), 4'102'329'600'000'000);  // 2099-12-31T00:00+08:00
+  EXPECT_EQ(g.channel(), v1::COMPANY_GIFT);
+  EXPECT_NE(r.out.find("GOODSCODE234567ABCDEFGHIJK"), std::string::npos) << r.out;
+  r = with(gift, {});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.goods().last_give().value_asset(), "");  // no appraisal
+  EXPECT_EQ(with(gift, {"--value_asset=USD"}).code, kExitUsage);
+  EXPECT_EQ(with(gift, {"--expires=tomorrow"}).code, kExitUsage);
+
+  r = RunCommand({"items", "--server=" + server.address()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("Box of daily necessities"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1234"), std::string::npos) << r.out;
+}
+
+TEST(CliTest, TraceShowsWhatAGiftBoughtAndWhoReceivedItByCategory) {
+  FakeServer server({});
+  CliResult r = RunCommand({"trace", "--code=goods", "--server=" + server.address()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("100.00 CNY of this lot went into goods-purchase 30"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("this lot's share, 3 item:box"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("recipients"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("dibao"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("c007"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("66.66"), std::string::npos) << r.out;
+
+  r = RunCommand({"trace", "--code=goods-unbalanced", "--server=" + server.address()});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err.rfind("error: DATA_LOSS: ", 0), 0u) << r.err;
+}
+
+TEST(CliTest, HelpListsTheGoodsCommands) {
+  const CliResult r = RunCommand({"help"});
+  for (const char* command :
+       {"item-define", "items", "goods-gift", "goods-buy", "handout", "write-off", "goods-sale"}) {
+    EXPECT_NE(r.out.find(std::string("  ") + command + " "), std::string::npos) << command;
+    const CliResult help = RunCommand({"help", command});
+    EXPECT_EQ(help.code, kExitOk) << command;
+    EXPECT_NE(help.out.find(std::string("usage: warmledger ") + command), std::string::npos);
+  }
+  EXPECT_NE(RunCommand({"handout", "--help"}).out.find("--lines_file"), std::string::npos);
 }
 
 }  // namespace

@@ -171,8 +171,10 @@ class SpanWriter {
   char* p_;
 };
 
+// `version`: the entry's; version 1 bodies of DISBURSEMENT and
+// VOUCHER_ISSUE have no override field.
 template <typename W>
-void EncodeBody(const OpBody& body, W& w) {
+void EncodeBody(const OpBody& body, uint8_t version, W& w) {
   std::visit(
       [&](const auto& op) {
         using T = std::decay_t<decltype(op)>;
@@ -208,6 +210,7 @@ void EncodeBody(const OpBody& body, W& w) {
           w.Str(op.asset);
           w.I64(op.amount);
           w.Str(op.purpose);
+          if (version >= 2) w.Str(op.override_reason);
         } else if constexpr (std::is_same_v<T, CorrectionOp>) {
           w.U64(op.ref_seq);
           w.U8(static_cast<uint8_t>(op.mode));
@@ -242,6 +245,7 @@ void EncodeBody(const OpBody& body, W& w) {
           for (const std::string& store : op.stores) w.Str(store);
           w.Str(op.code_hash);
           w.Str(op.memo);
+          if (version >= 2) w.Str(op.override_reason);
         } else if constexpr (std::is_same_v<T, RedemptionOp>) {
           w.Str(op.code_hash);
           w.Str(op.store);
@@ -251,6 +255,70 @@ void EncodeBody(const OpBody& body, W& w) {
           w.Str(op.voucher);
           w.U8(static_cast<uint8_t>(op.mode));
           w.Str(op.reason);
+        } else if constexpr (std::is_same_v<T, ItemOp>) {
+          w.Str(op.item);
+          w.Str(op.name);
+          w.Str(op.unit);
+        } else if constexpr (std::is_same_v<T, GoodsGiftOp>) {
+          w.Str(op.donor);
+          w.Str(op.to);
+          w.Str(op.item);
+          w.I64(op.quantity);
+          w.Str(op.grade);
+          w.I64(op.expires_us);
+          w.Str(op.value_asset);
+          w.I64(op.value);
+          w.U8(static_cast<uint8_t>(op.channel));
+          w.U32(op.flags);
+          w.Str(op.memo);
+          w.Str(op.trace_hash);
+        } else if constexpr (std::is_same_v<T, GoodsPurchaseOp>) {
+          w.Str(op.from);
+          w.Str(op.supplier);
+          w.Str(op.asset);
+          w.I64(op.price);
+          w.Str(op.to);
+          w.Str(op.item);
+          w.I64(op.quantity);
+          w.Str(op.grade);
+          w.I64(op.expires_us);
+          w.Str(op.memo);
+        } else if constexpr (std::is_same_v<T, HandoutOp>) {
+          w.Str(op.from);
+          w.Str(op.item);
+          WL_CHECK(op.lines.size() <= 0xffffffffu);
+          w.U32(static_cast<uint32_t>(op.lines.size()));
+          for (const HandoutLine& line : op.lines) {
+            w.Str(line.recipient);
+            w.I64(line.quantity);
+          }
+          w.Str(op.purpose);
+          w.Str(op.override_reason);
+        } else if constexpr (std::is_same_v<T, WriteOffOp>) {
+          w.Str(op.from);
+          w.Str(op.to);
+          w.Str(op.item);
+          w.I64(op.quantity);
+          w.U64(op.lot);
+          w.Str(op.reason);
+        } else if constexpr (std::is_same_v<T, GoodsSaleOp>) {
+          w.Str(op.from);
+          w.Str(op.buyer);
+          w.Str(op.item);
+          w.I64(op.quantity);
+          w.Str(op.to);
+          w.Str(op.asset);
+          w.I64(op.proceeds);
+          w.Str(op.memo);
+        } else {
+          static_assert(std::is_same_v<T, AidRuleOp>);
+          w.Str(op.aid);
+          w.U8(static_cast<uint8_t>(op.type));
+          w.Str(op.source);
+          w.Str(op.asset);
+          w.U32(op.max_count);
+          w.U8(static_cast<uint8_t>(op.period));
+          w.Str(op.memo);
         }
       },
       body);
@@ -259,7 +327,7 @@ void EncodeBody(const OpBody& body, W& w) {
 // Decodes the body in place: emplacing the alternative and reading each
 // string straight into its field avoids building a temporary op and moving
 // it (and all its strings) into the variant.
-void DecodeBody(EntryType type, Reader& r, OpBody* body) {
+void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
   switch (type) {
     case EntryType::kOpenAccount: {
       auto& op = body->emplace<OpenAccountOp>();
@@ -306,6 +374,7 @@ void DecodeBody(EntryType type, Reader& r, OpBody* body) {
       r.Str("disbursement.asset", &op.asset);
       op.amount = r.I64("disbursement.amount");
       r.Str("disbursement.purpose", &op.purpose);
+      if (version >= 2) r.Str("disbursement.override", &op.override_reason);
       return;
     }
     case EntryType::kCorrection: {
@@ -358,6 +427,7 @@ void DecodeBody(EntryType type, Reader& r, OpBody* body) {
       for (std::string& store : op.stores) r.Str("voucher_issue.stores", &store);
       r.Str("voucher_issue.code_hash", &op.code_hash);
       r.Str("voucher_issue.memo", &op.memo);
+      if (version >= 2) r.Str("voucher_issue.override", &op.override_reason);
       return;
     }
     case EntryType::kRedemption: {
@@ -373,6 +443,96 @@ void DecodeBody(EntryType type, Reader& r, OpBody* body) {
       r.Str("voucher_close.voucher", &op.voucher);
       op.mode = static_cast<VoucherCloseMode>(r.U8("voucher_close.mode"));
       r.Str("voucher_close.reason", &op.reason);
+      return;
+    }
+    case EntryType::kItem: {
+      auto& op = body->emplace<ItemOp>();
+      r.Str("item.item", &op.item);
+      r.Str("item.name", &op.name);
+      r.Str("item.unit", &op.unit);
+      return;
+    }
+    case EntryType::kGoodsGift: {
+      auto& op = body->emplace<GoodsGiftOp>();
+      r.Str("goods_gift.donor", &op.donor);
+      r.Str("goods_gift.to", &op.to);
+      r.Str("goods_gift.item", &op.item);
+      op.quantity = r.I64("goods_gift.quantity");
+      r.Str("goods_gift.grade", &op.grade);
+      op.expires_us = r.I64("goods_gift.expires_us");
+      r.Str("goods_gift.value_asset", &op.value_asset);
+      op.value = r.I64("goods_gift.value");
+      op.channel = static_cast<DonationChannel>(r.U8("goods_gift.channel"));
+      op.flags = r.U32("goods_gift.flags");
+      r.Str("goods_gift.memo", &op.memo);
+      r.Str("goods_gift.trace_hash", &op.trace_hash);
+      return;
+    }
+    case EntryType::kGoodsPurchase: {
+      auto& op = body->emplace<GoodsPurchaseOp>();
+      r.Str("goods_purchase.from", &op.from);
+      r.Str("goods_purchase.supplier", &op.supplier);
+      r.Str("goods_purchase.asset", &op.asset);
+      op.price = r.I64("goods_purchase.price");
+      r.Str("goods_purchase.to", &op.to);
+      r.Str("goods_purchase.item", &op.item);
+      op.quantity = r.I64("goods_purchase.quantity");
+      r.Str("goods_purchase.grade", &op.grade);
+      op.expires_us = r.I64("goods_purchase.expires_us");
+      r.Str("goods_purchase.memo", &op.memo);
+      return;
+    }
+    case EntryType::kHandout: {
+      auto& op = body->emplace<HandoutOp>();
+      r.Str("handout.from", &op.from);
+      r.Str("handout.item", &op.item);
+      const uint32_t lines = r.U32("handout.line_count");
+      // Each line takes at least 10 bytes: a count the bytes cannot hold is
+      // refused before anything is allocated for it.
+      if (r.ok() && r.remaining() / 10 < lines) {
+        r.Fail("handout.line_count: more lines than bytes left");
+        return;
+      }
+      op.lines.resize(r.ok() ? lines : 0);
+      for (HandoutLine& line : op.lines) {
+        r.Str("handout.lines.recipient", &line.recipient);
+        line.quantity = r.I64("handout.lines.quantity");
+      }
+      r.Str("handout.purpose", &op.purpose);
+      r.Str("handout.override", &op.override_reason);
+      return;
+    }
+    case EntryType::kWriteOff: {
+      auto& op = body->emplace<WriteOffOp>();
+      r.Str("write_off.from", &op.from);
+      r.Str("write_off.to", &op.to);
+      r.Str("write_off.item", &op.item);
+      op.quantity = r.I64("write_off.quantity");
+      op.lot = r.U64("write_off.lot");
+      r.Str("write_off.reason", &op.reason);
+      return;
+    }
+    case EntryType::kGoodsSale: {
+      auto& op = body->emplace<GoodsSaleOp>();
+      r.Str("goods_sale.from", &op.from);
+      r.Str("goods_sale.buyer", &op.buyer);
+      r.Str("goods_sale.item", &op.item);
+      op.quantity = r.I64("goods_sale.quantity");
+      r.Str("goods_sale.to", &op.to);
+      r.Str("goods_sale.asset", &op.asset);
+      op.proceeds = r.I64("goods_sale.proceeds");
+      r.Str("goods_sale.memo", &op.memo);
+      return;
+    }
+    case EntryType::kAidRule: {
+      auto& op = body->emplace<AidRuleOp>();
+      r.Str("aid_rule.aid", &op.aid);
+      op.type = static_cast<EntryType>(r.U8("aid_rule.type"));
+      r.Str("aid_rule.source", &op.source);
+      r.Str("aid_rule.asset", &op.asset);
+      op.max_count = r.U32("aid_rule.max_count");
+      op.period = static_cast<AidPeriod>(r.U8("aid_rule.period"));
+      r.Str("aid_rule.memo", &op.memo);
       return;
     }
   }
@@ -486,7 +646,7 @@ void WriteEntry(const Entry& entry, W& w) {
   w.Bytes(entry.prev_hash.data(), entry.prev_hash.size());
   w.Str(entry.client_id);
   w.Str(entry.policy);
-  EncodeBody(entry.body, w);
+  EncodeBody(entry.body, entry.version, w);
   w.U32(static_cast<uint32_t>(entry.postings.size()));
   for (const Posting& p : entry.postings) {
     w.Str(p.from);
@@ -522,7 +682,7 @@ absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
   Reader r(bytes);
   Entry e;
   e.version = r.U8("version");
-  if (r.ok() && e.version != kEntryVersion) {
+  if (r.ok() && (e.version < 1 || e.version > kEntryVersion)) {
     return absl::DataLossError(absl::StrCat("unknown entry version ", e.version));
   }
   uint8_t type = r.U8("type");
@@ -534,7 +694,7 @@ absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
   r.Bytes(e.prev_hash.data(), e.prev_hash.size(), "prev_hash");
   r.Str("client_id", &e.client_id);
   r.Str("policy", &e.policy);
-  if (r.ok()) DecodeBody(static_cast<EntryType>(type), r, &e.body);
+  if (r.ok()) DecodeBody(static_cast<EntryType>(type), e.version, r, &e.body);
   uint32_t posting_count = r.U32("posting_count");
   // Each posting needs at least 3 string prefixes, an amount and a count.
   if (r.ok() && posting_count > r.remaining() / 18) {

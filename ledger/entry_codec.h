@@ -12,7 +12,10 @@
 
 namespace warmledger {
 
-inline constexpr uint8_t kEntryVersion = 1;
+// The version written into new entries. 2 adds `override` to the bodies of
+// DISBURSEMENT and VOUCHER_ISSUE; version 1 entries read (and replay) as
+// they were written.
+inline constexpr uint8_t kEntryVersion = 2;
 // Domain-separation prefix of entry_hash, including the trailing 0x00.
 inline constexpr std::string_view kEntryHashDomain{"warmledger/entry/v1\0", 20};
 

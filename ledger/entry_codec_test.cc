@@ -42,7 +42,7 @@ TEST(EntryCodecTest, EncodeThenDecodeGivesTheSameEntry) {
 TEST(EntryCodecTest, LayoutStartsWithVersionTypeAndLittleEndianSeq) {
   std::string bytes = EncodeEntry(SampleEntry());
   ASSERT_GE(bytes.size(), 10u);
-  EXPECT_EQ(bytes[0], 1);                                  // version
+  EXPECT_EQ(bytes[0], kEntryVersion);                      // version
   EXPECT_EQ(bytes[1], static_cast<char>(EntryType::kAllocation));
   EXPECT_EQ(static_cast<uint8_t>(bytes[2]), 42);            // seq, little-endian
   for (int i = 3; i < 10; ++i) EXPECT_EQ(bytes[i], 0);
@@ -65,6 +65,23 @@ TEST(EntryCodecTest, EveryTypeRoundTrips) {
       VoucherIssueOp{"fund/general", "recipient/x", "CNY", 1, 2, {}, std::string(32, 'd'), ""},
       RedemptionOp{std::string(32, 'c'), "store/b", "T-9", 500},
       VoucherCloseOp{"voucher/12", VoucherCloseMode::kVoid, "lost"},
+      DisbursementOp{"project/b", "recipient/x", "CNY", 1, "meals", "second card: lost"},
+      VoucherIssueOp{"fund/general", "recipient/x", "CNY", 1, 2, {}, std::string(32, 'e'), "",
+                     "flood victim"},
+      ItemOp{"item:daily-box", "Box of daily necessities", "box"},
+      GoodsGiftOp{"donor/a", "stock/w", "item:masks", 1000, "A", 1'800'000'000'000'000, "CNY",
+                  50000, DonationChannel::kCompanyGift, kDonationAnonymous, "masks",
+                  std::string(32, 'g')},
+      GoodsPurchaseOp{"fund/general", "supplier/s", "CNY", 3'500'000, "stock/w",
+                      "item:daily-box", 700, "B", 0, "invoice 17"},
+      HandoutOp{"stock/w", "item:daily-box", {{"recipient/x", 1}, {"recipient/y", 3}},
+                "returning residents", "second box: large family"},
+      HandoutOp{"stock/w", "item:daily-box", {}, "", ""},
+      WriteOffOp{"stock/w", "expense/spoilage", "item:veg", 40, 17, "rotten"},
+      GoodsSaleOp{"stock/veg", "store/a", "item:veg", 600, "fund/general", "CNY", 120000,
+                  "low price"},
+      AidRuleOp{"meal-card", EntryType::kDisbursement, "project/meals", "CNY", 1,
+                AidPeriod::kMonth, "one card a month"},
   };
   for (const OpBody& body : bodies) {
     Entry e = SampleEntry();
@@ -107,9 +124,32 @@ TEST(EntryCodecTest, UnknownTypeOrVersionIsDataLoss) {
   std::string bad_type = bytes;
   bad_type[1] = 99;
   EXPECT_EQ(DecodeEntry(bad_type).status().code(), absl::StatusCode::kDataLoss);
-  std::string bad_version = bytes;
-  bad_version[0] = 2;
-  EXPECT_EQ(DecodeEntry(bad_version).status().code(), absl::StatusCode::kDataLoss);
+  for (char version : {0, kEntryVersion + 1}) {
+    std::string bad_version = bytes;
+    bad_version[0] = version;
+    EXPECT_EQ(DecodeEntry(bad_version).status().code(), absl::StatusCode::kDataLoss);
+  }
+}
+
+// Version 1 entries (written before aid overrides existed) have no
+// override field; they decode, and re-encode to the very same bytes.
+TEST(EntryCodecTest, VersionOneBodiesHaveNoOverride) {
+  for (OpBody body : {OpBody{DisbursementOp{"fund/a", "recipient/x", "CNY", 5, "rent", ""}},
+                      OpBody{VoucherIssueOp{"fund/a", "recipient/x", "CNY", 1, 2, {},
+                                            std::string(32, 'd'), "", ""}}}) {
+    Entry e = SampleEntry();
+    e.version = 1;
+    e.body = body;
+    const std::string v1 = EncodeEntry(e);
+    e.version = 2;
+    const std::string v2 = EncodeEntry(e);
+    EXPECT_EQ(v2.size(), v1.size() + 2);  // the empty override's length
+    auto decoded = DecodeEntry(v1);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->version, 1);
+    EXPECT_EQ(FirstDifference(decoded->body, body), std::nullopt);
+    EXPECT_EQ(EncodeEntry(*decoded), v1);
+  }
 }
 
 TEST(EntryCodecTest, HugeSliceCountIsDataLossNotAnAllocation) {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <deque>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <pthread.h>
@@ -99,8 +100,9 @@ absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerSt
       return absl::DataLossError(absl::StrCat("entry ", seq, ": client_id '",
                                               stored.entry.client_id, "' used twice"));
     }
-    auto applied = state->Apply(stored.entry.client_id, std::move(stored.entry.body),
-                                stored.entry.time_us, lookup, &journal, &stored.hash);
+    auto applied =
+        state->Apply(stored.entry.client_id, std::move(stored.entry.body), stored.entry.time_us,
+                     lookup, &journal, &stored.hash, stored.entry.version);
     journal.Clear();
     if (!applied.ok()) {
       return absl::DataLossError(absl::StrCat("entry ", seq, ": replay rejected it: ",
@@ -489,8 +491,17 @@ class Ledger::Impl {
   }
 
   absl::StatusOr<LotTrace> TraceLot(uint64_t lot) const {
+    return TraceLot(lot, /*with_conversions=*/true);
+  }
+
+  // `with_conversions`: also follow what the lot's parts that went into a
+  // conversion became (one level; a converted lot's own trace has its own).
+  absl::StatusOr<LotTrace> TraceLot(uint64_t lot, bool with_conversions) const {
     LotTrace trace;
-    WL_ASSIGN_OR_RETURN(trace.lot, GetLot(lot));
+    // Inside a conversion only the lot's places are needed, not its parents.
+    WL_ASSIGN_OR_RETURN(trace.lot, ReadState([&](const LedgerState& s) {
+                          return s.GetLot(lot, /*with_parents=*/with_conversions);
+                        }));
     WL_ASSIGN_OR_RETURN(std::vector<uint64_t> moves,
                         ReadState([&](const LedgerState& s) { return s.LotMoves(lot); }));
     if (moves.size() + 1 > kTraceHopsMax) {
@@ -500,7 +511,7 @@ class Ledger::Impl {
     }
     // Net amount of this lot per account; the donor's own debit is not a place.
     std::map<std::string, int64_t> net;
-    TraceHop first{lot, trace.lot.time_us, EntryType::kDonation, trace.lot.donor,
+    TraceHop first{lot, trace.lot.time_us, trace.lot.created_by, trace.lot.donor,
                    trace.lot.to, trace.lot.amount};
     if (trace.lot.created_by == EntryType::kPurchase) {
       WL_ASSIGN_OR_RETURN(StoredEntry created, ReadEntry(lot));
@@ -508,48 +519,126 @@ class Ledger::Impl {
       if (purchase == nullptr) {
         return absl::DataLossError(absl::StrCat("lot ", lot, ": expected a purchase"));
       }
-      first.type = EntryType::kPurchase;
       first.order_id = trace.lot.order_id = purchase->order_id;
     }
     trace.hops.push_back(std::move(first));
     net[trace.lot.to] += trace.lot.amount;
+    struct Pending {
+      uint64_t seq;
+      EntryType type;
+      int64_t consumed;
+    };
+    std::vector<Pending> conversions;
     for (uint64_t seq : moves) {
       WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(seq));
-      for (const Posting& p : stored.entry.postings) {
+      const EntryType type = stored.entry.type();
+      for (size_t pi = 0; pi < stored.entry.postings.size(); ++pi) {
+        const Posting& p = stored.entry.postings[pi];
         int64_t amount = 0;
         for (const Slice& s : p.slices) {
           if (s.lot == lot) amount += s.amount;
         }
         if (amount == 0) continue;
-        TraceHop hop{seq, stored.entry.time_us, stored.entry.type(), p.from, p.to, amount};
+        TraceHop hop{seq, stored.entry.time_us, type, p.from, p.to, amount};
         if (const auto* r = std::get_if<RedemptionOp>(&stored.entry.body)) {
           hop.order_id = r->order_id;
         } else if (const auto* r = std::get_if<RefundOp>(&stored.entry.body)) {
           hop.order_id = r->order_id;
-        } else if (const auto* v = std::get_if<VoucherIssueOp>(&stored.entry.body)) {
-          // The recipient only by category and community.
+        }
+        // A recipient (of a voucher, cash aid or goods) only by category
+        // and community.
+        const std::string& recipient =
+            type == EntryType::kVoucherIssue ? std::get<VoucherIssueOp>(stored.entry.body).recipient
+                                             : p.to;
+        {
           absl::ReaderMutexLock lock(&state_mu_);
-          if (auto info = state_.GetAccount(v->recipient); info.ok()) {
-            hop.category = info->category;
-            hop.community = info->community;
+          if (state_.KindOf(recipient) == AccountKind::kRecipient) {
+            if (auto info = state_.GetAccount(recipient); info.ok()) {
+              hop.category = info->category;
+              hop.community = info->community;
+            }
           }
+        }
+        if (pi == 0 && (type == EntryType::kGoodsPurchase || type == EntryType::kGoodsSale)) {
+          conversions.push_back({seq, type, amount});
         }
         trace.hops.push_back(std::move(hop));
         net[p.from] -= amount;
         net[p.to] += amount;
       }
     }
-    absl::ReaderMutexLock lock(&state_mu_);
-    for (const auto& [account, amount] : net) {
-      if (amount == 0) continue;
-      AccountKind kind = state_.KindOf(account).value_or(AccountKind::kFund);
-      if (amount < 0) {
-        return absl::DataLossError(absl::StrCat("lot ", lot, ": account '", account,
-                                                "' sent more of it than it received"));
+    {
+      absl::ReaderMutexLock lock(&state_mu_);
+      for (const auto& [account, amount] : net) {
+        if (amount == 0) continue;
+        AccountKind kind = state_.KindOf(account).value_or(AccountKind::kFund);
+        if (amount < 0) {
+          return absl::DataLossError(absl::StrCat("lot ", lot, ": account '", account,
+                                                  "' sent more of it than it received"));
+        }
+        (IsHolding(kind) ? trace.held : trace.reached).push_back({account, kind, amount});
       }
-      (IsHolding(kind) ? trace.held : trace.reached).push_back({account, kind, amount});
+    }
+    if (!with_conversions) return trace;
+    for (const Pending& c : conversions) {
+      WL_ASSIGN_OR_RETURN(LotConversion conversion, Convert(lot, c.seq, c.type, c.consumed));
+      trace.conversions.push_back(std::move(conversion));
     }
     return trace;
+  }
+
+  // What `consumed` of lot `lot`, converted by entry `seq` into lot `seq`,
+  // became: the new lot's places, apportioned (docs/format.md).
+  absl::StatusOr<LotConversion> Convert(uint64_t lot, uint64_t seq, EntryType type,
+                                        int64_t consumed) const {
+    WL_ASSIGN_OR_RETURN(LotTrace made, TraceLot(seq, /*with_conversions=*/false));
+    LotConversion out;
+    out.seq = seq;
+    out.type = type;
+    out.asset = made.lot.asset;
+    out.lot_amount = made.lot.amount;
+    out.consumed = consumed;
+    std::vector<ConversionPlace> places;
+    std::vector<int64_t> weights;
+    {
+      absl::ReaderMutexLock lock(&state_mu_);
+      const std::optional<LotParent> parent = state_.FindParent(seq, lot);
+      if (!parent) {
+        return absl::DataLossError(
+            absl::StrCat("lot ", seq, ": lot ", lot, " paid for it but is not its parent"));
+      }
+      out.share = parent->share;
+      for (const TracePlace& p : made.held) {
+        places.push_back({p.account, p.kind, "", "", 0, 0});
+        weights.push_back(p.amount);
+      }
+      // Recipients grouped by category and community, in order of first
+      // appearance.
+      std::map<std::pair<std::string, std::string>, size_t> groups;
+      for (const TracePlace& p : made.reached) {
+        if (p.kind != AccountKind::kRecipient) {
+          places.push_back({p.account, p.kind, "", "", 0, 0});
+          weights.push_back(p.amount);
+          continue;
+        }
+        WL_ASSIGN_OR_RETURN(AccountInfo info, state_.GetAccount(p.account));
+        auto [it, added] = groups.try_emplace({info.category, info.community}, places.size());
+        if (added) {
+          places.push_back({"", p.kind, info.category, info.community, 0, 0});
+          weights.push_back(0);
+        }
+        weights[it->second] += p.amount;
+      }
+    }
+    const std::vector<int64_t> amounts = Apportion(out.share, weights);
+    const std::vector<int64_t> sources = Apportion(consumed, weights);
+    for (size_t i = 0; i < places.size(); ++i) {
+      if (amounts[i] == 0 && sources[i] == 0) continue;
+      places[i].amount = amounts[i];
+      places[i].source_amount = sources[i];
+      out.places.push_back(std::move(places[i]));
+    }
+    return out;
   }
 
   absl::StatusOr<EntryTracePage> TraceEntry(uint64_t seq, uint64_t offset,
@@ -575,10 +664,19 @@ class Ledger::Impl {
     }
     page.total_count = index;
     absl::ReaderMutexLock lock(&state_mu_);
+    // Lots behind converted lots: listed once per page, on the first source
+    // of each such lot, at most kPageItemsMax in all.
+    size_t behind_left = kPageItemsMax;
+    std::set<uint64_t> listed;
     for (TraceSource& src : sources) {
-      WL_ASSIGN_OR_RETURN(LotInfo lot, state_.GetLot(src.lot));
+      WL_ASSIGN_OR_RETURN(LotInfo lot, state_.GetLot(src.lot, /*with_parents=*/false));
       src.donor = std::move(lot.donor);
       src.anonymous = lot.anonymous;
+      src.behind_count = lot.parent_count;
+      if (lot.parent_count == 0 || !listed.insert(src.lot).second) continue;
+      for (size_t i = 0; i < lot.parent_count && behind_left > 0; ++i, --behind_left) {
+        src.behind.push_back(state_.ParentAt(src.lot, i));
+      }
     }
     page.sources = std::move(sources);
     return page;
@@ -633,6 +731,32 @@ class Ledger::Impl {
       if (!lot) return absl::NotFoundError("trace_code: no donation has this trace code");
       return *lot;
     });
+  }
+
+  absl::StatusOr<std::vector<AidRuleInfo>> ListAidRules() const {
+    return ReadState([&](const LedgerState& s) -> absl::StatusOr<std::vector<AidRuleInfo>> {
+      return s.ListAidRules();
+    });
+  }
+
+  absl::StatusOr<AidReport> GetAidReport(int64_t from_time_us, int64_t to_time_us,
+                                         bool public_view) const {
+    if (from_time_us > to_time_us) {
+      return absl::InvalidArgumentError(absl::StrCat("from_time_us: ", from_time_us,
+                                                     " is after to_time_us ", to_time_us));
+    }
+    return ReadState([&](const LedgerState& s) -> absl::StatusOr<AidReport> {
+      return s.GetAidReport(from_time_us, to_time_us, public_view);
+    });
+  }
+
+  absl::StatusOr<std::vector<ItemInfo>> ListItems() const {
+    return ReadState(
+        [&](const LedgerState& s) -> absl::StatusOr<std::vector<ItemInfo>> { return s.ListItems(); });
+  }
+
+  absl::StatusOr<ItemInfo> GetItem(const std::string& item) const {
+    return ReadState([&](const LedgerState& s) { return s.GetItem(item); });
   }
 
   absl::StatusOr<VoucherInfo> GetVoucher(uint64_t voucher) const {
@@ -1455,6 +1579,19 @@ absl::StatusOr<std::vector<Balance>> Ledger::TotalsPerAsset() const {
   return impl_->TotalsPerAsset();
 }
 
+absl::StatusOr<std::vector<AidRuleInfo>> Ledger::ListAidRules() const {
+  return impl_->ListAidRules();
+}
+absl::StatusOr<AidReport> Ledger::GetAidReport(int64_t from_time_us, int64_t to_time_us,
+                                               bool public_view) const {
+  return impl_->GetAidReport(from_time_us, to_time_us, public_view);
+}
+absl::StatusOr<std::vector<ItemInfo>> Ledger::ListItems() const {
+  return impl_->ListItems();
+}
+absl::StatusOr<ItemInfo> Ledger::GetItem(const std::string& item) const {
+  return impl_->GetItem(item);
+}
 absl::StatusOr<VoucherInfo> Ledger::GetVoucher(uint64_t voucher) const {
   return impl_->GetVoucher(voucher);
 }

@@ -131,6 +131,23 @@ class Ledger {
   // Sum of all balances per asset; every amount is zero when value is conserved.
   absl::StatusOr<std::vector<Balance>> TotalsPerAsset() const;
 
+  // ---- Goods. ----
+
+  // The goods catalogue in order of definition, with what all stocks hold.
+  absl::StatusOr<std::vector<ItemInfo>> ListItems() const;
+  // kNotFound if `item` is not in the catalogue.
+  absl::StatusOr<ItemInfo> GetItem(const std::string& item) const;
+
+  // ---- Aid supervision. ----
+
+  // The aid rules in force, by aid name.
+  absl::StatusOr<std::vector<AidRuleInfo>> ListAidRules() const;
+  // Aid to recipients with from_time_us <= time < to_time_us by category,
+  // community, type and asset; the public view leaves out every cell of
+  // fewer than kAidReportMinPeople people. kInvalidArgument if from > to.
+  absl::StatusOr<AidReport> GetAidReport(int64_t from_time_us, int64_t to_time_us,
+                                         bool public_view) const;
+
   // ---- Checkout and vouchers. ----
 
   // A voucher by the seq of its issuing entry.

@@ -5,6 +5,7 @@
 // state digest do not move). Each test gets a fresh RocksDB folder and a
 // ManualClock; nothing sleeps.
 
+#include "ledger/entry_codec.h"
 #include "ledger/ledger.h"
 
 #include <stdlib.h>
@@ -88,7 +89,7 @@ TEST_F(LedgerReadTest, EntriesAreDenseAndChainedByHash) {
   ASSERT_EQ(entries.size(), 3u);
   for (size_t i = 0; i < entries.size(); ++i) {
     EXPECT_EQ(entries[i].entry.seq, i + 1);
-    EXPECT_EQ(entries[i].entry.version, 1);
+    EXPECT_EQ(entries[i].entry.version, kEntryVersion);
     EXPECT_EQ(entries[i].entry.prev_hash, i == 0 ? Hash{} : entries[i - 1].hash);
   }
   EXPECT_EQ(ledger_->Head().seq, 3u);
@@ -578,6 +579,12 @@ TEST_F(LedgerDonationTest, DonorOfWrongKindIsFailedPrecondition) {
   }
 }
 
+TEST_F(LedgerDonationTest, StocksHoldGoods) {
+  EXPECT_THAT(Reject(OpenBody("stock/cash", AccountKind::kStock, kCny)),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("open_account.asset: a stock holds goods")));
+}
+
 TEST_F(LedgerDonationTest, TargetOfWrongKindIsFailedPrecondition) {
   OpenStandardAccounts();
   OpenAccount("stock/rice", AccountKind::kStock, "item:rice");
@@ -591,6 +598,10 @@ TEST_F(LedgerDonationTest, TargetOfWrongKindIsFailedPrecondition) {
 TEST_F(LedgerDonationTest, GoodsGiftIntoStockCreatesAGoodsLot) {
   OpenStandardAccounts();
   OpenAccount("stock/rice", AccountKind::kStock, "item:rice");
+  // Goods are catalogued first.
+  EXPECT_THAT(Reject(DonationBody(kDonor, "stock/rice", 100, "item:rice")),
+              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("not in the catalogue")));
+  MustRun(ItemOp{"item:rice", "Rice", "kg"});
   const uint64_t lot = MustRun(DonationBody(kDonor, "stock/rice", 100, "item:rice"));
   auto info = ledger_->GetLot(lot);
   ASSERT_TRUE(info.ok()) << info.status();

@@ -30,6 +30,16 @@ inline constexpr uint32_t kRateBpMax = 10'000;
 inline constexpr size_t kNameBytesMax = 256;
 // Recipient category and community codes (configured tables).
 inline constexpr size_t kCodeBytesMax = 64;
+// Units of goods items: "box", "kg", "piece".
+inline constexpr size_t kUnitBytesMax = 16;
+// Recipients in one handout entry: a distribution day of 700 households
+// fits in one operation; each line is one posting of about 150 bytes.
+inline constexpr size_t kHandoutLinesMax = 1000;
+// The public aid report withholds every cell that covers fewer people, so
+// that no one can be singled out.
+inline constexpr uint64_t kAidReportMinPeople = 5;
+// Aid rules in force at once.
+inline constexpr size_t kAidRulesMax = 1000;
 // Free text: memos, reasons, purposes.
 inline constexpr size_t kTextBytesMax = 1024;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "ledger/entry_codec.h"
@@ -181,7 +182,8 @@ bool IsFundOrProject(AccountKind k) {
 absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
                                                 OpBody body, int64_t time_us,
                                                 const EntryLookup& lookup, Journal* journal,
-                                                const Hash* replayed_hash) {
+                                                const Hash* replayed_hash,
+                                                uint8_t version) {
   WL_RETURN_IF_ERROR(CheckClientId(client_id));
   WL_DCHECK(!client_ids_.contains(client_id));
   if (std::optional<std::string> natural = NaturalClientId(body)) {
@@ -203,6 +205,7 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   // capacity from the previous entry: once warm, this allocates nothing.
   // Every field is set below or by the Apply* function that runs.
   Entry& e = scratch_;
+  e.version = version;
   e.seq = head_seq_ + 1;
   e.time_us = std::max(time_us, head_time_us_);
   e.prev_hash = head_hash_;
@@ -211,6 +214,7 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   e.policy.assign(kPolicyNone);
   cur_seq_ = e.seq;
   cur_time_us_ = e.time_us;
+  cur_version_ = e.version;
   cur_type_ = TypeOf(e.body);
   static_assert(kAccountKindMax < 16);
 
@@ -237,9 +241,23 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
           return ApplyVoucherIssue(op, e.seq, e.time_us, journal, &e);
         } else if constexpr (std::is_same_v<T, RedemptionOp>) {
           return ApplyRedemption(op, e.seq, journal, &e);
-        } else {
-          static_assert(std::is_same_v<T, VoucherCloseOp>);
+        } else if constexpr (std::is_same_v<T, VoucherCloseOp>) {
           return ApplyVoucherClose(op, e.seq, journal, &e);
+        } else if constexpr (std::is_same_v<T, ItemOp>) {
+          return ApplyItem(op, e.seq, journal, &e);
+        } else if constexpr (std::is_same_v<T, GoodsGiftOp>) {
+          return ApplyGoodsGift(op, e.seq, e.time_us, journal, &e);
+        } else if constexpr (std::is_same_v<T, GoodsPurchaseOp>) {
+          return ApplyGoodsPurchase(op, e.seq, e.time_us, journal, &e);
+        } else if constexpr (std::is_same_v<T, HandoutOp>) {
+          return ApplyHandout(op, e.seq, journal, &e);
+        } else if constexpr (std::is_same_v<T, WriteOffOp>) {
+          return ApplyWriteOff(op, e.seq, journal, &e);
+        } else if constexpr (std::is_same_v<T, AidRuleOp>) {
+          return ApplyAidRule(op, e.seq, journal, &e);
+        } else {
+          static_assert(std::is_same_v<T, GoodsSaleOp>);
+          return ApplyGoodsSale(op, e.seq, e.time_us, journal, &e);
         }
       },
       e.body);
@@ -335,6 +353,12 @@ absl::Status LedgerState::ApplyOpen(const OpenAccountOp& op, uint64_t seq, Journ
           "open_account.asset: required for a ", AccountKindName(op.kind), " account"));
     }
     WL_RETURN_IF_ERROR(CheckAsset("open_account.asset", op.asset));
+  }
+  // Stocks hold goods (version 1 ledgers did not check it).
+  if (op.kind == AccountKind::kStock && cur_version_ >= 2 &&
+      ParseAssetCode(op.asset) != AssetKind::kGoods) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "open_account.asset: a stock holds goods (item:<code>), not '", op.asset, "'"));
   }
   if (op.flags & ~kAccountFlagsKnown) {
     return absl::InvalidArgumentError(
@@ -469,17 +493,21 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
                      "; gifts go into a fund, project or stock"));
   }
   WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("donation.asset", to, op.asset));
+  if (to_kind == AccountKind::kStock && cur_version_ >= 2) {
+    // Goods are catalogued (version 1 ledgers predate the catalogue).
+    WL_RETURN_IF_ERROR(CatalogueItem("donation.asset", op.asset).status());
+  }
   WL_RETURN_IF_ERROR(AssetFor("donation.asset", donor, op.asset, asset).status());
   WL_RETURN_IF_ERROR(CheckMove("donation.amount", donor, to, asset, op.amount));
 
   CreateLot(donor, to, asset, op.amount, seq, time_us, (op.flags & kDonationAnonymous) != 0,
-            kNone, op.trace_hash.empty() ? nullptr : &trace, j, e);
+            kNone, op.trace_hash.empty() ? nullptr : &trace, j, OnePosting(e));
   return absl::OkStatus();
 }
 
 void LedgerState::CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t amount,
                             uint64_t seq, int64_t time_us, bool anonymous, uint32_t member,
-                            const Hash* trace, Journal* j, Entry* e) {
+                            const Hash* trace, Journal* j, Posting& p) {
   LotState lot;
   lot.lot = seq;
   lot.donor = donor;
@@ -490,6 +518,7 @@ void LedgerState::CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t
   lot.anonymous = anonymous;
   lot.member = member;
   lot.purchase = cur_type_ == EntryType::kPurchase;
+  lot.created_by = cur_type_;
   if (lot.purchase) {
     lot.at_origin = amount;
     // Move() below appends it as a new slice (a new lot merges with none).
@@ -514,7 +543,7 @@ void LedgerState::CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t
     }
   }
 
-  Posting& p = OnePosting(e);
+  p.slices.clear();
   p.slices.push_back({seq, amount});
   Move(donor, to, asset, amount, p.slices, seq, /*record_moves=*/false, j);
   p.from.assign(accounts_[donor].id);
@@ -591,8 +620,18 @@ absl::Status LedgerState::ApplyDisbursement(const DisbursementOp& op, uint64_t s
         "disbursement.to: account '", op.to, "' is a ", AccountKindName(accounts_[to].kind),
         "; disbursements go to a recipient, supplier or expense"));
   }
-  return PostFifo("disbursement.asset", "disbursement.amount", from, to, op.from, op.to, op.asset,
-                  op.amount, seq, j, e);
+  WL_RETURN_IF_ERROR(
+      CheckText("disbursement.override", op.override_reason, kTextBytesMax, false));
+  WL_RETURN_IF_ERROR(PostFifo("disbursement.asset", "disbursement.amount", from, to, op.from,
+                              op.to, op.asset, op.amount, seq, j, e));
+  if (accounts_[to].kind == AccountKind::kRecipient) {
+    // Checked after the move (undone on failure): the asset is known.
+    const uint32_t asset = accounts_[from].asset;
+    WL_RETURN_IF_ERROR(CheckAidRules("disbursement.to", EntryType::kDisbursement, from, asset,
+                                     to, op.override_reason));
+    RecordAid(to, from, asset, op.amount, j);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
@@ -653,10 +692,12 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
   WL_ASSIGN_OR_RETURN(Entry original, lookup(op.ref_seq));
   EntryType type = original.type();
   if (type != EntryType::kDonation && type != EntryType::kAllocation &&
-      type != EntryType::kDisbursement && type != EntryType::kRedemption) {
+      type != EntryType::kDisbursement && type != EntryType::kRedemption &&
+      type != EntryType::kGoodsGift) {
     return absl::FailedPreconditionError(absl::StrCat(
         "correction.ref_seq: entry ", op.ref_seq, " is a ", EntryTypeName(type),
-        "; only donations, allocations, disbursements and redemptions can be reversed"));
+        "; only donations, goods gifts, allocations, disbursements and redemptions can be "
+        "reversed"));
   }
   if (original.postings.size() != 1) {
     return absl::DataLossError(absl::StrCat("entry ", op.ref_seq, ": expected one posting"));
@@ -685,7 +726,10 @@ absl::Status LedgerState::ApplyCorrection(const CorrectionOp& op, uint64_t seq,
   WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("correction.ref_seq", p.to));
   WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("correction.ref_seq", p.from));
   WL_ASSIGN_OR_RETURN(uint32_t asset, AssetFor("correction.ref_seq", from, p.asset));
-  WL_RETURN_IF_ERROR(CheckMove("correction.ref_seq", from, to, asset, p.amount));
+  // A sink's balance is taken back regardless (a supplier may since have
+  // delivered goods out of what it was given).
+  WL_RETURN_IF_ERROR(CheckMove("correction.ref_seq", from, to, asset, p.amount,
+                               /*from_gives=*/!accounts_[from].holding));
   if (accounts_[from].holding) {
     WL_RETURN_IF_ERROR(TakeLots("correction.ref_seq", from, p.slices, j));
   }
@@ -755,7 +799,7 @@ absl::Status LedgerState::ApplyPurchase(const PurchaseOp& op, uint64_t seq, int6
     WL_RETURN_IF_ERROR(CheckMove("purchase.amount", store, fund, asset, contribution));
     const uint32_t member = op.member.empty() ? kNone : InternMember(op.member, j);
     CreateLot(store, fund, asset, contribution, seq, time_us, /*anonymous=*/false, member,
-              op.trace_hash.empty() ? nullptr : &trace, j, e);
+              op.trace_hash.empty() ? nullptr : &trace, j, OnePosting(e));
   } else {
     // No value moves; the sale still counts in the store's settlement and
     // its statement.
@@ -938,6 +982,10 @@ absl::Status LedgerState::ApplyVoucherIssue(const VoucherIssueOp& op, uint64_t s
         absl::StrCat("voucher_issue.amount: account '", op.from, "' holds ", held, " ",
                      op.asset, ", asked ", op.amount));
   }
+  WL_RETURN_IF_ERROR(
+      CheckText("voucher_issue.override", op.override_reason, kTextBytesMax, false));
+  WL_RETURN_IF_ERROR(CheckAidRules("voucher_issue.recipient", EntryType::kVoucherIssue, from,
+                                   asset, recipient, op.override_reason));
 
   AccountState a;
   a.id = VoucherAccountId(seq);
@@ -967,6 +1015,7 @@ absl::Status LedgerState::ApplyVoucherIssue(const VoucherIssueOp& op, uint64_t s
   voucher_by_seq_.emplace(seq, idx);
   voucher_codes_.emplace(code, idx);
   j->Add({Journal::Kind::kNewVoucher});
+  RecordAid(recipient, from, asset, op.amount, j);
   return absl::OkStatus();
 }
 
@@ -1061,6 +1110,623 @@ absl::Status LedgerState::ApplyVoucherClose(const VoucherCloseOp& op, uint64_t s
   return absl::OkStatus();
 }
 
+// ---------------------------------------------------------------------------
+// Goods
+
+namespace {
+
+// Optional short codes (a batch's grade): account-id characters.
+absl::Status CheckOptionalCode(absl::string_view field, const std::string& code) {
+  if (code.empty()) return absl::OkStatus();
+  if (code.size() > kCodeBytesMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", code.size(), " bytes, at most ", kCodeBytesMax));
+  }
+  return CheckAccountId(field, code);
+}
+
+absl::Status CheckGoodsAsset(absl::string_view field, const std::string& code) {
+  WL_RETURN_IF_ERROR(CheckAsset(field, code));
+  if (ParseAssetCode(code) != AssetKind::kGoods) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": '", code, "' is money; an item code (item:<code>) is needed"));
+  }
+  return absl::OkStatus();
+}
+
+// A batch's expiry: 0 (none) or a time after now.
+absl::Status CheckBatchExpiry(absl::string_view field, int64_t expires_us, int64_t now_us) {
+  if (expires_us < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", expires_us, " is negative (0: does not expire)"));
+  }
+  if (expires_us != 0 && expires_us <= now_us) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        field, ": the batch expired at ", expires_us, ", not after now (", now_us, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<uint32_t> LedgerState::CatalogueItem(absl::string_view field,
+                                                    const std::string& item) const {
+  WL_RETURN_IF_ERROR(CheckGoodsAsset(field, item));
+  auto asset = asset_index_.find(item);
+  if (asset != asset_index_.end() && item_by_asset_.contains(asset->second)) {
+    return asset->second;
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat(field, ": '", item, "' is not in the catalogue; add it with an item entry"));
+}
+
+absl::StatusOr<uint32_t> LedgerState::FindStock(absl::string_view field, const std::string& id,
+                                                uint32_t asset) const {
+  WL_RETURN_IF_ERROR(CheckAccountId(field, id));
+  WL_ASSIGN_OR_RETURN(uint32_t account, FindOpen(field, id));
+  const AccountState& a = accounts_[account];
+  if (a.kind != AccountKind::kStock) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        field, ": account '", id, "' is a ", AccountKindName(a.kind), ", not a stock"));
+  }
+  if (a.asset != asset) {
+    return absl::FailedPreconditionError(absl::StrCat(field, ": stock '", id, "' holds ",
+                                                      assets_[a.asset], ", not ",
+                                                      assets_[asset]));
+  }
+  return account;
+}
+
+absl::Status LedgerState::ApplyItem(const ItemOp& op, uint64_t seq, Journal* j, Entry* e) {
+  e->postings.clear();
+  WL_RETURN_IF_ERROR(CheckGoodsAsset("item.item", op.item));
+  WL_RETURN_IF_ERROR(CheckText("item.name", op.name, kNameBytesMax, true));
+  if (op.unit.empty() || op.unit.size() > kUnitBytesMax ||
+      !std::all_of(op.unit.begin(), op.unit.end(), [](char c) { return c >= 'a' && c <= 'z'; })) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "item.unit: '", op.unit.substr(0, kUnitBytesMax), "' is not 1..", kUnitBytesMax,
+        " lower-case letters (box, kg, piece)"));
+  }
+  if (auto a = asset_index_.find(op.item); a != asset_index_.end()) {
+    if (auto it = item_by_asset_.find(a->second); it != item_by_asset_.end()) {
+      return absl::AlreadyExistsError(absl::StrCat("item.item: '", op.item,
+                                                   "' is already in the catalogue (entry ",
+                                                   items_[it->second].seq, ")"));
+    }
+  }
+  const uint32_t asset = InternAsset(op.item);
+  item_by_asset_.emplace(asset, static_cast<uint32_t>(items_.size()));
+  items_.push_back({asset, seq, op.name, op.unit});
+  j->Add({Journal::Kind::kNewItem});
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyGoodsGift(const GoodsGiftOp& op, uint64_t seq, int64_t time_us,
+                                         Journal* j, Entry* e) {
+  WL_RETURN_IF_ERROR(CheckAccountId("goods_gift.donor", op.donor));
+  WL_ASSIGN_OR_RETURN(uint32_t asset, CatalogueItem("goods_gift.item", op.item));
+  WL_RETURN_IF_ERROR(CheckAmount("goods_gift.quantity", op.quantity));
+  WL_RETURN_IF_ERROR(CheckOptionalCode("goods_gift.grade", op.grade));
+  WL_RETURN_IF_ERROR(CheckBatchExpiry("goods_gift.expires_us", op.expires_us, time_us));
+  if (op.value_asset.empty()) {
+    if (op.value != 0) {
+      return absl::InvalidArgumentError("goods_gift.value_asset: required with a value");
+    }
+  } else {
+    WL_RETURN_IF_ERROR(CheckMoneyAsset("goods_gift.value_asset", op.value_asset));
+    WL_RETURN_IF_ERROR(CheckAmount("goods_gift.value", op.value));
+  }
+  if (static_cast<uint8_t>(op.channel) > kDonationChannelMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("goods_gift.channel: ", static_cast<int>(op.channel),
+                     " is not a channel (0..", kDonationChannelMax, ")"));
+  }
+  if (op.flags & ~kDonationFlagsKnown) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("goods_gift.flags: unknown bits ", op.flags & ~kDonationFlagsKnown));
+  }
+  WL_RETURN_IF_ERROR(CheckText("goods_gift.memo", op.memo, kTextBytesMax, false));
+  Hash trace{};
+  WL_RETURN_IF_ERROR(CheckNewTraceHash("goods_gift.trace_hash", op.trace_hash, &trace));
+  WL_ASSIGN_OR_RETURN(uint32_t donor, FindOpen("goods_gift.donor", op.donor));
+  if (!accounts_[donor].source) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("goods_gift.donor: account '", op.donor, "' is a ",
+                     AccountKindName(accounts_[donor].kind), ", not a donor or merchant"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t to, FindStock("goods_gift.to", op.to, asset));
+  WL_RETURN_IF_ERROR(AssetFor("goods_gift.item", donor, op.item, asset).status());
+  WL_RETURN_IF_ERROR(CheckMove("goods_gift.quantity", donor, to, asset, op.quantity));
+
+  CreateLot(donor, to, asset, op.quantity, seq, time_us, (op.flags & kDonationAnonymous) != 0,
+            kNone, op.trace_hash.empty() ? nullptr : &trace, j, OnePosting(e));
+  lots_.back().expires_us = op.expires_us;
+  lot_details_.emplace(seq, LotDetail{op.grade, op.value_asset, op.value, {}});
+  j->Add({Journal::Kind::kLotDetail, 0, seq});
+  return absl::OkStatus();
+}
+
+void LedgerState::RecordParents(uint64_t seq, const std::vector<Slice>& paid, int64_t amount,
+                                Journal* j) {
+  LotDetail& lot = lot_details_[seq];
+  j->Add({Journal::Kind::kLotDetail, 0, seq});
+  // One parent per lot, in the order the lots first appear.
+  absl::flat_hash_map<uint64_t, size_t> index;
+  for (const Slice& s : paid) {
+    auto [it, added] = index.try_emplace(s.lot, lot.parents.size());
+    if (added) {
+      lot.parents.push_back({s.lot, s.amount, 0});
+    } else {
+      lot.parents[it->second].consumed += s.amount;
+    }
+  }
+  std::vector<int64_t> weights;
+  weights.reserve(lot.parents.size());
+  for (const Parent& p : lot.parents) weights.push_back(p.consumed);
+  const std::vector<int64_t> shares = Apportion(amount, weights);
+  for (size_t i = 0; i < shares.size(); ++i) lot.parents[i].share = shares[i];
+}
+
+absl::Status LedgerState::ApplyGoodsPurchase(const GoodsPurchaseOp& op, uint64_t seq,
+                                             int64_t time_us, Journal* j, Entry* e) {
+  WL_RETURN_IF_ERROR(CheckAccountId("goods_purchase.from", op.from));
+  WL_RETURN_IF_ERROR(CheckAccountId("goods_purchase.supplier", op.supplier));
+  WL_RETURN_IF_ERROR(CheckMoneyAsset("goods_purchase.asset", op.asset));
+  WL_RETURN_IF_ERROR(CheckAmount("goods_purchase.price", op.price));
+  WL_ASSIGN_OR_RETURN(uint32_t item, CatalogueItem("goods_purchase.item", op.item));
+  WL_RETURN_IF_ERROR(CheckAmount("goods_purchase.quantity", op.quantity));
+  WL_RETURN_IF_ERROR(CheckOptionalCode("goods_purchase.grade", op.grade));
+  WL_RETURN_IF_ERROR(CheckBatchExpiry("goods_purchase.expires_us", op.expires_us, time_us));
+  WL_RETURN_IF_ERROR(CheckText("goods_purchase.memo", op.memo, kTextBytesMax, false));
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindOpen("goods_purchase.from", op.from));
+  if (!IsFundOrProject(accounts_[from].kind)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "goods_purchase.from: account '", op.from, "' is a ",
+        AccountKindName(accounts_[from].kind), "; goods are paid from a fund or project"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t supplier, FindOpen("goods_purchase.supplier", op.supplier));
+  if (accounts_[supplier].kind != AccountKind::kSupplier) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "goods_purchase.supplier: account '", op.supplier, "' is a ",
+        AccountKindName(accounts_[supplier].kind), ", not a supplier"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t to, FindStock("goods_purchase.to", op.to, item));
+  WL_ASSIGN_OR_RETURN(uint32_t money, AssetFor("goods_purchase.asset", from, op.asset));
+  WL_RETURN_IF_ERROR(AssetFor("goods_purchase.asset", supplier, op.asset, money).status());
+  WL_RETURN_IF_ERROR(AssetFor("goods_purchase.item", supplier, op.item, item).status());
+  WL_RETURN_IF_ERROR(CheckMove("goods_purchase.price", from, supplier, money, op.price));
+  WL_RETURN_IF_ERROR(CheckMove("goods_purchase.quantity", supplier, to, item, op.quantity,
+                               /*from_gives=*/true));
+
+  e->postings.resize(2);
+  Posting& paid = e->postings[0];
+  Posting& goods = e->postings[1];
+  paid.slices.clear();
+  WL_RETURN_IF_ERROR(TakeFifo("goods_purchase.price", from, op.price, j, &paid.slices));
+  Move(from, supplier, money, op.price, paid.slices, seq, /*record_moves=*/true, j);
+  paid.from.assign(op.from);
+  paid.to.assign(op.supplier);
+  paid.asset.assign(op.asset);
+  paid.amount = op.price;
+  e->policy.assign(kPolicyFifoV1);
+  CreateLot(supplier, to, item, op.quantity, seq, time_us, /*anonymous=*/false, kNone,
+            nullptr, j, goods);
+  lots_.back().expires_us = op.expires_us;
+  RecordParents(seq, paid.slices, op.quantity, j);
+  lot_details_[seq].grade = op.grade;
+  return absl::OkStatus();
+}
+
+std::vector<size_t> LedgerState::FefoOrder(uint32_t account) const {
+  const auto& slices = accounts_[account].slices;
+  std::vector<std::pair<int64_t, size_t>> keyed;
+  keyed.reserve(slices.size());
+  bool expiring = false;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    if (slices[i].amount == 0) continue;
+    const int64_t expires = lots_[LotIndex(slices[i].lot)].expires_us;
+    expiring |= expires != 0;
+    // A lot that does not expire comes after every lot that does.
+    keyed.push_back({expires == 0 ? INT64_MAX : expires, i});
+  }
+  if (expiring) std::stable_sort(keyed.begin(), keyed.end());
+  std::vector<size_t> order;
+  order.reserve(keyed.size());
+  for (const auto& [expires, i] : keyed) order.push_back(i);
+  return order;
+}
+
+absl::Status LedgerState::TakeInOrder(absl::string_view field, uint32_t account,
+                                      const std::vector<size_t>& order, size_t* cursor,
+                                      int64_t amount, Journal* j, std::vector<Slice>* out) {
+  AccountState& a = accounts_[account];
+  int64_t need = amount;
+  while (need > 0) {
+    WL_CHECK(*cursor < order.size());  // the caller proved the stock covers it
+    if (out->size() >= kPostingSlicesMax) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": the posting would consume more than ", kPostingSlicesMax,
+          " lot slices of account '", a.id, "'; split it"));
+    }
+    const size_t i = order[*cursor];
+    Slice& s = a.slices[i];
+    const int64_t take = std::min(s.amount, need);
+    // Adjacent takes from one lot (a slice split between two postings is
+    // two takes, in two postings) merge within a posting.
+    if (!out->empty() && out->back().lot == s.lot) {
+      out->back().amount += take;
+    } else {
+      out->push_back({s.lot, take});
+    }
+    s.amount -= take;
+    need -= take;
+    j->Add({Journal::Kind::kSliceReduce, account, i, take});
+    if (s.amount == 0) {
+      ++a.dead_slices;
+      ++*cursor;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void LedgerState::PopEmptyFront(uint32_t account, Journal* j) {
+  AccountState& a = accounts_[account];
+  while (!a.slices.empty() && a.slices.front().amount == 0) {
+    j->Add({Journal::Kind::kPopFront, account, a.slices.front().lot, 0});
+    a.slices.pop_front();
+    --a.dead_slices;
+    ++a.front_ordinal;
+  }
+}
+
+absl::Status LedgerState::ApplyHandout(const HandoutOp& op, uint64_t seq, Journal* j,
+                                       Entry* e) {
+  WL_ASSIGN_OR_RETURN(uint32_t asset, CatalogueItem("handout.item", op.item));
+  if (op.lines.empty() || op.lines.size() > kHandoutLinesMax) {
+    return absl::InvalidArgumentError(absl::StrCat("handout.lines: ", op.lines.size(),
+                                                   " lines; 1..", kHandoutLinesMax, " allowed"));
+  }
+  WL_RETURN_IF_ERROR(CheckText("handout.purpose", op.purpose, kTextBytesMax, false));
+  WL_RETURN_IF_ERROR(CheckText("handout.override", op.override_reason, kTextBytesMax, false));
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindStock("handout.from", op.from, asset));
+  std::vector<uint32_t> recipients;
+  recipients.reserve(op.lines.size());
+  absl::flat_hash_map<uint32_t, size_t> seen;
+  int64_t total = 0;
+  for (size_t i = 0; i < op.lines.size(); ++i) {
+    const HandoutLine& line = op.lines[i];
+    const std::string field = absl::StrCat("handout.lines[", i, "]");
+    WL_RETURN_IF_ERROR(CheckAccountId(absl::StrCat(field, ".recipient"), line.recipient));
+    WL_RETURN_IF_ERROR(CheckAmount(absl::StrCat(field, ".quantity"), line.quantity));
+    WL_ASSIGN_OR_RETURN(uint32_t r, FindOpen(absl::StrCat(field, ".recipient"), line.recipient));
+    if (accounts_[r].kind != AccountKind::kRecipient) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(field, ".recipient: account '", line.recipient, "' is a ",
+                       AccountKindName(accounts_[r].kind), ", not a registered recipient"));
+    }
+    if (auto [it, added] = seen.try_emplace(r, i); !added) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".recipient: '", line.recipient,
+                                                     "' is also in line ", it->second));
+    }
+    WL_RETURN_IF_ERROR(AssetFor(absl::StrCat(field, ".recipient"), r, op.item, asset).status());
+    WL_RETURN_IF_ERROR(CheckMove(absl::StrCat(field, ".quantity"), from, r, asset,
+                                 line.quantity));
+    WL_RETURN_IF_ERROR(CheckAidRules(absl::StrCat(field, ".recipient"), EntryType::kHandout,
+                                     from, asset, r, op.override_reason));
+    if (__builtin_add_overflow(total, line.quantity, &total)) {
+      return absl::InvalidArgumentError("handout.lines: the quantities' sum overflows");
+    }
+    recipients.push_back(r);
+  }
+  const int64_t held = BalanceOf(from, asset);
+  if (held < total) {
+    return absl::FailedPreconditionError(absl::StrCat("handout.lines: stock '", op.from,
+                                                      "' holds ", held, " ", op.item,
+                                                      ", the lines ask ", total));
+  }
+
+  const std::vector<size_t> order = FefoOrder(from);
+  size_t cursor = 0;
+  e->postings.resize(op.lines.size());
+  for (size_t i = 0; i < op.lines.size(); ++i) {
+    Posting& p = e->postings[i];
+    p.slices.clear();
+    WL_RETURN_IF_ERROR(TakeInOrder(absl::StrCat("handout.lines[", i, "].quantity"), from,
+                                   order, &cursor, op.lines[i].quantity, j, &p.slices));
+    p.from.assign(op.from);
+    p.to.assign(op.lines[i].recipient);
+    p.asset.assign(op.item);
+    p.amount = op.lines[i].quantity;
+  }
+  PopEmptyFront(from, j);
+  for (size_t i = 0; i < op.lines.size(); ++i) {
+    const Posting& p = e->postings[i];
+    Move(from, recipients[i], asset, p.amount, p.slices, seq, /*record_moves=*/true, j);
+    RecordAid(recipients[i], from, asset, p.amount, j);
+  }
+  e->policy.assign(kPolicyFefoV1);
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyWriteOff(const WriteOffOp& op, uint64_t seq, Journal* j,
+                                        Entry* e) {
+  WL_ASSIGN_OR_RETURN(uint32_t asset, CatalogueItem("write_off.item", op.item));
+  WL_RETURN_IF_ERROR(CheckAccountId("write_off.to", op.to));
+  WL_RETURN_IF_ERROR(CheckAmount("write_off.quantity", op.quantity));
+  WL_RETURN_IF_ERROR(CheckText("write_off.reason", op.reason, kTextBytesMax, true));
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindStock("write_off.from", op.from, asset));
+  WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("write_off.to", op.to));
+  if (accounts_[to].kind != AccountKind::kExpense) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("write_off.to: account '", op.to, "' is a ",
+                     AccountKindName(accounts_[to].kind), ", not an expense account"));
+  }
+  WL_RETURN_IF_ERROR(AssetFor("write_off.to", to, op.item, asset).status());
+  WL_RETURN_IF_ERROR(CheckMove("write_off.quantity", from, to, asset, op.quantity));
+  std::vector<size_t> order;
+  if (op.lot == 0) {
+    order = FefoOrder(from);
+    e->policy.assign(kPolicyFefoV1);
+  } else {
+    const uint32_t li = LotIndex(op.lot);
+    if (li == kNone) {
+      return absl::NotFoundError(absl::StrCat("write_off.lot: ", op.lot, " is not a lot"));
+    }
+    int64_t held = 0;
+    const auto& slices = accounts_[from].slices;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      if (slices[i].lot == op.lot && slices[i].amount > 0) {
+        order.push_back(i);
+        held += slices[i].amount;
+      }
+    }
+    if (held < op.quantity) {
+      return absl::FailedPreconditionError(absl::StrCat("write_off.lot: stock '", op.from,
+                                                        "' holds ", held, " of lot ", op.lot,
+                                                        ", asked ", op.quantity));
+    }
+    e->policy.assign(kPolicyLotV1);
+  }
+  Posting& p = OnePosting(e);
+  size_t cursor = 0;
+  WL_RETURN_IF_ERROR(
+      TakeInOrder("write_off.quantity", from, order, &cursor, op.quantity, j, &p.slices));
+  PopEmptyFront(from, j);
+  Move(from, to, asset, op.quantity, p.slices, seq, /*record_moves=*/true, j);
+  p.from.assign(op.from);
+  p.to.assign(op.to);
+  p.asset.assign(op.item);
+  p.amount = op.quantity;
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::ApplyGoodsSale(const GoodsSaleOp& op, uint64_t seq, int64_t time_us,
+                                         Journal* j, Entry* e) {
+  WL_ASSIGN_OR_RETURN(uint32_t item, CatalogueItem("goods_sale.item", op.item));
+  WL_RETURN_IF_ERROR(CheckAccountId("goods_sale.buyer", op.buyer));
+  WL_RETURN_IF_ERROR(CheckAccountId("goods_sale.to", op.to));
+  WL_RETURN_IF_ERROR(CheckAmount("goods_sale.quantity", op.quantity));
+  WL_RETURN_IF_ERROR(CheckMoneyAsset("goods_sale.asset", op.asset));
+  WL_RETURN_IF_ERROR(CheckAmount("goods_sale.proceeds", op.proceeds));
+  WL_RETURN_IF_ERROR(CheckText("goods_sale.memo", op.memo, kTextBytesMax, false));
+  WL_ASSIGN_OR_RETURN(uint32_t from, FindStock("goods_sale.from", op.from, item));
+  WL_ASSIGN_OR_RETURN(uint32_t buyer, FindOpen("goods_sale.buyer", op.buyer));
+  if (accounts_[buyer].kind != AccountKind::kMerchant) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("goods_sale.buyer: account '", op.buyer, "' is a ",
+                     AccountKindName(accounts_[buyer].kind), ", not a merchant"));
+  }
+  WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("goods_sale.to", op.to));
+  if (!IsFundOrProject(accounts_[to].kind)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "goods_sale.to: account '", op.to, "' is a ", AccountKindName(accounts_[to].kind),
+        "; the proceeds go into a fund or project"));
+  }
+  WL_RETURN_IF_ERROR(AssetFor("goods_sale.item", buyer, op.item, item).status());
+  WL_ASSIGN_OR_RETURN(uint32_t money, AssetFor("goods_sale.asset", to, op.asset));
+  WL_RETURN_IF_ERROR(AssetFor("goods_sale.asset", buyer, op.asset, money).status());
+  WL_RETURN_IF_ERROR(CheckMove("goods_sale.quantity", from, buyer, item, op.quantity));
+  WL_RETURN_IF_ERROR(CheckMove("goods_sale.proceeds", buyer, to, money, op.proceeds));
+
+  e->postings.resize(2);
+  Posting& sold = e->postings[0];
+  Posting& proceeds = e->postings[1];
+  sold.slices.clear();
+  const std::vector<size_t> order = FefoOrder(from);
+  size_t cursor = 0;
+  WL_RETURN_IF_ERROR(
+      TakeInOrder("goods_sale.quantity", from, order, &cursor, op.quantity, j, &sold.slices));
+  PopEmptyFront(from, j);
+  Move(from, buyer, item, op.quantity, sold.slices, seq, /*record_moves=*/true, j);
+  sold.from.assign(op.from);
+  sold.to.assign(op.buyer);
+  sold.asset.assign(op.item);
+  sold.amount = op.quantity;
+  e->policy.assign(kPolicyFefoV1);
+  CreateLot(buyer, to, money, op.proceeds, seq, time_us, /*anonymous=*/false, kNone, nullptr,
+            j, proceeds);
+  RecordParents(seq, sold.slices, op.proceeds, j);
+  return absl::OkStatus();
+}
+
+std::vector<ItemInfo> LedgerState::ListItems() const {
+  std::vector<ItemInfo> out;
+  out.reserve(items_.size());
+  for (const Item& item : items_) {
+    ItemInfo info{assets_[item.asset], item.name, item.unit, item.seq, 0};
+    out.push_back(std::move(info));
+  }
+  // What every stock holds, per item.
+  for (const AccountState& a : accounts_) {
+    if (a.kind != AccountKind::kStock) continue;
+    auto it = item_by_asset_.find(a.asset);
+    if (it == item_by_asset_.end()) continue;
+    for (const auto& [asset, amount] : a.balances) {
+      if (asset == a.asset) out[it->second].in_stock += amount;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<ItemInfo> LedgerState::GetItem(const std::string& item) const {
+  WL_RETURN_IF_ERROR(CheckGoodsAsset("item", item));
+  auto a = asset_index_.find(item);
+  if (a == asset_index_.end() || !item_by_asset_.contains(a->second)) {
+    return absl::NotFoundError(absl::StrCat("item: '", item, "' is not in the catalogue"));
+  }
+  return ListItems()[item_by_asset_.at(a->second)];
+}
+
+// ---------------------------------------------------------------------------
+// Aid supervision
+
+absl::Status LedgerState::ApplyAidRule(const AidRuleOp& op, uint64_t seq, Journal* j,
+                                       Entry* e) {
+  e->postings.clear();
+  if (op.aid.empty() || op.aid.size() > kCodeBytesMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("aid_rule.aid: ", op.aid.size(), " bytes; 1..", kCodeBytesMax));
+  }
+  WL_RETURN_IF_ERROR(CheckAccountId("aid_rule.aid", op.aid));
+  if (op.type != EntryType::kDisbursement && op.type != EntryType::kVoucherIssue &&
+      op.type != EntryType::kHandout) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "aid_rule.type: ", static_cast<int>(op.type),
+        " is not disbursement (5), voucher_issue (9) or handout (15)"));
+  }
+  const auto period = static_cast<uint8_t>(op.period);
+  if (period < 1 || period > kAidPeriodMax) {
+    return absl::InvalidArgumentError(absl::StrCat("aid_rule.period: ", period,
+                                                   " is not a period (1..", kAidPeriodMax,
+                                                   ": day, week, month, quarter, year)"));
+  }
+  if (!op.asset.empty()) WL_RETURN_IF_ERROR(CheckAsset("aid_rule.asset", op.asset));
+  WL_RETURN_IF_ERROR(CheckText("aid_rule.memo", op.memo, kTextBytesMax, false));
+  if (!op.source.empty()) {
+    WL_RETURN_IF_ERROR(CheckAccountId("aid_rule.source", op.source));
+    WL_ASSIGN_OR_RETURN(uint32_t source, FindOpen("aid_rule.source", op.source));
+    const AccountKind kind = accounts_[source].kind;
+    const bool fits = op.type == EntryType::kHandout ? kind == AccountKind::kStock
+                                                     : IsFundOrProject(kind);
+    if (!fits) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "aid_rule.source: account '", op.source, "' is a ", AccountKindName(kind), "; ",
+          EntryTypeName(op.type), "s leave ",
+          op.type == EntryType::kHandout ? "a stock" : "a fund or project"));
+    }
+  }
+  auto in_force = aid_rule_in_force_.find(op.aid);
+  if (op.max_count == 0 && in_force == aid_rule_in_force_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("aid_rule.max_count: 0 lifts a rule, and aid '", op.aid, "' has none"));
+  }
+  if (in_force == aid_rule_in_force_.end() && aid_rule_in_force_.size() >= kAidRulesMax) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("aid_rule.aid: ", kAidRulesMax, " rules are in force, the most allowed"));
+  }
+  const uint32_t replaced = in_force == aid_rule_in_force_.end() ? kNone : in_force->second;
+  const auto index = static_cast<uint32_t>(aid_rules_.size());
+  aid_rules_.push_back({op, seq, replaced});
+  if (op.max_count == 0) {
+    aid_rule_in_force_.erase(op.aid);
+  } else {
+    aid_rule_in_force_[op.aid] = index;
+  }
+  j->Add({Journal::Kind::kAidRule});
+  return absl::OkStatus();
+}
+
+absl::Status LedgerState::CheckAidRules(absl::string_view field, EntryType type,
+                                        uint32_t source, uint32_t asset, uint32_t recipient,
+                                        const std::string& override_reason) const {
+  if (aid_rule_in_force_.empty() || !override_reason.empty()) return absl::OkStatus();
+  auto events = aid_events_.find(recipient);
+  if (events == aid_events_.end()) return absl::OkStatus();
+  auto matches = [&](const AidRuleOp& rule, EntryType t, uint32_t src, uint32_t a) {
+    return rule.type == t && (rule.source.empty() || rule.source == accounts_[src].id) &&
+           (rule.asset.empty() || rule.asset == assets_[a]);
+  };
+  for (const auto& [aid, index] : aid_rule_in_force_) {
+    const AidRuleOp& rule = aid_rules_[index].op;
+    if (!matches(rule, type, source, asset)) continue;
+    const int64_t period = AidPeriodIndex(rule.period, cur_time_us_);
+    uint32_t count = 0;
+    uint64_t last = 0;
+    for (auto it = events->second.rbegin(); it != events->second.rend(); ++it) {
+      if (AidPeriodIndex(rule.period, it->time_us) != period) break;
+      if (!matches(rule, it->type, it->source, it->asset) || reversed_.contains(it->seq)) {
+        continue;
+      }
+      if (last == 0) last = it->seq;
+      ++count;
+    }
+    if (count >= rule.max_count) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": recipient '", accounts_[recipient].id, "' already received '", aid, "' ",
+          count, count == 1 ? " time" : " times", " this ", AidPeriodName(rule.period),
+          " (at most ", rule.max_count, "), last by entry ", last,
+          "; to give it again, give an override reason"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void LedgerState::RecordAid(uint32_t recipient, uint32_t source, uint32_t asset,
+                            int64_t amount, Journal* j) {
+  aid_events_[recipient].push_back({cur_seq_, cur_time_us_, amount, source, asset, cur_type_});
+  j->Add({Journal::Kind::kAidEvent, recipient});
+}
+
+std::vector<AidRuleInfo> LedgerState::ListAidRules() const {
+  std::vector<AidRuleInfo> out;
+  for (const auto& [aid, index] : aid_rule_in_force_) {
+    out.push_back({aid_rules_[index].op, aid_rules_[index].seq});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const AidRuleInfo& a, const AidRuleInfo& b) { return a.rule.aid < b.rule.aid; });
+  return out;
+}
+
+AidReport LedgerState::GetAidReport(int64_t from_time_us, int64_t to_time_us,
+                                    bool public_view) const {
+  AidReport report;
+  report.from_time_us = from_time_us;
+  report.to_time_us = to_time_us;
+  report.public_view = public_view;
+  using Key = std::tuple<std::string, std::string, uint8_t, std::string>;
+  struct Cell {
+    AidCell cell;
+    uint32_t last_recipient = kNone;
+  };
+  std::map<Key, Cell> cells;
+  for (const auto& [recipient, events] : aid_events_) {
+    const AccountState& r = accounts_[recipient];
+    for (const AidEvent& ev : events) {
+      if (ev.time_us < from_time_us || ev.time_us >= to_time_us) continue;
+      if (reversed_.contains(ev.seq)) continue;
+      Cell& c = cells[Key{r.category, r.community, static_cast<uint8_t>(ev.type),
+                          assets_[ev.asset]}];
+      if (c.last_recipient != recipient) {
+        // Each recipient's events are visited together: one per person.
+        c.last_recipient = recipient;
+        ++c.cell.people;
+      }
+      ++c.cell.entries;
+      c.cell.amount += ev.amount;  // each ≤ kAmountMax: a sum overflows only past 9,000 of them
+    }
+  }
+  for (auto& [key, c] : cells) {
+    if (public_view && c.cell.people < kAidReportMinPeople) {
+      ++report.suppressed_cells;
+      continue;
+    }
+    std::tie(c.cell.category, c.cell.community, std::ignore, c.cell.asset) = key;
+    c.cell.type = static_cast<EntryType>(std::get<2>(key));
+    report.cells.push_back(std::move(c.cell));
+  }
+  return report;
+}
+
 uint32_t LedgerState::InternMember(const std::string& member, Journal* j) {
   if (auto it = member_index_.find(member); it != member_index_.end()) return it->second;
   const auto idx = static_cast<uint32_t>(members_.size());
@@ -1128,10 +1794,10 @@ int64_t LedgerState::BalanceOf(uint32_t account, uint32_t asset) const {
 }
 
 absl::Status LedgerState::CheckMove(absl::string_view field, uint32_t from, uint32_t to,
-                                    uint32_t asset, int64_t amount) const {
+                                    uint32_t asset, int64_t amount, bool from_gives) const {
   const AccountState& f = accounts_[from];
   int64_t from_balance = BalanceOf(from, asset);
-  if (!f.source && from_balance < amount) {
+  if (!f.source && !from_gives && from_balance < amount) {
     return absl::FailedPreconditionError(
         absl::StrCat(field, ": account '", f.id, "' holds ", from_balance, " ",
                      assets_[asset], ", asked ", amount));
@@ -1145,7 +1811,7 @@ absl::Status LedgerState::CheckMove(absl::string_view field, uint32_t from, uint
     return absl::FailedPreconditionError(
         absl::StrCat(field, ": balance of account '", accounts_[to].id, "' would overflow"));
   }
-  const size_t type = static_cast<size_t>(cur_type_);
+  const size_t type = kFlowSlot[static_cast<size_t>(cur_type_)];
   // Only holding accounts' flows ever change (Move); the others' stay zero
   // and cannot overflow, so their flows (a cache line apart) are not read.
   const AccountState& t = accounts_[to];
@@ -1184,7 +1850,7 @@ void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amoun
   if (from == to) from_after = to_after;
   AddTouch(from, asset, -amount, from_after, j);
   AddTouch(to, asset, amount, to_after, j);
-  const size_t type = static_cast<size_t>(cur_type_);
+  const size_t type = kFlowSlot[static_cast<size_t>(cur_type_)];
   if (accounts_[from].holding) AddFlow(from, kFlowOut + type, amount, j);
   if (accounts_[to].holding) {
     AddFlow(to, type, amount, j);
@@ -1442,6 +2108,29 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
         vouchers_[r.a].closed_seq = 0;
         vouchers_[r.a].returned -= r.c;
         break;
+      case K::kAidRule: {
+        const AidRuleState& rule = aid_rules_.back();
+        if (rule.replaced == kNone) {
+          aid_rule_in_force_.erase(rule.op.aid);
+        } else {
+          aid_rule_in_force_[rule.op.aid] = rule.replaced;
+        }
+        aid_rules_.pop_back();
+        break;
+      }
+      case K::kAidEvent: {
+        auto it = aid_events_.find(r.a);
+        it->second.pop_back();
+        if (it->second.empty()) aid_events_.erase(it);
+        break;
+      }
+      case K::kNewItem:
+        item_by_asset_.erase(items_.back().asset);
+        items_.pop_back();
+        break;
+      case K::kLotDetail:
+        lot_details_.erase(r.b);
+        break;
       case K::kHead:
         head_seq_ = r.b;
         head_time_us_ = r.c;
@@ -1498,9 +2187,9 @@ absl::StatusOr<AccountInfo> LedgerState::GetAccount(const std::string& account) 
   info.category = a.category;
   info.community = a.community;
   info.entry_count = a.touches.size();
-  for (size_t t = 1; t < kFlowOut; ++t) {
+  for (size_t t = 0; t < std::size(kFlowTypes); ++t) {
     if (a.flows[t] != 0 || a.flows[kFlowOut + t] != 0) {
-      info.flows.push_back({static_cast<EntryType>(t), a.flows[t], a.flows[kFlowOut + t]});
+      info.flows.push_back({kFlowTypes[t], a.flows[t], a.flows[kFlowOut + t]});
     }
   }
   return info;
@@ -1609,7 +2298,7 @@ std::optional<AccountKind> LedgerState::KindOf(const std::string& account) const
   return accounts_[it->second].kind;
 }
 
-absl::StatusOr<LotInfo> LedgerState::GetLot(uint64_t lot) const {
+absl::StatusOr<LotInfo> LedgerState::GetLot(uint64_t lot, bool with_parents) const {
   const uint32_t idx = LotIndex(lot);
   if (idx == kNone) {
     return absl::NotFoundError(absl::StrCat("lot: ", lot, " not found"));
@@ -1617,9 +2306,46 @@ absl::StatusOr<LotInfo> LedgerState::GetLot(uint64_t lot) const {
   const LotState& l = lots_[idx];
   LotInfo info{l.lot,    accounts_[l.donor].id, accounts_[l.to].id, assets_[l.asset],
                l.amount, l.time_us,             l.anonymous};
-  if (l.purchase) info.created_by = EntryType::kPurchase;
+  info.created_by = l.created_by;
+  info.expires_us = l.expires_us;
   if (l.member != kNone) info.member = members_[l.member];
+  if (auto d = lot_details_.find(lot); d != lot_details_.end()) {
+    info.grade = d->second.grade;
+    info.value_asset = d->second.value_asset;
+    info.value = d->second.value;
+    info.parent_count = d->second.parents.size();
+    const size_t shown =
+        with_parents ? std::min<size_t>(d->second.parents.size(), kPageItemsMax) : 0;
+    info.parents.reserve(shown);
+    for (size_t i = 0; i < shown; ++i) info.parents.push_back(ParentAt(lot, i));
+  }
   return info;
+}
+
+std::vector<int64_t> LedgerState::ParentWeights(uint64_t lot) const {
+  std::vector<int64_t> out;
+  auto d = lot_details_.find(lot);
+  if (d == lot_details_.end()) return out;
+  out.reserve(d->second.parents.size());
+  for (const Parent& p : d->second.parents) out.push_back(p.consumed);
+  return out;
+}
+
+LotParent LedgerState::ParentAt(uint64_t lot, size_t index) const {
+  const Parent& p = lot_details_.at(lot).parents[index];
+  const LotState& parent = lots_[LotIndex(p.lot)];
+  return {p.lot, accounts_[parent.donor].id, parent.anonymous, assets_[parent.asset],
+          p.consumed, p.share};
+}
+
+std::optional<LotParent> LedgerState::FindParent(uint64_t lot, uint64_t parent) const {
+  auto d = lot_details_.find(lot);
+  if (d == lot_details_.end()) return std::nullopt;
+  const auto& parents = d->second.parents;
+  for (size_t i = 0; i < parents.size(); ++i) {
+    if (parents[i].lot == parent) return ParentAt(lot, i);
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<std::vector<uint64_t>> LedgerState::LotMoves(uint64_t lot) const {
@@ -1656,7 +2382,15 @@ void LedgerState::FillDetails(const Entry& entry, OpResult* result) const {
   for (const Posting& p : entry.postings) moved += p.amount;
   switch (entry.type()) {
     case EntryType::kPurchase:
+    case EntryType::kGoodsGift:
+    case EntryType::kHandout:
+    case EntryType::kWriteOff:
       result->moved = moved;
+      break;
+    case EntryType::kGoodsPurchase:
+    case EntryType::kGoodsSale:
+      // The new lot: goods bought, or the proceeds.
+      result->moved = entry.postings.size() == 2 ? entry.postings[1].amount : 0;
       break;
     case EntryType::kVoucherClose:
       result->moved = moved;
@@ -2116,6 +2850,59 @@ std::string LedgerState::Digest() const {
     put_u64(static_cast<uint64_t>(v.state));
     put_u64(v.closed_seq);
     if (buf.size() > 1 << 16) flush();
+  }
+  // Goods.
+  put_u64(items_.size());
+  for (const Item& item : items_) {
+    put_str(assets_[item.asset]);
+    put_u64(item.seq);
+    put_str(item.name);
+    put_str(item.unit);
+  }
+  // Aid rules and aid received.
+  put_u64(aid_rules_.size());
+  for (const AidRuleState& r : aid_rules_) {
+    put_str(r.op.aid);
+    put_u64(static_cast<uint64_t>(r.op.type));
+    put_str(r.op.source);
+    put_str(r.op.asset);
+    put_u64(r.op.max_count);
+    put_u64(static_cast<uint64_t>(r.op.period));
+    put_str(r.op.memo);
+    put_u64(r.seq);
+    put_u64(r.replaced);
+  }
+  for (const AidRuleInfo& r : ListAidRules()) put_u64(r.seq);
+  std::vector<std::pair<std::string, uint32_t>> aided;
+  for (const auto& [idx, events] : aid_events_) aided.emplace_back(accounts_[idx].id, idx);
+  std::sort(aided.begin(), aided.end());
+  for (const auto& [id, idx] : aided) {
+    put_str(id);
+    for (const AidEvent& ev : aid_events_.at(idx)) {
+      put_u64(ev.seq);
+      put_u64(static_cast<uint64_t>(ev.time_us));
+      put_u64(static_cast<uint64_t>(ev.amount));
+      put_str(accounts_[ev.source].id);
+      put_str(assets_[ev.asset]);
+      put_u64(static_cast<uint64_t>(ev.type));
+    }
+    if (buf.size() > 1 << 16) flush();
+  }
+  for (size_t i = 0; i < lots_.size(); ++i) {
+    put_u64(static_cast<uint64_t>(lots_[i].created_by));
+    put_u64(static_cast<uint64_t>(lots_[i].expires_us));
+    auto d = lot_details_.find(lots_[i].lot);
+    if (d == lot_details_.end()) continue;
+    put_str(d->second.grade);
+    put_str(d->second.value_asset);
+    put_u64(static_cast<uint64_t>(d->second.value));
+    put_u64(d->second.parents.size());
+    for (const Parent& p : d->second.parents) {
+      put_u64(p.lot);
+      put_u64(static_cast<uint64_t>(p.consumed));
+      put_u64(static_cast<uint64_t>(p.share));
+      if (buf.size() > 1 << 16) flush();
+    }
   }
   flush();
   return HashToHex(h.Finish());

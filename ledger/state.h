@@ -34,6 +34,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "ledger/entry_codec.h"
 #include "ledger/types.h"
 
 namespace warmledger {
@@ -45,6 +46,8 @@ inline constexpr std::string_view kPolicyNone = "none";
 inline constexpr std::string_view kPolicyLotV1 = "lot/v1";
 // ...or, that lot being (partly) spent, also from the fund's oldest money.
 inline constexpr std::string_view kPolicyLotFifoV1 = "lot+fifo/v1";
+// Goods leaving a stock: earliest expiry first.
+inline constexpr std::string_view kPolicyFefoV1 = "fefo/v1";
 
 // Records how to undo each mutation of the state, so that a failed operation,
 // a failed linked chain or a failed durable write leaves no trace.
@@ -98,6 +101,10 @@ class Journal {
     kVoucherUnredeem,  // voucher a: a redemption of c was reversed
     kVoucherClose,   // voucher a was closed, returning c
     kLotOrigin,      // lot index a: at_origin grew by c
+    kNewItem,        // the last catalogue item was added
+    kAidRule,        // the last aid rule version was added
+    kAidEvent,       // recipient a gained one aid event
+    kLotDetail,       // lot_details_ gained lot b
   };
   struct Record {
     Kind kind;
@@ -247,9 +254,12 @@ class LedgerState {
   // `replayed_hash`, when given, is the verified stored hash of the entry
   // being replayed; the caller compares the produced bytes with the stored
   // ones, so hashing them again is skipped.
+  // `version` is the entry version to write: kEntryVersion for new
+  // entries, the stored one in replay.
   absl::StatusOr<AppliedEntry> Apply(const std::string& client_id, OpBody body,
                                      int64_t time_us, const EntryLookup& lookup,
-                                     Journal* journal, const Hash* replayed_hash = nullptr);
+                                     Journal* journal, const Hash* replayed_hash = nullptr,
+                                     uint8_t version = kEntryVersion);
 
   // Undoes every journaled mutation after `mark`, newest first. Requires a
   // recording journal.
@@ -286,7 +296,16 @@ class LedgerState {
                                         uint64_t limit, uint64_t* total) const;
   // The lot whose donation recorded this trace hash.
   std::optional<uint64_t> FindLotByTraceHash(const std::string& trace_hash) const;
-  absl::StatusOr<LotInfo> GetLot(uint64_t lot) const;
+  // `with_parents`: fill LotInfo::parents (parent_count is always set).
+  absl::StatusOr<LotInfo> GetLot(uint64_t lot, bool with_parents = true) const;
+  // The amounts each conversion parent of `lot` consumed, in parent order
+  // (empty for lots not made by a conversion): the weights of every
+  // apportionment across the conversion.
+  std::vector<int64_t> ParentWeights(uint64_t lot) const;
+  // Parent `index` of `lot` (index < ParentWeights(lot).size()).
+  LotParent ParentAt(uint64_t lot, size_t index) const;
+  // The parent `parent` of `lot`, if it is one.
+  std::optional<LotParent> FindParent(uint64_t lot, uint64_t parent) const;
   // Seqs of the entries after the donation that moved part of the lot.
   absl::StatusOr<std::vector<uint64_t>> LotMoves(uint64_t lot) const;
   // Lots given by a source account, oldest first.
@@ -302,6 +321,18 @@ class LedgerState {
   void FillDetails(const Entry& entry, OpResult* result) const;
   // The entry the last successful Apply() built (valid until the next one).
   const Entry& LastEntry() const { return scratch_; }
+
+  // The aid rules in force, by aid name.
+  std::vector<AidRuleInfo> ListAidRules() const;
+  // Aid to recipients (disbursements, vouchers, handout lines) with
+  // from_time_us <= time < to_time_us, by category, community, type and
+  // asset; the public view leaves out cells of fewer than
+  // kAidReportMinPeople people.
+  AidReport GetAidReport(int64_t from_time_us, int64_t to_time_us, bool public_view) const;
+
+  // The goods catalogue, in order of definition.
+  std::vector<ItemInfo> ListItems() const;
+  absl::StatusOr<ItemInfo> GetItem(const std::string& item) const;
 
   absl::StatusOr<VoucherInfo> GetVoucher(uint64_t voucher) const;
   std::optional<uint64_t> FindVoucherByCodeHash(const std::string& code_hash) const;
@@ -325,9 +356,24 @@ class LedgerState {
  private:
   static constexpr uint32_t kNoAsset = UINT32_MAX;
 
-  // Flow slots: in[type] at type, out[type] at kFlowOut + type.
+  // Flow slots: one per entry type that moves value, densely (kFlowTypes
+  // order); in[slot] at slot, out[slot] at kFlowOut + slot.
+  static constexpr EntryType kFlowTypes[] = {
+      EntryType::kDonation,     EntryType::kAllocation,    EntryType::kDisbursement,
+      EntryType::kCorrection,   EntryType::kPurchase,      EntryType::kRefund,
+      EntryType::kVoucherIssue, EntryType::kRedemption,    EntryType::kVoucherClose,
+      EntryType::kGoodsGift,    EntryType::kGoodsPurchase, EntryType::kHandout,
+      EntryType::kWriteOff,     EntryType::kGoodsSale};
   static constexpr size_t kFlowOut = 16;
-  static_assert(kEntryTypeMax < kFlowOut);
+  static_assert(std::size(kFlowTypes) <= kFlowOut);
+  // The flow slot of each entry type (types that move nothing: 0, unused).
+  static constexpr std::array<uint8_t, kEntryTypeMax + 1> kFlowSlot = [] {
+    std::array<uint8_t, kEntryTypeMax + 1> slot{};
+    for (size_t i = 0; i < std::size(kFlowTypes); ++i) {
+      slot[static_cast<size_t>(kFlowTypes[i])] = static_cast<uint8_t>(i);
+    }
+    return slot;
+  }();
   static constexpr uint32_t kNone = UINT32_MAX;
   struct Touch {
     uint64_t seq;
@@ -384,6 +430,8 @@ class LedgerState {
     uint32_t member = kNone;  // purchases: index in members_
     bool anonymous;
     bool purchase = false;    // created by a PURCHASE (donor: the store)
+    EntryType created_by = EntryType::kDonation;
+    int64_t expires_us = 0;   // goods lots: the batch's expiry (0: none)
     // Purchase lots: how much of the lot its fund (`to`) holds now, so that
     // a refund knows without searching the fund's slices, and the ordinal
     // (front_ordinal + index) at which the lot arrived there: while no
@@ -415,12 +463,51 @@ class LedgerState {
   absl::Status ApplyRedemption(const RedemptionOp& op, uint64_t seq, Journal* j, Entry* e);
   absl::Status ApplyVoucherClose(const VoucherCloseOp& op, uint64_t seq, Journal* j,
                                  Entry* e);
+  absl::Status ApplyItem(const ItemOp& op, uint64_t seq, Journal* j, Entry* e);
+  absl::Status ApplyAidRule(const AidRuleOp& op, uint64_t seq, Journal* j, Entry* e);
+  // Checks aid of `type` from `source` in `asset` to `recipient` now
+  // against the rules: kFailedPrecondition naming `field`, the rule and the
+  // earlier entry if one is broken and `override_reason` is empty.
+  absl::Status CheckAidRules(absl::string_view field, EntryType type, uint32_t source,
+                             uint32_t asset, uint32_t recipient,
+                             const std::string& override_reason) const;
+  // Records aid to `recipient` (an account of kind recipient) by this entry.
+  void RecordAid(uint32_t recipient, uint32_t source, uint32_t asset, int64_t amount,
+                 Journal* j);
+  absl::Status ApplyGoodsGift(const GoodsGiftOp& op, uint64_t seq, int64_t time_us,
+                              Journal* j, Entry* e);
+  absl::Status ApplyGoodsPurchase(const GoodsPurchaseOp& op, uint64_t seq, int64_t time_us,
+                                  Journal* j, Entry* e);
+  absl::Status ApplyHandout(const HandoutOp& op, uint64_t seq, Journal* j, Entry* e);
+  absl::Status ApplyWriteOff(const WriteOffOp& op, uint64_t seq, Journal* j, Entry* e);
+  absl::Status ApplyGoodsSale(const GoodsSaleOp& op, uint64_t seq, int64_t time_us,
+                              Journal* j, Entry* e);
+
+  // The asset index of a catalogued item: kInvalidArgument if `item` is not
+  // an item code, kFailedPrecondition if it is not in the catalogue.
+  absl::StatusOr<uint32_t> CatalogueItem(absl::string_view field, const std::string& item) const;
+  // An open stock account holding `asset`.
+  absl::StatusOr<uint32_t> FindStock(absl::string_view field, const std::string& id,
+                                     uint32_t asset) const;
+  // Takes `amount` from a stock, walking `order` (indexes into its slices,
+  // from FefoOrder) from `*cursor`; emptied slices stay as empty slices.
+  absl::Status TakeInOrder(absl::string_view field, uint32_t account,
+                           const std::vector<size_t>& order, size_t* cursor, int64_t amount,
+                           Journal* j, std::vector<Slice>* out);
+  // The stock's non-empty slices in fefo/v1 order.
+  std::vector<size_t> FefoOrder(uint32_t account) const;
+  // Drops empty slices at the front of a holding account's slices.
+  void PopEmptyFront(uint32_t account, Journal* j);
+  // Records the conversion parents of lot `seq` from the slices that paid
+  // for it, with their shares of `amount`.
+  void RecordParents(uint64_t seq, const std::vector<Slice>& paid, int64_t amount, Journal* j);
 
   // Records a new lot of `amount` created by entry `seq` (a donation or a
   // purchase contribution) and moves it donor → to as the entry's posting.
+  // `p` is the entry's posting to fill.
   void CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t amount, uint64_t seq,
                  int64_t time_us, bool anonymous, uint32_t member, const Hash* trace,
-                 Journal* j, Entry* e);
+                 Journal* j, Posting& p);
   // A donation's or purchase's trace hash: empty, or 32 bytes not yet used
   // (kAlreadyExists naming the lot); `out` gets it when given.
   absl::Status CheckNewTraceHash(absl::string_view field, const std::string& trace_hash,
@@ -466,8 +553,10 @@ class LedgerState {
   int64_t BalanceOf(uint32_t account, uint32_t asset) const;
   // Checks that moving `amount` from → to keeps every balance in range and
   // holding accounts non-negative.
+  // `from_gives`: `from` gives value it need not hold, as sources do (a
+  // supplier delivering goods).
   absl::Status CheckMove(absl::string_view field, uint32_t from, uint32_t to, uint32_t asset,
-                         int64_t amount) const;
+                         int64_t amount, bool from_gives = false) const;
   // Moves value and slices; `slices` are what leaves `from` (already taken).
   void Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amount,
             const std::vector<Slice>& slices, uint64_t seq, bool record_moves,
@@ -534,6 +623,7 @@ class LedgerState {
   // The entry being applied.
   uint64_t cur_seq_ = 0;
   int64_t cur_time_us_ = 0;
+  uint8_t cur_version_ = kEntryVersion;
   EntryType cur_type_ = EntryType::kOpenAccount;
 
   std::vector<std::string> assets_;
@@ -559,6 +649,45 @@ class LedgerState {
   absl::flat_hash_map<uint64_t, RefundTotals> refunds_;
   // Store account → its checkout events in entry order.
   absl::flat_hash_map<uint32_t, internal::SegmentedVector<StoreEvent, 6>> store_events_;
+  // Goods lots' batch details and converted lots' parents, by lot id.
+  struct Parent {
+    uint64_t lot;
+    int64_t consumed;
+    int64_t share;
+  };
+  struct LotDetail {
+    std::string grade;
+    std::string value_asset;
+    int64_t value = 0;
+    std::vector<Parent> parents;
+  };
+  absl::flat_hash_map<uint64_t, LotDetail> lot_details_;
+  struct Item {
+    uint32_t asset;
+    uint64_t seq;
+    std::string name;
+    std::string unit;
+  };
+  std::vector<Item> items_;
+  // Aid rules: every version, in entry order; the one in force per aid.
+  struct AidRuleState {
+    AidRuleOp op;
+    uint64_t seq;
+    uint32_t replaced;  // index of the version it replaced, or kNone
+  };
+  std::vector<AidRuleState> aid_rules_;
+  absl::flat_hash_map<std::string, uint32_t> aid_rule_in_force_;
+  // Aid received, per recipient, in entry order.
+  struct AidEvent {
+    uint64_t seq;
+    int64_t time_us;
+    int64_t amount;
+    uint32_t source;
+    uint32_t asset;
+    EntryType type;
+  };
+  absl::flat_hash_map<uint32_t, std::vector<AidEvent>> aid_events_;
+  absl::flat_hash_map<uint32_t, uint32_t> item_by_asset_;
   std::vector<Voucher> vouchers_;
   absl::flat_hash_map<uint64_t, uint32_t> voucher_by_seq_;
   absl::flat_hash_map<Hash, uint32_t> voucher_codes_;

@@ -1,8 +1,11 @@
 #include "ledger/types.h"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "ledger/limits.h"
 #include "ledger/sha256.h"
 
@@ -61,6 +64,13 @@ const char* EntryTypeName(EntryType type) {
     case EntryType::kVoucherIssue: return "voucher_issue";
     case EntryType::kRedemption: return "redemption";
     case EntryType::kVoucherClose: return "voucher_close";
+    case EntryType::kItem: return "item";
+    case EntryType::kGoodsGift: return "goods_gift";
+    case EntryType::kGoodsPurchase: return "goods_purchase";
+    case EntryType::kHandout: return "handout";
+    case EntryType::kWriteOff: return "write_off";
+    case EntryType::kGoodsSale: return "goods_sale";
+    case EntryType::kAidRule: return "aid_rule";
   }
   return "unknown";
 }
@@ -91,6 +101,8 @@ EntryType TypeOf(const OpBody& body) {
 static_assert(std::is_same_v<std::variant_alternative_t<0, OpBody>, OpenAccountOp>);
 static_assert(std::is_same_v<std::variant_alternative_t<5, OpBody>, CorrectionOp>);
 static_assert(std::is_same_v<std::variant_alternative_t<10, OpBody>, VoucherCloseOp>);
+static_assert(std::is_same_v<std::variant_alternative_t<16, OpBody>, GoodsSaleOp>);
+static_assert(std::is_same_v<std::variant_alternative_t<17, OpBody>, AidRuleOp>);
 static_assert(std::variant_size_v<OpBody> == kEntryTypeMax);
 
 namespace {
@@ -160,6 +172,68 @@ int64_t ProportionOf(int64_t total, int64_t part, int64_t whole) {
   // overflow 128; the quotient is at most total.
   const __int128 product = static_cast<__int128>(total) * part;
   return static_cast<int64_t>((product * 2 + whole) / (static_cast<__int128>(whole) * 2));
+}
+
+std::vector<int64_t> Apportion(int64_t total, const std::vector<int64_t>& weights) {
+  std::vector<int64_t> parts(weights.size(), 0);
+  __int128 whole = 0;
+  for (int64_t w : weights) whole += w;
+  if (total == 0 || whole == 0) return parts;
+  // total × w_i < 2^126 and whole < 2^63 × 2^32: every product and sum fits.
+  std::vector<std::pair<__int128, size_t>> remainders;
+  remainders.reserve(weights.size());
+  int64_t given = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const __int128 product = static_cast<__int128>(total) * weights[i];
+    parts[i] = static_cast<int64_t>(product / whole);
+    given += parts[i];
+    remainders.push_back({product % whole, i});
+  }
+  // Fewer than weights.size() units are missing: each goes to one of the
+  // largest remainders, ties to the earlier index.
+  const auto missing = static_cast<size_t>(total - given);
+  std::partial_sort(remainders.begin(), remainders.begin() + missing, remainders.end(),
+                    [](const auto& a, const auto& b) {
+                      return a.first != b.first ? a.first > b.first : a.second < b.second;
+                    });
+  for (size_t k = 0; k < missing; ++k) ++parts[remainders[k].second];
+  return parts;
+}
+
+namespace {
+constexpr const char* kAidPeriodNames[] = {"", "day", "week", "month", "quarter", "year"};
+}  // namespace
+
+const char* AidPeriodName(AidPeriod period) {
+  auto i = static_cast<size_t>(period);
+  return i > 0 && i < std::size(kAidPeriodNames) ? kAidPeriodNames[i] : "unknown";
+}
+
+std::optional<AidPeriod> AidPeriodFromName(std::string_view name) {
+  for (size_t i = 1; i < std::size(kAidPeriodNames); ++i) {
+    if (kAidPeriodNames[i] == name) return static_cast<AidPeriod>(i);
+  }
+  return std::nullopt;
+}
+
+int64_t AidPeriodIndex(AidPeriod period, int64_t time_us) {
+  static const absl::TimeZone kChina = absl::FixedTimeZone(8 * 3600);
+  const absl::CivilDay day = absl::ToCivilDay(absl::FromUnixMicros(time_us), kChina);
+  const int64_t days = day - absl::CivilDay(1970, 1, 1);
+  switch (period) {
+    case AidPeriod::kDay:
+      return days;
+    case AidPeriod::kWeek:
+      // 1970-01-01 was a Thursday: +3 makes weeks start on Monday.
+      return (days + 3 >= 0 ? days + 3 : days + 3 - 6) / 7;
+    case AidPeriod::kMonth:
+      return day.year() * 12 + (day.month() - 1);
+    case AidPeriod::kQuarter:
+      return day.year() * 4 + (day.month() - 1) / 3;
+    case AidPeriod::kYear:
+      return day.year();
+  }
+  return 0;
 }
 
 std::string VoucherAccountId(uint64_t seq) { return absl::StrCat("voucher/", seq); }
@@ -236,6 +310,7 @@ struct DiffVisitor {
     const auto& b = std::get<DisbursementOp>(other);
     constexpr std::string_view prefix = "disbursement";
     WL_DIFF(from); WL_DIFF(to); WL_DIFF(asset); WL_DIFF(amount); WL_DIFF(purpose);
+    WL_DIFF(override_reason);
     return std::nullopt;
   }
   std::optional<std::string> operator()(const CorrectionOp& a) const {
@@ -262,7 +337,7 @@ struct DiffVisitor {
     const auto& b = std::get<VoucherIssueOp>(other);
     constexpr std::string_view prefix = "voucher_issue";
     WL_DIFF(from); WL_DIFF(recipient); WL_DIFF(asset); WL_DIFF(amount); WL_DIFF(expires_us);
-    WL_DIFF(stores); WL_DIFF(code_hash); WL_DIFF(memo);
+    WL_DIFF(stores); WL_DIFF(code_hash); WL_DIFF(memo); WL_DIFF(override_reason);
     return std::nullopt;
   }
   std::optional<std::string> operator()(const RedemptionOp& a) const {
@@ -275,6 +350,53 @@ struct DiffVisitor {
     const auto& b = std::get<VoucherCloseOp>(other);
     constexpr std::string_view prefix = "voucher_close";
     WL_DIFF(voucher); WL_DIFF(mode); WL_DIFF(reason);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const ItemOp& a) const {
+    const auto& b = std::get<ItemOp>(other);
+    constexpr std::string_view prefix = "item";
+    WL_DIFF(item); WL_DIFF(name); WL_DIFF(unit);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const GoodsGiftOp& a) const {
+    const auto& b = std::get<GoodsGiftOp>(other);
+    constexpr std::string_view prefix = "goods_gift";
+    WL_DIFF(donor); WL_DIFF(to); WL_DIFF(item); WL_DIFF(quantity); WL_DIFF(grade);
+    WL_DIFF(expires_us); WL_DIFF(value_asset); WL_DIFF(value); WL_DIFF(channel);
+    WL_DIFF(flags); WL_DIFF(memo); WL_DIFF(trace_hash);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const GoodsPurchaseOp& a) const {
+    const auto& b = std::get<GoodsPurchaseOp>(other);
+    constexpr std::string_view prefix = "goods_purchase";
+    WL_DIFF(from); WL_DIFF(supplier); WL_DIFF(asset); WL_DIFF(price); WL_DIFF(to);
+    WL_DIFF(item); WL_DIFF(quantity); WL_DIFF(grade); WL_DIFF(expires_us); WL_DIFF(memo);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const HandoutOp& a) const {
+    const auto& b = std::get<HandoutOp>(other);
+    constexpr std::string_view prefix = "handout";
+    WL_DIFF(from); WL_DIFF(item); WL_DIFF(lines); WL_DIFF(purpose); WL_DIFF(override_reason);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const WriteOffOp& a) const {
+    const auto& b = std::get<WriteOffOp>(other);
+    constexpr std::string_view prefix = "write_off";
+    WL_DIFF(from); WL_DIFF(to); WL_DIFF(item); WL_DIFF(quantity); WL_DIFF(lot); WL_DIFF(reason);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const GoodsSaleOp& a) const {
+    const auto& b = std::get<GoodsSaleOp>(other);
+    constexpr std::string_view prefix = "goods_sale";
+    WL_DIFF(from); WL_DIFF(buyer); WL_DIFF(item); WL_DIFF(quantity); WL_DIFF(to);
+    WL_DIFF(asset); WL_DIFF(proceeds); WL_DIFF(memo);
+    return std::nullopt;
+  }
+  std::optional<std::string> operator()(const AidRuleOp& a) const {
+    const auto& b = std::get<AidRuleOp>(other);
+    constexpr std::string_view prefix = "aid_rule";
+    WL_DIFF(aid); WL_DIFF(type); WL_DIFF(source); WL_DIFF(asset); WL_DIFF(max_count);
+    WL_DIFF(period); WL_DIFF(memo);
     return std::nullopt;
   }
 #undef WL_DIFF

@@ -54,8 +54,15 @@ enum class EntryType : uint8_t {
   kVoucherIssue = 9,
   kRedemption = 10,
   kVoucherClose = 11,
+  kItem = 12,
+  kGoodsGift = 13,
+  kGoodsPurchase = 14,
+  kHandout = 15,
+  kWriteOff = 16,
+  kGoodsSale = 17,
+  kAidRule = 18,
 };
-inline constexpr uint8_t kEntryTypeMax = 11;
+inline constexpr uint8_t kEntryTypeMax = 18;
 const char* EntryTypeName(EntryType type);
 
 // Persisted (DONATION.channel). Do not renumber.
@@ -141,6 +148,8 @@ struct DisbursementOp {
   std::string asset;
   int64_t amount = 0;
   std::string purpose;
+  // The clerk's reason for paying despite an aid rule; empty if none.
+  std::string override_reason;
   bool operator==(const DisbursementOp&) const = default;
 };
 
@@ -195,6 +204,8 @@ struct VoucherIssueOp {
   std::vector<std::string> stores;  // merchant accounts; empty: any store
   std::string code_hash;    // SHA-256 of the voucher code (32 bytes)
   std::string memo;
+  // The clerk's reason for issuing despite an aid rule; empty if none.
+  std::string override_reason;
   bool operator==(const VoucherIssueOp&) const = default;
 };
 
@@ -217,9 +228,136 @@ struct VoucherCloseOp {
   bool operator==(const VoucherCloseOp&) const = default;
 };
 
+// Adds an item to the goods catalogue. Goods entries (gift, purchase,
+// handout, write-off, sale) name catalogued items only.
+struct ItemOp {
+  std::string item;  // the asset code, "item:<code>"
+  std::string name;  // "Box of daily necessities"
+  std::string unit;  // [a-z]{1,16}: box, kg, piece, bottle...
+  bool operator==(const ItemOp&) const = default;
+};
+
+// A gift in kind: `quantity` units of `item` from a donor into a stock
+// account, as a new goods lot. The batch may carry a grade and an expiry
+// date (handouts pick the earliest expiry first) and an appraised value,
+// recorded as given and never counted in money balances.
+struct GoodsGiftOp {
+  std::string donor;
+  std::string to;    // a stock account of `item`
+  std::string item;
+  int64_t quantity = 0;
+  std::string grade;         // optional code, e.g. "A"
+  int64_t expires_us = 0;    // optional: 0 = does not expire
+  std::string value_asset;   // optional appraisal: money asset...
+  int64_t value = 0;         // ...and amount in minor units (0 with an empty asset)
+  DonationChannel channel = DonationChannel::kUnspecified;
+  uint32_t flags = 0;        // kDonationAnonymous
+  std::string memo;
+  std::string trace_hash;    // as in DonationOp
+  bool operator==(const GoodsGiftOp&) const = default;
+};
+
+// Buys goods with fund money, in one entry: `price` leaves `from` (a fund
+// or project, fifo/v1) for the supplier, and `quantity` of `item` enters
+// the stock `to` as a new goods lot whose parents are the money lots that
+// paid, each with its share of the quantity (largest remainder).
+struct GoodsPurchaseOp {
+  std::string from;      // fund or project
+  std::string supplier;  // a supplier account
+  std::string asset;     // money
+  int64_t price = 0;
+  std::string to;        // a stock account of `item`
+  std::string item;
+  int64_t quantity = 0;
+  std::string grade;
+  int64_t expires_us = 0;
+  std::string memo;      // invoice number, what was bought
+  bool operator==(const GoodsPurchaseOp&) const = default;
+};
+
+struct HandoutLine {
+  std::string recipient;
+  int64_t quantity = 0;
+  bool operator==(const HandoutLine&) const = default;
+};
+
+// Hands goods from a stock to one or many recipients (at most
+// kHandoutLinesMax, each once), earliest expiry first (fefo/v1).
+struct HandoutOp {
+  std::string from;  // a stock account
+  std::string item;
+  std::vector<HandoutLine> lines;
+  std::string purpose;
+  // The clerk's reason for handing out despite an aid rule; empty if none.
+  std::string override_reason;
+  bool operator==(const HandoutOp&) const = default;
+};
+
+// Writes goods off (spoilage, damage, loss) to an expense account, with a
+// reason: from lot `lot` only if given (a spoiled batch), else fefo/v1.
+struct WriteOffOp {
+  std::string from;  // a stock account
+  std::string to;    // an expense account
+  std::string item;
+  int64_t quantity = 0;
+  uint64_t lot = 0;  // 0: earliest expiry first
+  std::string reason;
+  bool operator==(const WriteOffOp&) const = default;
+};
+
+// Sells goods (fefo/v1) to a buyer (a merchant, e.g. the charity
+// supermarket); the proceeds enter the fund `to` as a new money lot whose
+// parents are the goods lots sold, each with its share of the proceeds.
+struct GoodsSaleOp {
+  std::string from;   // a stock account
+  std::string buyer;  // a merchant account
+  std::string item;
+  int64_t quantity = 0;
+  std::string to;     // fund or project receiving the proceeds
+  std::string asset;  // money
+  int64_t proceeds = 0;
+  std::string memo;
+  bool operator==(const GoodsSaleOp&) const = default;
+};
+
+// Calendar periods of aid rules, in China Standard Time (UTC+8). Persisted
+// (AID_RULE.period). Do not renumber.
+enum class AidPeriod : uint8_t {
+  kDay = 1,
+  kWeek = 2,  // Monday to Sunday
+  kMonth = 3,
+  kQuarter = 4,
+  kYear = 5,
+};
+inline constexpr uint8_t kAidPeriodMax = 5;
+const char* AidPeriodName(AidPeriod period);
+std::optional<AidPeriod> AidPeriodFromName(std::string_view name);
+// The number of the calendar period (of its kind) containing `time_us`:
+// equal numbers, same period.
+int64_t AidPeriodIndex(AidPeriod period, int64_t time_us);
+
+// Sets (or replaces, or with max_count 0 lifts) the rule of one kind of aid:
+// each recipient may receive it at most `max_count` times per `period`. A
+// disbursement, voucher issue or handout line to a recipient counts for the
+// rule if its type is `type` and it leaves `source` (empty: any fund,
+// project or stock) in `asset` (empty: any asset). Breaking a rule is
+// refused unless the operation carries an override reason.
+struct AidRuleOp {
+  std::string aid;  // code naming the kind of aid: "cash-aid", "meal-card", "daily-box"
+  EntryType type = EntryType::kDisbursement;  // kDisbursement, kVoucherIssue or kHandout
+  std::string source;
+  std::string asset;
+  uint32_t max_count = 0;  // 0: the rule is lifted
+  AidPeriod period = AidPeriod::kMonth;
+  std::string memo;
+  bool operator==(const AidRuleOp&) const = default;
+};
+
 using OpBody = std::variant<OpenAccountOp, CloseAccountOp, DonationOp,
                             AllocationOp, DisbursementOp, CorrectionOp, PurchaseOp,
-                            RefundOp, VoucherIssueOp, RedemptionOp, VoucherCloseOp>;
+                            RefundOp, VoucherIssueOp, RedemptionOp, VoucherCloseOp,
+                            ItemOp, GoodsGiftOp, GoodsPurchaseOp, HandoutOp, WriteOffOp,
+                            GoodsSaleOp, AidRuleOp>;
 
 EntryType TypeOf(const OpBody& body);
 
@@ -242,6 +380,12 @@ int64_t ContributionOf(int64_t amount, uint32_t rate_bp);
 // round_half_up(total × part / whole), exact. Requires 0 <= part <= whole,
 // whole > 0, total >= 0.
 int64_t ProportionOf(int64_t total, int64_t part, int64_t whole);
+// Splits `total` into whole parts proportional to `weights` by the largest
+// remainder method: part i is floor(total × w_i / W) (W = sum of weights),
+// and the units still missing go, one each, to the largest remainders
+// (total × w_i mod W), ties to the earlier index. The parts always sum to
+// `total`. Requires total >= 0, weights >= 0, and W > 0 unless total == 0.
+std::vector<int64_t> Apportion(int64_t total, const std::vector<int64_t>& weights);
 
 struct Operation {
   // The client's idempotency id: a retry with the same id and content returns
@@ -288,7 +432,7 @@ struct Posting {
 };
 
 struct Entry {
-  uint8_t version = 1;
+  uint8_t version = 2;  // kEntryVersion (entry_codec.h) for new entries
   uint64_t seq = 0;
   int64_t time_us = 0;
   Hash prev_hash{};
@@ -395,6 +539,20 @@ struct StatementPage {
   std::vector<StatementLine> lines;
 };
 
+// One lot behind a lot made by a conversion: `consumed` of it (in its own
+// asset) went into the conversion, and `share` of the new lot (in the new
+// lot's asset) is attributed to it (largest remainder over the parents, by
+// consumed: the shares sum to the new lot's amount).
+struct LotParent {
+  uint64_t lot = 0;
+  std::string donor;
+  bool anonymous = false;
+  std::string asset;
+  int64_t consumed = 0;
+  int64_t share = 0;
+  bool operator==(const LotParent&) const = default;
+};
+
 struct LotInfo {
   uint64_t lot = 0;  // seq of the creating entry
   std::string donor;
@@ -403,9 +561,23 @@ struct LotInfo {
   int64_t amount = 0;
   int64_t time_us = 0;
   bool anonymous = false;
-  EntryType created_by = EntryType::kDonation;  // or kPurchase
+  // kDonation, kPurchase (a contribution: the donor is the store),
+  // kGoodsGift, kGoodsPurchase (goods bought: the donor is the supplier) or
+  // kGoodsSale (proceeds: the donor is the buyer).
+  EntryType created_by = EntryType::kDonation;
   std::string member;    // purchase contributions: the member credited, if any
   std::string order_id;  // purchase contributions: the order (TraceLot fills it)
+  // Goods lots (gifts and purchases): the batch's grade and expiry (0: none);
+  // gifts: the appraised value as given (never counted in balances).
+  std::string grade;
+  int64_t expires_us = 0;
+  std::string value_asset;
+  int64_t value = 0;
+  // Lots made by a conversion (goods purchase or sale): the lots behind
+  // them, in the order they were consumed (GetLot lists the first
+  // kPageItemsMax of `parent_count`).
+  std::vector<LotParent> parents;
+  uint64_t parent_count = 0;
 };
 
 // One movement of (part of) a lot.
@@ -432,12 +604,42 @@ struct TracePlace {
   int64_t amount = 0;
 };
 
+// Where the part of a converted lot attributed to one parent is now: a
+// holding account, a sink, or recipients grouped by category and community
+// (account empty). `amount` is in the converted lot's asset, `source_amount`
+// in the parent's; each is apportioned by largest remainder over the places,
+// by the converted lot's amounts there.
+struct ConversionPlace {
+  std::string account;  // empty for a group of recipients
+  AccountKind kind = AccountKind::kFund;
+  std::string category;
+  std::string community;
+  int64_t amount = 0;
+  int64_t source_amount = 0;
+};
+
+// A conversion that consumed part of a lot: money that bought goods, or
+// goods sold for money.
+struct LotConversion {
+  uint64_t seq = 0;  // the conversion entry, also the new lot's id
+  EntryType type = EntryType::kGoodsPurchase;
+  std::string asset;       // of the new lot
+  int64_t lot_amount = 0;  // the new lot's amount
+  int64_t consumed = 0;    // of the traced lot, in its asset
+  int64_t share = 0;       // of the new lot attributed to the traced lot
+  // Invariants: sum(amount) == share, sum(source_amount) == consumed.
+  std::vector<ConversionPlace> places;
+};
+
 struct LotTrace {
   LotInfo lot;
   std::vector<TraceHop> hops;       // in seq order, the donation first
   std::vector<TracePlace> held;     // still in holding accounts
   std::vector<TracePlace> reached;  // ended in sinks or returned to sources
   // Invariant: sum(held) + sum(reached) == lot.amount.
+  // What the parts that went into a conversion became (one level: a
+  // converted lot's own conversions are in its trace).
+  std::vector<LotConversion> conversions;
 };
 
 // One lot behind an outflow.
@@ -447,6 +649,13 @@ struct TraceSource {
   std::string donor;
   bool anonymous = false;
   int64_t amount = 0;
+  // A lot made by a conversion (goods bought, proceeds of a sale): its
+  // `behind_count` parents — the lots that paid for it, with what each
+  // consumed and its share of the whole lot (this slice is `amount` of
+  // the lot's LotInfo::amount). Listed once per page, on the page's first
+  // source of that lot, at most kPageItemsMax in all; GetLot lists them too.
+  std::vector<LotParent> behind;
+  uint64_t behind_count = 0;
 };
 
 struct EntryTracePage {
@@ -535,6 +744,42 @@ struct VoucherReport {
   std::vector<VoucherTotals> by_fund;      // key: fund or project, per asset
   std::vector<VoucherTotals> by_category;  // key: recipient category, per asset
   std::vector<VoucherTotals> total;        // key: "", per asset
+};
+
+struct ItemInfo {
+  std::string item;  // "item:<code>"
+  std::string name;
+  std::string unit;
+  uint64_t defined_seq = 0;
+  int64_t in_stock = 0;  // held by all stock accounts
+};
+
+struct AidRuleInfo {
+  AidRuleOp rule;
+  uint64_t seq = 0;  // the AID_RULE entry that set it
+};
+
+// One cell of the aid report: aid of one type in one asset to the
+// recipients of one category in one community, over a period.
+struct AidCell {
+  std::string category;
+  std::string community;
+  EntryType type = EntryType::kDisbursement;  // cash aid, voucher or goods handout
+  std::string asset;
+  uint64_t people = 0;   // distinct recipients
+  uint64_t entries = 0;  // disbursements, vouchers or handout lines
+  int64_t amount = 0;    // minor units or goods units
+  bool operator==(const AidCell&) const = default;
+};
+
+struct AidReport {
+  int64_t from_time_us = 0;
+  int64_t to_time_us = 0;
+  bool public_view = false;
+  std::vector<AidCell> cells;  // by category, community, type, asset
+  // Public view: cells covering fewer than kAidReportMinPeople people are
+  // left out (so that no one can be singled out); this many were.
+  uint64_t suppressed_cells = 0;
 };
 
 struct HoldingsPage {

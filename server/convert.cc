@@ -122,8 +122,7 @@ std::string EntrySummary(const Entry& entry) {
           const std::string asset = entry.postings.empty() ? "" : entry.postings[0].asset;
           return absl::StrCat("redemption of ", Amount(op.amount, asset), " from ", voucher,
                               " at store ", op.store, " for order ", op.order_id);
-        } else {
-          static_assert(std::is_same_v<T, VoucherCloseOp>);
+        } else if constexpr (std::is_same_v<T, VoucherCloseOp>) {
           const std::string asset = entry.postings.empty() ? "" : entry.postings[0].asset;
           const std::string to = entry.postings.empty() ? "its fund" : entry.postings[0].to;
           return op.mode == VoucherCloseMode::kVoid
@@ -131,6 +130,51 @@ std::string EntrySummary(const Entry& entry) {
                                     " back to ", to, ": ", op.reason)
                      : absl::StrCat("expiry of ", op.voucher, ": ", Amount(Moved(entry), asset),
                                     " back to ", to);
+        } else if constexpr (std::is_same_v<T, ItemOp>) {
+          return absl::StrCat("catalogue item ", op.item, " counted in ", op.unit, ": ",
+                              op.name);
+        } else if constexpr (std::is_same_v<T, GoodsGiftOp>) {
+          std::string s = absl::StrCat(
+              "goods gift of ", Amount(op.quantity, op.item), " from ",
+              (op.flags & kDonationAnonymous) ? "an anonymous donor" : op.donor, " to ", op.to);
+          if (!op.grade.empty()) absl::StrAppend(&s, ", grade ", op.grade);
+          if (op.expires_us != 0) absl::StrAppend(&s, ", expires ", UtcTime(op.expires_us));
+          if (!op.value_asset.empty()) {
+            absl::StrAppend(&s, ", appraised at ", Amount(op.value, op.value_asset));
+          }
+          return s;
+        } else if constexpr (std::is_same_v<T, GoodsPurchaseOp>) {
+          std::string s = absl::StrCat("goods purchase of ", Amount(op.quantity, op.item),
+                                       " from ", op.supplier, " into ", op.to, " for ",
+                                       Amount(op.price, op.asset), " from ", op.from);
+          if (!op.grade.empty()) absl::StrAppend(&s, ", grade ", op.grade);
+          if (op.expires_us != 0) absl::StrAppend(&s, ", expires ", UtcTime(op.expires_us));
+          if (!op.memo.empty()) absl::StrAppend(&s, ": ", op.memo);
+          return s;
+        } else if constexpr (std::is_same_v<T, HandoutOp>) {
+          // Recipients by count only: one summary line, whatever the lines.
+          return absl::StrCat("handout of ", Amount(Moved(entry), op.item), " from ", op.from,
+                              " to ", op.lines.size(),
+                              op.lines.size() == 1 ? " recipient" : " recipients",
+                              op.purpose.empty() ? "" : ": ", op.purpose,
+                              op.override_reason.empty() ? "" : " (override: ",
+                              op.override_reason, op.override_reason.empty() ? "" : ")");
+        } else if constexpr (std::is_same_v<T, WriteOffOp>) {
+          return absl::StrCat("write-off of ", Amount(op.quantity, op.item), " from ", op.from,
+                              op.lot == 0 ? "" : absl::StrCat(" (lot ", op.lot, ")"), " to ",
+                              op.to, ": ", op.reason);
+        } else if constexpr (std::is_same_v<T, GoodsSaleOp>) {
+          return absl::StrCat("goods sale of ", Amount(op.quantity, op.item), " from ", op.from,
+                              " to ", op.buyer, " for ", Amount(op.proceeds, op.asset), " into ",
+                              op.to, op.memo.empty() ? "" : ": ", op.memo);
+        } else {
+          static_assert(std::is_same_v<T, AidRuleOp>);
+          if (op.max_count == 0) return absl::StrCat("aid rule ", op.aid, " lifted");
+          return absl::StrCat("aid rule ", op.aid, ": at most ", op.max_count, " ",
+                              EntryTypeName(op.type), " per ", AidPeriodName(op.period),
+                              " to each recipient from ",
+                              op.source.empty() ? std::string("any source") : op.source,
+                              op.asset.empty() ? "" : absl::StrCat(" in ", op.asset));
         }
       },
       entry.body);
@@ -222,7 +266,26 @@ void ToProto(const EntryTracePage& page, pb::EntryTrace* out) {
     q->set_donor(s.donor);
     q->set_anonymous(s.anonymous);
     q->set_amount(s.amount);
+    for (const LotParent& b : s.behind) ToProto(b, q->add_behind());
+    q->set_behind_count(s.behind_count);
   }
+}
+
+void ToProto(const LotParent& parent, pb::LotParent* out) {
+  out->set_lot(parent.lot);
+  out->set_donor(parent.donor);
+  out->set_anonymous(parent.anonymous);
+  out->set_asset(parent.asset);
+  out->set_consumed(parent.consumed);
+  out->set_share(parent.share);
+}
+
+void ToProto(const ItemInfo& info, pb::Item* out) {
+  out->set_item(info.item);
+  out->set_name(info.name);
+  out->set_unit(info.unit);
+  out->set_defined_seq(info.defined_seq);
+  out->set_in_stock(info.in_stock);
 }
 
 void ToFundSummary(const AccountInfo& info, pb::FundSummary* out) {
@@ -247,6 +310,8 @@ void ToFundSummary(const AccountInfo& info, pb::FundSummary* out) {
       case EntryType::kRefund: out->set_refund_reversals(f.out); break;
       case EntryType::kVoucherIssue: out->set_vouchers_issued(f.out); break;
       case EntryType::kVoucherClose: out->set_vouchers_returned(f.in); break;
+      case EntryType::kGoodsPurchase: out->set_goods_bought(f.out); break;
+      case EntryType::kGoodsSale: out->set_goods_sales(f.in); break;
       default: break;
     }
   }

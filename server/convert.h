@@ -24,6 +24,9 @@ std::string EntrySummary(const Entry& entry);
 void ToProto(const AccountInfo& info, pb::Account* out);
 void ToProto(const StatementPage& page, pb::Statement* out);
 void ToProto(const EntryTracePage& page, pb::EntryTrace* out);
+// Every field, the donor included (callers blank it for public views).
+void ToProto(const LotParent& parent, pb::LotParent* out);
+void ToProto(const ItemInfo& info, pb::Item* out);
 // Fills a fund or project summary from its account info.
 void ToFundSummary(const AccountInfo& info, pb::FundSummary* out);
 // Every field, the recipient included (callers blank it for the mall).

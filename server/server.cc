@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -208,9 +209,10 @@ class WritePlanner {
     size_t count = 0;  // engine operations (0 when not submitted)
     absl::Status error;
     bool linked = false;
-    bool is_donation = false;
+    bool makes_lot = false;    // donations, goods gifts, purchases and sales: lot = seq
+    bool is_goods = false;     // goods operations report `moved`
     bool opens_donor = false;
-    std::string trace_code;    // donations; purchases with want_trace_code
+    std::string trace_code;    // donations, goods gifts; purchases with want_trace_code
     std::string recipient;     // recipient registrations
     std::string voucher_code;  // voucher issues
     uint64_t voucher = 0;      // redemptions: the voucher's seq (from the engine)
@@ -223,7 +225,7 @@ class WritePlanner {
 
   // Plans one request of any kind that has a Convert overload: a
   // BatchOperation, a CheckoutItem (or the purchase, refund or redemption
-  // it holds), a voucher issue or a voucher void.
+  // it holds), a voucher issue or void, or a goods write.
   template <typename Request>
   void Add(const Request& request) {
     Planned p;
@@ -372,6 +374,12 @@ class WritePlanner {
         return RegisterRecipient(op.register_recipient(), p, ops);
       case pb::BatchOperation::kIssueVoucher: return Convert(op.issue_voucher(), p, ops);
       case pb::BatchOperation::kVoidVoucher: return Convert(op.void_voucher(), p, ops);
+      case pb::BatchOperation::kDefineItem: return Convert(op.define_item(), p, ops);
+      case pb::BatchOperation::kGiveGoods: return Convert(op.give_goods(), p, ops);
+      case pb::BatchOperation::kBuyGoods: return Convert(op.buy_goods(), p, ops);
+      case pb::BatchOperation::kHandOut: return Convert(op.hand_out(), p, ops);
+      case pb::BatchOperation::kWriteOffGoods: return Convert(op.write_off_goods(), p, ops);
+      case pb::BatchOperation::kSellGoods: return Convert(op.sell_goods(), p, ops);
       case pb::BatchOperation::OP_NOT_SET:
         break;
     }
@@ -413,23 +421,35 @@ class WritePlanner {
     return absl::OkStatus();
   }
 
-  absl::Status Donate(const pb::DonateRequest& r, Planned* p, std::vector<Operation>* ops) {
-    p->is_donation = true;
-    WL_RETURN_IF_ERROR(CheckRequiredClientId(r.client_id()));
-    if (!pb::DonationChannel_IsValid(r.channel())) {
+  // A gift's client id (required: its trace code is derived from it), its
+  // channel, and with create_donor the linked open of the donor (any asset)
+  // that goes before it.
+  absl::Status PlanGift(const std::string& client_id, pb::DonationChannel channel,
+                        bool create_donor, const std::string& donor,
+                        const std::string& donor_name, Planned* p,
+                        std::vector<Operation>* ops) {
+    p->makes_lot = true;
+    WL_RETURN_IF_ERROR(CheckRequiredClientId(client_id));
+    if (!pb::DonationChannel_IsValid(channel)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("channel: ", static_cast<int>(r.channel()), " is not a channel"));
+          absl::StrCat("channel: ", static_cast<int>(channel), " is not a channel"));
     }
-    if (r.create_donor()) {
-      // The open's id is derived from the donation's, so a retry derives the
+    if (create_donor) {
+      // The open's id is derived from the gift's, so a retry derives the
       // same one; if_absent makes concurrent first gifts of one donor safe.
-      Hash h = Sha256(r.client_id());
+      Hash h = Sha256(client_id);
       ops->push_back({absl::StrCat("~donor/", HashToHex(h).substr(0, 32)), true,
-                      OpenAccountOp{r.donor(), AccountKind::kDonor, "", 0, r.donor_name()},
+                      OpenAccountOp{donor, AccountKind::kDonor, "", 0, donor_name},
                       /*if_absent=*/true});
       p->opens_donor = true;
     }
-    p->trace_code = TraceCode(shared_->key, r.client_id());
+    p->trace_code = TraceCode(shared_->key, client_id);
+    return absl::OkStatus();
+  }
+
+  absl::Status Donate(const pb::DonateRequest& r, Planned* p, std::vector<Operation>* ops) {
+    WL_RETURN_IF_ERROR(PlanGift(r.client_id(), r.channel(), r.create_donor(), r.donor(),
+                                r.donor_name(), p, ops));
     DonationOp op{r.donor(), r.to(), r.asset(), r.amount(),
                   static_cast<DonationChannel>(r.channel()),
                   r.anonymous() ? kDonationAnonymous : 0u, r.memo(), CodeHash(p->trace_code)};
@@ -525,6 +545,91 @@ class WritePlanner {
     return absl::OkStatus();
   }
 
+  // ---- goods ----
+
+  absl::Status Convert(const pb::DefineItemRequest& r, Planned* p, std::vector<Operation>* ops) {
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+    ops->push_back({r.client_id(), false, ItemOp{r.item(), r.name(), r.unit()}});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::GiveGoodsRequest& r, Planned* p, std::vector<Operation>* ops) {
+    p->is_goods = true;
+    WL_RETURN_IF_ERROR(PlanGift(r.client_id(), r.channel(), r.create_donor(), r.donor(),
+                                r.donor_name(), p, ops));
+    GoodsGiftOp op{r.donor(),
+                   r.to(),
+                   r.item(),
+                   r.quantity(),
+                   r.grade(),
+                   r.expires_us(),
+                   r.value_asset(),
+                   r.value(),
+                   static_cast<DonationChannel>(r.channel()),
+                   r.anonymous() ? kDonationAnonymous : 0u,
+                   r.memo(),
+                   CodeHash(p->trace_code)};
+    ops->push_back({r.client_id(), false, std::move(op)});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::BuyGoodsRequest& r, Planned* p, std::vector<Operation>* ops) {
+    p->makes_lot = true;
+    p->is_goods = true;
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+    GoodsPurchaseOp op{r.from(),       r.supplier(),
+                       r.asset().empty() ? kDefaultMoneyAsset : r.asset(),
+                       r.price(),      r.to(),
+                       r.item(),       r.quantity(),
+                       r.grade(),      r.expires_us(),
+                       r.memo()};
+    ops->push_back({r.client_id(), false, std::move(op)});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::HandOutRequest& r, Planned* p, std::vector<Operation>* ops) {
+    p->is_goods = true;
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+    // The engine bounds the lines (kHandoutLinesMax); refuse a larger list
+    // before copying it.
+    if (r.lines().empty() || static_cast<size_t>(r.lines_size()) > kHandoutLinesMax) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "lines: ", r.lines_size(), " lines; 1..", kHandoutLinesMax, " allowed"));
+    }
+    HandoutOp op{r.from(), r.item(), {}, r.purpose(), r.override_reason()};
+    op.lines.reserve(r.lines_size());
+    for (const pb::HandoutLine& line : r.lines()) {
+      op.lines.push_back({line.recipient(), line.quantity()});
+    }
+    ops->push_back({r.client_id(), false, std::move(op)});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::WriteOffGoodsRequest& r, Planned* p,
+                       std::vector<Operation>* ops) {
+    p->is_goods = true;
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+    ops->push_back({r.client_id(), false,
+                    WriteOffOp{r.from(), r.to(), r.item(), r.quantity(), r.lot(), r.reason()}});
+    return absl::OkStatus();
+  }
+
+  absl::Status Convert(const pb::SellGoodsRequest& r, Planned* p, std::vector<Operation>* ops) {
+    p->makes_lot = true;
+    p->is_goods = true;
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+    GoodsSaleOp op{r.from(),
+                   r.buyer(),
+                   r.item(),
+                   r.quantity(),
+                   r.to(),
+                   r.asset().empty() ? kDefaultMoneyAsset : r.asset(),
+                   r.proceeds(),
+                   r.memo()};
+    ops->push_back({r.client_id(), false, std::move(op)});
+    return absl::OkStatus();
+  }
+
   // Engine messages name engine fields; say it in the caller's words.
   static absl::Status Rephrase(const Planned& p, bool from_donor_open, const absl::Status& s) {
     std::string msg(s.message());
@@ -537,6 +642,11 @@ class WritePlanner {
       absl::StrReplaceAll({{"open_account.account", "donor"}, {"open_account.name", "donor_name"},
                            {"open_account", "donor"}},
                           &msg);
+      return absl::Status(s.code(), msg);
+    }
+    // The engine calls HandOutRequest.override_reason "handout.override".
+    if (absl::StrContains(msg, "handout.override:")) {
+      absl::StrReplaceAll({{"handout.override:", "handout.override_reason:"}}, &msg);
       return absl::Status(s.code(), msg);
     }
     return s;
@@ -738,12 +848,11 @@ class LedgerService final : public pb::Ledger::CallbackService, private Callback
                  kRpcBatchOpsMax, resp,
                  [](size_t, const WritePlanner::Planned& p, pb::BatchResult* out) {
                    *out->mutable_result() = p.result;
-                   if (p.is_donation) {
-                     out->set_lot(p.result.seq());
-                     out->set_trace_code(p.trace_code);
-                   }
+                   if (p.makes_lot) out->set_lot(p.result.seq());
+                   out->set_trace_code(p.trace_code);
                    out->set_recipient(p.recipient);
                    out->set_voucher_code(p.voucher_code);
+                   if (p.is_goods) out->set_moved(p.moved);
                  });
   }
 
@@ -915,13 +1024,24 @@ class LedgerService final : public pb::Ledger::CallbackService, private Callback
 
  private:
   // Public views hide anonymous donors and shop members, and show recipients
-  // only by category and community.
+  // only by category and community: in hops, places, conversion places.
   absl::Status TraceToProto(const LotTrace& t, bool public_view, pb::Trace* out) const {
     const bool hide_donor = public_view && t.lot.anonymous;
     auto shown = [&](const std::string& account) -> std::string {
       if (hide_donor && account == t.lot.donor) return "anonymous";
       if (public_view && account.rfind("recipient/", 0) == 0) return "recipient";
       return account;
+    };
+    // Category and community of the recipients met, looked up once each.
+    std::map<std::string, std::pair<std::string, std::string>> recipients;
+    auto recipient = [&](const std::string& account)
+        -> absl::StatusOr<const std::pair<std::string, std::string>*> {
+      auto it = recipients.find(account);
+      if (it == recipients.end()) {
+        WL_ASSIGN_OR_RETURN(AccountInfo info, shared_->ledger->GetAccount(account));
+        it = recipients.emplace(account, std::pair(info.category, info.community)).first;
+      }
+      return &it->second;
     };
     out->set_lot(t.lot.lot);
     out->set_donor(hide_donor ? "" : t.lot.donor);
@@ -932,6 +1052,17 @@ class LedgerService final : public pb::Ledger::CallbackService, private Callback
     out->set_time_us(t.lot.time_us);
     if (!public_view) out->set_member(t.lot.member);
     out->set_order_id(t.lot.order_id);
+    out->set_created_by(static_cast<pb::EntryType>(t.lot.created_by));
+    out->set_grade(t.lot.grade);
+    out->set_expires_us(t.lot.expires_us);
+    out->set_value_asset(t.lot.value_asset);
+    out->set_value(t.lot.value);
+    for (const LotParent& parent : t.lot.parents) {
+      pb::LotParent* q = out->add_parents();
+      ToProto(parent, q);
+      if (public_view && parent.anonymous) q->clear_donor();
+    }
+    out->set_parent_count(t.lot.parent_count);
     for (const TraceHop& h : t.hops) {
       pb::TraceHop* q = out->add_hops();
       q->set_seq(h.seq);
@@ -943,6 +1074,13 @@ class LedgerService final : public pb::Ledger::CallbackService, private Callback
       q->set_order_id(h.order_id);
       q->set_category(h.category);
       q->set_community(h.community);
+      // A hop to a person (a handout line, a disbursement) says which group
+      // the value reached, as the places do.
+      if (h.category.empty() && h.to.rfind("recipient/", 0) == 0) {
+        WL_ASSIGN_OR_RETURN(auto group, recipient(h.to));
+        q->set_category(group->first);
+        q->set_community(group->second);
+      }
     }
     auto places = [&](const std::vector<TracePlace>& in,
                       google::protobuf::RepeatedPtrField<pb::TracePlace>* to) -> absl::Status {
@@ -952,15 +1090,41 @@ class LedgerService final : public pb::Ledger::CallbackService, private Callback
         q->set_kind(static_cast<pb::AccountKind>(p.kind));
         q->set_amount(p.amount);
         if (p.kind == AccountKind::kRecipient) {
-          WL_ASSIGN_OR_RETURN(AccountInfo info, shared_->ledger->GetAccount(p.account));
-          q->set_category(info.category);
-          q->set_community(info.community);
+          WL_ASSIGN_OR_RETURN(auto group, recipient(p.account));
+          q->set_category(group->first);
+          q->set_community(group->second);
         }
       }
       return absl::OkStatus();
     };
     WL_RETURN_IF_ERROR(places(t.held, out->mutable_held()));
-    return places(t.reached, out->mutable_reached());
+    WL_RETURN_IF_ERROR(places(t.reached, out->mutable_reached()));
+    for (const LotConversion& c : t.conversions) {
+      pb::LotConversion* q = out->add_conversions();
+      q->set_seq(c.seq);
+      q->set_type(static_cast<pb::EntryType>(c.type));
+      q->set_asset(c.asset);
+      q->set_lot_amount(c.lot_amount);
+      q->set_consumed(c.consumed);
+      q->set_share(c.share);
+      for (const ConversionPlace& p : c.places) {
+        pb::ConversionPlace* r = q->add_places();
+        r->set_account(shown(p.account));
+        r->set_kind(static_cast<pb::AccountKind>(p.kind));
+        r->set_category(p.category);
+        r->set_community(p.community);
+        r->set_amount(p.amount);
+        r->set_source_amount(p.source_amount);
+        // Recipients come grouped (no account); should one come named, it
+        // is shown like any other recipient place.
+        if (p.kind == AccountKind::kRecipient && !p.account.empty() && p.category.empty()) {
+          WL_ASSIGN_OR_RETURN(auto group, recipient(p.account));
+          r->set_category(group->first);
+          r->set_community(group->second);
+        }
+      }
+    }
+    return absl::OkStatus();
   }
 };
 
@@ -1384,6 +1548,91 @@ class VouchersService final : public VouchersServiceBase, private CallbackCalls 
   }
 };
 
+// Goods: the catalogue (public reads) and the office's goods writes, each
+// planned and answered like the Ledger service's writes.
+class GoodsService final : public pb::Goods::CallbackService, private CallbackCalls {
+ public:
+  explicit GoodsService(Shared* shared) : CallbackCalls(shared) {}
+
+  grpc::ServerUnaryReactor* DefineItem(grpc::CallbackServerContext* ctx,
+                                       const pb::DefineItemRequest* req,
+                                       pb::WriteResult* resp) override {
+    return Write(ctx, "DefineItem", Access::kWrite, *req,
+                 [resp](const auto&, const pb::WriteResult& r) { *resp = r; });
+  }
+
+  grpc::ServerUnaryReactor* ListItems(grpc::CallbackServerContext* ctx,
+                                      const pb::ListItemsRequest*, pb::Items* resp) override {
+    return Read(ctx, "ListItems", Access::kPublic, [&](Role) -> absl::Status {
+      WL_ASSIGN_OR_RETURN(std::vector<ItemInfo> items, shared_->ledger->ListItems());
+      for (const ItemInfo& item : items) ToProto(item, resp->add_items());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetItem(grpc::CallbackServerContext* ctx,
+                                    const pb::GetItemRequest* req, pb::Item* resp) override {
+    return Read(ctx, "GetItem", Access::kPublic, [&](Role) -> absl::Status {
+      WL_ASSIGN_OR_RETURN(ItemInfo item, shared_->ledger->GetItem(req->item()));
+      ToProto(item, resp);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* GiveGoods(grpc::CallbackServerContext* ctx,
+                                      const pb::GiveGoodsRequest* req,
+                                      pb::GiveGoodsResponse* resp) override {
+    return Write(ctx, "GiveGoods", Access::kWrite, *req,
+                 [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
+                   *resp->mutable_result() = r;
+                   resp->set_lot(r.seq());
+                   resp->set_trace_code(p.trace_code);
+                 });
+  }
+
+  grpc::ServerUnaryReactor* BuyGoods(grpc::CallbackServerContext* ctx,
+                                     const pb::BuyGoodsRequest* req,
+                                     pb::BuyGoodsResponse* resp) override {
+    return Write(ctx, "BuyGoods", Access::kWrite, *req,
+                 [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
+                   *resp->mutable_result() = r;
+                   resp->set_lot(r.seq());
+                   resp->set_quantity(p.moved);
+                 });
+  }
+
+  grpc::ServerUnaryReactor* HandOut(grpc::CallbackServerContext* ctx,
+                                    const pb::HandOutRequest* req,
+                                    pb::HandOutResponse* resp) override {
+    return Write(ctx, "HandOut", Access::kWrite, *req,
+                 [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
+                   *resp->mutable_result() = r;
+                   resp->set_quantity(p.moved);
+                 });
+  }
+
+  grpc::ServerUnaryReactor* WriteOffGoods(grpc::CallbackServerContext* ctx,
+                                          const pb::WriteOffGoodsRequest* req,
+                                          pb::WriteOffGoodsResponse* resp) override {
+    return Write(ctx, "WriteOffGoods", Access::kWrite, *req,
+                 [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
+                   *resp->mutable_result() = r;
+                   resp->set_quantity(p.moved);
+                 });
+  }
+
+  grpc::ServerUnaryReactor* SellGoods(grpc::CallbackServerContext* ctx,
+                                      const pb::SellGoodsRequest* req,
+                                      pb::SellGoodsResponse* resp) override {
+    return Write(ctx, "SellGoods", Access::kWrite, *req,
+                 [resp](const WritePlanner::Planned& p, const pb::WriteResult& r) {
+                   *resp->mutable_result() = r;
+                   resp->set_lot(r.seq());
+                   resp->set_proceeds(p.moved);
+                 });
+  }
+};
+
 // The background expiry sweep: every `interval_ms` (on the real clock; the
 // vouchers' expiry is judged on the ledger's), one sweep of at most
 // kSweepVouchersMax vouchers, logged when it ended any. A longer backlog
@@ -1526,6 +1775,7 @@ class Server::Impl {
     transparency_service_ = std::make_unique<TransparencyService>(&shared_);
     checkout_service_ = std::make_unique<CheckoutService>(&shared_);
     vouchers_service_ = std::make_unique<VouchersService>(&shared_);
+    goods_service_ = std::make_unique<GoodsService>(&shared_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort(o.listen, creds, &port_);
     builder.SetMaxReceiveMessageSize(kMessageBytesMax);
@@ -1536,6 +1786,7 @@ class Server::Impl {
     builder.RegisterService(transparency_service_.get());
     builder.RegisterService(checkout_service_.get());
     builder.RegisterService(vouchers_service_.get());
+    builder.RegisterService(goods_service_.get());
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("listen: cannot bind ", o.listen));
@@ -1595,6 +1846,7 @@ class Server::Impl {
   std::unique_ptr<TransparencyService> transparency_service_;
   std::unique_ptr<CheckoutService> checkout_service_;
   std::unique_ptr<VouchersService> vouchers_service_;
+  std::unique_ptr<GoodsService> goods_service_;
   std::unique_ptr<VoucherSweeper> sweeper_;
   std::string verifier_key_;
   std::unique_ptr<grpc::Server> server_;

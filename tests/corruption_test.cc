@@ -441,7 +441,7 @@ TEST_F(CorruptionTest, StoredKeysAndValuesFollowTheFormat) {
     ASSERT_GT(value.size(), kClientIdOffset + 2 + kHashBytes) << "seq " << seq;
     const std::string bytes = value.substr(0, value.size() - kHashBytes);
     const std::string trailer = value.substr(value.size() - kHashBytes);
-    EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 1) << "version of seq " << seq;
+    EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 2) << "version of seq " << seq;
     EXPECT_EQ(LoadLe(bytes, 2, 8), seq) << "seq field of seq " << seq;
     EXPECT_EQ(bytes.substr(18, kHashBytes), previous_hash) << "prev_hash of seq " << seq;
     EXPECT_EQ(Hex(trailer), Hex(EntryHash(bytes))) << "trailer of seq " << seq << " is not the entry hash";

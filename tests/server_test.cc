@@ -70,6 +70,7 @@ using Stub = pb::Ledger::Stub;
 using TStub = pb::Transparency::Stub;
 using CStub = pb::Checkout::Stub;
 using VStub = pb::Vouchers::Stub;
+using GStub = pb::Goods::Stub;
 
 // Every client call carries a deadline (STYLE.md); generous for sanitizers.
 constexpr auto kCallTimeout = std::chrono::seconds(30);
@@ -223,6 +224,7 @@ class Client {
         transparency_(pb::Transparency::NewStub(channel_)),
         checkout_(pb::Checkout::NewStub(channel_)),
         vouchers_(pb::Vouchers::NewStub(channel_)),
+        goods_(pb::Goods::NewStub(channel_)),
         authorization_(std::move(authorization)) {}
 
   void Prepare(grpc::ClientContext* ctx) const {
@@ -264,6 +266,15 @@ class Client {
     grpc::ClientContext ctx;
     Prepare(&ctx);
     return (vouchers_.get()->*method)(&ctx, req, resp);
+  }
+
+  // Any unary Goods RPC: client.Call(&GStub::GiveGoods, request, &response).
+  template <typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (GStub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                    const Req& req, Resp* resp) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    return (goods_.get()->*method)(&ctx, req, resp);
   }
 
   grpc::Status Backup(const std::string& dir, pb::BackupResponse* resp) const {
@@ -327,6 +338,7 @@ class Client {
   std::unique_ptr<pb::Transparency::Stub> transparency_;
   std::unique_ptr<pb::Checkout::Stub> checkout_;
   std::unique_ptr<pb::Vouchers::Stub> vouchers_;
+  std::unique_ptr<pb::Goods::Stub> goods_;
   std::string authorization_;
 };
 
@@ -460,6 +472,90 @@ pb::IssueVoucherRequest IssueReq(const std::string& client_id, const std::string
   return r;
 }
 
+pb::DefineItemRequest DefineItemReq(const std::string& item, const std::string& unit = "box") {
+  pb::DefineItemRequest r;
+  r.set_client_id("item:" + item);
+  r.set_item(item);
+  r.set_name("name of " + item);
+  r.set_unit(unit);
+  return r;
+}
+
+pb::GiveGoodsRequest GiveGoodsReq(const std::string& client_id, const std::string& donor,
+                                  const std::string& to, const std::string& item,
+                                  int64_t quantity) {
+  pb::GiveGoodsRequest r;
+  r.set_client_id(client_id);
+  r.set_donor(donor);
+  r.set_to(to);
+  r.set_item(item);
+  r.set_quantity(quantity);
+  r.set_channel(pb::COMPANY_GIFT);
+  r.set_memo("gift in kind " + client_id);
+  return r;
+}
+
+pb::BuyGoodsRequest BuyGoodsReq(const std::string& client_id, const std::string& from,
+                                const std::string& supplier, int64_t price,
+                                const std::string& to, const std::string& item,
+                                int64_t quantity) {
+  pb::BuyGoodsRequest r;
+  r.set_client_id(client_id);
+  r.set_from(from);
+  r.set_supplier(supplier);
+  r.set_price(price);  // asset left empty: CNY
+  r.set_to(to);
+  r.set_item(item);
+  r.set_quantity(quantity);
+  r.set_memo("invoice " + client_id);
+  return r;
+}
+
+pb::HandOutRequest HandOutReq(const std::string& client_id, const std::string& from,
+                              const std::string& item,
+                              const std::vector<std::pair<std::string, int64_t>>& lines) {
+  pb::HandOutRequest r;
+  r.set_client_id(client_id);
+  r.set_from(from);
+  r.set_item(item);
+  for (const auto& [recipient, quantity] : lines) {
+    pb::HandoutLine* line = r.add_lines();
+    line->set_recipient(recipient);
+    line->set_quantity(quantity);
+  }
+  r.set_purpose("handout " + client_id);
+  return r;
+}
+
+pb::WriteOffGoodsRequest WriteOffReq(const std::string& client_id, const std::string& from,
+                                     const std::string& to, const std::string& item,
+                                     int64_t quantity, uint64_t lot = 0) {
+  pb::WriteOffGoodsRequest r;
+  r.set_client_id(client_id);
+  r.set_from(from);
+  r.set_to(to);
+  r.set_item(item);
+  r.set_quantity(quantity);
+  r.set_lot(lot);
+  r.set_reason("spoiled");
+  return r;
+}
+
+pb::SellGoodsRequest SellGoodsReq(const std::string& client_id, const std::string& from,
+                                  const std::string& buyer, const std::string& item,
+                                  int64_t quantity, const std::string& to, int64_t proceeds) {
+  pb::SellGoodsRequest r;
+  r.set_client_id(client_id);
+  r.set_from(from);
+  r.set_buyer(buyer);
+  r.set_item(item);
+  r.set_quantity(quantity);
+  r.set_to(to);
+  r.set_proceeds(proceeds);  // asset left empty: CNY
+  r.set_memo("sale " + client_id);
+  return r;
+}
+
 // A code as a cashier might type it: lower case, in dashed groups of four.
 std::string AsTyped(const std::string& code) {
   std::string typed;
@@ -468,6 +564,26 @@ std::string AsTyped(const std::string& code) {
     typed.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(code[i]))));
   }
   return typed;
+}
+
+// Puts a goods request into a BatchOperation.
+void SetOperation(const pb::DefineItemRequest& r, pb::BatchOperation* op) {
+  *op->mutable_define_item() = r;
+}
+void SetOperation(const pb::GiveGoodsRequest& r, pb::BatchOperation* op) {
+  *op->mutable_give_goods() = r;
+}
+void SetOperation(const pb::BuyGoodsRequest& r, pb::BatchOperation* op) {
+  *op->mutable_buy_goods() = r;
+}
+void SetOperation(const pb::HandOutRequest& r, pb::BatchOperation* op) {
+  *op->mutable_hand_out() = r;
+}
+void SetOperation(const pb::WriteOffGoodsRequest& r, pb::BatchOperation* op) {
+  *op->mutable_write_off_goods() = r;
+}
+void SetOperation(const pb::SellGoodsRequest& r, pb::BatchOperation* op) {
+  *op->mutable_sell_goods() = r;
 }
 
 // Sends one BatchOperation through its own unary RPC and returns the status.
@@ -508,6 +624,30 @@ grpc::Status CallUnary(const Client& c, const pb::BatchOperation& op) {
     case pb::BatchOperation::kVoidVoucher: {
       pb::WriteResult r;
       return c.Call(&VStub::VoidVoucher, op.void_voucher(), &r);
+    }
+    case pb::BatchOperation::kDefineItem: {
+      pb::WriteResult r;
+      return c.Call(&GStub::DefineItem, op.define_item(), &r);
+    }
+    case pb::BatchOperation::kGiveGoods: {
+      pb::GiveGoodsResponse r;
+      return c.Call(&GStub::GiveGoods, op.give_goods(), &r);
+    }
+    case pb::BatchOperation::kBuyGoods: {
+      pb::BuyGoodsResponse r;
+      return c.Call(&GStub::BuyGoods, op.buy_goods(), &r);
+    }
+    case pb::BatchOperation::kHandOut: {
+      pb::HandOutResponse r;
+      return c.Call(&GStub::HandOut, op.hand_out(), &r);
+    }
+    case pb::BatchOperation::kWriteOffGoods: {
+      pb::WriteOffGoodsResponse r;
+      return c.Call(&GStub::WriteOffGoods, op.write_off_goods(), &r);
+    }
+    case pb::BatchOperation::kSellGoods: {
+      pb::SellGoodsResponse r;
+      return c.Call(&GStub::SellGoods, op.sell_goods(), &r);
     }
     case pb::BatchOperation::OP_NOT_SET: break;
   }
@@ -742,6 +882,53 @@ class ServerTest : public ::testing::Test {
     w.reversed_seq = Donate("setup-don-2", "donor/alice", "fund/general", 500).lot();
     Write(&Stub::Correct, ReverseReq("setup-rev-1", w.reversed_seq));
     return w;
+  }
+
+  // ---- goods ----
+
+  // A goods write that must succeed.
+  template <typename Req, typename Resp>
+  Resp GoodsWrite(grpc::Status (GStub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                  const Req& req) {
+    Resp out;
+    grpc::Status s = client_->Call(method, req, &out);
+    EXPECT_TRUE(s.ok()) << req.client_id() << ": " << Describe(s);
+    clock_.AdvanceMicros(1000);
+    return out;
+  }
+
+  // A goods depot: the general fund with three gifts from donor/alice
+  // (1,000, 2,000 and 3,000 fen, oldest first), items rice (kg) and oil
+  // (bottle) with their stocks, a supplier, an expense for spoilage, a shop
+  // that buys goods (store/a, any asset) and two recipients: dibao in c001
+  // and elderly-poverty in c002.
+  struct Depot {
+    std::vector<uint64_t> money_lots;
+    std::vector<std::string> money_codes;
+    std::string r1;
+    std::string r2;
+  };
+
+  Depot SetUpDepot() {
+    Depot d;
+    Open("fund/general", pb::FUND, "CNY");
+    Open("donor/alice", pb::DONOR);
+    Open("supplier/farm", pb::SUPPLIER);
+    Open("expense/spoilage", pb::EXPENSE);
+    Open("store/a", pb::MERCHANT);
+    Open("stock/rice", pb::STOCK, "item:rice");
+    Open("stock/oil", pb::STOCK, "item:oil");
+    GoodsWrite(&GStub::DefineItem, DefineItemReq("item:rice", "kg"));
+    GoodsWrite(&GStub::DefineItem, DefineItemReq("item:oil", "bottle"));
+    for (int i = 1; i <= 3; ++i) {
+      const pb::DonateResponse gift = Donate("depot-gift-" + std::to_string(i), "donor/alice",
+                                             "fund/general", 1000 * i);
+      d.money_lots.push_back(gift.lot());
+      d.money_codes.push_back(gift.trace_code());
+    }
+    d.r1 = Register("depot-r1", ValidId(11), "dibao", "c001");
+    d.r2 = Register("depot-r2", ValidId(12), "elderly-poverty", "c002");
+    return d;
   }
 
   TempDir dir_;
@@ -2583,6 +2770,13 @@ TEST_F(ServerTest, EveryInvalidFieldOfEveryWriteIsRejectedNamingTheFieldAndWrite
         break;
       case pb::BatchOperation::kIssueVoucher: op.mutable_issue_voucher()->set_client_id(id); break;
       case pb::BatchOperation::kVoidVoucher: op.mutable_void_voucher()->set_client_id(id); break;
+      // The goods writes have a test of their own.
+      case pb::BatchOperation::kDefineItem:
+      case pb::BatchOperation::kGiveGoods:
+      case pb::BatchOperation::kBuyGoods:
+      case pb::BatchOperation::kHandOut:
+      case pb::BatchOperation::kWriteOffGoods:
+      case pb::BatchOperation::kSellGoods:
       case pb::BatchOperation::OP_NOT_SET: break;
     }
     EXPECT_TRUE(IsOk(CallUnary(*client_, op))) << "base " << i;
@@ -2656,6 +2850,717 @@ TEST_F(ServerTest, SubmitBatchRejectsEmptyAndOversizedBatchesAndMalformedOperati
   EXPECT_EQ(now.hash(), head.hash());
   EXPECT_FALSE(AccountExists("expense/x"));
   EXPECT_FALSE(AccountExists("expense/z"));
+}
+
+// ================================================================ goods
+
+TEST_F(ServerTest, DefineItemAddsAnItemOnceAndTheCatalogueShowsWhatTheStocksHold) {
+  Open("donor/alice", pb::DONOR);
+  Open("stock/rice", pb::STOCK, "item:rice");
+  Open("stock/rice-2", pb::STOCK, "item:rice");
+  pb::WriteResult first;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::DefineItem, DefineItemReq("item:rice", "kg"), &first)));
+  EXPECT_FALSE(first.duplicate());
+  pb::WriteResult again;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::DefineItem, DefineItemReq("item:rice", "kg"), &again)));
+  EXPECT_TRUE(again.duplicate());
+  EXPECT_EQ(again.seq(), first.seq());
+  pb::DefineItemRequest twice = DefineItemReq("item:rice", "kg");
+  twice.set_client_id("define-rice-again");
+  EXPECT_TRUE(IsError(client_->Call(&GStub::DefineItem, twice, &again), grpc::ALREADY_EXISTS,
+                      "item.item"));
+  const uint64_t oil_seq = GoodsWrite(&GStub::DefineItem, DefineItemReq("item:oil", "bottle")).seq();
+  GoodsWrite(&GStub::GiveGoods, GiveGoodsReq("g-1", "donor/alice", "stock/rice", "item:rice", 30));
+  GoodsWrite(&GStub::GiveGoods, GiveGoodsReq("g-2", "donor/alice", "stock/rice-2", "item:rice", 12));
+
+  pb::Items items;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::ListItems, pb::ListItemsRequest(), &items)));
+  ASSERT_EQ(items.items_size(), 2);
+  EXPECT_EQ(items.items(0).item(), "item:rice");
+  EXPECT_EQ(items.items(0).name(), "name of item:rice");
+  EXPECT_EQ(items.items(0).unit(), "kg");
+  EXPECT_EQ(items.items(0).defined_seq(), first.seq());
+  EXPECT_EQ(items.items(0).in_stock(), 42);  // both stocks
+  EXPECT_EQ(items.items(1).item(), "item:oil");
+  EXPECT_EQ(items.items(1).defined_seq(), oil_seq);
+  EXPECT_EQ(items.items(1).in_stock(), 0);
+
+  pb::GetItemRequest get;
+  get.set_item("item:oil");
+  pb::Item item;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::GetItem, get, &item)));
+  EXPECT_EQ(item.unit(), "bottle");
+  EXPECT_EQ(item.defined_seq(), oil_seq);
+  get.set_item("item:salt");
+  EXPECT_TRUE(IsError(client_->Call(&GStub::GetItem, get, &item), grpc::NOT_FOUND, "item"));
+  get.set_item("CNY");
+  EXPECT_TRUE(IsError(client_->Call(&GStub::GetItem, get, &item), grpc::INVALID_ARGUMENT, "item"));
+
+  pb::GetEntryRequest entry_req;
+  entry_req.set_seq(first.seq());
+  pb::Entry entry;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, entry_req, &entry)));
+  EXPECT_EQ(entry.type(), pb::ITEM);
+  EXPECT_EQ(entry.summary(), "catalogue item item:rice counted in kg: name of item:rice");
+}
+
+TEST_F(ServerTest, GiveGoodsReturnsALotAndATraceCodeAndARetryIsADuplicate) {
+  Open("stock/rice", pb::STOCK, "item:rice");
+  GoodsWrite(&GStub::DefineItem, DefineItemReq("item:rice", "kg"));
+  pb::GiveGoodsRequest req =
+      GiveGoodsReq("gift-1", "donor/grain-co", "stock/rice", "item:rice", 500);
+  req.set_create_donor(true);
+  req.set_donor_name("Grain company");
+  req.set_grade("A");
+  const int64_t expires_us = clock_.NowMicros() + 30 * 24 * kHourUs;
+  req.set_expires_us(expires_us);
+  req.set_value_asset("CNY");
+  req.set_value(250000);
+  pb::GiveGoodsResponse gift;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::GiveGoods, req, &gift)));
+  EXPECT_FALSE(gift.result().duplicate());
+  EXPECT_EQ(gift.lot(), gift.result().seq());
+  EXPECT_TRUE(IsTraceCode(gift.trace_code())) << gift.trace_code();
+  clock_.AdvanceMicros(1000);
+
+  pb::GiveGoodsResponse again;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::GiveGoods, req, &again)));
+  EXPECT_TRUE(again.result().duplicate());
+  EXPECT_EQ(again.result().seq(), gift.result().seq());
+  EXPECT_EQ(again.lot(), gift.lot());
+  EXPECT_EQ(again.trace_code(), gift.trace_code());
+  EXPECT_EQ(BalanceOf("stock/rice", "item:rice"), 500);
+  EXPECT_EQ(Account("donor/grain-co").kind(), pb::DONOR);
+  EXPECT_EQ(Account("donor/grain-co").name(), "Grain company");
+
+  pb::GiveGoodsRequest changed = req;
+  changed.set_quantity(501);
+  EXPECT_TRUE(IsError(client_->Call(&GStub::GiveGoods, changed, &again), grpc::ALREADY_EXISTS,
+                      "quantity"));
+
+  const pb::Trace t = TraceOf(gift.lot());
+  EXPECT_EQ(t.created_by(), pb::GOODS_GIFT);
+  EXPECT_EQ(t.donor(), "donor/grain-co");
+  EXPECT_EQ(t.asset(), "item:rice");
+  EXPECT_EQ(t.amount(), 500);
+  EXPECT_EQ(t.grade(), "A");
+  EXPECT_EQ(t.expires_us(), expires_us);
+  EXPECT_EQ(t.value_asset(), "CNY");
+  EXPECT_EQ(t.value(), 250000);
+  EXPECT_EQ(t.parent_count(), 0u);
+  ASSERT_EQ(t.hops_size(), 1);
+  EXPECT_EQ(t.hops(0).type(), pb::GOODS_GIFT);
+  // The appraisal is recorded, never counted: no money moved.
+  const pb::Account donor = Account("donor/grain-co");
+  for (const pb::Balance& b : donor.balances()) EXPECT_NE(b.asset(), "CNY");
+}
+
+TEST_F(ServerTest, BuyGoodsPaysOldestMoneyFirstAndTheGoodsLotNamesTheMoneyLotsBehindIt) {
+  const Depot d = SetUpDepot();
+  const pb::BuyGoodsRequest req =
+      BuyGoodsReq("buy-1", "fund/general", "supplier/farm", 4500, "stock/rice", "item:rice", 6);
+  pb::BuyGoodsResponse bought;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::BuyGoods, req, &bought)));
+  EXPECT_EQ(bought.lot(), bought.result().seq());
+  EXPECT_EQ(bought.quantity(), 6);
+  clock_.AdvanceMicros(1000);
+  pb::BuyGoodsResponse again;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::BuyGoods, req, &again)));
+  EXPECT_TRUE(again.result().duplicate());
+  EXPECT_EQ(again.lot(), bought.lot());
+  EXPECT_EQ(again.quantity(), 6);
+
+  EXPECT_EQ(BalanceOf("fund/general"), 6000 - 4500);
+  EXPECT_EQ(BalanceOf("stock/rice", "item:rice"), 6);
+  EXPECT_EQ(BalanceOf("supplier/farm"), 4500);
+
+  // Lots 1,000 + 2,000 + 1,500 of 3,000 paid; 6 kg shared by largest
+  // remainder: 1.33, 2.67, 2.00 -> 1, 3, 2.
+  const pb::Trace t = TraceOf(bought.lot());
+  EXPECT_EQ(t.created_by(), pb::GOODS_PURCHASE);
+  EXPECT_EQ(t.donor(), "supplier/farm");
+  EXPECT_EQ(t.amount(), 6);
+  ASSERT_EQ(t.parent_count(), 3u);
+  ASSERT_EQ(t.parents_size(), 3);
+  const int64_t consumed[] = {1000, 2000, 1500};
+  const int64_t shares[] = {1, 3, 2};
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(t.parents(i).lot(), d.money_lots[i]);
+    EXPECT_EQ(t.parents(i).donor(), "donor/alice");
+    EXPECT_EQ(t.parents(i).asset(), "CNY");
+    EXPECT_EQ(t.parents(i).consumed(), consumed[i]);
+    EXPECT_EQ(t.parents(i).share(), shares[i]);
+  }
+
+  pb::FundSummaryRequest fund;
+  fund.set_account("fund/general");
+  pb::FundSummary summary;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetFundSummary, fund, &summary)));
+  EXPECT_EQ(summary.goods_bought(), 4500);
+  EXPECT_EQ(summary.held(), 1500);
+
+  pb::GetEntryRequest entry_req;
+  entry_req.set_seq(bought.result().seq());
+  pb::Entry entry;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, entry_req, &entry)));
+  EXPECT_EQ(entry.type(), pb::GOODS_PURCHASE);
+  EXPECT_EQ(entry.summary(),
+            "goods purchase of 6 item:rice from supplier/farm into stock/rice for 45.00 CNY "
+            "from fund/general: invoice buy-1");
+}
+
+TEST_F(ServerTest, HandOutGivesEachRecipientItsLineInOneEntryAndARetryIsADuplicate) {
+  const Depot d = SetUpDepot();
+  GoodsWrite(&GStub::GiveGoods, GiveGoodsReq("rice", "donor/alice", "stock/rice", "item:rice", 10));
+  const pb::HandOutRequest req =
+      HandOutReq("hand-1", "stock/rice", "item:rice", {{d.r1, 2}, {d.r2, 3}});
+  pb::HandOutResponse out;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::HandOut, req, &out)));
+  EXPECT_EQ(out.quantity(), 5);
+  clock_.AdvanceMicros(1000);
+  pb::HandOutResponse again;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::HandOut, req, &again)));
+  EXPECT_TRUE(again.result().duplicate());
+  EXPECT_EQ(again.result().seq(), out.result().seq());
+  EXPECT_EQ(again.quantity(), 5);
+
+  EXPECT_EQ(BalanceOf("stock/rice", "item:rice"), 5);
+  EXPECT_EQ(BalanceOf(d.r1, "item:rice"), 2);
+  EXPECT_EQ(BalanceOf(d.r2, "item:rice"), 3);
+  pb::GetEntryRequest entry_req;
+  entry_req.set_seq(out.result().seq());
+  pb::Entry entry;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, entry_req, &entry)));
+  EXPECT_EQ(entry.type(), pb::HANDOUT);
+  EXPECT_EQ(entry.policy(), "fefo/v1");
+  ASSERT_EQ(entry.postings_size(), 2);
+  EXPECT_EQ(entry.postings(0).to(), d.r1);
+  EXPECT_EQ(entry.postings(1).to(), d.r2);
+  // One line for people: how many, not who.
+  EXPECT_EQ(entry.summary(), "handout of 5 item:rice from stock/rice to 2 recipients: handout hand-1");
+}
+
+TEST_F(ServerTest, HandOutAcceptsTheMaximumOf1000LinesInOneEntry) {
+  Open("donor/alice", pb::DONOR);
+  Open("stock/rice", pb::STOCK, "item:rice");
+  GoodsWrite(&GStub::DefineItem, DefineItemReq("item:rice", "kg"));
+  GoodsWrite(&GStub::GiveGoods,
+             GiveGoodsReq("rice", "donor/alice", "stock/rice", "item:rice", 2000));
+  ASSERT_EQ(kHandoutLinesMax, 1000u);
+  pb::BatchRequest registrations;
+  for (int i = 0; i < static_cast<int>(kHandoutLinesMax); ++i) {
+    *registrations.add_operations()->mutable_register_recipient() =
+        RegisterReq("reg-" + std::to_string(i), ValidId(i));
+  }
+  pb::BatchResponse registered;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, registrations, &registered)));
+  std::vector<std::pair<std::string, int64_t>> lines;
+  for (const pb::BatchResult& r : registered.results()) {
+    ASSERT_EQ(r.code(), grpc::OK) << r.message();
+    lines.push_back({r.recipient(), 1});
+  }
+  pb::HandOutResponse out;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::HandOut,
+                                 HandOutReq("hand-max", "stock/rice", "item:rice", lines), &out)));
+  EXPECT_EQ(out.quantity(), 1000);
+  EXPECT_EQ(BalanceOf("stock/rice", "item:rice"), 1000);
+
+  lines.push_back({lines[0].first, 1});  // 1,001 lines
+  EXPECT_TRUE(IsError(client_->Call(&GStub::HandOut,
+                                    HandOutReq("hand-over", "stock/rice", "item:rice", lines), &out),
+                      grpc::INVALID_ARGUMENT, "lines"));
+}
+
+TEST_F(ServerTest, WriteOffGoodsTakesTheGivenLotOrTheEarliestExpiry) {
+  SetUpDepot();
+  pb::GiveGoodsRequest late = GiveGoodsReq("late", "donor/alice", "stock/rice", "item:rice", 10);
+  late.set_expires_us(clock_.NowMicros() + 48 * kHourUs);
+  const uint64_t late_lot = GoodsWrite(&GStub::GiveGoods, late).lot();
+  pb::GiveGoodsRequest soon = GiveGoodsReq("soon", "donor/alice", "stock/rice", "item:rice", 10);
+  soon.set_expires_us(clock_.NowMicros() + 24 * kHourUs);
+  const uint64_t soon_lot = GoodsWrite(&GStub::GiveGoods, soon).lot();
+
+  auto slices_of = [&](uint64_t seq) {
+    pb::GetEntryRequest req;
+    req.set_seq(seq);
+    pb::Entry entry;
+    EXPECT_TRUE(IsOk(client_->Call(&Stub::GetEntry, req, &entry)));
+    std::vector<std::pair<uint64_t, int64_t>> out;
+    for (const pb::Slice& s : entry.postings(0).slices()) out.push_back({s.lot(), s.amount()});
+    return out;
+  };
+  // Earliest expiry first: the later gift's lot expires sooner.
+  const pb::WriteOffGoodsRequest fefo =
+      WriteOffReq("off-1", "stock/rice", "expense/spoilage", "item:rice", 3);
+  const pb::WriteOffGoodsResponse off = GoodsWrite(&GStub::WriteOffGoods, fefo);
+  EXPECT_EQ(off.quantity(), 3);
+  EXPECT_EQ(slices_of(off.result().seq()),
+            (std::vector<std::pair<uint64_t, int64_t>>{{soon_lot, 3}}));
+  // A spoiled batch: only from its lot.
+  const pb::WriteOffGoodsResponse batch = GoodsWrite(
+      &GStub::WriteOffGoods,
+      WriteOffReq("off-2", "stock/rice", "expense/spoilage", "item:rice", 4, late_lot));
+  EXPECT_EQ(slices_of(batch.result().seq()),
+            (std::vector<std::pair<uint64_t, int64_t>>{{late_lot, 4}}));
+  pb::WriteOffGoodsResponse again;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::WriteOffGoods, fefo, &again)));
+  EXPECT_TRUE(again.result().duplicate());
+  EXPECT_EQ(again.result().seq(), off.result().seq());
+  EXPECT_EQ(BalanceOf("stock/rice", "item:rice"), 13);
+  EXPECT_EQ(BalanceOf("expense/spoilage", "item:rice"), 7);
+}
+
+TEST_F(ServerTest, SellGoodsPutsTheProceedsIntoAFundAsALotWhoseParentsAreTheGoodsSold) {
+  SetUpDepot();
+  const uint64_t gift_a =
+      GoodsWrite(&GStub::GiveGoods, GiveGoodsReq("a", "donor/alice", "stock/rice", "item:rice", 3))
+          .lot();
+  Open("donor/bob", pb::DONOR);
+  const uint64_t gift_b =
+      GoodsWrite(&GStub::GiveGoods, GiveGoodsReq("b", "donor/bob", "stock/rice", "item:rice", 5))
+          .lot();
+  const pb::SellGoodsRequest req =
+      SellGoodsReq("sale-1", "stock/rice", "store/a", "item:rice", 6, "fund/general", 1200);
+  pb::SellGoodsResponse sold;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::SellGoods, req, &sold)));
+  EXPECT_EQ(sold.lot(), sold.result().seq());
+  EXPECT_EQ(sold.proceeds(), 1200);
+  clock_.AdvanceMicros(1000);
+  pb::SellGoodsResponse again;
+  ASSERT_TRUE(IsOk(client_->Call(&GStub::SellGoods, req, &again)));
+  EXPECT_TRUE(again.result().duplicate());
+  EXPECT_EQ(again.lot(), sold.lot());
+  EXPECT_EQ(again.proceeds(), 1200);
+
+  EXPECT_EQ(BalanceOf("fund/general"), 6000 + 1200);
+  EXPECT_EQ(BalanceOf("stock/rice", "item:rice"), 2);
+  EXPECT_EQ(BalanceOf("store/a", "item:rice"), 6);
+
+  const pb::Trace t = TraceOf(sold.lot());
+  EXPECT_EQ(t.created_by(), pb::GOODS_SALE);
+  EXPECT_EQ(t.donor(), "store/a");
+  EXPECT_EQ(t.asset(), "CNY");
+  EXPECT_EQ(t.amount(), 1200);
+  ASSERT_EQ(t.parents_size(), 2);
+  EXPECT_EQ(t.parents(0).lot(), gift_a);
+  EXPECT_EQ(t.parents(0).donor(), "donor/alice");
+  EXPECT_EQ(t.parents(0).consumed(), 3);
+  EXPECT_EQ(t.parents(0).share(), 600);
+  EXPECT_EQ(t.parents(1).lot(), gift_b);
+  EXPECT_EQ(t.parents(1).donor(), "donor/bob");
+  EXPECT_EQ(t.parents(1).consumed(), 3);
+  EXPECT_EQ(t.parents(1).share(), 600);
+
+  pb::FundSummaryRequest fund;
+  fund.set_account("fund/general");
+  pb::FundSummary summary;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetFundSummary, fund, &summary)));
+  EXPECT_EQ(summary.goods_sales(), 1200);
+}
+
+TEST_F(ServerTest, TheGoodsWritesInSubmitBatchAnswerLotsTraceCodesAndQuantities) {
+  const Depot d = SetUpDepot();
+  Open("stock/beans", pb::STOCK, "item:beans");
+  pb::BatchRequest req;
+  *req.add_operations()->mutable_define_item() = DefineItemReq("item:beans", "kg");
+  {
+    pb::GiveGoodsRequest g = GiveGoodsReq("b-give", "donor/new-co", "stock/beans", "item:beans", 9);
+    g.set_create_donor(true);
+    *req.add_operations()->mutable_give_goods() = g;
+  }
+  *req.add_operations()->mutable_buy_goods() =
+      BuyGoodsReq("b-buy", "fund/general", "supplier/farm", 1000, "stock/beans", "item:beans", 4);
+  *req.add_operations()->mutable_hand_out() =
+      HandOutReq("b-hand", "stock/beans", "item:beans", {{d.r1, 5}, {d.r2, 1}});
+  *req.add_operations()->mutable_write_off_goods() =
+      WriteOffReq("b-off", "stock/beans", "expense/spoilage", "item:beans", 2);
+  *req.add_operations()->mutable_sell_goods() =
+      SellGoodsReq("b-sell", "stock/beans", "store/a", "item:beans", 5, "fund/general", 500);
+  const uint64_t before = client_->HeadSeq();
+  pb::BatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, req, &resp)));
+  ASSERT_EQ(resp.results_size(), 6);
+  for (const pb::BatchResult& r : resp.results()) ASSERT_EQ(r.code(), grpc::OK) << r.message();
+  EXPECT_EQ(client_->HeadSeq(), before + 7);  // the gift also opened its donor
+
+  EXPECT_EQ(resp.results(0).lot(), 0u);
+  EXPECT_EQ(resp.results(0).moved(), 0);
+  EXPECT_EQ(resp.results(1).lot(), resp.results(1).result().seq());
+  EXPECT_TRUE(IsTraceCode(resp.results(1).trace_code()));
+  EXPECT_EQ(resp.results(1).moved(), 9);
+  EXPECT_EQ(resp.results(2).lot(), resp.results(2).result().seq());
+  EXPECT_TRUE(resp.results(2).trace_code().empty());
+  EXPECT_EQ(resp.results(2).moved(), 4);
+  EXPECT_EQ(resp.results(3).lot(), 0u);
+  EXPECT_EQ(resp.results(3).moved(), 6);
+  EXPECT_EQ(resp.results(4).moved(), 2);
+  EXPECT_EQ(resp.results(5).lot(), resp.results(5).result().seq());
+  EXPECT_EQ(resp.results(5).moved(), 500);
+  EXPECT_EQ(BalanceOf("stock/beans", "item:beans"), 0);
+  EXPECT_EQ(BalanceOf("fund/general"), 6000 - 1000 + 500);
+
+  pb::BatchResponse again;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, req, &again)));
+  for (int i = 0; i < again.results_size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(again.results(i).code(), grpc::OK) << again.results(i).message();
+    EXPECT_TRUE(again.results(i).result().duplicate());
+    EXPECT_EQ(again.results(i).lot(), resp.results(i).lot());
+    EXPECT_EQ(again.results(i).trace_code(), resp.results(i).trace_code());
+    EXPECT_EQ(again.results(i).moved(), resp.results(i).moved());
+  }
+  EXPECT_EQ(client_->HeadSeq(), before + 7);
+}
+
+TEST_F(ServerTest, EveryInvalidFieldOfEveryGoodsWriteIsRejectedNamingTheFieldAndWritesNothing) {
+  const Depot d = SetUpDepot();
+  using grpc::StatusCode;
+  constexpr StatusCode kInvalid = grpc::INVALID_ARGUMENT;
+  constexpr StatusCode kNotFound = grpc::NOT_FOUND;
+  constexpr StatusCode kExists = grpc::ALREADY_EXISTS;
+  constexpr StatusCode kState = grpc::FAILED_PRECONDITION;
+  const std::string long_text(kTextBytesMax + 1, 't');
+  const uint64_t rice_lot =
+      GoodsWrite(&GStub::GiveGoods,
+                 GiveGoodsReq("matrix-rice", "donor/alice", "stock/rice", "item:rice", 20))
+          .lot();
+  GoodsWrite(&GStub::GiveGoods,
+             GiveGoodsReq("matrix-rice-2", "donor/alice", "stock/rice", "item:rice", 10));
+  GoodsWrite(&GStub::GiveGoods,
+             GiveGoodsReq("matrix-oil", "donor/alice", "stock/oil", "item:oil", 5));
+  Open("stock/salt", pb::STOCK, "item:salt");  // salt is not in the catalogue
+
+  // Valid bases; every case changes one field.
+  const pb::DefineItemRequest define = DefineItemReq("item:beans", "kg");
+  const pb::GiveGoodsRequest give =
+      GiveGoodsReq("", "donor/alice", "stock/rice", "item:rice", 5);
+  const pb::BuyGoodsRequest buy =
+      BuyGoodsReq("", "fund/general", "supplier/farm", 100, "stock/rice", "item:rice", 2);
+  const pb::HandOutRequest hand =
+      HandOutReq("", "stock/rice", "item:rice", {{d.r1, 1}, {d.r2, 2}});
+  const pb::WriteOffGoodsRequest off =
+      WriteOffReq("", "stock/rice", "expense/spoilage", "item:rice", 1);
+  const pb::SellGoodsRequest sell =
+      SellGoodsReq("", "stock/rice", "store/a", "item:rice", 1, "fund/general", 50);
+
+  std::vector<BadCase> cases;
+  int next_id = 0;
+  // Each case: a base with a client id of its own, changed by `mutate`.
+  auto add = [&](std::string name, StatusCode code, std::string field, auto base, auto mutate) {
+    base.set_client_id("goods-bad-" + std::to_string(next_id++));
+    mutate(base);
+    pb::BatchOperation op;
+    SetOperation(base, &op);
+    cases.push_back({std::move(name), std::move(op), code, std::move(field)});
+  };
+
+  // ---- DefineItem ----
+  add("DefineItem/reserved client_id", kInvalid, "client_id", define,
+      [](auto& r) { r.set_client_id("~x"); });
+  add("DefineItem/money code", kInvalid, "item", define, [](auto& r) { r.set_item("CNY"); });
+  add("DefineItem/malformed code", kInvalid, "item", define,
+      [](auto& r) { r.set_item("item:Beans"); });
+  add("DefineItem/empty name", kInvalid, "name", define, [](auto& r) { r.set_name(""); });
+  add("DefineItem/empty unit", kInvalid, "unit", define, [](auto& r) { r.set_unit(""); });
+  add("DefineItem/upper-case unit", kInvalid, "unit", define, [](auto& r) { r.set_unit("Kg"); });
+  add("DefineItem/17-letter unit", kInvalid, "unit", define,
+      [](auto& r) { r.set_unit(std::string(17, 'k')); });
+  add("DefineItem/already in the catalogue", kExists, "item", define,
+      [](auto& r) { r.set_item("item:rice"); });
+
+  // ---- GiveGoods ----
+  add("GiveGoods/empty client_id", kInvalid, "client_id", give,
+      [](auto& r) { r.set_client_id(""); });
+  add("GiveGoods/unknown channel", kInvalid, "channel", give,
+      [](auto& r) { r.set_channel(static_cast<pb::DonationChannel>(9)); });
+  add("GiveGoods/empty donor", kInvalid, "donor", give, [](auto& r) { r.set_donor(""); });
+  add("GiveGoods/quantity 0", kInvalid, "quantity", give, [](auto& r) { r.set_quantity(0); });
+  add("GiveGoods/quantity -1", kInvalid, "quantity", give, [](auto& r) { r.set_quantity(-1); });
+  add("GiveGoods/quantity above the maximum", kInvalid, "quantity", give,
+      [](auto& r) { r.set_quantity(kAmountMax + 1); });
+  add("GiveGoods/money as the item", kInvalid, "item", give, [](auto& r) { r.set_item("CNY"); });
+  add("GiveGoods/item not in the catalogue", kState, "item", give, [](auto& r) {
+    r.set_to("stock/salt");
+    r.set_item("item:salt");
+  });
+  add("GiveGoods/malformed grade", kInvalid, "grade", give, [](auto& r) { r.set_grade("a b"); });
+  add("GiveGoods/negative expiry", kInvalid, "expires_us", give,
+      [](auto& r) { r.set_expires_us(-1); });
+  add("GiveGoods/expired batch", kState, "expires_us", give,
+      [&](auto& r) { r.set_expires_us(clock_.NowMicros() - 1); });
+  add("GiveGoods/value without its asset", kInvalid, "value_asset", give,
+      [](auto& r) { r.set_value(100); });
+  add("GiveGoods/goods as the value asset", kInvalid, "value_asset", give, [](auto& r) {
+    r.set_value_asset("item:rice");
+    r.set_value(100);
+  });
+  add("GiveGoods/value 0 with an asset", kInvalid, "value", give, [](auto& r) {
+    r.set_value_asset("CNY");
+    r.set_value(0);
+  });
+  add("GiveGoods/over-long memo", kInvalid, "memo", give,
+      [&](auto& r) { r.set_memo(long_text); });
+  add("GiveGoods/unknown donor", kNotFound, "donor", give,
+      [](auto& r) { r.set_donor("donor/nobody"); });
+  add("GiveGoods/donor is a fund", kState, "donor", give,
+      [](auto& r) { r.set_donor("fund/general"); });
+  add("GiveGoods/into a fund", kState, "to", give, [](auto& r) { r.set_to("fund/general"); });
+  add("GiveGoods/into the stock of another item", kState, "to", give,
+      [](auto& r) { r.set_to("stock/oil"); });
+  add("GiveGoods/unknown stock", kNotFound, "to", give,
+      [](auto& r) { r.set_to("stock/nowhere"); });
+  add("GiveGoods/client_id reused with another quantity", kExists, "quantity", give, [](auto& r) {
+    r.set_client_id("matrix-rice");
+    r.set_quantity(21);
+  });
+
+  // ---- BuyGoods ----
+  add("BuyGoods/reserved client_id", kInvalid, "client_id", buy,
+      [](auto& r) { r.set_client_id("~x"); });
+  add("BuyGoods/empty from", kInvalid, "from", buy, [](auto& r) { r.set_from(""); });
+  add("BuyGoods/goods as the asset", kInvalid, "asset", buy,
+      [](auto& r) { r.set_asset("item:rice"); });
+  add("BuyGoods/price 0", kInvalid, "price", buy, [](auto& r) { r.set_price(0); });
+  add("BuyGoods/quantity 0", kInvalid, "quantity", buy, [](auto& r) { r.set_quantity(0); });
+  add("BuyGoods/expired batch", kState, "expires_us", buy,
+      [&](auto& r) { r.set_expires_us(clock_.NowMicros()); });
+  add("BuyGoods/more than the fund holds", kState, "price", buy,
+      [](auto& r) { r.set_price(6001); });
+  add("BuyGoods/from a stock", kState, "from", buy, [](auto& r) { r.set_from("stock/oil"); });
+  add("BuyGoods/supplier is an expense", kState, "supplier", buy,
+      [](auto& r) { r.set_supplier("expense/spoilage"); });
+  add("BuyGoods/unknown supplier", kNotFound, "supplier", buy,
+      [](auto& r) { r.set_supplier("supplier/nobody"); });
+  add("BuyGoods/into the stock of another item", kState, "to", buy,
+      [](auto& r) { r.set_to("stock/oil"); });
+  add("BuyGoods/item not in the catalogue", kState, "item", buy, [](auto& r) {
+    r.set_to("stock/salt");
+    r.set_item("item:salt");
+  });
+
+  // ---- HandOut ----
+  add("HandOut/no lines", kInvalid, "lines", hand, [](auto& r) { r.clear_lines(); });
+  add("HandOut/1,001 lines", kInvalid, "lines", hand, [&](auto& r) {
+    while (static_cast<size_t>(r.lines_size()) <= kHandoutLinesMax) *r.add_lines() = r.lines(0);
+  });
+  add("HandOut/empty recipient", kInvalid, "lines[1].recipient", hand,
+      [](auto& r) { r.mutable_lines(1)->set_recipient(""); });
+  add("HandOut/quantity 0", kInvalid, "lines[0].quantity", hand,
+      [](auto& r) { r.mutable_lines(0)->set_quantity(0); });
+  add("HandOut/recipient twice", kInvalid, "lines[1].recipient", hand,
+      [&](auto& r) { r.mutable_lines(1)->set_recipient(d.r1); });
+  add("HandOut/unknown recipient", kNotFound, "lines[1].recipient", hand, [](auto& r) {
+    r.mutable_lines(1)->set_recipient("recipient/00000000000000000000000000000000");
+  });
+  add("HandOut/to an expense", kState, "lines[0].recipient", hand,
+      [](auto& r) { r.mutable_lines(0)->set_recipient("expense/spoilage"); });
+  add("HandOut/more than the stock holds", kState, "lines", hand,
+      [](auto& r) { r.mutable_lines(1)->set_quantity(30); });
+  add("HandOut/from the stock of another item", kState, "from", hand,
+      [](auto& r) { r.set_from("stock/oil"); });
+  add("HandOut/from a fund", kState, "from", hand, [](auto& r) { r.set_from("fund/general"); });
+  add("HandOut/item not in the catalogue", kState, "item", hand,
+      [](auto& r) { r.set_item("item:salt"); });
+  add("HandOut/over-long purpose", kInvalid, "purpose", hand,
+      [&](auto& r) { r.set_purpose(long_text); });
+  add("HandOut/over-long override_reason", kInvalid, "override_reason", hand,
+      [&](auto& r) { r.set_override_reason(long_text); });
+
+  // ---- WriteOffGoods ----
+  add("WriteOffGoods/empty reason", kInvalid, "reason", off, [](auto& r) { r.set_reason(""); });
+  add("WriteOffGoods/quantity 0", kInvalid, "quantity", off, [](auto& r) { r.set_quantity(0); });
+  add("WriteOffGoods/to a fund", kState, "to", off, [](auto& r) { r.set_to("fund/general"); });
+  add("WriteOffGoods/to a recipient", kState, "to", off, [&](auto& r) { r.set_to(d.r1); });
+  add("WriteOffGoods/from an unknown stock", kNotFound, "from", off,
+      [](auto& r) { r.set_from("stock/nowhere"); });
+  add("WriteOffGoods/unknown lot", kNotFound, "lot", off,
+      [](auto& r) { r.set_lot(1'000'000); });
+  add("WriteOffGoods/lot the stock does not hold", kState, "lot", off,
+      [&](auto& r) { r.set_lot(d.money_lots[0]); });
+  add("WriteOffGoods/more of the lot than held", kState, "lot", off, [&](auto& r) {
+    r.set_lot(rice_lot);
+    r.set_quantity(21);
+  });
+  add("WriteOffGoods/more than the stock holds", kState, "quantity", off,
+      [](auto& r) { r.set_quantity(31); });
+
+  // ---- SellGoods ----
+  add("SellGoods/empty buyer", kInvalid, "buyer", sell, [](auto& r) { r.set_buyer(""); });
+  add("SellGoods/proceeds 0", kInvalid, "proceeds", sell, [](auto& r) { r.set_proceeds(0); });
+  add("SellGoods/goods as the asset", kInvalid, "asset", sell,
+      [](auto& r) { r.set_asset("item:oil"); });
+  add("SellGoods/quantity 0", kInvalid, "quantity", sell, [](auto& r) { r.set_quantity(0); });
+  add("SellGoods/buyer is a supplier", kState, "buyer", sell,
+      [](auto& r) { r.set_buyer("supplier/farm"); });
+  add("SellGoods/unknown buyer", kNotFound, "buyer", sell,
+      [](auto& r) { r.set_buyer("store/nobody"); });
+  add("SellGoods/proceeds into a stock", kState, "to", sell,
+      [](auto& r) { r.set_to("stock/oil"); });
+  add("SellGoods/more than the stock holds", kState, "quantity", sell,
+      [](auto& r) { r.set_quantity(31); });
+
+  const pb::Head head = client_->Head();
+  const std::string digest = server_->ledger().StateDigest();
+  for (const BadCase& bad : cases) {
+    SCOPED_TRACE(bad.name);
+    EXPECT_TRUE(IsError(CallUnary(*client_, bad.op), bad.code, bad.field)) << "(unary)";
+    EXPECT_TRUE(IsError(CallInBatch(*client_, bad.op), bad.code, bad.field)) << "(batch)";
+    const pb::Head now = client_->Head();
+    ASSERT_EQ(now.seq(), head.seq()) << "an invalid request wrote an entry";
+    ASSERT_EQ(now.hash(), head.hash());
+  }
+  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+
+  // The bases themselves are valid: each case failed because of its change.
+  std::vector<pb::BatchOperation> bases(6);
+  auto base = [](auto r, const std::string& id, pb::BatchOperation* op) {
+    r.set_client_id(id);
+    SetOperation(r, op);
+  };
+  base(define, "base-define", &bases[0]);
+  base(give, "base-give", &bases[1]);
+  base(buy, "base-buy", &bases[2]);
+  base(hand, "base-hand", &bases[3]);
+  base(off, "base-off", &bases[4]);
+  base(sell, "base-sell", &bases[5]);
+  for (size_t i = 0; i < bases.size(); ++i) {
+    EXPECT_TRUE(IsOk(CallUnary(*client_, bases[i]))) << "base " << i;
+  }
+  EXPECT_EQ(client_->HeadSeq(), head.seq() + bases.size());
+}
+
+TEST_F(ServerTest, APublicTraceOfAGiftInKindShowsItsRecipientsOnlyByCategoryAndCommunity) {
+  const Depot d = SetUpDepot();
+  pb::GiveGoodsRequest named = GiveGoodsReq("named", "donor/alice", "stock/oil", "item:oil", 10);
+  const pb::GiveGoodsResponse gift = GoodsWrite(&GStub::GiveGoods, named);
+  GoodsWrite(&GStub::HandOut, HandOutReq("hand-oil", "stock/oil", "item:oil", {{d.r1, 4}, {d.r2, 3}}));
+
+  pb::TraceByCodeRequest by_code;
+  by_code.set_trace_code(gift.trace_code());
+  pb::Trace pub;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, by_code, &pub)));
+  const std::string everything = pub.DebugString();
+  EXPECT_EQ(everything.find(d.r1), std::string::npos) << everything;
+  EXPECT_EQ(everything.find(d.r2), std::string::npos) << everything;
+  EXPECT_EQ(pub.donor(), "donor/alice");
+  EXPECT_EQ(pub.created_by(), pb::GOODS_GIFT);
+  ASSERT_EQ(pub.hops_size(), 3);
+  EXPECT_EQ(pub.hops(1).type(), pb::HANDOUT);
+  EXPECT_EQ(pub.hops(1).to(), "recipient");
+  EXPECT_EQ(pub.hops(1).amount(), 4);
+  EXPECT_EQ(pub.hops(1).category(), "dibao");
+  EXPECT_EQ(pub.hops(1).community(), "c001");
+  EXPECT_EQ(pub.hops(2).to(), "recipient");
+  EXPECT_EQ(pub.hops(2).category(), "elderly-poverty");
+  EXPECT_EQ(pub.hops(2).community(), "c002");
+  std::map<std::string, int64_t> reached;
+  for (const pb::TracePlace& p : pub.reached()) {
+    EXPECT_EQ(p.account(), "recipient");
+    EXPECT_EQ(p.kind(), pb::RECIPIENT);
+    reached[p.category() + "/" + p.community()] += p.amount();
+  }
+  EXPECT_EQ(reached, (std::map<std::string, int64_t>{{"dibao/c001", 4},
+                                                      {"elderly-poverty/c002", 3}}));
+  ASSERT_EQ(pub.held_size(), 1);
+  EXPECT_EQ(pub.held(0).account(), "stock/oil");
+  EXPECT_EQ(pub.held(0).amount(), 3);
+
+  // The office's view names the pseudonyms; the public one never does.
+  const pb::Trace office = TraceOf(gift.lot());
+  EXPECT_EQ(office.hops(1).to(), d.r1);
+  EXPECT_EQ(office.hops(1).category(), "dibao");
+
+  // An anonymous gift in kind: the public never learns the donor.
+  pb::GiveGoodsRequest anon = GiveGoodsReq("anon", "donor/alice", "stock/oil", "item:oil", 2);
+  anon.set_anonymous(true);
+  const pb::GiveGoodsResponse anon_gift = GoodsWrite(&GStub::GiveGoods, anon);
+  by_code.set_trace_code(anon_gift.trace_code());
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, by_code, &pub)));
+  EXPECT_TRUE(pub.anonymous());
+  EXPECT_EQ(pub.donor(), "");
+  EXPECT_EQ(pub.hops(0).from(), "anonymous");
+  EXPECT_EQ(pub.DebugString().find("donor/alice"), std::string::npos) << pub.DebugString();
+}
+
+TEST_F(ServerTest, AMoneyDonorsTraceShowsTheGoodsItBoughtAndWhoReceivedThemByCategory) {
+  const Depot d = SetUpDepot();
+  // The first gift (1,000 fen) and the second (2,000) buy 10 kg of rice:
+  // their shares, 3.33 and 6.67 kg, are 3 and 7 by largest remainder.
+  const pb::BuyGoodsResponse bought = GoodsWrite(
+      &GStub::BuyGoods,
+      BuyGoodsReq("buy-rice", "fund/general", "supplier/farm", 3000, "stock/rice", "item:rice", 10));
+  GoodsWrite(&GStub::HandOut,
+             HandOutReq("hand-rice", "stock/rice", "item:rice", {{d.r1, 4}, {d.r2, 3}}));
+  GoodsWrite(&GStub::WriteOffGoods,
+             WriteOffReq("off-rice", "stock/rice", "expense/spoilage", "item:rice", 1));
+  // 2 kg stay in stock.
+
+  pb::TraceByCodeRequest by_code;
+  by_code.set_trace_code(d.money_codes[0]);
+  pb::Trace pub;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceByCode, by_code, &pub)));
+  const std::string everything = pub.DebugString();
+  EXPECT_EQ(everything.find(d.r1), std::string::npos) << everything;
+  EXPECT_EQ(everything.find(d.r2), std::string::npos) << everything;
+  // The money itself reached the supplier...
+  ASSERT_EQ(pub.reached_size(), 1);
+  EXPECT_EQ(pub.reached(0).account(), "supplier/farm");
+  EXPECT_EQ(pub.reached(0).amount(), 1000);
+  // ...and became a third of the rice.
+  ASSERT_EQ(pub.conversions_size(), 1);
+  const pb::LotConversion& c = pub.conversions(0);
+  EXPECT_EQ(c.seq(), bought.lot());
+  EXPECT_EQ(c.type(), pb::GOODS_PURCHASE);
+  EXPECT_EQ(c.asset(), "item:rice");
+  EXPECT_EQ(c.lot_amount(), 10);
+  EXPECT_EQ(c.consumed(), 1000);
+  EXPECT_EQ(c.share(), 3);
+  int64_t amount_sum = 0, source_sum = 0;
+  std::map<std::string, std::pair<int64_t, int64_t>> places;
+  for (const pb::ConversionPlace& p : c.places()) {
+    amount_sum += p.amount();
+    source_sum += p.source_amount();
+    if (p.kind() == pb::RECIPIENT) {
+      EXPECT_EQ(p.account(), "");  // a group, never a person
+      places[p.category() + "/" + p.community()] = {p.amount(), p.source_amount()};
+    } else {
+      places[p.account()] = {p.amount(), p.source_amount()};
+    }
+  }
+  EXPECT_EQ(amount_sum, c.share());
+  EXPECT_EQ(source_sum, c.consumed());
+  // The 1,000 fen follow the rice: 2 kg in stock, 4 with dibao/c001, 3 with
+  // elderly-poverty/c002, 1 spoiled (100 fen a kg).
+  ASSERT_EQ(places.size(), 4u);
+  EXPECT_EQ(places["stock/rice"].second, 200);
+  EXPECT_EQ(places["dibao/c001"].second, 400);
+  EXPECT_EQ(places["elderly-poverty/c002"].second, 300);
+  EXPECT_EQ(places["expense/spoilage"].second, 100);
+
+  // The handout's backward trace: the rice lot, and the gifts behind it,
+  // listed once, with the first source of the lot.
+  pb::TraceEntryRequest entry_req;
+  entry_req.set_seq(bought.result().seq() + 1);  // the handout
+  pb::EntryTrace back;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::TraceEntry, entry_req, &back)));
+  EXPECT_EQ(back.type(), pb::HANDOUT);
+  ASSERT_EQ(back.sources_size(), 2);  // one slice per line
+  EXPECT_EQ(back.sources(0).lot(), bought.lot());
+  EXPECT_EQ(back.sources(0).donor(), "supplier/farm");
+  EXPECT_EQ(back.sources(0).amount(), 4);
+  EXPECT_EQ(back.sources(0).behind_count(), 2u);
+  ASSERT_EQ(back.sources(0).behind_size(), 2);
+  EXPECT_EQ(back.sources(0).behind(0).lot(), d.money_lots[0]);
+  EXPECT_EQ(back.sources(0).behind(0).donor(), "donor/alice");
+  EXPECT_EQ(back.sources(0).behind(0).consumed(), 1000);
+  EXPECT_EQ(back.sources(0).behind(0).share(), 3);
+  EXPECT_EQ(back.sources(0).behind(1).lot(), d.money_lots[1]);
+  EXPECT_EQ(back.sources(0).behind(1).consumed(), 2000);
+  EXPECT_EQ(back.sources(0).behind(1).share(), 7);
+  EXPECT_EQ(back.sources(1).lot(), bought.lot());
+  EXPECT_EQ(back.sources(1).behind_count(), 2u);
+  EXPECT_EQ(back.sources(1).behind_size(), 0);
 }
 
 TEST_F(ServerTest, IdNumberBornAfterTodayIsRejected) {
@@ -3113,6 +4018,16 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
   must(admin.Call(&Stub::RegisterRecipient, RegisterReq("setup-reg", ValidId(900)), &reg),
        "recipient");
   const std::string recipient = reg.recipient();
+  // Goods: a catalogued item whose stock holds enough for every caller.
+  must(admin.Call(&Stub::OpenAccount, OpenReq("stock/rice", pb::STOCK, "item:rice"), &wr),
+       "stock");
+  must(admin.Call(&Stub::OpenAccount, OpenReq("supplier/farm", pb::SUPPLIER), &wr), "supplier");
+  must(admin.Call(&GStub::DefineItem, DefineItemReq("item:rice", "kg"), &wr), "item");
+  pb::GiveGoodsResponse rice;
+  must(admin.Call(&GStub::GiveGoods,
+                  GiveGoodsReq("setup-rice", "donor/alice", "stock/rice", "item:rice", 1000),
+                  &rice),
+       "rice");
   const int64_t far_us = clock_.NowMicros() + int64_t{24} * 3600 * 1'000'000;
   auto issue = [&](const std::string& id, int64_t amount, int64_t expires_us) {
     pb::IssueVoucherResponse r;
@@ -3443,6 +4358,65 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
        [](const Client& c, size_t) {
          pb::VoucherReport r;
          return c.Call(&VStub::GetVoucherReport, pb::VoucherReportRequest(), &r);
+       }},
+      {"Goods.DefineItem", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::WriteResult r;
+         return c.Call(&GStub::DefineItem, DefineItemReq("item:x" + std::to_string(i)), &r);
+       }},
+      {"Goods.ListItems", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::Items r;
+         grpc::Status s = c.Call(&GStub::ListItems, pb::ListItemsRequest(), &r);
+         if (s.ok() && r.items_size() == 0) return grpc::Status(grpc::INTERNAL, "test: no items");
+         return s;
+       }},
+      {"Goods.GetItem", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::GetItemRequest req;
+         req.set_item("item:rice");
+         pb::Item r;
+         return c.Call(&GStub::GetItem, req, &r);
+       }},
+      {"Goods.GiveGoods", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::GiveGoodsResponse r;
+         return c.Call(&GStub::GiveGoods,
+                       GiveGoodsReq("give-" + std::to_string(i), "donor/alice", "stock/rice",
+                                    "item:rice", 1),
+                       &r);
+       }},
+      {"Goods.BuyGoods", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::BuyGoodsResponse r;
+         return c.Call(&GStub::BuyGoods,
+                       BuyGoodsReq("buy-" + std::to_string(i), "fund/general", "supplier/farm",
+                                   10, "stock/rice", "item:rice", 1),
+                       &r);
+       }},
+      {"Goods.HandOut", Need::kWrite,
+       [recipient](const Client& c, size_t i) {
+         pb::HandOutResponse r;
+         return c.Call(&GStub::HandOut,
+                       HandOutReq("hand-" + std::to_string(i), "stock/rice", "item:rice",
+                                  {{recipient, 1}}),
+                       &r);
+       }},
+      {"Goods.WriteOffGoods", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::WriteOffGoodsResponse r;
+         return c.Call(&GStub::WriteOffGoods,
+                       WriteOffReq("off-" + std::to_string(i), "stock/rice", "expense/ops",
+                                   "item:rice", 1),
+                       &r);
+       }},
+      {"Goods.SellGoods", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::SellGoodsResponse r;
+         return c.Call(&GStub::SellGoods,
+                       SellGoodsReq("sell-" + std::to_string(i), "stock/rice", "store/a",
+                                    "item:rice", 1, "fund/general", 10),
+                       &r);
        }},
   };
 

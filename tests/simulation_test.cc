@@ -14,17 +14,30 @@
 //                                                  reverse/v1 slices
 //                                                         │
 //                                                         ▼
-//   after every batch: balances, holdings (slice by slice), every lot's
-//   forward trace, every new entry's backward trace, conservation per asset,
-//   no holding account below zero, VerifyChain; every few batches
-//   RebuildStateDigest() == StateDigest(); at the end donor statements and a
-//   reopen that must reproduce the same state.
+//   after every batch: balances, holdings (slice by slice), the forward
+//   trace of every lot the batch moved (or whose conversions' lots it
+//   moved), every new entry's backward trace, conservation per asset, no
+//   holding account below zero, the catalogue, VerifyChain; every few
+//   batches the forward trace of every lot and RebuildStateDigest() ==
+//   StateDigest(); at the end donor statements and a reopen that must
+//   reproduce the same state.
 //
 // The generator knows, per batch, an upper bound of what may leave and what
 // may arrive in each account, so it can say for certain that an operation
 // succeeds or fails, and says "unknown" otherwise. Inside a linked chain a
 // prediction assumes the earlier operations of the chain succeeded (if one
 // does not, the whole chain fails anyway).
+//
+// Goods (docs/rules.md, "Goods") run in the same stream: a catalogue of
+// items (and attempts to use an item that is not in it), stocks, suppliers
+// and buyers, gifts in kind with and without expiry, purchases paid from
+// funds and projects, handouts to one or many recipients, write-offs with
+// and without a lot, and sales whose proceeds enter a fund. The model keeps
+// every stock's slices with the empty slices that fefo/v1 leaves in place,
+// and each lot's expiry, so it predicts fefo/v1 picks slice by slice; it
+// derives each converted lot's parents, their shares (largest remainder,
+// written again here) and the places of every conversion in a forward
+// trace. Conservation holds per asset: money and each item.
 //
 // A failure names the seed (SCOPED_TRACE) and the batch; the stream depends
 // only on the seed, so rerunning the test reproduces it. The checks do not
@@ -82,7 +95,18 @@ constexpr int64_t kTestBatchOpsMax = 200;
 constexpr int kDigestEveryBatches = 5;
 
 constexpr char kCny[] = "CNY";
+// Donated into funds from the start (as an asset, not a catalogued item);
+// the stream may add it to the catalogue later.
 constexpr char kRice[] = "item:rice";
+// Catalogued by the bootstrap batch. Oil batches mostly expire, blankets
+// mostly do not.
+constexpr char kOil[] = "item:oil";
+constexpr char kBlanket[] = "item:blanket";
+// Items the stream may add to the catalogue at some point.
+constexpr const char* kLaterItems[] = {kRice, "item:soap"};
+// Never catalogued: every goods entry naming it must fail.
+constexpr char kUnlisted[] = "item:unlisted";
+constexpr int64_t kDayUs = 86'400'000'000;
 // Above any balance the stream can build (at most ~10^9 fen), below kAmountMax.
 constexpr int64_t kFarBeyondAnyBalance = 1'000'000'000'000;
 
@@ -129,6 +153,20 @@ bool IsValidAssetCode(const std::string& code) {
 }
 
 bool IsValidAmount(int64_t amount) { return amount >= 1 && amount <= kAmountMax; }
+
+bool IsMoneyCode(const std::string& code) { return IsValidAssetCode(code) && code.size() == 3; }
+bool IsGoodsCode(const std::string& code) { return IsValidAssetCode(code) && code.size() > 3; }
+
+// An item's unit: 1..kUnitBytesMax lower-case letters.
+bool IsValidUnit(const std::string& unit) {
+  return !unit.empty() && unit.size() <= kUnitBytesMax &&
+         std::all_of(unit.begin(), unit.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+}
+
+// A batch's grade: empty, or a code of account-id characters.
+bool IsValidGrade(const std::string& grade) {
+  return grade.empty() || (grade.size() <= kCodeBytesMax && IsValidAccountId(grade));
+}
 
 bool HoldingKind(AccountKind k) {
   return k == AccountKind::kFund || k == AccountKind::kProject || k == AccountKind::kVoucher ||
@@ -247,6 +285,14 @@ std::string TypeLabel(const OpBody& body) {
                         [](const CorrectionOp& c) -> std::string {
                           return c.mode == CorrectionMode::kReverse ? "reverse" : "adjust";
                         },
+                        [](const ItemOp&) -> std::string { return "item"; },
+                        [](const GoodsGiftOp&) -> std::string { return "goods_gift"; },
+                        [](const GoodsPurchaseOp&) -> std::string { return "goods_purchase"; },
+                        [](const HandoutOp&) -> std::string { return "handout"; },
+                        [](const WriteOffOp& w) -> std::string {
+                          return w.lot == 0 ? "write_off" : "write_off_lot";
+                        },
+                        [](const GoodsSaleOp&) -> std::string { return "goods_sale"; },
                         // Checkout and voucher types are covered by checkout_test.
                         [](const auto& other) -> std::string {
                           return EntryTypeName(TypeOf(OpBody(other)));
@@ -283,6 +329,32 @@ std::string Describe(const Operation& op) {
                    out << "correction mode=" << int{static_cast<uint8_t>(o.mode)}
                        << " ref=" << o.ref_seq << " " << o.from << " -> " << o.to << " "
                        << o.amount << " '" << o.asset << "' reason='" << o.reason << "'";
+                 },
+                 [&](const ItemOp& o) {
+                   out << "item " << o.item << " name_bytes=" << o.name.size() << " unit='" << o.unit
+                       << "'";
+                 },
+                 [&](const GoodsGiftOp& o) {
+                   out << "goods_gift " << o.donor << " -> " << o.to << " " << o.quantity << " '"
+                       << o.item << "' expires=" << o.expires_us << " grade='" << o.grade
+                       << "' value=" << o.value << " '" << o.value_asset << "' flags=" << o.flags;
+                 },
+                 [&](const GoodsPurchaseOp& o) {
+                   out << "goods_purchase " << o.from << " -> " << o.supplier << " " << o.price << " '"
+                       << o.asset << "' for " << o.quantity << " '" << o.item << "' -> " << o.to
+                       << " expires=" << o.expires_us;
+                 },
+                 [&](const HandoutOp& o) {
+                   out << "handout " << o.from << " '" << o.item << "' to";
+                   for (const HandoutLine& l : o.lines) out << " " << l.recipient << ":" << l.quantity;
+                 },
+                 [&](const WriteOffOp& o) {
+                   out << "write_off " << o.from << " -> " << o.to << " " << o.quantity << " '" << o.item
+                       << "' lot=" << o.lot << " reason='" << o.reason << "'";
+                 },
+                 [&](const GoodsSaleOp& o) {
+                   out << "goods_sale " << o.from << " -> " << o.buyer << " " << o.quantity << " '"
+                       << o.item << "' for " << o.proceeds << " '" << o.asset << "' -> " << o.to;
                  },
                  [&](const auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
              },
@@ -387,6 +459,19 @@ class Verdict {
     maybe_ = true;
     codes_.insert(codes.begin(), codes.end());
   }
+  // A defect of the request that the engine finds only after some checks of
+  // state: a state check before it that may fail decides the code instead.
+  // Predictors that call it follow the engine's order of checks and stop at
+  // the first certain failure (Decided()).
+  void InvalidLate() {
+    if (maybe_ || fails_) {
+      Fails(StatusCode::kInvalidArgument);
+    } else {
+      invalid_ = true;
+    }
+  }
+  // Whether a check so far certainly fails: later checks cannot decide the code.
+  bool Decided() const { return invalid_ || fails_; }
   Prediction Get() const {
     if (invalid_) return Prediction::Fail({StatusCode::kInvalidArgument});
     if (fails_) return Prediction::Fail(codes_);
@@ -439,10 +524,18 @@ struct ModelEntry {
   bool reversed = false;
 };
 
+// A conversion (goods purchase or sale) that consumed part of a lot.
+struct ModelConversion {
+  uint64_t seq = 0;       // the conversion entry, also the new lot
+  int64_t consumed = 0;   // of the consumed lot, in its asset
+  int64_t share = 0;      // of the new lot attributed to it
+};
+
 struct ModelLot {
-  LotInfo info;
+  LotInfo info;  // with expires_us (fefo/v1) and, for a converted lot, parents
   std::vector<TraceHop> hops;
   std::map<std::string, int64_t> reached;  // sinks and sources where it ended
+  std::vector<ModelConversion> conversions;  // in seq order
 };
 
 struct PlannedOp {
@@ -473,6 +566,13 @@ struct Batch {
   size_t chain_begin = 0;
   std::map<std::string, int64_t> chain_credit;
   std::map<std::string, ModelAccount> chain_new;
+  // The time every entry of the batch gets: the clock, or the head's time
+  // if the clock went back (entry times never decrease).
+  int64_t now_us = 0;
+  // Items an ITEM op earlier in the batch defines: true if certainly.
+  std::map<std::string, bool> defining;
+  // Items defined by earlier ops of the chain.
+  std::set<std::string> chain_items;
   // Accounts opened earlier in the batch (their ops may have failed).
   std::set<std::string> opened;
   // Accounts a close earlier in the batch was aimed at: true if certainly closed.
@@ -487,6 +587,8 @@ int64_t Get(const std::map<std::string, int64_t>& m, const std::string& key) {
   return it == m.end() ? 0 : it->second;
 }
 
+// "Adjacent slices of the same lot in an account are merged"; a slice
+// arriving right behind an empty slice of its own lot refills it.
 void AppendSlice(std::deque<Slice>& slices, const Slice& s) {
   if (!slices.empty() && slices.back().lot == s.lot) {
     slices.back().amount += s.amount;
@@ -495,18 +597,17 @@ void AppendSlice(std::deque<Slice>& slices, const Slice& s) {
   }
 }
 
-// "Adjacent slices of the same lot in an account are merged."
-void MergeAdjacent(std::deque<Slice>& slices) {
-  std::deque<Slice> merged;
-  for (const Slice& s : slices) AppendSlice(merged, s);
-  slices.swap(merged);
-}
-
 // fifo/v1: oldest first; a partly needed slice is split and its remainder
-// stays at the head. Returns the consumed slices; false if there was not enough.
+// stays at the head. An empty slice (left by fefo/v1 or lot/v1) is passed
+// over, and dropped when it is at the head while more is needed. Returns the
+// consumed slices; false if there was not enough.
 bool TakeFifo(std::deque<Slice>& slices, int64_t amount, std::vector<Slice>* taken) {
   while (amount > 0 && !slices.empty()) {
     Slice& head = slices.front();
+    if (head.amount == 0) {
+      slices.pop_front();
+      continue;
+    }
     const int64_t part = std::min(amount, head.amount);
     taken->push_back({head.lot, part});
     head.amount -= part;
@@ -516,21 +617,100 @@ bool TakeFifo(std::deque<Slice>& slices, int64_t amount, std::vector<Slice>* tak
   return amount == 0;
 }
 
-// reverse/v1: takes `amount` of `lot` from the account, the lot's slices in
-// arrival order. False if there was not enough of the lot.
-bool TakeLot(std::deque<Slice>& slices, uint64_t lot, int64_t amount) {
-  for (auto it = slices.begin(); it != slices.end() && amount > 0;) {
-    if (it->lot != lot) {
-      ++it;
-      continue;
+// reverse/v1: takes the slices `wanted` back from the account, each lot's
+// slices in arrival order, and rebuilds the list without empty slices,
+// merging neighbours of one lot. False (and the list unchanged) if the
+// account no longer holds enough of a lot.
+bool TakeLots(std::deque<Slice>& slices, const std::vector<Slice>& wanted) {
+  std::map<uint64_t, int64_t> need;
+  for (const Slice& s : wanted) need[s.lot] += s.amount;
+  std::deque<Slice> kept;
+  for (Slice s : slices) {
+    if (auto it = need.find(s.lot); it != need.end()) {
+      const int64_t part = std::min(it->second, s.amount);
+      it->second -= part;
+      s.amount -= part;
     }
-    const int64_t part = std::min(amount, it->amount);
-    it->amount -= part;
-    amount -= part;
-    it = it->amount == 0 ? slices.erase(it) : it + 1;
+    if (s.amount > 0) AppendSlice(kept, s);
   }
-  MergeAdjacent(slices);
+  for (const auto& [lot, amount] : need) {
+    if (amount > 0) return false;
+  }
+  slices.swap(kept);
+  return true;
+}
+
+// fefo/v1: the non-empty slices of a stock by their lot's expiry (a lot
+// that does not expire after every lot that does), ties in arrival order.
+std::vector<size_t> FefoOrder(const std::deque<Slice>& slices,
+                              const std::function<int64_t(uint64_t)>& expires_of) {
+  std::vector<std::pair<int64_t, size_t>> keyed;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    if (slices[i].amount == 0) continue;
+    const int64_t expires = expires_of(slices[i].lot);
+    keyed.emplace_back(expires == 0 ? INT64_MAX : expires, i);
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<size_t> order;
+  for (const auto& [expires, i] : keyed) order.push_back(i);
+  return order;
+}
+
+// Takes `amount` from the slices at `order[*cursor]`, `order[*cursor + 1]`...
+// (shared by the postings of one entry). An emptied slice stays in place,
+// empty; consecutive takes of one lot merge within the posting. False if
+// the slices in `order` did not hold enough.
+bool TakeInOrder(std::deque<Slice>& slices, const std::vector<size_t>& order, size_t* cursor,
+                 int64_t amount, std::vector<Slice>* taken) {
+  while (amount > 0 && *cursor < order.size()) {
+    Slice& s = slices[order[*cursor]];
+    const int64_t part = std::min(amount, s.amount);
+    if (!taken->empty() && taken->back().lot == s.lot) {
+      taken->back().amount += part;
+    } else {
+      taken->push_back({s.lot, part});
+    }
+    s.amount -= part;
+    amount -= part;
+    if (s.amount == 0) ++*cursor;
+  }
   return amount == 0;
+}
+
+// Empty slices at the head of a stock are dropped after a fefo/v1 or lot/v1 take.
+void PopEmptyFront(std::deque<Slice>& slices) {
+  while (!slices.empty() && slices.front().amount == 0) slices.pop_front();
+}
+
+std::vector<Slice> LiveSlices(const std::deque<Slice>& slices) {
+  std::vector<Slice> live;
+  for (const Slice& s : slices) {
+    if (s.amount != 0) live.push_back(s);
+  }
+  return live;
+}
+
+// The largest remainder method (docs/format.md, "Conversions and
+// apportionment"), written again: floor(total × w_i / W) each, and the units
+// still missing one each to the largest remainders, ties to the earlier index.
+std::vector<int64_t> LargestRemainder(int64_t total, const std::vector<int64_t>& weights) {
+  std::vector<int64_t> parts(weights.size(), 0);
+  __int128 whole = 0;
+  for (int64_t w : weights) whole += w;
+  if (whole == 0) return parts;
+  std::vector<std::pair<__int128, size_t>> remainders;
+  int64_t given = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const __int128 product = static_cast<__int128>(total) * weights[i];
+    parts[i] = static_cast<int64_t>(product / whole);
+    given += parts[i];
+    remainders.emplace_back(product % whole, i);
+  }
+  std::stable_sort(remainders.begin(), remainders.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (int64_t k = 0; k < total - given; ++k) ++parts[remainders[static_cast<size_t>(k)].second];
+  return parts;
 }
 
 class TempDir {
@@ -724,6 +904,12 @@ class Simulation {
                    [&](const AllocationOp& o) { PredictAllocation(v, o); },
                    [&](const DisbursementOp& o) { PredictDisbursement(v, o); },
                    [&](const CorrectionOp& o) { PredictCorrection(v, o); },
+                   [&](const ItemOp& o) { PredictItem(v, o); },
+                   [&](const GoodsGiftOp& o) { PredictGoodsGift(v, o); },
+                   [&](const GoodsPurchaseOp& o) { PredictGoodsPurchase(v, o); },
+                   [&](const HandoutOp& o) { PredictHandout(v, o); },
+                   [&](const WriteOffOp& o) { PredictWriteOff(v, o); },
+                   [&](const GoodsSaleOp& o) { PredictGoodsSale(v, o); },
                    [&](const auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
                },
                op.body);
@@ -773,7 +959,9 @@ class Simulation {
     if (donor != nullptr && (!SourceKind(donor->kind) || !Accepts(*donor, o.asset))) {
       v.Fails(StatusCode::kFailedPrecondition);
     }
-    if (to != nullptr && (!PoolKind(to->kind) || to->asset != o.asset)) {
+    // "to is a fund, a project, or a stock (a gift in kind)".
+    if (to != nullptr &&
+        (!(PoolKind(to->kind) || to->kind == AccountKind::kStock) || to->asset != o.asset)) {
       v.Fails(StatusCode::kFailedPrecondition);
     }
   }
@@ -848,7 +1036,7 @@ class Simulation {
     const ModelEntry* ref = NeedEntry(v, o.ref_seq);
     if (ref == nullptr) return;
     if (ref->type != EntryType::kDonation && ref->type != EntryType::kAllocation &&
-        ref->type != EntryType::kDisbursement) {
+        ref->type != EntryType::kDisbursement && ref->type != EntryType::kGoodsGift) {
       v.FailsWithOneOf({StatusCode::kFailedPrecondition, StatusCode::kInvalidArgument});
       return;
     }
@@ -877,6 +1065,231 @@ class Simulation {
       return;
     }
     v.MayFail({StatusCode::kFailedPrecondition});
+  }
+
+  // ---- Goods. The predictors below follow the engine's order of checks
+  // (docs/rules.md does not fix it) and stop at the first certain failure,
+  // because the code of a request with a defect found late depends on it.
+
+  enum class ItemPresence { kDefined, kMissing, kUncertain };
+  ItemPresence LookupItem(const std::string& item) const {
+    if (items_.count(item) > 0) return ItemPresence::kDefined;
+    if (b_.in_chain && b_.chain_items.count(item) > 0) return ItemPresence::kDefined;
+    if (auto it = b_.defining.find(item); it != b_.defining.end()) {
+      return it->second ? ItemPresence::kDefined : ItemPresence::kUncertain;
+    }
+    return ItemPresence::kMissing;
+  }
+  bool Catalogued(const std::string& item) const {
+    return LookupItem(item) == ItemPresence::kDefined;
+  }
+  // "Every goods entry names a catalogued item (FAILED_PRECONDITION)."
+  void NeedItem(Verdict& v, const std::string& item) const {
+    if (!IsGoodsCode(item)) {
+      v.InvalidLate();
+      return;
+    }
+    switch (LookupItem(item)) {
+      case ItemPresence::kDefined:
+        break;
+      case ItemPresence::kMissing:
+        v.Fails(StatusCode::kFailedPrecondition);
+        break;
+      case ItemPresence::kUncertain:
+        v.MayFail({StatusCode::kFailedPrecondition});
+        break;
+    }
+  }
+  // An open stock of `item`.
+  const ModelAccount* NeedStock(Verdict& v, const std::string& id, const std::string& item) const {
+    if (!IsValidAccountId(id)) {
+      v.InvalidLate();
+      return nullptr;
+    }
+    const ModelAccount* a = Need(v, id);
+    if (a != nullptr && (a->kind != AccountKind::kStock || a->asset != item)) {
+      v.Fails(StatusCode::kFailedPrecondition);
+    }
+    return a;
+  }
+  // A batch's expiry: 0 or after the entry's time.
+  void CheckExpiry(Verdict& v, int64_t expires_us) const {
+    if (expires_us < 0) {
+      v.InvalidLate();
+    } else if (expires_us != 0 && expires_us <= b_.now_us) {
+      v.Fails(StatusCode::kFailedPrecondition);
+    }
+  }
+
+  void PredictItem(Verdict& v, const ItemOp& o) const {
+    if (!IsGoodsCode(o.item)) v.Invalid();
+    CheckText(v, o.name, kNameBytesMax, /*required=*/true);
+    if (!IsValidUnit(o.unit)) v.Invalid();
+    if (v.Decided()) return;
+    switch (LookupItem(o.item)) {
+      case ItemPresence::kDefined:
+        v.Fails(StatusCode::kAlreadyExists);
+        break;
+      case ItemPresence::kMissing:
+        break;
+      case ItemPresence::kUncertain:
+        v.MayFail({StatusCode::kAlreadyExists});
+        break;
+    }
+  }
+
+  void PredictGoodsGift(Verdict& v, const GoodsGiftOp& o) const {
+    CheckId(v, o.donor);
+    if (v.Decided()) return;
+    NeedItem(v, o.item);
+    if (v.Decided()) return;
+    if (!IsValidAmount(o.quantity) || !IsValidGrade(o.grade)) v.InvalidLate();
+    if (v.Decided()) return;
+    CheckExpiry(v, o.expires_us);
+    if (v.Decided()) return;
+    const bool value_ok = o.value_asset.empty()
+                              ? o.value == 0
+                              : IsMoneyCode(o.value_asset) && IsValidAmount(o.value);
+    if (!value_ok || static_cast<uint8_t>(o.channel) > kDonationChannelMax ||
+        (o.flags & ~kDonationFlagsKnown) != 0 || o.memo.size() > kTextBytesMax) {
+      v.InvalidLate();  // (the stream sends no trace hashes)
+    }
+    if (v.Decided()) return;
+    const ModelAccount* donor = Need(v, o.donor);
+    if (v.Decided()) return;
+    if (donor != nullptr && !SourceKind(donor->kind)) v.Fails(StatusCode::kFailedPrecondition);
+    if (v.Decided()) return;
+    NeedStock(v, o.to, o.item);
+    if (v.Decided()) return;
+    if (donor != nullptr && !Accepts(*donor, o.item)) v.Fails(StatusCode::kFailedPrecondition);
+  }
+
+  void PredictGoodsPurchase(Verdict& v, const GoodsPurchaseOp& o) const {
+    CheckId(v, o.from);
+    CheckId(v, o.supplier);
+    if (!IsMoneyCode(o.asset)) v.Invalid();
+    CheckAmount(v, o.price);
+    if (v.Decided()) return;
+    NeedItem(v, o.item);
+    if (v.Decided()) return;
+    if (!IsValidAmount(o.quantity) || !IsValidGrade(o.grade)) v.InvalidLate();
+    if (v.Decided()) return;
+    CheckExpiry(v, o.expires_us);
+    if (v.Decided()) return;
+    if (o.memo.size() > kTextBytesMax) v.InvalidLate();
+    if (v.Decided()) return;
+    const ModelAccount* from = Need(v, o.from);
+    if (v.Decided()) return;
+    if (from != nullptr && !PoolKind(from->kind)) v.Fails(StatusCode::kFailedPrecondition);
+    if (v.Decided()) return;
+    const ModelAccount* supplier = Need(v, o.supplier);
+    if (v.Decided()) return;
+    if (supplier != nullptr && supplier->kind != AccountKind::kSupplier) {
+      v.Fails(StatusCode::kFailedPrecondition);
+    }
+    if (v.Decided()) return;
+    NeedStock(v, o.to, o.item);
+    if (v.Decided()) return;
+    if (from != nullptr && from->asset != o.asset) v.Fails(StatusCode::kFailedPrecondition);
+    // Paid money and delivering goods, a supplier with a fixed asset refuses one of them.
+    if (supplier != nullptr && !supplier->asset.empty()) v.Fails(StatusCode::kFailedPrecondition);
+    if (v.Decided()) return;
+    CheckFunds(v, from, o.asset, o.price);
+  }
+
+  void PredictHandout(Verdict& v, const HandoutOp& o) const {
+    NeedItem(v, o.item);
+    if (v.Decided()) return;
+    if (o.lines.empty() || o.lines.size() > kHandoutLinesMax || o.purpose.size() > kTextBytesMax ||
+        o.override_reason.size() > kTextBytesMax) {
+      v.InvalidLate();
+    }
+    if (v.Decided()) return;
+    const ModelAccount* from = NeedStock(v, o.from, o.item);
+    if (v.Decided()) return;
+    std::set<std::string> seen;
+    int64_t total = 0;
+    for (const HandoutLine& line : o.lines) {
+      if (!IsValidAccountId(line.recipient) || !IsValidAmount(line.quantity)) v.InvalidLate();
+      if (v.Decided()) return;
+      const ModelAccount* r = Need(v, line.recipient);
+      if (v.Decided()) return;
+      if (r != nullptr && r->kind != AccountKind::kRecipient) v.Fails(StatusCode::kFailedPrecondition);
+      if (v.Decided()) return;
+      if (!seen.insert(line.recipient).second) v.InvalidLate();  // each recipient once
+      if (v.Decided()) return;
+      if (r != nullptr && !Accepts(*r, o.item)) v.Fails(StatusCode::kFailedPrecondition);
+      if (v.Decided()) return;
+      CheckFunds(v, from, o.item, line.quantity);  // each line against the whole stock
+      if (v.Decided()) return;
+      total += line.quantity;
+    }
+    CheckFunds(v, from, o.item, total);  // then the sum
+  }
+
+  void PredictWriteOff(Verdict& v, const WriteOffOp& o) const {
+    NeedItem(v, o.item);
+    if (v.Decided()) return;
+    if (!IsValidAccountId(o.to) || !IsValidAmount(o.quantity) || o.reason.empty() ||
+        o.reason.size() > kTextBytesMax) {
+      v.InvalidLate();
+    }
+    if (v.Decided()) return;
+    const ModelAccount* from = NeedStock(v, o.from, o.item);
+    if (v.Decided()) return;
+    const ModelAccount* to = Need(v, o.to);
+    if (v.Decided()) return;
+    if (to != nullptr && (to->kind != AccountKind::kExpense || !Accepts(*to, o.item))) {
+      v.Fails(StatusCode::kFailedPrecondition);
+    }
+    if (v.Decided()) return;
+    CheckFunds(v, from, o.item, o.quantity);
+    if (v.Decided() || o.lot == 0) return;
+    auto lot = lots_.find(o.lot);
+    if (lot == lots_.end()) {
+      if (o.lot <= entries_.size()) {
+        v.Fails(StatusCode::kNotFound);
+      } else {
+        v.MayFail({StatusCode::kNotFound, StatusCode::kFailedPrecondition});
+      }
+      return;
+    }
+    // What the stock holds of the lot: as committed, less what the batch
+    // may take, plus what it may bring (of any lot: a bound).
+    const int64_t held = lot->second.info.asset == o.item ? HeldOfLot(o.from, o.lot) : 0;
+    const int64_t hi = lot->second.info.asset == o.item ? held + Get(b_.credit_max, o.from) : 0;
+    if (o.quantity > hi) {
+      v.Fails(StatusCode::kFailedPrecondition);
+    } else if (o.quantity > held - Get(b_.debit_max, o.from)) {
+      v.MayFail({StatusCode::kFailedPrecondition});
+    }
+  }
+
+  void PredictGoodsSale(Verdict& v, const GoodsSaleOp& o) const {
+    NeedItem(v, o.item);
+    if (v.Decided()) return;
+    if (!IsValidAccountId(o.buyer) || !IsValidAccountId(o.to) || !IsValidAmount(o.quantity) ||
+        !IsMoneyCode(o.asset) || !IsValidAmount(o.proceeds) || o.memo.size() > kTextBytesMax) {
+      v.InvalidLate();
+    }
+    if (v.Decided()) return;
+    const ModelAccount* from = NeedStock(v, o.from, o.item);
+    if (v.Decided()) return;
+    const ModelAccount* buyer = Need(v, o.buyer);
+    if (v.Decided()) return;
+    if (buyer != nullptr && buyer->kind != AccountKind::kMerchant) {
+      v.Fails(StatusCode::kFailedPrecondition);
+    }
+    if (v.Decided()) return;
+    const ModelAccount* to = Need(v, o.to);
+    if (v.Decided()) return;
+    if (to != nullptr && !PoolKind(to->kind)) v.Fails(StatusCode::kFailedPrecondition);
+    if (v.Decided()) return;
+    // Given goods and paying money, a buyer with a fixed asset refuses one of them.
+    if (buyer != nullptr && !buyer->asset.empty()) v.Fails(StatusCode::kFailedPrecondition);
+    if (to != nullptr && to->asset != o.asset) v.Fails(StatusCode::kFailedPrecondition);
+    if (v.Decided()) return;
+    CheckFunds(v, from, o.item, o.quantity);
   }
 
   int64_t HeldOfLot(const std::string& account, uint64_t lot) const {
@@ -943,6 +1356,24 @@ class Simulation {
                      bool& certain = b_.reversing[o.ref_seq];
                      certain = certain || (p.expect == Expect::kOk && !b_.in_chain);
                    },
+                   [&](const ItemOp& o) {
+                     bool& certain = b_.defining[o.item];
+                     certain = certain || (p.expect == Expect::kOk && !b_.in_chain);
+                     if (b_.in_chain && p.expect == Expect::kOk) b_.chain_items.insert(o.item);
+                   },
+                   [&](const GoodsGiftOp& o) { credit(o.to, o.quantity); },
+                   [&](const GoodsPurchaseOp& o) {
+                     debit(o.from, o.price);
+                     credit(o.to, o.quantity);
+                   },
+                   [&](const HandoutOp& o) {
+                     for (const HandoutLine& line : o.lines) debit(o.from, line.quantity);
+                   },
+                   [&](const WriteOffOp& o) { debit(o.from, o.quantity); },
+                   [&](const GoodsSaleOp& o) {
+                     debit(o.from, o.quantity);
+                     credit(o.to, o.proceeds);
+                   },
                    [&](const auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
                },
                op.body);
@@ -969,6 +1400,7 @@ class Simulation {
     b_.chain_begin = b_.ops.size();
     b_.chain_credit.clear();
     b_.chain_new.clear();
+    b_.chain_items.clear();
   }
 
   void EndChain(bool open_ended) {
@@ -978,6 +1410,7 @@ class Simulation {
     for (const auto& [id, account] : b_.chain_new) b_.opened.insert(id);
     b_.chain_new.clear();
     b_.chain_credit.clear();
+    b_.chain_items.clear();  // b_.defining holds them as uncertain
     if (begin == end) return;
     for (size_t i = begin; i < end; ++i) b_.ops[i].op.linked = open_ended || i + 1 < end;
     if (open_ended) {
@@ -1142,17 +1575,229 @@ class Simulation {
     return MakeOp(o);
   }
 
+  // ---- Goods. ----
+
+  // A catalogued item (oil, blankets, and rice or soap once the stream
+  // has added them).
+  std::string CataloguedItem() {
+    std::vector<std::string> items;
+    for (const char* item : {kOil, kBlanket, kLaterItems[0], kLaterItems[1]}) {
+      if (Catalogued(item)) items.push_back(item);
+    }
+    return items[rng_.Index(items.size())];
+  }
+  // 0 (does not expire) or midnight of a day ahead, so that batches often
+  // share an expiry (ties go in arrival order); oil mostly expires.
+  int64_t NewExpiry(const std::string& item) {
+    if (rng_.Chance(item == kOil ? 0.15 : 0.6)) return 0;
+    return (b_.now_us / kDayUs + rng_.Uniform(1, 40)) * kDayUs;
+  }
+  std::string NewGrade() {
+    static const char* const kGrades[] = {"", "", "", "A", "B"};
+    return kGrades[rng_.Index(std::size(kGrades))];
+  }
+  // Open stocks of catalogued items.
+  Filter StockOfCatalogued() const {
+    return [this](const ModelAccount& a) {
+      return a.kind == AccountKind::kStock && Catalogued(a.asset);
+    };
+  }
+
+  std::optional<Operation> GenItem() {
+    std::vector<std::string> missing;
+    for (const char* item : kLaterItems) {
+      if (LookupItem(item) == ItemPresence::kMissing) missing.push_back(item);
+    }
+    if (missing.empty()) return std::nullopt;
+    ItemOp o;
+    o.item = missing[rng_.Index(missing.size())];
+    o.name = "Item " + o.item.substr(5);
+    o.unit = rng_.Chance(0.5) ? "kg" : "piece";
+    return MakeOp(o);
+  }
+
+  std::optional<Operation> GenGoodsGift() {
+    const ModelAccount* to = nullptr;
+    if (b_.in_chain && !b_.chain_new.empty() && rng_.Chance(0.7)) {
+      for (const auto& [id, a] : b_.chain_new) {
+        if (StockOfCatalogued()(a)) to = &a;
+      }
+    }
+    if (to == nullptr) to = PickOpen(StockOfCatalogued());
+    if (to == nullptr) return std::nullopt;
+    const std::string to_id = to->id;
+    const std::string item = to->asset;
+    const ModelAccount* donor = PickOpen(
+        [&](const ModelAccount& a) { return SourceKind(a.kind) && Accepts(a, item); });
+    if (donor == nullptr) return std::nullopt;
+    GoodsGiftOp g;
+    g.donor = donor->id;
+    g.to = to_id;
+    g.item = item;
+    g.quantity = rng_.Uniform(1, 400);
+    g.grade = NewGrade();
+    g.expires_us = NewExpiry(item);
+    if (rng_.Chance(0.3)) {
+      g.value_asset = kCny;
+      g.value = rng_.Uniform(100, 500'000);
+    }
+    g.channel = static_cast<DonationChannel>(rng_.Uniform(0, kDonationChannelMax));
+    g.flags = rng_.Chance(0.2) ? kDonationAnonymous : 0;
+    if (rng_.Chance(0.5)) g.memo = "gift in kind " + std::to_string(next_client_);
+    return MakeOp(g);
+  }
+
+  std::optional<Operation> GenGoodsPurchase() {
+    const ModelAccount* from = PickFunded(
+        [](const ModelAccount& a) { return PoolKind(a.kind) && a.asset == kCny; });
+    if (from == nullptr) return std::nullopt;
+    const std::string from_id = from->id;
+    const ModelAccount* supplier = PickOpen([](const ModelAccount& a) {
+      return a.kind == AccountKind::kSupplier && a.asset.empty();
+    });
+    if (supplier == nullptr) return std::nullopt;
+    const std::string supplier_id = supplier->id;
+    const ModelAccount* to = PickOpen(StockOfCatalogued());
+    if (to == nullptr) return std::nullopt;
+    GoodsPurchaseOp o;
+    o.from = from_id;
+    o.supplier = supplier_id;
+    o.asset = kCny;
+    o.price = SpendAmount(from_id, kCny);
+    o.to = to->id;
+    o.item = to->asset;
+    o.quantity = rng_.Uniform(1, 300);
+    o.grade = NewGrade();
+    o.expires_us = NewExpiry(o.item);
+    o.memo = "invoice " + std::to_string(next_client_);
+    return MakeOp(o);
+  }
+
+  // Up to `lines_max` distinct recipients that take the item, the quantity
+  // spread over them (each at least 1).
+  std::optional<Operation> GenHandout(size_t lines_max) {
+    const ModelAccount* from = PickFunded(StockOfCatalogued());
+    if (from == nullptr) return std::nullopt;
+    const std::string from_id = from->id;
+    const std::string item = from->asset;
+    std::vector<const ModelAccount*> recipients = OpenAccounts([&](const ModelAccount& a) {
+      return a.kind == AccountKind::kRecipient && Accepts(a, item);
+    });
+    if (recipients.empty()) return std::nullopt;
+    const int64_t total = SpendAmount(from_id, item);
+    const size_t count = std::min<size_t>(
+        {static_cast<size_t>(rng_.Uniform(1, static_cast<int64_t>(lines_max))), recipients.size(),
+         static_cast<size_t>(total)});
+    HandoutOp o;
+    o.from = from_id;
+    o.item = item;
+    o.purpose = rng_.Chance(0.5) ? "" : "winter distribution";
+    if (rng_.Chance(0.1)) o.override_reason = "household of six";
+    int64_t left = total - static_cast<int64_t>(count);
+    for (size_t i = 0; i < count; ++i) {
+      const size_t pick = i + rng_.Index(recipients.size() - i);
+      std::swap(recipients[i], recipients[pick]);
+      const int64_t extra = i + 1 == count ? left : rng_.Uniform(0, left / 2);
+      left -= extra;
+      o.lines.push_back({recipients[i]->id, 1 + extra});
+    }
+    return MakeOp(o);
+  }
+
+  std::optional<Operation> GenWriteOff() {
+    const ModelAccount* from = PickFunded(StockOfCatalogued());
+    if (from == nullptr) return std::nullopt;
+    const std::string from_id = from->id;
+    const std::string item = from->asset;
+    const ModelAccount* to = PickOpen(
+        [&](const ModelAccount& a) { return a.kind == AccountKind::kExpense && Accepts(a, item); });
+    if (to == nullptr) return std::nullopt;
+    WriteOffOp o;
+    o.from = from_id;
+    o.to = to->id;
+    o.item = item;
+    o.reason = rng_.Chance(0.5) ? "spoiled" : "damaged in storage";
+    std::vector<Slice> live;
+    if (auto it = holdings_.find(from_id); it != holdings_.end()) live = LiveSlices(it->second);
+    if (!live.empty() && rng_.Chance(0.4)) {
+      // A spoiled batch: from one lot only, mostly no more than the stock holds of it.
+      o.lot = live[rng_.Index(live.size())].lot;
+      const int64_t held = HeldOfLot(from_id, o.lot);
+      o.quantity = rng_.Chance(0.85) ? rng_.Uniform(1, held) : held + rng_.Uniform(1, 5);
+    } else {
+      o.quantity = SpendAmount(from_id, item);
+    }
+    return MakeOp(o);
+  }
+
+  std::optional<Operation> GenGoodsSale() {
+    const ModelAccount* from = PickFunded(StockOfCatalogued());
+    if (from == nullptr) return std::nullopt;
+    const std::string from_id = from->id;
+    const ModelAccount* buyer = PickOpen([](const ModelAccount& a) {
+      return a.kind == AccountKind::kMerchant && a.asset.empty();
+    });
+    if (buyer == nullptr) return std::nullopt;
+    const std::string buyer_id = buyer->id;
+    const ModelAccount* to =
+        PickOpen([](const ModelAccount& a) { return PoolKind(a.kind) && a.asset == kCny; });
+    if (to == nullptr) return std::nullopt;
+    GoodsSaleOp o;
+    o.from = from_id;
+    o.buyer = buyer_id;
+    o.item = from->asset;
+    o.quantity = SpendAmount(from_id, o.item);
+    o.to = to->id;
+    o.asset = kCny;
+    o.proceeds = rng_.Uniform(1, 200'000);
+    if (rng_.Chance(0.5)) o.memo = "sold before spoiling";
+    return MakeOp(o);
+  }
+
+  // Goods recorded in the wrong stock, moved by an adjustment (fifo/v1).
+  // Lots that go back and forth land behind the empty slices fefo/v1
+  // leaves, which keep them from merging with their neighbours.
+  std::optional<Operation> GenStockAdjust() {
+    if (entries_.empty()) return std::nullopt;
+    const ModelAccount* from = PickFunded(StockOfCatalogued());
+    if (from == nullptr) return std::nullopt;
+    const std::string from_id = from->id;
+    const std::string item = from->asset;
+    const ModelAccount* to = PickOpen([&](const ModelAccount& a) {
+      return a.kind == AccountKind::kStock && a.asset == item && a.id != from_id;
+    });
+    if (to == nullptr) return std::nullopt;
+    CorrectionOp o = MakeAdjust(entries_.size(), "recorded in the wrong stock", from_id, to->id, item,
+                                SpendAmount(from_id, item));
+    return MakeOp(o);
+  }
+
+  std::optional<Operation> GenGoods() {
+    const int64_t r = rng_.Uniform(0, 99);
+    if (r < 28) return GenGoodsGift();
+    if (r < 44) return GenGoodsPurchase();
+    if (r < 68) return GenHandout(rng_.Chance(0.1) ? 40 : 5);
+    if (r < 80) return GenWriteOff();
+    if (r < 90) return GenGoodsSale();
+    if (r < 99) return GenStockAdjust();
+    return GenItem();
+  }
+
   Operation GenOpen(std::optional<AccountKind> wanted_kind = std::nullopt) {
     static constexpr AccountKind kKinds[] = {
         AccountKind::kDonor,     AccountKind::kDonor,    AccountKind::kMerchant,
         AccountKind::kFund,      AccountKind::kFund,     AccountKind::kProject,
         AccountKind::kRecipient, AccountKind::kSupplier, AccountKind::kExpense,
+        AccountKind::kStock,     AccountKind::kRecipient,
     };
     const AccountKind kind = wanted_kind ? *wanted_kind : kKinds[rng_.Index(std::size(kKinds))];
     OpenAccountOp o;
     o.kind = kind;
     o.account = NewAccountId(KindPrefix(kind));
-    if (HoldingKind(kind)) {
+    if (kind == AccountKind::kStock) {
+      static const char* const kStockItems[] = {kOil, kOil, kBlanket, kRice, "item:soap", kUnlisted};
+      o.asset = kStockItems[rng_.Index(std::size(kStockItems))];
+    } else if (HoldingKind(kind)) {
       o.asset = rng_.Chance(0.75) ? kCny : kRice;
     } else {
       const int64_t r = rng_.Uniform(0, 9);
@@ -1203,6 +1848,12 @@ class Simulation {
                    [](AllocationOp& o) { o.reason += " (again)"; },
                    [](DisbursementOp& o) { o.purpose += " (again)"; },
                    [](CorrectionOp& o) { o.reason += " (again)"; },
+                   [](ItemOp& o) { o.name += " (renamed)"; },
+                   [](GoodsGiftOp& o) { o.quantity = o.quantity < kAmountMax ? o.quantity + 1 : 1; },
+                   [](GoodsPurchaseOp& o) { o.memo += " (again)"; },
+                   [](HandoutOp& o) { o.purpose += " (again)"; },
+                   [](WriteOffOp& o) { o.reason += " (again)"; },
+                   [](GoodsSaleOp& o) { o.proceeds = o.proceeds < kAmountMax ? o.proceeds + 1 : 1; },
                    [](auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
                },
                op.body);
@@ -1240,12 +1891,13 @@ class Simulation {
 
   std::optional<Operation> GenValid() {
     const int64_t r = rng_.Uniform(0, 99);
-    if (r < 40) return GenDonation();
-    if (r < 62) return GenAllocation();
-    if (r < 80) return GenDisbursement();
-    if (r < 86) return GenAdjust();
-    if (r < 96) return GenReverse();
-    return GenOpen();
+    if (r < 34) return GenDonation();
+    if (r < 52) return GenAllocation();
+    if (r < 67) return GenDisbursement();
+    if (r < 72) return GenAdjust();
+    if (r < 80) return GenReverse();
+    if (r < 82) return GenOpen();
+    return GenGoods();
   }
 
   // An op with exactly one defect, designed to fail.
@@ -1545,6 +2197,212 @@ class Simulation {
         std::get<OpenAccountOp>(op.body).name = std::string(kNameBytesMax + 1, 'n');
         return std::make_pair(std::move(op), std::string("open with an over-long name"));
       }
+      case 46:
+      case 47:
+      case 48: {
+        // An item not in the catalogue: never listed, or not yet.
+        const ModelAccount* stock = PickOpen([&](const ModelAccount& a) {
+          return a.kind == AccountKind::kStock && LookupItem(a.asset) == ItemPresence::kMissing;
+        });
+        if (stock == nullptr) return std::nullopt;
+        const std::string stock_id = stock->id;
+        const std::string item = stock->asset;
+        if (which == 46) {
+          const ModelAccount* donor = PickOpen(
+              [&](const ModelAccount& a) { return SourceKind(a.kind) && Accepts(a, item); });
+          if (donor == nullptr) return std::nullopt;
+          GoodsGiftOp g;
+          g.donor = donor->id;
+          g.to = stock_id;
+          g.item = item;
+          g.quantity = 10;
+          return std::make_pair(MakeOp(g), std::string("goods gift of an item not in the catalogue"));
+        }
+        if (which == 47) {
+          return with(GenGoodsPurchase(), "goods purchase of an item not in the catalogue",
+                      [&](Operation& op) {
+                        auto& o = std::get<GoodsPurchaseOp>(op.body);
+                        o.to = stock_id;
+                        o.item = item;
+                      });
+        }
+        const int64_t kind = rng_.Uniform(0, 2);
+        if (kind == 0) {
+          return with(GenHandout(3), "handout of an item not in the catalogue", [&](Operation& op) {
+            auto& o = std::get<HandoutOp>(op.body);
+            o.from = stock_id;
+            o.item = item;
+          });
+        }
+        if (kind == 1) {
+          return with(GenWriteOff(), "write-off of an item not in the catalogue", [&](Operation& op) {
+            auto& o = std::get<WriteOffOp>(op.body);
+            o.from = stock_id;
+            o.item = item;
+            o.lot = 0;
+          });
+        }
+        return with(GenGoodsSale(), "goods sale of an item not in the catalogue", [&](Operation& op) {
+          auto& o = std::get<GoodsSaleOp>(op.body);
+          o.from = stock_id;
+          o.item = item;
+        });
+      }
+      case 49:
+        return with(GenGoodsGift(), "goods gift of zero",
+                    [](Operation& op) { std::get<GoodsGiftOp>(op.body).quantity = 0; });
+      case 50:
+        return with(GenGoodsGift(), "goods gift of an expired batch", [&](Operation& op) {
+          std::get<GoodsGiftOp>(op.body).expires_us = b_.now_us - rng_.Uniform(0, 3) * kDayUs;
+        });
+      case 51: {
+        // Into a fund: gifts in kind go into a stock of the item.
+        const ModelAccount* fund = PickOpen([](const ModelAccount& a) { return PoolKind(a.kind); });
+        if (fund == nullptr) return std::nullopt;
+        const std::string fund_id = fund->id;
+        return with(GenGoodsGift(), "goods gift into a fund",
+                    [&](Operation& op) { std::get<GoodsGiftOp>(op.body).to = fund_id; });
+      }
+      case 52:
+        return with(GenGoodsGift(), "goods gift with a value but no value asset", [](Operation& op) {
+          auto& g = std::get<GoodsGiftOp>(op.body);
+          g.value_asset.clear();
+          g.value = 5'000;
+        });
+      case 53:
+        return with(GenHandout(4), "handout naming a recipient twice", [](Operation& op) {
+          auto& o = std::get<HandoutOp>(op.body);
+          for (HandoutLine& line : o.lines) line.quantity = 1;
+          o.lines.push_back(o.lines.front());
+        });
+      case 54:
+        return with(GenHandout(5), "handout of more than the stock holds", [&](Operation& op) {
+          auto& o = std::get<HandoutOp>(op.body);
+          int64_t others = 0;
+          for (size_t i = 1; i < o.lines.size(); ++i) others += o.lines[i].quantity;
+          o.lines[0].quantity = std::max<int64_t>(1, Hi(o.from, o.item) + 1 - others);
+        });
+      case 55:
+        return with(GenHandout(3), "handout without lines",
+                    [](Operation& op) { std::get<HandoutOp>(op.body).lines.clear(); });
+      case 56: {
+        const ModelAccount* other = PickOpen([](const ModelAccount& a) {
+          return a.asset.empty() && (a.kind == AccountKind::kExpense || a.kind == AccountKind::kSupplier ||
+                                     a.kind == AccountKind::kDonor);
+        });
+        if (other == nullptr) return std::nullopt;
+        const std::string other_id = other->id;
+        return with(GenHandout(3), "handout to an account that is not a recipient",
+                    [&](Operation& op) { std::get<HandoutOp>(op.body).lines.back().recipient = other_id; });
+      }
+      case 57: {
+        // The stock holds another item than the op names.
+        const ModelAccount* stock = PickOpen(StockOfCatalogued());
+        if (stock == nullptr) return std::nullopt;
+        const std::string stock_id = stock->id;
+        const std::string stock_item = stock->asset;
+        std::optional<Operation> op = rng_.Chance(0.5) ? GenHandout(2) : GenWriteOff();
+        if (!op) return std::nullopt;
+        const std::string item = std::holds_alternative<HandoutOp>(op->body)
+                                     ? std::get<HandoutOp>(op->body).item
+                                     : std::get<WriteOffOp>(op->body).item;
+        if (item == stock_item) return std::nullopt;
+        if (auto* h = std::get_if<HandoutOp>(&op->body)) h->from = stock_id;
+        if (auto* w = std::get_if<WriteOffOp>(&op->body)) w->from = stock_id;
+        return std::make_pair(std::move(*op), std::string("goods from a stock of another item"));
+      }
+      case 58: {
+        // A money lot: no stock can ever hold it.
+        std::vector<uint64_t> money_lots;
+        for (const auto& [lot, model] : lots_) {
+          if (model.info.asset == kCny) money_lots.push_back(lot);
+        }
+        if (money_lots.empty()) return std::nullopt;
+        const uint64_t lot = money_lots[rng_.Index(money_lots.size())];
+        return with(GenWriteOff(), "write-off of a lot the stock does not hold", [&](Operation& op) {
+          auto& o = std::get<WriteOffOp>(op.body);
+          o.lot = lot;
+          o.quantity = 1;
+        });
+      }
+      case 59:
+        // Entry 1 opened an account: it made no lot.
+        return with(GenWriteOff(), "write-off of a lot that does not exist", [](Operation& op) {
+          auto& o = std::get<WriteOffOp>(op.body);
+          o.lot = 1;
+          o.quantity = 1;
+        });
+      case 60:
+        return with(GenWriteOff(), "write-off without a reason",
+                    [](Operation& op) { std::get<WriteOffOp>(op.body).reason.clear(); });
+      case 61: {
+        const ModelAccount* recipient = PickOpen([](const ModelAccount& a) {
+          return a.kind == AccountKind::kRecipient && a.asset.empty();
+        });
+        if (recipient == nullptr) return std::nullopt;
+        const std::string recipient_id = recipient->id;
+        return with(GenWriteOff(), "write-off to a recipient",
+                    [&](Operation& op) { std::get<WriteOffOp>(op.body).to = recipient_id; });
+      }
+      case 62: {
+        const ModelAccount* supplier = PickOpen([](const ModelAccount& a) {
+          return a.kind == AccountKind::kSupplier && !a.asset.empty();
+        });
+        if (supplier == nullptr) return std::nullopt;
+        const std::string supplier_id = supplier->id;
+        return with(GenGoodsPurchase(), "goods purchase from a supplier with a fixed asset",
+                    [&](Operation& op) { std::get<GoodsPurchaseOp>(op.body).supplier = supplier_id; });
+      }
+      case 63: {
+        const ModelAccount* stock = PickOpen(StockOfCatalogued());
+        if (stock == nullptr) return std::nullopt;
+        const std::string stock_id = stock->id;
+        return with(GenGoodsPurchase(), "goods purchase paid from a stock",
+                    [&](Operation& op) { std::get<GoodsPurchaseOp>(op.body).from = stock_id; });
+      }
+      case 64: {
+        const ModelAccount* buyer = PickOpen([](const ModelAccount& a) {
+          return a.kind == AccountKind::kMerchant && !a.asset.empty();
+        });
+        if (buyer == nullptr) return std::nullopt;
+        const std::string buyer_id = buyer->id;
+        return with(GenGoodsSale(), "goods sale to a buyer with a fixed asset",
+                    [&](Operation& op) { std::get<GoodsSaleOp>(op.body).buyer = buyer_id; });
+      }
+      case 65: {
+        const ModelAccount* fund = PickOpen(
+            [](const ModelAccount& a) { return PoolKind(a.kind) && a.asset != kCny; });
+        if (fund == nullptr) return std::nullopt;
+        const std::string fund_id = fund->id;
+        return with(GenGoodsSale(), "goods sale with the proceeds into a fund of goods",
+                    [&](Operation& op) { std::get<GoodsSaleOp>(op.body).to = fund_id; });
+      }
+      case 66: {
+        ItemOp o;
+        o.item = CataloguedItem();
+        o.name = "again";
+        o.unit = "box";
+        return std::make_pair(MakeOp(o), std::string("item already in the catalogue"));
+      }
+      case 67: {
+        static const char* const kBadUnits[] = {"", "Box", "kg2", "abcdefghijklmnopq"};
+        ItemOp o;
+        o.item = rng_.Chance(0.3) ? (rng_.Chance(0.5) ? "CNY" : "item:Tea") : "item:tea";
+        o.name = rng_.Chance(0.2) ? "" : "Tea";
+        o.unit = o.item == "item:tea" && !o.name.empty() ? kBadUnits[rng_.Index(std::size(kBadUnits))]
+                                                          : "box";
+        return std::make_pair(MakeOp(o), std::string("item with a malformed code, name or unit"));
+      }
+      case 68: {
+        if (goods_seqs_.empty()) return std::nullopt;
+        CorrectionOp o = MakeReverse(goods_seqs_[rng_.Index(goods_seqs_.size())], "undo goods");
+        return std::make_pair(MakeOp(o), std::string("reverse a goods entry other than a gift"));
+      }
+      case 69:
+        return with(GenGoodsSale(), "goods sale of more than the stock holds", [&](Operation& op) {
+          auto& o = std::get<GoodsSaleOp>(op.body);
+          o.quantity = Hi(o.from, o.item) + 1;
+        });
       default: {
         CorrectionOp o = MakeAdjust(entries_.size() + kBatchOpsMax + 1, "no such entry", "fund/general",
                                     "fund/relief", kCny, 1);
@@ -1555,7 +2413,7 @@ class Simulation {
 
   void AddInvalid() {
     std::optional<std::pair<Operation, std::string>> designed;
-    for (int attempt = 0; attempt < 6 && !designed; ++attempt) designed = TryInvalid(rng_.Uniform(0, 45));
+    for (int attempt = 0; attempt < 6 && !designed; ++attempt) designed = TryInvalid(rng_.Uniform(0, 69));
     if (!designed) {
       Operation op = MakeOp(MakeClose("fund/general", "x"));
       op.client_id.clear();
@@ -1594,7 +2452,8 @@ class Simulation {
   }
 
   void AddSomething() {
-    const int64_t r = rng_.Uniform(0, 99);
+    // 100..119: goods.
+    const int64_t r = rng_.Uniform(0, 119);
     std::optional<Operation> op;
     std::string label;
     if (r < 27) {
@@ -1622,9 +2481,11 @@ class Simulation {
     } else if (r < 92) {
       AddInvalid();
       return;
-    } else {
+    } else if (r < 100) {
       AddChain(/*open_ended=*/false);
       return;
+    } else {
+      op = GenGoods(), label = "goods";
     }
     if (!op) op = GenDonation(), label = "donation (fallback)";
     if (!op) op = GenOpen(), label = "open (fallback)";
@@ -1659,12 +2520,29 @@ class Simulation {
         {"supplier/builder", AccountKind::kSupplier, kCny, 0},
         {"supplier/grocer", AccountKind::kSupplier, "", 0},
         {"expense/office", AccountKind::kExpense, "", 0},
+        // Goods: suppliers and buyers of goods name no asset (they take one
+        // and give the other); a stock holds one item.
+        {"donor/oil-mill", AccountKind::kDonor, kOil, 0},
+        {"merchant/charity-shop", AccountKind::kMerchant, "", 0},
+        {"supplier/wholesale", AccountKind::kSupplier, "", 0},
+        {"stock/oil", AccountKind::kStock, kOil, 0},
+        {"stock/oil-annex", AccountKind::kStock, kOil, 0},
+        {"stock/blankets", AccountKind::kStock, kBlanket, 0},
+        {"stock/rice", AccountKind::kStock, kRice, 0},
+        {"stock/unlisted", AccountKind::kStock, kUnlisted, 0},
+        {"recipient/r4", AccountKind::kRecipient, "", 0},
+        {"recipient/r5", AccountKind::kRecipient, kOil, 0},
+        {"recipient/r6", AccountKind::kRecipient, "", 0},
+        {"expense/spoilage", AccountKind::kExpense, "", 0},
     };
+    b_.now_us = std::max(clock_.NowMicros(), last_time_us_);
     for (const Core& c : kCore) {
       OpenAccountOp o = MakeOpen(c.id, c.kind, c.asset, c.flags, std::string("core ") + c.id);
       core_accounts_.insert(c.id);
       Add(MakeOp(o), "bootstrap open");
     }
+    Add(MakeOp(ItemOp{kOil, "Cooking oil, 5 L", "bottle"}), "bootstrap item");
+    Add(MakeOp(ItemOp{kBlanket, "Winter blanket", "piece"}), "bootstrap item");
     for (const PlannedOp& p : b_.ops) {
       EXPECT_EQ(p.prediction.expect, Expect::kOk) << "test bug: " << Describe(p.op);
     }
@@ -1680,6 +2558,7 @@ class Simulation {
     } else {
       clock_.AdvanceMicros(rng_.Uniform(0, 2'000));
     }
+    b_.now_us = std::max(clock_.NowMicros(), last_time_us_);
     const int64_t target = rng_.Chance(0.1) ? rng_.Uniform(1, 5) : rng_.Uniform(1, kTestBatchOpsMax);
     while (static_cast<int64_t>(b_.ops.size()) < target) AddSomething();
     if (rng_.Chance(0.03)) AddChain(/*open_ended=*/true);
@@ -1848,13 +2727,15 @@ class Simulation {
   void ApplyEntry(const Operation& op, const StoredEntry& stored, const OpResult& r) {
     const Entry& e = stored.entry;
     const uint64_t seq = entries_.size() + 1;
-    EXPECT_EQ(e.version, 1);
+    EXPECT_EQ(e.version, Entry{}.version) << "new entries carry the current entry version";
     EXPECT_EQ(e.seq, seq);
     EXPECT_EQ(e.client_id, op.client_id);
     EXPECT_TRUE(e.body == op.body) << "the entry must record the operation as requested: "
                                    << Describe(op);
     EXPECT_EQ(e.time_us, r.time_us);
     EXPECT_GE(e.time_us, last_time_us_) << "entry times must not decrease (seq " << seq << ")";
+    // Expiries are predicted against this time.
+    EXPECT_EQ(e.time_us, b_.now_us) << "seq " << seq << ": the clock, or the head's time";
     EXPECT_EQ(e.prev_hash, last_hash_) << "seq " << seq;
     EXPECT_FALSE(stored.bytes.empty());
 
@@ -1876,6 +2757,55 @@ class Simulation {
       }
       policy = "fifo/v1";
       return p;
+    };
+    // Takes from a stock in `order` (fefo/v1 or lot/v1), to a place that
+    // holds nothing (recipients, expenses, buyers).
+    auto ordered_posting = [&](const std::string& from, const std::string& to, const std::string& item,
+                               int64_t amount, const std::vector<size_t>& order, size_t* cursor) {
+      Posting p = MakePosting(from, to, item, amount, {});
+      if (!TakeInOrder(holdings_[from], order, cursor, amount, &p.slices)) {
+        ADD_FAILURE() << "seq " << seq << " took more out of " << from << " than it held: "
+                      << Describe(op);
+      }
+      return p;
+    };
+    auto fefo_order = [&](const std::string& stock) {
+      return FefoOrder(holdings_[stock], [&](uint64_t lot) { return lots_.at(lot).info.expires_us; });
+    };
+    auto new_lot = [&](const std::string& donor, const std::string& to, const std::string& asset,
+                       int64_t amount, bool anonymous) -> ModelLot& {
+      ModelLot& lot = lots_[seq];
+      lot.info.lot = seq;
+      lot.info.donor = donor;
+      lot.info.to = to;
+      lot.info.asset = asset;
+      lot.info.amount = amount;
+      lot.info.time_us = e.time_us;
+      lot.info.anonymous = anonymous;
+      lot.info.created_by = me.type;
+      return lot;
+    };
+    // A conversion: the lots of the first posting are the new lot's parents,
+    // in the order they first appear, each with what it gave and its share.
+    auto record_parents = [&](ModelLot& made) {
+      std::map<uint64_t, size_t> index;
+      std::vector<LotParent>& parents = made.info.parents;
+      for (const Slice& s : me.postings.at(0).slices) {
+        auto [it, added] = index.try_emplace(s.lot, parents.size());
+        if (added) {
+          const LotInfo& parent = lots_.at(s.lot).info;
+          parents.push_back({s.lot, parent.donor, parent.anonymous, parent.asset, 0, 0});
+        }
+        parents[it->second].consumed += s.amount;
+      }
+      std::vector<int64_t> weights;
+      for (const LotParent& p : parents) weights.push_back(p.consumed);
+      const std::vector<int64_t> shares = LargestRemainder(made.info.amount, weights);
+      for (size_t i = 0; i < parents.size(); ++i) {
+        parents[i].share = shares[i];
+        lots_.at(parents[i].lot).conversions.push_back({seq, parents[i].consumed, shares[i]});
+      }
+      made.info.parent_count = parents.size();
     };
     std::visit(Overloaded{
                    [&](const OpenAccountOp& o) {
@@ -1923,20 +2853,87 @@ class Simulation {
                      EXPECT_FALSE(ref.reversed) << "seq " << seq << " reversed seq " << o.ref_seq << " twice";
                      ref.reversed = true;
                      reversed_seqs_.push_back(o.ref_seq);
+                     if (ref.type == EntryType::kGoodsGift) ++reversed_goods_gifts_;
                      policy = "reverse/v1";
-                     if (HoldingKind(accounts_.at(original.to).kind)) {
-                       for (const Slice& s : original.slices) {
-                         if (!TakeLot(holdings_[original.to], s.lot, s.amount)) {
-                           ADD_FAILURE() << "seq " << seq << " reversed seq " << o.ref_seq << " although lot "
-                                         << s.lot << " was no longer in " << original.to;
-                         }
-                       }
+                     if (HoldingKind(accounts_.at(original.to).kind) &&
+                         !TakeLots(holdings_[original.to], original.slices)) {
+                       ADD_FAILURE() << "seq " << seq << " reversed seq " << o.ref_seq
+                                     << " although its lots were no longer in " << original.to;
                      }
                      if (HoldingKind(accounts_.at(original.from).kind)) {
                        for (const Slice& s : original.slices) AppendSlice(holdings_[original.from], s);
                      }
                      me.postings.push_back(MakePosting(original.to, original.from, original.asset,
                                                        original.amount, original.slices));
+                   },
+                   [&](const ItemOp& o) {
+                     items_[o.item] = ItemInfo{o.item, o.name, o.unit, seq, 0};
+                     item_order_.push_back(o.item);
+                   },
+                   [&](const GoodsGiftOp& o) {
+                     me.postings.push_back(
+                         MakePosting(o.donor, o.to, o.item, o.quantity, {{seq, o.quantity}}));
+                     AppendSlice(holdings_[o.to], {seq, o.quantity});
+                     ModelLot& lot =
+                         new_lot(o.donor, o.to, o.item, o.quantity, (o.flags & kDonationAnonymous) != 0);
+                     lot.info.grade = o.grade;
+                     lot.info.expires_us = o.expires_us;
+                     lot.info.value_asset = o.value_asset;
+                     lot.info.value = o.value;
+                     value_seqs_.push_back(seq);
+                   },
+                   [&](const GoodsPurchaseOp& o) {
+                     me.postings.push_back(fifo_posting(o.from, o.supplier, o.asset, o.price));
+                     me.postings.push_back(
+                         MakePosting(o.supplier, o.to, o.item, o.quantity, {{seq, o.quantity}}));
+                     AppendSlice(holdings_[o.to], {seq, o.quantity});
+                     ModelLot& lot = new_lot(o.supplier, o.to, o.item, o.quantity, false);
+                     lot.info.grade = o.grade;
+                     lot.info.expires_us = o.expires_us;
+                     record_parents(lot);
+                     goods_seqs_.push_back(seq);
+                   },
+                   [&](const HandoutOp& o) {
+                     const std::vector<size_t> order = fefo_order(o.from);
+                     size_t cursor = 0;
+                     for (const HandoutLine& line : o.lines) {
+                       me.postings.push_back(
+                           ordered_posting(o.from, line.recipient, o.item, line.quantity, order, &cursor));
+                     }
+                     PopEmptyFront(holdings_[o.from]);
+                     policy = "fefo/v1";
+                     goods_seqs_.push_back(seq);
+                   },
+                   [&](const WriteOffOp& o) {
+                     std::vector<size_t> order;
+                     if (o.lot == 0) {
+                       order = fefo_order(o.from);
+                       policy = "fefo/v1";
+                     } else {
+                       const std::deque<Slice>& slices = holdings_[o.from];
+                       for (size_t i = 0; i < slices.size(); ++i) {
+                         if (slices[i].lot == o.lot && slices[i].amount > 0) order.push_back(i);
+                       }
+                       policy = "lot/v1";
+                     }
+                     size_t cursor = 0;
+                     me.postings.push_back(
+                         ordered_posting(o.from, o.to, o.item, o.quantity, order, &cursor));
+                     PopEmptyFront(holdings_[o.from]);
+                     goods_seqs_.push_back(seq);
+                   },
+                   [&](const GoodsSaleOp& o) {
+                     const std::vector<size_t> order = fefo_order(o.from);
+                     size_t cursor = 0;
+                     me.postings.push_back(
+                         ordered_posting(o.from, o.buyer, o.item, o.quantity, order, &cursor));
+                     PopEmptyFront(holdings_[o.from]);
+                     policy = "fefo/v1";
+                     me.postings.push_back(
+                         MakePosting(o.buyer, o.to, o.asset, o.proceeds, {{seq, o.proceeds}}));
+                     AppendSlice(holdings_[o.to], {seq, o.proceeds});
+                     record_parents(new_lot(o.buyer, o.to, o.asset, o.proceeds, false));
+                     goods_seqs_.push_back(seq);
                    },
                    [&](const auto&) { ADD_FAILURE() << "the stream has no checkout operations"; },
                },
@@ -1947,6 +2944,10 @@ class Simulation {
         << "\n  expected: " << Describe(me.postings);
 
     for (const Posting& p : me.postings) {
+      for (const Slice& s : p.slices) {
+        changed_lots_.insert(s.lot);
+        for (const LotParent& parent : lots_.at(s.lot).info.parents) changed_lots_.insert(parent.lot);
+      }
       balances_[p.from][p.asset] -= p.amount;
       balances_[p.to][p.asset] += p.amount;
       // One hop per lot per posting; where the lot ended if it left the
@@ -1968,19 +2969,20 @@ class Simulation {
         hop.amount = per_lot[lot];
         ml.hops.push_back(hop);
         if (!HoldingKind(accounts_.at(p.to).kind)) ml.reached[p.to] += per_lot[lot];
-        if (SinkKind(accounts_.at(p.from).kind)) {  // a disbursement taken back
+        // A disbursement taken back; not the lot's creation (a supplier's
+        // delivery: the source's own debit is no place of the lot).
+        if (SinkKind(accounts_.at(p.from).kind) && lot != seq) {
           if ((ml.reached[p.from] -= per_lot[lot]) == 0) ml.reached.erase(p.from);
         }
       }
     }
     ++ok_by_type_[TypeLabel(op.body)];
-    const EntryType type = me.type;
     client_seq_[op.client_id] = seq;
     entries_.push_back(std::move(me));
     last_hash_ = stored.hash;
     last_time_us_ = e.time_us;
 
-    if (type == EntryType::kDonation) {
+    if (lots_.count(seq) > 0) {  // the entry made a lot
       auto lot = ledger_->GetLot(seq);
       ASSERT_TRUE(lot.ok()) << lot.status();
       CheckLotInfo(*lot, lots_.at(seq).info);
@@ -1996,6 +2998,30 @@ class Simulation {
     EXPECT_EQ(got.amount, want.amount) << "lot " << want.lot;
     EXPECT_EQ(got.time_us, want.time_us) << "lot " << want.lot;
     EXPECT_EQ(got.anonymous, want.anonymous) << "lot " << want.lot;
+    EXPECT_EQ(got.created_by, want.created_by) << "lot " << want.lot;
+    EXPECT_EQ(got.grade, want.grade) << "lot " << want.lot;
+    EXPECT_EQ(got.expires_us, want.expires_us) << "lot " << want.lot;
+    EXPECT_EQ(got.value_asset, want.value_asset) << "lot " << want.lot;
+    EXPECT_EQ(got.value, want.value) << "lot " << want.lot;
+    EXPECT_EQ(got.parent_count, want.parent_count) << "lot " << want.lot;
+    EXPECT_EQ(got.parents, want.parents) << "parents of lot " << want.lot;
+    if (got.created_by != EntryType::kGoodsPurchase && got.created_by != EntryType::kGoodsSale) {
+      EXPECT_TRUE(got.parents.empty()) << "lot " << want.lot << " was made by no conversion";
+      return;
+    }
+    // The parents' shares make up the lot; what they gave is the first posting.
+    int64_t shares = 0;
+    int64_t consumed = 0;
+    for (const LotParent& p : got.parents) {
+      EXPECT_GT(p.consumed, 0) << "lot " << want.lot << " parent " << p.lot;
+      EXPECT_GE(p.share, 0) << "lot " << want.lot << " parent " << p.lot;
+      shares += p.share;
+      consumed += p.consumed;
+    }
+    EXPECT_EQ(shares, got.amount) << "the parents' shares of lot " << want.lot;
+    ASSERT_LE(want.lot, entries_.size());
+    EXPECT_EQ(consumed, entries_[want.lot - 1].postings.at(0).amount)
+        << "what the parents of lot " << want.lot << " gave";
   }
 
   // (d) The backward trace of an entry, read page by page, is its slices and
@@ -2021,6 +3047,7 @@ class Simulation {
       EXPECT_EQ(page->total_count, expected.size()) << "seq " << seq;
       EXPECT_EQ(page->offset, offset) << "seq " << seq;
       EXPECT_LE(page->sources.size(), limit);
+      std::set<uint64_t> listed_on_page;
       for (const TraceSource& s : page->sources) {
         got.emplace_back(s.posting_index, s.lot, s.amount);
         sum += s.amount;
@@ -2034,6 +3061,27 @@ class Simulation {
         // An anonymous lot may hide its donor in a trace.
         if (!s.anonymous || !s.donor.empty()) {
           EXPECT_EQ(s.donor, lot->second.info.donor) << "seq " << seq << " lot " << s.lot;
+        }
+        // Behind a converted lot: its parents (what each paid and its share
+        // of the whole lot), listed on the page's first source of the lot.
+        const std::vector<LotParent>& parents = lot->second.info.parents;
+        EXPECT_EQ(s.behind_count, parents.size()) << "seq " << seq << " lot " << s.lot;
+        const bool first_of_lot = listed_on_page.insert(s.lot).second;
+        if (!first_of_lot) {
+          EXPECT_TRUE(s.behind.empty()) << "seq " << seq << " lot " << s.lot;
+        } else if (s.behind.size() == s.behind_count) {  // not cut by the page's bound
+          std::vector<std::pair<uint64_t, int64_t>> got_behind;
+          std::vector<std::pair<uint64_t, int64_t>> want_behind;
+          int64_t share_sum = 0;
+          for (const LotParent& p : s.behind) {
+            got_behind.emplace_back(p.lot, p.share);
+            share_sum += p.share;
+          }
+          for (const LotParent& p : parents) want_behind.emplace_back(p.lot, p.share);
+          EXPECT_EQ(got_behind, want_behind) << "behind seq " << seq << " lot " << s.lot;
+          if (!parents.empty()) {
+            EXPECT_EQ(share_sum, lot->second.info.amount) << "seq " << seq << " lot " << s.lot;
+          }
         }
       }
       offset += page->sources.size();
@@ -2074,6 +3122,7 @@ class Simulation {
 
     std::map<std::string, int64_t> sum_by_asset;
     std::map<uint64_t, std::map<std::string, int64_t>> held_by_lot;
+    std::map<std::string, int64_t> in_stock;  // by item
     for (const auto& [id, model] : accounts_) {
       auto info = ledger_->GetAccount(id);
       if (!info.ok()) {
@@ -2103,33 +3152,49 @@ class Simulation {
       for (const auto& [asset, amount] : got) {
         EXPECT_EQ(asset, model.asset) << id << " holds an asset not its own";
       }
-      const std::deque<Slice>& slices = holdings_[id];
+      // Empty slices (kept by fefo/v1 and lot/v1 to place later slices
+      // exactly) are no holdings: they are neither listed nor counted.
+      const std::vector<Slice> slices = LiveSlices(holdings_[id]);
       uint64_t total_count = 0;
       const std::vector<Slice> listed = ReadHoldings(id, &total_count);
       EXPECT_EQ(info->slice_count, slices.size()) << id;
       EXPECT_EQ(total_count, slices.size()) << id;
-      EXPECT_EQ(listed, std::vector<Slice>(slices.begin(), slices.end())) << "holdings of " << id;
+      EXPECT_EQ(listed, slices) << "holdings of " << id;
       int64_t held = 0;
       for (const Slice& s : slices) {
+        EXPECT_GT(s.amount, 0) << id;
         held += s.amount;
         held_by_lot[s.lot][id] += s.amount;
       }
       EXPECT_EQ(held, Get(got, model.asset)) << "slices of " << id << " must sum to its balance";
+      if (model.kind == AccountKind::kStock) in_stock[model.asset] += held;
     }
+    // Conservation per asset, money and each item: a supplier's goods
+    // balance is negative by what it delivered, like a donor's.
     for (const auto& [asset, sum] : sum_by_asset) {
       EXPECT_EQ(sum, 0) << "conservation: balances of " << asset << " over all accounts";
     }
+    auto totals = ledger_->TotalsPerAsset();
+    ASSERT_TRUE(totals.ok()) << totals.status();
+    for (const warmledger::Balance& b : *totals) {
+      EXPECT_EQ(b.amount, 0) << "conservation: TotalsPerAsset of " << b.asset;
+    }
+    CheckCatalogue(in_stock);
 
+    // A trace changes only when its lot, or a lot made from it, moves: the
+    // others are traced again every few batches.
     for (const auto& [lot_id, model] : lots_) {
+      if (!deep && changed_lots_.count(lot_id) == 0) continue;
       auto trace = ledger_->TraceLot(lot_id);
       if (!trace.ok()) {
         ADD_FAILURE() << "TraceLot(" << lot_id << "): " << trace.status();
         continue;
       }
-      CheckLotTrace(*trace, model, held_by_lot[lot_id]);
+      CheckLotTrace(*trace, model, held_by_lot);
       if (::testing::Test::HasFailure()) return;
     }
 
+    changed_lots_.clear();
     if (deep) {
       auto rebuilt = ledger_->RebuildStateDigest();
       ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
@@ -2137,13 +3202,75 @@ class Simulation {
     }
   }
 
-  void CheckLotTrace(const LotTrace& t, const ModelLot& model,
-                     const std::map<std::string, int64_t>& expected_held) {
+  // The catalogue in the order items were added, with what all stocks hold.
+  void CheckCatalogue(const std::map<std::string, int64_t>& in_stock) {
+    auto items = ledger_->ListItems();
+    ASSERT_TRUE(items.ok()) << items.status();
+    ASSERT_EQ(items->size(), item_order_.size()) << "items in the catalogue";
+    for (size_t i = 0; i < items->size(); ++i) {
+      const ItemInfo& got = (*items)[i];
+      const ItemInfo& want = items_.at(item_order_[i]);
+      EXPECT_EQ(got.item, want.item);
+      EXPECT_EQ(got.name, want.name) << want.item;
+      EXPECT_EQ(got.unit, want.unit) << want.item;
+      EXPECT_EQ(got.defined_seq, want.defined_seq) << want.item;
+      EXPECT_EQ(got.in_stock, Get(in_stock, want.item)) << "what the stocks hold of " << want.item;
+    }
+    EXPECT_EQ(ledger_->GetItem(kUnlisted).status().code(), StatusCode::kNotFound);
+  }
+
+  using HeldByLot = std::map<uint64_t, std::map<std::string, int64_t>>;
+
+  // Where the part of converted lot `made` attributed to one parent (`share`
+  // of it, made of `consumed` of the parent) is now: the new lot's holding
+  // places, then its sinks and sources with its recipients in one group
+  // (the stream's recipients have no category or community), each split by
+  // largest remainder over the new lot's amounts there.
+  std::vector<std::tuple<std::string, AccountKind, int64_t, int64_t>> ExpectedPlaces(
+      const ModelLot& made, const HeldByLot& held_by_lot, int64_t share, int64_t consumed) const {
+    std::vector<std::pair<std::string, AccountKind>> places;
+    std::vector<int64_t> weights;
+    if (auto it = held_by_lot.find(made.info.lot); it != held_by_lot.end()) {
+      for (const auto& [account, amount] : it->second) {
+        places.emplace_back(account, accounts_.at(account).kind);
+        weights.push_back(amount);
+      }
+    }
+    std::optional<size_t> recipients;
+    for (const auto& [account, amount] : made.reached) {
+      const AccountKind kind = accounts_.at(account).kind;
+      if (kind == AccountKind::kRecipient) {
+        if (!recipients) {
+          recipients = places.size();
+          places.emplace_back("", kind);
+          weights.push_back(0);
+        }
+        weights[*recipients] += amount;
+        continue;
+      }
+      places.emplace_back(account, kind);
+      weights.push_back(amount);
+    }
+    const std::vector<int64_t> amounts = LargestRemainder(share, weights);
+    const std::vector<int64_t> sources = LargestRemainder(consumed, weights);
+    std::vector<std::tuple<std::string, AccountKind, int64_t, int64_t>> out;
+    for (size_t i = 0; i < places.size(); ++i) {
+      if (amounts[i] == 0 && sources[i] == 0) continue;
+      out.emplace_back(places[i].first, places[i].second, amounts[i], sources[i]);
+    }
+    return out;
+  }
+
+  void CheckLotTrace(const LotTrace& t, const ModelLot& model, const HeldByLot& held_by_lot) {
     const uint64_t lot = model.info.lot;
+    static const std::map<std::string, int64_t> kNowhere;
+    auto held_it = held_by_lot.find(lot);
+    const std::map<std::string, int64_t>& expected_held =
+        held_it == held_by_lot.end() ? kNowhere : held_it->second;
     CheckLotInfo(t.lot, model.info);
     ASSERT_FALSE(t.hops.empty()) << "lot " << lot;
-    EXPECT_EQ(t.hops[0].seq, lot) << "the donation is the first hop of lot " << lot;
-    EXPECT_EQ(t.hops[0].type, EntryType::kDonation) << "lot " << lot;
+    EXPECT_EQ(t.hops[0].seq, lot) << "the creating entry is the first hop of lot " << lot;
+    EXPECT_EQ(t.hops[0].type, model.info.created_by) << "lot " << lot;
     using HopKey = std::tuple<uint64_t, std::string, std::string>;
     std::map<HopKey, int64_t> got_hops;
     std::map<HopKey, int64_t> want_hops;
@@ -2187,6 +3314,34 @@ class Simulation {
     EXPECT_EQ(total, model.info.amount) << "sum(held) + sum(reached) of lot " << lot;
     EXPECT_EQ(got_held, expected_held) << "where lot " << lot << " is held";
     EXPECT_EQ(got_reached, model.reached) << "where lot " << lot << " ended";
+
+    // What the parts of the lot that went into conversions became.
+    ASSERT_EQ(t.conversions.size(), model.conversions.size()) << "conversions of lot " << lot;
+    for (size_t i = 0; i < t.conversions.size(); ++i) {
+      const LotConversion& c = t.conversions[i];
+      const ModelConversion& want = model.conversions[i];
+      const ModelLot& made = lots_.at(want.seq);
+      SCOPED_TRACE("conversion of lot " + std::to_string(lot) + " into lot " + std::to_string(want.seq));
+      EXPECT_EQ(c.seq, want.seq);
+      EXPECT_EQ(c.type, made.info.created_by);
+      EXPECT_EQ(c.asset, made.info.asset);
+      EXPECT_EQ(c.lot_amount, made.info.amount);
+      EXPECT_EQ(c.consumed, want.consumed);
+      EXPECT_EQ(c.share, want.share);
+      int64_t amounts = 0;
+      int64_t sources = 0;
+      std::vector<std::tuple<std::string, AccountKind, int64_t, int64_t>> got_places;
+      for (const ConversionPlace& p : c.places) {
+        EXPECT_GE(p.amount, 0);
+        EXPECT_GE(p.source_amount, 0);
+        amounts += p.amount;
+        sources += p.source_amount;
+        got_places.emplace_back(p.account, p.kind, p.amount, p.source_amount);
+      }
+      EXPECT_EQ(amounts, c.share) << "sum(places.amount) must be the share";
+      EXPECT_EQ(sources, c.consumed) << "sum(places.source_amount) must be what was consumed";
+      EXPECT_EQ(got_places, ExpectedPlaces(made, held_by_lot, want.share, want.consumed));
+    }
   }
 
   void FinalChecks() {
@@ -2194,9 +3349,9 @@ class Simulation {
     if (::testing::Test::HasFailure()) return;
 
     // Donor statements: all lots of each source, paged, with their traces.
-    std::map<uint64_t, std::map<std::string, int64_t>> held_by_lot;
+    HeldByLot held_by_lot;
     for (const auto& [id, slices] : holdings_) {
-      for (const Slice& s : slices) held_by_lot[s.lot][id] += s.amount;
+      for (const Slice& s : LiveSlices(slices)) held_by_lot[s.lot][id] += s.amount;
     }
     for (const auto& [id, account] : accounts_) {
       if (!SourceKind(account.kind)) continue;
@@ -2221,7 +3376,7 @@ class Simulation {
             ADD_FAILURE() << "statement of " << id << " lists lot " << t.lot.lot << " that does not exist";
             continue;
           }
-          CheckLotTrace(t, model->second, held_by_lot[t.lot.lot]);
+          CheckLotTrace(t, model->second, held_by_lot);
         }
         offset += page->lots.size();
         if (page->lots.empty() || offset >= page->total_lots) break;
@@ -2244,17 +3399,21 @@ class Simulation {
     std::ostringstream summary;
     summary << "seed " << seed_ << ": " << batch_index_ << " batches, " << submitted_ops_ << " ops, "
             << entries_.size() << " entries, " << lots_.size() << " lots, " << duplicates_
-            << " duplicates; predicted ok=" << predicted_[0] << " duplicate=" << predicted_[1]
+            << " duplicates, " << reversed_goods_gifts_ << " goods gifts reversed; predicted ok="
+            << predicted_[0] << " duplicate=" << predicted_[1]
             << " fail=" << predicted_[2] << " unknown=" << predicted_[3] << ";";
     for (const auto& [type, count] : ok_by_type_) summary << " " << type << "=" << count;
     summary << "; failures:";
     for (const auto& [code, count] : failure_codes_) summary << " " << code << "=" << count;
     std::cout << summary.str() << "\n";
     if (kStreamOpsPerSeed < 2000) return;  // short sanitizer runs may miss a kind
-    for (const char* type : {"open", "close", "donation", "allocation", "disbursement", "reverse", "adjust"}) {
+    for (const char* type : {"open", "close", "donation", "allocation", "disbursement", "reverse", "adjust",
+                             "item", "goods_gift", "goods_purchase", "handout", "write_off",
+                             "write_off_lot", "goods_sale"}) {
       EXPECT_GT(ok_by_type_[type], 0) << type << " never succeeded. " << summary.str();
     }
     EXPECT_GT(duplicates_, 0) << summary.str();
+    EXPECT_GT(reversed_goods_gifts_, 0) << summary.str();
     for (const char* code : {"INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION",
                              "ABORTED"}) {
       EXPECT_GT(failure_codes_[code], 0) << code << " never seen. " << summary.str();
@@ -2278,11 +3437,15 @@ class Simulation {
   std::map<std::string, std::map<std::string, int64_t>> balances_;  // account -> asset -> amount
   std::map<std::string, std::deque<Slice>> holdings_;              // holding accounts
   std::vector<ModelEntry> entries_;                                 // entries_[seq - 1]
-  std::vector<uint64_t> value_seqs_;     // donations, allocations, disbursements
+  std::vector<uint64_t> value_seqs_;     // donations, allocations, disbursements, goods gifts
+  std::vector<uint64_t> goods_seqs_;     // goods entries that cannot be reversed
   std::vector<uint64_t> reversed_seqs_;
+  std::map<std::string, ItemInfo> items_;  // the catalogue (in_stock unused)
+  std::vector<std::string> item_order_;    // in the order items were added
   std::map<std::string, uint64_t> client_seq_;
   std::vector<std::string> failed_client_ids_;
   std::map<uint64_t, ModelLot> lots_;
+  std::set<uint64_t> changed_lots_;  // whose forward trace changed since the last check
   Hash last_hash_{};
   int64_t last_time_us_ = 0;
 
@@ -2291,6 +3454,7 @@ class Simulation {
   std::map<std::string, int> ok_by_type_;
   std::map<std::string, int> failure_codes_;
   int duplicates_ = 0;
+  int reversed_goods_gifts_ = 0;
   int predicted_[4] = {};  // by Expect
 };
 

@@ -904,7 +904,7 @@ class Auditor {
     }
     const Hash stored_hash = HashAt(value, value.size() - kHashBytes);
     auto applied = state_.Apply(entry.client_id, std::move(entry.body), entry.time_us, lookup,
-                                journal, &stored_hash);
+                                journal, &stored_hash, entry.version);
     journal->Clear();
     if (!applied.ok()) {
       board_.ReportEntry(seq, kRankReplay,

@@ -31,8 +31,17 @@
 // purchase in 50 (full, half, or two quarters), 1,260 aid vouchers of 1,000
 // yuan (1.26 million yuan) from the general fund to recipients, redeemed in
 // full, in part or not yet at the supermarket (some also at the Warm Mall
-// grocery), and one unused voucher voided. Counts and the money driven by
-// them scale with --scale; the two named projects keep their real amounts.
+// grocery), and one unused voucher voided. Before the checkout, the goods
+// (through the Goods operations of SubmitBatch): a catalogue of three items,
+// a pharmaceutical company's gift in kind of 2,000 bottles of disinfectant
+// (appraised, with an expiry), 700 boxes of daily necessities bought from the
+// general fund (paid by the many small 99 Giving Day gifts it still holds)
+// and handed out in one handout to 700 households in hardship, with two
+// bottles of disinfectant each, and a farm's gift of 5,000 kg of vegetables:
+// 200 kg of it spoiled and written off, the rest sold at a low price to the
+// charity supermarket, the proceeds going into the general fund. Counts and
+// the money driven by them scale with --scale; the two named projects and the
+// two gifts in kind keep their real amounts.
 //
 // Determinism: every operation and client id ("demo/<seed>/<kind>/<n>")
 // follows from the seed, the scale and the server's registry alone, and
@@ -47,7 +56,8 @@
 // a server configured otherwise is refused at the first purchase.
 //
 // Output: progress lines (about every 10%), a summary, the fund summaries,
-// and a few trace codes with the commands to follow them.
+// the store settlements, the goods catalogue, and a few trace codes with the
+// commands to follow them.
 // Exit status: 0 success, 1 a failure (a rejected operation prints its index,
 // code and message), 2 a usage error.
 //
@@ -70,6 +80,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -102,8 +113,11 @@ inline constexpr int kMessageBytesMax = 16 * 1024 * 1024;
 inline constexpr int kRetriesMax = 8;
 inline constexpr auto kBackoffMin = std::chrono::milliseconds(100);
 inline constexpr auto kBackoffMax = std::chrono::milliseconds(5000);
-// Trace codes printed at the end.
-inline constexpr size_t kShownTracesMax = 5;
+// Lots among which the demo picks a gift that paid for boxes to show.
+inline constexpr uint64_t kBoxPayersLookedAtMax = 100;
+// Trace codes printed at the end: five gifts of money, the two gifts in
+// kind and a 99 Giving Day gift that paid for boxes of daily necessities.
+inline constexpr size_t kShownTracesMax = 8;
 // Redraws of a recipient whose ID number was already drawn.
 inline constexpr int kIdNumberDrawsMax = 10'000;
 
@@ -162,6 +176,26 @@ inline constexpr int64_t kVoucherFaceFen = 100'000;
 // would refuse the retry as another voucher under the same client id):
 // 2099-12-31T00:00:00+08:00.
 inline constexpr int64_t kVoucherExpiresUs = 4'102'329'600'000'000;
+// Goods (DOMAIN.md). A box of daily necessities costs 150 yuan; 700 are
+// bought (scaled, and never more than the households in hardship or than the
+// general fund can pay) and each household gets one, and two bottles of the
+// gifted disinfectant. The gifts in kind are not scaled.
+inline constexpr int64_t kBoxHouseholdsCount = 700;
+inline constexpr int64_t kBoxPriceFen = 15'000;
+inline constexpr int64_t kDisinfectantBottles = 2'000;
+inline constexpr int64_t kDisinfectantBottleValueFen = 1'250;  // appraised, 12.50 yuan
+inline constexpr int64_t kDisinfectantPerHousehold = 2;
+static_assert(kBoxHouseholdsCount * kDisinfectantPerHousehold <= kDisinfectantBottles);
+inline constexpr int64_t kVegetablesKg = 5'000;
+inline constexpr int64_t kVegetablesSpoiledKg = 200;
+inline constexpr int64_t kVegetablePriceFen = 100;  // 1 yuan a kg: a low price, for charity
+// Fixed and far ahead, like the vouchers' expiry, so that a rerun asks for
+// exactly the same gift: 2099-12-31T00:00:00+08:00.
+inline constexpr int64_t kDisinfectantExpiresUs = 4'102'329'600'000'000;
+inline constexpr char kDisinfectant[] = "item:disinfectant";
+inline constexpr char kDailyBox[] = "item:daily-box";
+inline constexpr char kVegetables[] = "item:vegetables";
+
 // The shops' own sale times are spread over one year from 2024-01-01T00:00
 // China time (the ledger times are the server's).
 inline constexpr int64_t kSalePeriodStartUs = 1'704'038'400'000'000;
@@ -515,6 +549,16 @@ struct Figures {
   int64_t refund_reversals = 0;   // reversed by refunds, out
   int64_t vouchers_issued = 0;    // face values out
   int64_t vouchers_returned = 0;  // unredeemed value back in (the voided voucher)
+  int64_t goods_bought = 0;       // paid for goods, out
+  int64_t goods_sales = 0;        // proceeds of goods sold, in
+};
+
+// A goods item and what its stock must hold after the load.
+struct ItemFigures {
+  std::string name;
+  std::string unit;
+  std::string stock;
+  int64_t in_stock = 0;
 };
 
 // A store's figures as GetStoreSettlement reports them for all time.
@@ -536,6 +580,8 @@ struct StoreInfo {
   const char* name;
   int64_t weight;  // share of the purchases
 };
+// The store that buys the vegetables (GoodsSale): the charity supermarket.
+inline constexpr char kGoodsBuyer[] = "store/charity-supermarket";
 inline constexpr StoreInfo kStores[] = {
     {"store/charity-supermarket", "Warm Erqi charity supermarket", 60},
     {"store/warm-mall-grocery", "Warm Mall: grocery", 15},
@@ -575,6 +621,7 @@ struct ShownTrace {
   int64_t amount = 0;
   std::string trace_code;
   uint64_t lot = 0;
+  std::string asset = kAsset;  // an item code for gifts in kind
 };
 
 // A named run of operations. `build` writes operation `index` (0-based within
@@ -746,6 +793,7 @@ class Plan {
   // Counts for the summary.
   size_t recipients_count() const { return recipients_.size(); }
   size_t giving_day_count() const { return giving_day_.size(); }
+  int64_t giving_day_amount(size_t i) const { return giving_day_.at(i); }
   int64_t giving_day_fen() const { return giving_day_fen_; }
   size_t anonymous_count() const { return anonymous_count_; }
   size_t relief_count() const { return relief_.size(); }
@@ -770,6 +818,21 @@ class Plan {
   int64_t redeemed_fen() const { return redeemed_fen_; }
   std::optional<size_t> voided_voucher() const { return voided_; }
   const std::string& voucher_code(size_t v) const { return voucher_codes_.at(v); }
+  // Goods.
+  const std::map<std::string, ItemFigures>& items() const { return items_; }
+  size_t box_households_count() const { return box_households_.size(); }
+  int64_t goods_bought_fen() const { return general().goods_bought; }
+  int64_t goods_sales_fen() const { return general().goods_sales; }
+  uint64_t box_purchase_seq() const { return box_purchase_seq_; }
+  // The 99 Giving Day gift that created `lot`, as an index into the
+  // campaign, if it is one.
+  std::optional<size_t> GivingDayGiftOfLot(uint64_t lot) const {
+    auto it = std::lower_bound(giving_lots_.begin(), giving_lots_.end(), lot);
+    if (it == giving_lots_.end() || *it != lot) return std::nullopt;
+    return static_cast<size_t>(it - giving_lots_.begin());
+  }
+  // The 99 Giving Day phase (to ask again for one gift's trace code).
+  const Phase& giving_day_phase() const { return phases_.at(giving_day_phase_); }
   uint64_t voucher_number(size_t v) const { return voucher_numbers_.at(v); }
 
  private:
@@ -878,6 +941,8 @@ class Plan {
   }
 
   void PlanRecipients();
+  void PlanCatalogue();
+  void PlanGoods();
   void PlanCheckout();
   void Build();
 
@@ -940,6 +1005,12 @@ class Plan {
   size_t members_count_ = 0;
   size_t partial_refunds_count_ = 0;
   int64_t redeemed_fen_ = 0;
+  std::map<std::string, ItemFigures> items_;
+  std::vector<size_t> box_households_;  // indexes into recipients_
+  uint64_t vegetables_lot_ = 0;         // filled by the gift's result
+  uint64_t box_purchase_seq_ = 0;       // likewise
+  std::vector<uint64_t> giving_lots_;   // the 99 Giving Day lots, filled by the results
+  size_t giving_day_phase_ = 0;
 };
 
 // Recipients are drawn one after another from one stream, so recipient n is
@@ -1023,10 +1094,26 @@ void Plan::Build() {
        "Office administration (management costs)");
   for (const StoreInfo& store : kStores) {
     Open(opens, store.account, K::MERCHANT, false, false, store.name);
-    opens.back().open_asset = kAsset;  // a store sells in CNY; it holds no fund
+    // A store sells in CNY; it holds no fund. The charity supermarket also
+    // buys goods from the office, so it takes any asset.
+    opens.back().open_asset = store.account == std::string_view(kGoodsBuyer) ? "" : kAsset;
     stores_[store.account];
   }
+  // Goods: stocks of the three items (catalogued next), the supplier of the
+  // boxes and where spoiled goods end. A supplier takes money and goods.
+  Open(opens, "supplier/daily-necessities", K::SUPPLIER, false, false,
+       "Daily necessities wholesaler");
+  Open(opens, "expense/spoilage", K::EXPENSE, false, false, "Spoiled and damaged goods");
+  for (const auto& [item, stock, name] :
+       {std::tuple<const char*, const char*, const char*>{kDisinfectant, "stock/disinfectant",
+                                                          "Disinfectant store"},
+        {kDailyBox, "stock/daily-necessities", "Boxes of daily necessities"},
+        {kVegetables, "stock/vegetables", "Vegetables cold store"}}) {
+    Open(opens, stock, K::STOCK, false, false, name);
+    opens.back().open_asset = item;  // a stock is not a fund: no fund summary
+  }
   AddPhase("accounts", std::move(opens));
+  PlanCatalogue();
 
   // ---- Recipients. ----
   PlanRecipients();
@@ -1084,6 +1171,11 @@ void Plan::Build() {
       r->set_create_donor(true);
       r->set_donor_name(Format("Online donor %" PRIu64, n));
     };
+    phase.done = [this](size_t i, const v1::BatchResult& result) {
+      giving_lots_[i] = result.lot();
+    };
+    giving_lots_.assign(giving_count, 0);
+    giving_day_phase_ = phases_.size();
     phases_.push_back(std::move(phase));
   }
   // Shown traces: the oldest gift (spent first), the first anonymous one and
@@ -1245,6 +1337,8 @@ void Plan::Build() {
   }
   AddPhase("spending", std::move(pays));
 
+  PlanGoods();
+
   PlanCheckout();
 
   // The plan as a whole: conservation in the model. Contributions come from
@@ -1253,19 +1347,212 @@ void Plan::Build() {
   int64_t held = 0;
   int64_t net_contributions = 0;
   int64_t in_vouchers = 0;
+  int64_t goods_net = 0;  // paid for goods less what goods sold for
   for (const auto& [account, f] : figures_) {
     DEMO_CHECK(f.held == f.raised + f.allocated_in - f.allocated_out - f.spent +
                              f.contributions - f.refund_reversals - f.vouchers_issued +
-                             f.vouchers_returned,
+                             f.vouchers_returned - f.goods_bought + f.goods_sales,
                "model balances " + account);
     DEMO_CHECK(f.held >= 0, "model never negative " + account);
     held += f.held;
     net_contributions += f.contributions - f.refund_reversals;
     in_vouchers += f.vouchers_issued - f.vouchers_returned;
+    goods_net += f.goods_bought - f.goods_sales;
   }
   DEMO_CHECK(in_vouchers >= redeemed_fen_, "vouchers never redeem more than they hold");
-  DEMO_CHECK(held + disbursed_fen_ + in_vouchers == raised_fen_ + net_contributions,
+  DEMO_CHECK(held + disbursed_fen_ + in_vouchers + goods_net == raised_fen_ + net_contributions,
              "model conserves money");
+}
+
+// The goods catalogue: three items, each defined once.
+void Plan::PlanCatalogue() {
+  static constexpr std::tuple<const char*, const char*, const char*, const char*> kItems[] = {
+      {kDisinfectant, "Disinfectant, 500 ml bottle", "bottle", "stock/disinfectant"},
+      {kDailyBox, "Box of daily necessities", "box", "stock/daily-necessities"},
+      {kVegetables, "Fresh vegetables", "kg", "stock/vegetables"},
+  };
+  for (const auto& [item, name, unit, stock] : kItems) items_[item] = {name, unit, stock, 0};
+  Phase phase;
+  phase.name = "goods catalogue";
+  phase.count = std::size(kItems);
+  phase.build = [this](size_t i, v1::BatchOperation* out) {
+    const auto& [item, name, unit, stock] = kItems[i];
+    v1::DefineItemRequest* r = out->mutable_define_item();
+    r->set_client_id(Format("demo/%" PRIu64 "/item/%s", seed_, item));
+    r->set_item(item);
+    r->set_name(name);
+    r->set_unit(unit);
+  };
+  phases_.push_back(std::move(phase));
+}
+
+// Checks a goods operation's answer against the plan: the quantity moved
+// (or a sale's proceeds).
+void CheckMoved(const std::string& what, const v1::BatchResult& result, int64_t planned) {
+  if (result.moved() != planned) {
+    Fail(Format("%s: the server moved %" PRId64 ", the plan %" PRId64, what.c_str(),
+                result.moved(), planned));
+  }
+}
+
+// The goods after the spending (so that the boxes are paid by the small 99
+// Giving Day gifts the general fund still holds) and before the checkout.
+void Plan::PlanGoods() {
+  Figures& general = figures_.at("fund/general");
+  // Households in hardship: the categories the general fund helps, not the
+  // children's; spread evenly over the register, each once.
+  std::vector<size_t> eligible;
+  for (size_t i = 0; i < recipients_.size(); ++i) {
+    const CategoryPlan& c = categories_[recipients_[i].category];
+    if (c.source == AidSource::kGeneralFund && !c.student) eligible.push_back(i);
+  }
+  int64_t households = std::min<int64_t>(Scaled(kBoxHouseholdsCount),
+                                         static_cast<int64_t>(eligible.size()));
+  households = std::min(households, general.held / kBoxPriceFen);
+  for (int64_t k = 0; k < households; ++k) {
+    box_households_.push_back(
+        eligible[static_cast<size_t>(k) * eligible.size() / static_cast<size_t>(households)]);
+  }
+
+  // Gifts in kind: disinfectant from a pharmaceutical company, vegetables
+  // from a farm.
+  const int64_t bottles_out = households * kDisinfectantPerHousehold;
+  items_.at(kDisinfectant).in_stock = kDisinfectantBottles - bottles_out;
+  {
+    const size_t start = total_ops();
+    shown_.push_back({start, "the pharmaceutical company's gift of disinfectant",
+                      kDisinfectantBottles, "", 0, kDisinfectant});
+    shown_.push_back({start + 1, "the farm's gift of vegetables", kVegetablesKg, "", 0,
+                      kVegetables});
+    Phase phase;
+    phase.name = "gifts in kind";
+    phase.count = 2;
+    phase.build = [this](size_t i, v1::BatchOperation* out) {
+      v1::GiveGoodsRequest* r = out->mutable_give_goods();
+      r->set_create_donor(true);
+      r->set_channel(v1::COMPANY_GIFT);
+      if (i == 0) {
+        r->set_client_id(Id("disinfectant-gift", 1));
+        r->set_donor("donor/pharma-co");
+        r->set_donor_name("Zhengzhou pharmaceutical company");
+        r->set_to("stock/disinfectant");
+        r->set_item(kDisinfectant);
+        r->set_quantity(kDisinfectantBottles);
+        r->set_grade("A");
+        r->set_expires_us(kDisinfectantExpiresUs);
+        r->set_value_asset(kAsset);
+        r->set_value(kDisinfectantBottles * kDisinfectantBottleValueFen);
+        r->set_memo("epidemic prevention: disinfectant for households in hardship");
+      } else {
+        r->set_client_id(Id("vegetables-gift", 1));
+        r->set_donor("donor/vegetable-farm");
+        r->set_donor_name("Erqi vegetable farm co-operative");
+        r->set_to("stock/vegetables");
+        r->set_item(kVegetables);
+        r->set_quantity(kVegetablesKg);
+        r->set_grade("B");
+        r->set_memo("vegetables for the charity supermarket");
+      }
+    };
+    phase.done = [this](size_t i, const v1::BatchResult& result) {
+      CheckMoved(i == 0 ? "the disinfectant gift" : "the vegetables gift", result,
+                 i == 0 ? kDisinfectantBottles : kVegetablesKg);
+      if (i == 1) vegetables_lot_ = result.lot();
+    };
+    phases_.push_back(std::move(phase));
+  }
+
+  // The boxes: bought in one purchase, handed out in one handout (each
+  // household once), with the disinfectant in a second one.
+  if (households > 0) {
+    const int64_t price = households * kBoxPriceFen;
+    Spend("fund/general", price);
+    general.goods_bought += price;
+    Phase buy;
+    buy.name = "goods purchase";
+    buy.count = 1;
+    buy.build = [this, households, price](size_t, v1::BatchOperation* out) {
+      v1::BuyGoodsRequest* r = out->mutable_buy_goods();
+      r->set_client_id(Id("boxes", 1));
+      r->set_from("fund/general");
+      r->set_supplier("supplier/daily-necessities");
+      r->set_asset(kAsset);
+      r->set_price(price);
+      r->set_to("stock/daily-necessities");
+      r->set_item(kDailyBox);
+      r->set_quantity(households);
+      r->set_memo(Format("%" PRId64 " boxes of daily necessities (rice, oil, soap) at %s yuan",
+                         households, Yuan(kBoxPriceFen).c_str()));
+    };
+    buy.done = [this, households](size_t, const v1::BatchResult& result) {
+      CheckMoved("the purchase of boxes", result, households);
+      box_purchase_seq_ = result.result().seq();
+    };
+    phases_.push_back(std::move(buy));
+
+    Phase handouts;
+    handouts.name = "handouts";
+    handouts.count = 2;
+    handouts.build = [this](size_t i, v1::BatchOperation* out) {
+      v1::HandOutRequest* r = out->mutable_hand_out();
+      r->set_client_id(Id(i == 0 ? "box-handout" : "disinfectant-handout", 1));
+      r->set_from(i == 0 ? "stock/daily-necessities" : "stock/disinfectant");
+      r->set_item(i == 0 ? kDailyBox : kDisinfectant);
+      r->set_purpose(i == 0 ? "Spring Festival: a box of daily necessities for each household"
+                            : "epidemic prevention: disinfectant for each household");
+      for (size_t h : box_households_) {
+        const std::string& id = recipient_ids_.at(h);
+        DEMO_CHECK(!id.empty(), "recipient id known before a handout");
+        v1::HandoutLine* line = r->add_lines();
+        line->set_recipient(id);
+        line->set_quantity(i == 0 ? 1 : kDisinfectantPerHousehold);
+      }
+    };
+    handouts.done = [this, households](size_t i, const v1::BatchResult& result) {
+      CheckMoved(i == 0 ? "the handout of boxes" : "the handout of disinfectant", result,
+                 i == 0 ? households : households * kDisinfectantPerHousehold);
+    };
+    phases_.push_back(std::move(handouts));
+  }
+
+  // The vegetables: one spoiled batch written off, the rest sold to the
+  // charity supermarket.
+  const int64_t sold = kVegetablesKg - kVegetablesSpoiledKg;
+  const int64_t proceeds = sold * kVegetablePriceFen;
+  general.held += proceeds;
+  general.goods_sales += proceeds;
+  Phase vegetables;
+  vegetables.name = "vegetables";
+  vegetables.count = 2;
+  vegetables.build = [this, sold, proceeds](size_t i, v1::BatchOperation* out) {
+    if (i == 0) {
+      DEMO_CHECK(vegetables_lot_ != 0, "the vegetables' lot known before writing off");
+      v1::WriteOffGoodsRequest* r = out->mutable_write_off_goods();
+      r->set_client_id(Id("vegetables-spoiled", 1));
+      r->set_from("stock/vegetables");
+      r->set_to("expense/spoilage");
+      r->set_item(kVegetables);
+      r->set_quantity(kVegetablesSpoiledKg);
+      r->set_lot(vegetables_lot_);
+      r->set_reason("spoiled in the cold store after a power cut");
+      return;
+    }
+    v1::SellGoodsRequest* r = out->mutable_sell_goods();
+    r->set_client_id(Id("vegetables-sale", 1));
+    r->set_from("stock/vegetables");
+    r->set_buyer(kGoodsBuyer);
+    r->set_item(kVegetables);
+    r->set_quantity(sold);
+    r->set_to("fund/general");
+    r->set_asset(kAsset);
+    r->set_proceeds(proceeds);
+    r->set_memo("sold at 1 yuan a kg to the charity supermarket");
+  };
+  vegetables.done = [proceeds](size_t i, const v1::BatchResult& result) {
+    CheckMoved(i == 0 ? "the write-off of spoiled vegetables" : "the sale of vegetables", result,
+               i == 0 ? kVegetablesSpoiledKg : proceeds);
+  };
+  phases_.push_back(std::move(vegetables));
 }
 
 // Half up to the fen, as the server rounds contributions and reversals
@@ -1495,6 +1782,7 @@ class Client {
     channel_ = grpc::CreateCustomChannel(flags.server, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::Ledger::NewStub(channel_);
     checkout_ = v1::Checkout::NewStub(channel_);
+    goods_ = v1::Goods::NewStub(channel_);
   }
 
   // Calls `rpc` with a fresh context (deadline, token) until it is not a
@@ -1527,6 +1815,7 @@ class Client {
 
   v1::Ledger::Stub& stub() { return *stub_; }
   v1::Checkout::Stub& checkout() { return *checkout_; }
+  v1::Goods::Stub& goods() { return *goods_; }
   uint64_t retries() const { return retries_; }
 
  private:
@@ -1534,6 +1823,7 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Ledger::Stub> stub_;
   std::unique_ptr<v1::Checkout::Stub> checkout_;
+  std::unique_ptr<v1::Goods::Stub> goods_;
   uint64_t retries_ = 0;
 };
 
@@ -1756,6 +2046,12 @@ class Loader {
       case v1::BatchOperation::kRegisterRecipient: return op.register_recipient().client_id();
       case v1::BatchOperation::kIssueVoucher: return op.issue_voucher().client_id();
       case v1::BatchOperation::kVoidVoucher: return op.void_voucher().client_id();
+      case v1::BatchOperation::kDefineItem: return op.define_item().client_id();
+      case v1::BatchOperation::kGiveGoods: return op.give_goods().client_id();
+      case v1::BatchOperation::kBuyGoods: return op.buy_goods().client_id();
+      case v1::BatchOperation::kHandOut: return op.hand_out().client_id();
+      case v1::BatchOperation::kWriteOffGoods: return op.write_off_goods().client_id();
+      case v1::BatchOperation::kSellGoods: return op.sell_goods().client_id();
       case v1::BatchOperation::OP_NOT_SET: break;
     }
     return "?";
@@ -1810,7 +2106,10 @@ void CheckServerIsPrefix(const Plan& plan, const std::map<std::string, v1::FundS
     auto it = server.find(account);
     if (it == server.end()) continue;
     const v1::FundSummary& s = it->second;
-    if (s.allocated_out() > 0 || s.spent() > 0 || s.vouchers_issued() > 0) outflows = true;
+    if (s.allocated_out() > 0 || s.spent() > 0 || s.vouchers_issued() > 0 ||
+        s.goods_bought() > 0) {
+      outflows = true;
+    }
     if (s.corrected_in() > 0 || s.corrected_out() > 0) {
       problems.push_back(account + " has corrections (the demo makes none)");
     }
@@ -1826,6 +2125,8 @@ void CheckServerIsPrefix(const Plan& plan, const std::map<std::string, v1::FundS
     over("spent", s.spent(), f.spent);
     over("contributions", s.contributions(), f.contributions);
     over("vouchers_issued", s.vouchers_issued(), f.vouchers_issued);
+    over("goods_bought", s.goods_bought(), f.goods_bought);
+    over("goods_sales", s.goods_sales(), f.goods_sales);
   }
   if (outflows) {
     for (const auto& [account, f] : plan.figures()) {
@@ -1863,7 +2164,8 @@ bool CheckServerEqualsPlan(const Plan& plan, const std::map<std::string, v1::Fun
                           s.held() == f.held && s.contributions() == f.contributions &&
                           s.refund_reversals() == f.refund_reversals &&
                           s.vouchers_issued() == f.vouchers_issued &&
-                          s.vouchers_returned() == f.vouchers_returned;
+                          s.vouchers_returned() == f.vouchers_returned &&
+                          s.goods_bought() == f.goods_bought && s.goods_sales() == f.goods_sales;
     std::printf("%-24s %18s %16s %16s %16s %18s%s\n", account.c_str(), Yuan(s.raised()).c_str(),
                 Yuan(s.allocated_in()).c_str(), Yuan(s.allocated_out()).c_str(),
                 Yuan(s.spent()).c_str(), Yuan(s.held()).c_str(), row_same ? "" : "  <- differs");
@@ -1877,6 +2179,9 @@ bool CheckServerEqualsPlan(const Plan& plan, const std::map<std::string, v1::Fun
                   Yuan(s.vouchers_issued()).c_str(), Yuan(s.vouchers_returned()).c_str(),
                   Yuan(f.contributions).c_str(), Yuan(f.refund_reversals).c_str(),
                   Yuan(f.vouchers_issued).c_str(), Yuan(f.vouchers_returned).c_str());
+      std::printf("%-24s goods bought %s, goods sold %s; plan %s, %s\n", "",
+                  Yuan(s.goods_bought()).c_str(), Yuan(s.goods_sales()).c_str(),
+                  Yuan(f.goods_bought).c_str(), Yuan(f.goods_sales).c_str());
       same = false;
     }
   }
@@ -1885,6 +2190,8 @@ bool CheckServerEqualsPlan(const Plan& plan, const std::map<std::string, v1::Fun
               "returned %s\n",
               "fund/general", Yuan(g.contributions).c_str(), Yuan(g.refund_reversals).c_str(),
               Yuan(g.vouchers_issued).c_str(), Yuan(g.vouchers_returned).c_str());
+  std::printf("%-24s goods bought %s, goods sold %s\n", "fund/general",
+              Yuan(g.goods_bought).c_str(), Yuan(g.goods_sales).c_str());
   return same;
 }
 
@@ -1936,8 +2243,56 @@ bool CheckSettlementEqualsPlan(Client& client, const Plan& plan) {
   return same;
 }
 
+// After the load: what the server's catalogue says every stock holds must
+// equal the plan (the stocks are the demo's own).
+bool CheckItemsEqualPlan(Client& client, const Plan& plan) {
+  v1::Items items;
+  grpc::Status status = client.WithRetries("ListItems", [&](grpc::ClientContext* c) {
+    return client.goods().ListItems(c, v1::ListItemsRequest(), &items);
+  });
+  if (!status.ok()) FailRpc("ListItems", status);
+  std::map<std::string, const v1::Item*> server;
+  for (const v1::Item& i : items.items()) server[i.item()] = &i;
+  bool same = true;
+  std::printf("\n%-20s %-30s %-7s %12s\n", "item", "name", "unit", "in stock");
+  for (const auto& [item, f] : plan.items()) {
+    auto it = server.find(item);
+    if (it == server.end()) {
+      std::printf("%-20s missing from ListItems\n", item.c_str());
+      same = false;
+      continue;
+    }
+    const v1::Item& i = *it->second;
+    const bool row_same = i.name() == f.name && i.unit() == f.unit && i.in_stock() == f.in_stock;
+    std::printf("%-20s %-30s %-7s %12s%s\n", item.c_str(), i.name().c_str(), i.unit().c_str(),
+                Grouped(static_cast<uint64_t>(std::max<int64_t>(0, i.in_stock()))).c_str(),
+                row_same ? "" : "  <- differs");
+    if (!row_same) {
+      std::printf("%-20s %-30s %-7s %12s  (plan)\n", "", f.name.c_str(), f.unit.c_str(),
+                  Grouped(static_cast<uint64_t>(f.in_stock)).c_str());
+      same = false;
+    }
+  }
+  return same;
+}
+
+// "70.65 yuan" for money, "2,000 item:disinfectant" for goods.
+std::string AmountText(const std::string& asset, int64_t amount) {
+  if (asset == kAsset) return Yuan(amount) + " yuan";
+  const uint64_t magnitude =
+      amount < 0 ? static_cast<uint64_t>(-(amount + 1)) + 1 : static_cast<uint64_t>(amount);
+  return (amount < 0 ? "-" : "") + Grouped(magnitude) + " " + asset;
+}
+
+// Group key of a place: recipients by category, anything else by account.
+std::string PlaceKey(v1::AccountKind kind, const std::string& account,
+                     const std::string& category) {
+  return kind == v1::RECIPIENT ? "recipients in category " + category : account;
+}
+
 // Where one shown gift went, from the public TraceByCode; the trace must
-// account for every fen of the gift.
+// account for every fen (or unit) of the gift, and what it became in each
+// conversion for every part that went into it.
 bool ShowTrace(Client& client, const ShownTrace& shown) {
   v1::TraceByCodeRequest request;
   request.set_trace_code(shown.trace_code);
@@ -1945,41 +2300,108 @@ bool ShowTrace(Client& client, const ShownTrace& shown) {
   grpc::Status status = client.WithRetries("TraceByCode", [&](grpc::ClientContext* c) {
     return client.stub().TraceByCode(c, request, &trace);
   });
-  std::printf("\n%s, %s yuan, lot %" PRIu64 "\n", shown.label.c_str(), Yuan(shown.amount).c_str(),
-              shown.lot);
+  std::printf("\n%s, %s, lot %" PRIu64 "\n", shown.label.c_str(),
+              AmountText(shown.asset, shown.amount).c_str(), shown.lot);
   if (!status.ok()) {
     std::printf("  TraceByCode failed: %s: %s\n", CodeName(status.error_code()),
                 status.error_message().c_str());
     return false;
   }
+  const std::string& asset = trace.asset();
   // Group places: recipients by category, the rest by account.
   std::map<std::string, std::pair<int64_t, uint64_t>> reached;
   int64_t sum = 0;
   for (const v1::TracePlace& p : trace.reached()) {
-    const std::string key = p.kind() == v1::RECIPIENT
-                                ? "recipients in category " + p.category()
-                                : p.account();
+    const std::string key = PlaceKey(p.kind(), p.account(), p.category());
     reached[key].first += p.amount();
     reached[key].second += 1;
     sum += p.amount();
   }
   for (const auto& [place, amount_count] : reached) {
-    std::printf("  reached %-40s %14s yuan (%s place%s)\n", place.c_str(),
-                Yuan(amount_count.first).c_str(), Grouped(amount_count.second).c_str(),
-                amount_count.second == 1 ? "" : "s");
+    std::printf("  reached %-48s %20s (%s place%s)\n", place.c_str(),
+                AmountText(asset, amount_count.first).c_str(),
+                Grouped(amount_count.second).c_str(), amount_count.second == 1 ? "" : "s");
   }
   for (const v1::TracePlace& p : trace.held()) {
-    std::printf("  held in %-40s %14s yuan\n", p.account().c_str(), Yuan(p.amount()).c_str());
+    std::printf("  held in %-48s %20s\n", p.account().c_str(),
+                AmountText(asset, p.amount()).c_str());
     sum += p.amount();
+  }
+  // What the parts converted became: the goods a gift's money bought and
+  // who received them, or the money goods were sold for.
+  bool conversions_exact = true;
+  for (const v1::LotConversion& c : trace.conversions()) {
+    std::printf("  %s of it went into the %s of entry %" PRIu64
+                "; its share of what that made, %s of %s, is now with:\n",
+                AmountText(asset, c.consumed()).c_str(),
+                c.type() == v1::GOODS_PURCHASE ? "goods purchase" : "goods sale", c.seq(),
+                AmountText(c.asset(), c.share()).c_str(),
+                AmountText(c.asset(), c.lot_amount()).c_str());
+    std::map<std::string, std::pair<int64_t, int64_t>> places;  // made, source
+    int64_t made = 0, source = 0;
+    for (const v1::ConversionPlace& p : c.places()) {
+      auto& place = places[PlaceKey(p.kind(), p.account(), p.category())];
+      place.first += p.amount();
+      place.second += p.source_amount();
+      made += p.amount();
+      source += p.source_amount();
+    }
+    for (const auto& [place, amounts] : places) {
+      std::printf("    %-48s %20s (%s of the gift)\n", place.c_str(),
+                  AmountText(c.asset(), amounts.first).c_str(),
+                  AmountText(asset, amounts.second).c_str());
+    }
+    conversions_exact = conversions_exact && made == c.share() && source == c.consumed();
   }
   std::printf("  %zu movement%s; ", static_cast<size_t>(trace.hops_size()),
               trace.hops_size() == 1 ? "" : "s");
-  const bool exact = sum == shown.amount && trace.amount() == shown.amount;
-  std::printf("%s\n", exact ? "accounts for every fen"
-                            : Format("DOES NOT ADD UP: %s of %s yuan", Yuan(sum).c_str(),
-                                     Yuan(shown.amount).c_str())
+  const bool exact = sum == shown.amount && trace.amount() == shown.amount && conversions_exact;
+  std::printf("%s\n", exact ? (asset == kAsset ? "accounts for every fen" : "accounts for every unit")
+                            : Format("DOES NOT ADD UP: %s of %s",
+                                     AmountText(asset, sum).c_str(),
+                                     AmountText(shown.asset, shown.amount).c_str())
                                   .c_str());
   return exact;
+}
+
+// A 99 Giving Day gift whose money paid for boxes (among the oldest lots in
+// the purchase's slices, the one that paid most), with its trace code: the
+// gift is asked for again, which the server answers as a duplicate with the
+// same code.
+std::optional<ShownTrace> GiftThatBoughtBoxes(Client& client, const Plan& plan) {
+  if (plan.box_purchase_seq() == 0) return std::nullopt;
+  v1::TraceEntryRequest request;
+  request.set_seq(plan.box_purchase_seq());
+  request.set_limit(kBoxPayersLookedAtMax);
+  v1::EntryTrace sources;
+  grpc::Status status = client.WithRetries("TraceEntry", [&](grpc::ClientContext* c) {
+    return client.stub().TraceEntry(c, request, &sources);
+  });
+  if (!status.ok()) FailRpc("TraceEntry", status);
+  const v1::TraceSource* most = nullptr;
+  for (const v1::TraceSource& source : sources.sources()) {
+    if (most == nullptr || source.amount() > most->amount()) most = &source;
+  }
+  if (most == nullptr) return std::nullopt;
+  const std::optional<size_t> gift = plan.GivingDayGiftOfLot(most->lot());
+  if (!gift) return std::nullopt;
+  v1::BatchRequest again;
+  plan.giving_day_phase().build(*gift, again.add_operations());
+  v1::BatchResponse answer;
+  status = client.WithRetries("SubmitBatch", [&](grpc::ClientContext* c) {
+    return client.stub().SubmitBatch(c, again, &answer);
+  });
+  if (!status.ok()) FailRpc("SubmitBatch (the gift that bought boxes, again)", status);
+  if (answer.results_size() != 1 || answer.results(0).code() != grpc::StatusCode::OK ||
+      !answer.results(0).result().duplicate()) {
+    Fail(Format("99 Giving Day gift #%zu asked for again was not answered as a duplicate",
+                *gift + 1));
+  }
+  return ShownTrace{0, Format("99 Giving Day gift #%zu, whose money bought boxes of daily "
+                              "necessities",
+                              *gift + 1),
+                    plan.giving_day_amount(*gift), answer.results(0).trace_code(),
+                    answer.results(0).lot()};
 }
 
 int Main(int argc, char** argv) {
@@ -2088,6 +2510,18 @@ int Main(int argc, char** argv) {
               plan.voided_voucher() ? "1" : "0", Yuan(general.vouchers_returned).c_str(),
               Yuan(general.vouchers_issued - general.vouchers_returned - plan.redeemed_fen())
                   .c_str());
+  std::printf("  goods          %zu items; %s bottles of disinfectant given (appraised %s yuan); "
+              "%s boxes of daily necessities bought for %s yuan and handed out to %s "
+              "households with %s bottles of disinfectant; %s kg of vegetables given, %s kg "
+              "spoiled and written off, %s kg sold to the charity supermarket for %s yuan\n",
+              plan.items().size(), Grouped(kDisinfectantBottles).c_str(),
+              Yuan(kDisinfectantBottles * kDisinfectantBottleValueFen).c_str(),
+              Grouped(plan.box_households_count()).c_str(), Yuan(plan.goods_bought_fen()).c_str(),
+              Grouped(plan.box_households_count()).c_str(),
+              Grouped(plan.box_households_count() * kDisinfectantPerHousehold).c_str(),
+              Grouped(kVegetablesKg).c_str(), Grouped(kVegetablesSpoiledKg).c_str(),
+              Grouped(kVegetablesKg - kVegetablesSpoiledKg).c_str(),
+              Yuan(plan.goods_sales_fen()).c_str());
   std::printf("  ledger head    seq %s -> %s\n", Grouped(head_before.seq()).c_str(),
               Grouped(head_after.seq()).c_str());
   std::printf("  time           %.2f s loading (%.0f ops/s), %.2f s in all, %s retries\n",
@@ -2102,6 +2536,13 @@ int Main(int argc, char** argv) {
   std::printf(settled ? "the server's store settlements equal the plan to the fen\n"
                       : "THE SERVER'S STORE SETTLEMENTS DIFFER FROM THE PLAN\n");
   ok = ok && settled;
+  const bool stocked = CheckItemsEqualPlan(client, plan);
+  std::printf(stocked ? "the server's goods catalogue and stocks equal the plan to the unit\n"
+                      : "THE SERVER'S STOCKS DIFFER FROM THE PLAN\n");
+  ok = ok && stocked;
+  if (std::optional<ShownTrace> boxes = GiftThatBoughtBoxes(client, plan)) {
+    plan.shown().push_back(*std::move(boxes));
+  }
 
   size_t shown_count = 0;
   for (const ShownTrace& shown : plan.shown()) {
@@ -2131,6 +2572,13 @@ int Main(int argc, char** argv) {
               server_flag.c_str());
   std::printf("  build/bin/warmledger voucher-report%s   # vouchers by fund and category\n",
               server_flag.c_str());
+  std::printf("  build/bin/warmledger items%s   # the goods catalogue and what the stocks hold\n",
+              server_flag.c_str());
+  if (plan.box_purchase_seq() != 0) {
+    std::printf("  build/bin/warmledger trace-entry --seq=%" PRIu64
+                " --limit=5%s   # the gifts that paid for the boxes\n",
+                plan.box_purchase_seq(), server_flag.c_str());
+  }
   if (plan.vouchers_count() > 0 && !plan.voucher_code(0).empty()) {
     std::printf("  build/bin/warmledger voucher --code=%s%s   # one aid voucher\n",
                 plan.voucher_code(0).c_str(), server_flag.c_str());
