@@ -584,6 +584,7 @@ class Invocation {
     checkout_ = v1::Checkout::NewStub(channel_);
     vouchers_ = v1::Vouchers::NewStub(channel_);
     goods_ = v1::Goods::NewStub(channel_);
+    aid_ = v1::Aid::NewStub(channel_);
     return absl::OkStatus();
   }
 
@@ -595,6 +596,7 @@ class Invocation {
   v1::Checkout::Stub& checkout() { return *checkout_; }
   v1::Vouchers::Stub& vouchers() { return *vouchers_; }
   v1::Goods::Stub& goods() { return *goods_; }
+  v1::Aid::Stub& aid() { return *aid_; }
 
   // For the few commands with one operand (`verify-receipt FILE`): removes
   // the first argument that is neither a flag nor a flag's value and returns
@@ -652,6 +654,7 @@ class Invocation {
   std::unique_ptr<v1::Checkout::Stub> checkout_;
   std::unique_ptr<v1::Vouchers::Stub> vouchers_;
   std::unique_ptr<v1::Goods::Stub> goods_;
+  std::unique_ptr<v1::Aid::Stub> aid_;
 };
 
 // Parses; on --help returns from the command with OK.
@@ -679,6 +682,20 @@ absl::Status PrintWriteResult(Invocation& inv, const v1::WriteResult& result) {
   if (inv.json()) return inv.PrintJson(result);
   PrintFields(inv.out(), WriteFields(result));
   return absl::OkStatus();
+}
+
+// The --override flag of the writes that aid rules watch (disburse,
+// voucher-issue, handout).
+void AddOverrideFlag(FlagSet& flags, std::string* reason, std::string_view what) {
+  flags.AddString(
+      "override", reason,
+      absl::StrCat("why ", ToAbsl(what), " despite an aid rule (recorded in the entry)"));
+}
+
+// Adds the recorded override reason to a write's printed fields.
+void AddOverrideField(std::vector<std::pair<std::string, std::string>>* fields,
+                      const std::string& reason) {
+  if (!reason.empty()) fields->push_back({"override", reason});
 }
 
 // ---------------------------------------------------------------- writes
@@ -882,14 +899,17 @@ absl::Status CmdAllocate(Invocation& inv) {
 absl::Status CmdDisburse(Invocation& inv) {
   FlagSet flags(
       Usage("disburse", "--client_id=ID --from=ACCOUNT --to=ACCOUNT --amount=FEN|--yuan=Y [flags]"),
-      "Pays a recipient, supplier or expense from a fund or project.");
-  std::string client_id, from, to, purpose;
+      "Pays a recipient, supplier or expense from a fund or project. A payment to a\n"
+      "recipient that an aid rule forbids (see aid-rules) is refused naming the earlier\n"
+      "entry; repeat it with the same --client_id and --override=REASON to pay anyway.");
+  std::string client_id, from, to, purpose, override_reason;
   AmountFlags amount;
   flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
   flags.AddString("from", &from, "fund or project", FlagRequirement::kRequired);
   flags.AddString("to", &to, "recipient, supplier or expense account", FlagRequirement::kRequired);
   amount.Register(flags);
   flags.AddString("purpose", &purpose, "what it pays for");
+  AddOverrideFlag(flags, &override_reason, "the recipient is paid");
   WL_PARSE_FLAGS(inv, flags);
   WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
   v1::DisburseRequest req;
@@ -899,10 +919,15 @@ absl::Status CmdDisburse(Invocation& inv) {
   req.set_asset(amount.asset);
   req.set_amount(value);
   req.set_purpose(purpose);
+  req.set_override_reason(override_reason);
   v1::WriteResult resp;
   WL_RETURN_IF_ERROR(
       inv.Unary([&](grpc::ClientContext* c) { return inv.ledger().Disburse(c, req, &resp); }));
-  return PrintWriteResult(inv, resp);
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp);
+  AddOverrideField(&fields, override_reason);
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
 }
 
 absl::Status CmdCorrect(Invocation& inv) {
@@ -1165,8 +1190,10 @@ absl::Status CmdVoucherIssue(Invocation& inv) {
       "leaves the fund or project with its provenance. Prints the 26-character code the\n"
       "recipient presents at the till; a retry with the same --client_id prints the\n"
       "same code. Redeemable while the ledger time is before --expires, at the given\n"
-      "stores only (default: any store); what is left returns to the fund at expiry.");
-  std::string client_id, from, recipient, memo;
+      "stores only (default: any store); what is left returns to the fund at expiry.\n"
+      "An issue that an aid rule forbids is refused naming the earlier entry; repeat it\n"
+      "with the same --client_id and --override=REASON to issue anyway.");
+  std::string client_id, from, recipient, memo, override_reason;
   std::vector<std::string> stores;
   AmountFlags amount;
   TimeFlags expires("expires");
@@ -1179,6 +1206,7 @@ absl::Status CmdVoucherIssue(Invocation& inv) {
   expires.Register(flags, "end of validity, excluded");
   flags.AddStringList("store", &stores, "a merchant account where it is accepted");
   flags.AddString("memo", &memo, "free text");
+  AddOverrideFlag(flags, &override_reason, "the voucher is issued");
   WL_PARSE_FLAGS(inv, flags);
   WL_ASSIGN_OR_RETURN(const int64_t value, amount.Resolve(flags));
   WL_ASSIGN_OR_RETURN(const std::optional<int64_t> expires_us, expires.Resolve(flags));
@@ -1192,6 +1220,7 @@ absl::Status CmdVoucherIssue(Invocation& inv) {
   req.set_expires_us(*expires_us);
   for (const std::string& store : stores) req.add_stores(store);
   req.set_memo(memo);
+  req.set_override_reason(override_reason);
   v1::IssueVoucherResponse resp;
   WL_RETURN_IF_ERROR(inv.Unary(
       [&](grpc::ClientContext* c) { return inv.vouchers().IssueVoucher(c, req, &resp); }));
@@ -1205,6 +1234,7 @@ absl::Status CmdVoucherIssue(Invocation& inv) {
                  {"expires", FormatTimeUs(req.expires_us())},
                  {"stores",
                   stores.empty() ? std::string("any store") : absl::StrJoin(stores, ", ")}});
+  AddOverrideField(&fields, override_reason);
   PrintFields(inv.out(), fields);
   return absl::OkStatus();
 }
@@ -1634,7 +1664,9 @@ absl::Status CmdHandout(Invocation& inv) {
           "separate lines by commas); FILE holds one \"RECIPIENT QUANTITY\" per line (blank\n"
           "lines and lines starting with # are skipped). Both may be given. At most ",
           kHandoutLinesMax,
-          "\nrecipients, each once; split a longer list into several handouts."));
+          "\nrecipients, each once; split a longer list into several handouts. A line that an\n"
+          "aid rule forbids refuses the whole handout, naming the line and the earlier\n"
+          "entry; repeat it with the same --client_id and --override=REASON to hand out anyway."));
   std::string client_id, from, item, lines_file, purpose, override_reason;
   std::vector<std::string> lines;
   flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
@@ -1643,8 +1675,7 @@ absl::Status CmdHandout(Invocation& inv) {
   flags.AddStringList("line", &lines, "RECIPIENT:QUANTITY");
   flags.AddString("lines_file", &lines_file, "a file of \"RECIPIENT QUANTITY\" lines");
   flags.AddString("purpose", &purpose, "what the handout is for");
-  flags.AddString("override_reason", &override_reason,
-                  "why the goods are handed out despite an aid rule");
+  AddOverrideFlag(flags, &override_reason, "the goods are handed out");
   WL_PARSE_FLAGS(inv, flags);
   v1::HandOutRequest req;
   req.set_client_id(client_id);
@@ -1671,6 +1702,7 @@ absl::Status CmdHandout(Invocation& inv) {
   auto fields = WriteFields(resp.result());
   fields.insert(fields.begin() + 1, {{"recipients", absl::StrCat(req.lines_size())},
                                      {"handed out", GoodsText(item, resp.quantity())}});
+  AddOverrideField(&fields, override_reason);
   PrintFields(inv.out(), fields);
   return absl::OkStatus();
 }
@@ -1758,6 +1790,181 @@ absl::Status CmdGoodsSale(Invocation& inv) {
                                      {"sold", GoodsText(item, quantity)},
                                      {"proceeds", MoneyText(asset, resp.proceeds())}});
   PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- aid supervision
+
+// The words of the aid commands for the entries a rule counts.
+constexpr std::pair<std::string_view, v1::EntryType> kAidTypes[] = {
+    {"disbursement", v1::DISBURSEMENT},
+    {"voucher", v1::VOUCHER_ISSUE},
+    {"handout", v1::HANDOUT},
+};
+
+std::string AidTypeName(v1::EntryType type) {
+  for (const auto& [name, t] : kAidTypes) {
+    if (t == type) return std::string(name);
+  }
+  return TypeName(type);
+}
+
+// "day" ... "year"; "period-N" for a value this client does not know.
+std::string AidPeriodText(v1::AidPeriod period) {
+  const int value = static_cast<int>(period);
+  if (value < 1 || value > kAidPeriodMax) return absl::StrCat("period-", value);
+  return AidPeriodName(static_cast<AidPeriod>(value));
+}
+
+absl::Status CmdAidRule(Invocation& inv) {
+  FlagSet flags(
+      Usage("aid-rule",
+            "--client_id=ID --aid=NAME --type=disbursement|voucher|handout --max=N "
+            "--period=day|week|month|quarter|year [--source=ACCOUNT] [--asset=CODE] "
+            "[--memo=TEXT]"),
+      "Sets the rule of one kind of aid (clerk, admin): each recipient may receive it\n"
+      "at most --max times per calendar --period in China time (weeks from Monday).\n"
+      "It counts the disbursements to a recipient, the voucher issues or the handout\n"
+      "lines (--type) that leave --source (default: any fund, project or stock) in\n"
+      "--asset (default: any), and have not been reversed. An operation that would\n"
+      "break it is refused naming the earlier entry, unless it carries --override.\n"
+      "Setting a rule with the same --aid replaces it; --max=0 lifts it.");
+  std::string client_id, aid, type, source, asset, period, memo;
+  int64_t max = -1;
+  flags.AddString("client_id", &client_id, "idempotency id", FlagRequirement::kRequired);
+  flags.AddString("aid", &aid, "names the kind of aid, e.g. cash-aid, daily-box",
+                  FlagRequirement::kRequired);
+  flags.AddString("type", &type, "what counts: disbursement, voucher or handout",
+                  FlagRequirement::kRequired);
+  flags.AddString("source", &source, "only aid leaving this fund, project or stock");
+  flags.AddString("asset", &asset, "only aid in this asset (CNY, item:<code>)");
+  flags.AddInt64("max", &max, "times per period and recipient; 0 lifts the rule",
+                 FlagRequirement::kRequired);
+  flags.AddString("period", &period, "day, week, month, quarter or year",
+                  FlagRequirement::kRequired);
+  flags.AddString("memo", &memo, "free text: the policy behind the rule");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::SetAidRuleRequest req;
+  req.set_client_id(client_id);
+  req.set_aid(aid);
+  for (const auto& [name, t] : kAidTypes) {
+    if (name == type) req.set_type(t);
+  }
+  if (req.type() == v1::ENTRY_TYPE_UNSPECIFIED) {
+    return UsageError(absl::StrCat("--type must be disbursement, voucher or handout (not \"",
+                                   Printable(type), "\")"));
+  }
+  const std::optional<AidPeriod> parsed_period = AidPeriodFromName(period);
+  if (!parsed_period.has_value()) {
+    return UsageError(absl::StrCat(
+        "--period must be day, week, month, quarter or year (not \"", Printable(period), "\")"));
+  }
+  req.set_period(static_cast<v1::AidPeriod>(*parsed_period));
+  if (max < 0 || max > std::numeric_limits<uint32_t>::max()) {
+    return UsageError(absl::StrCat("--max must be 0 (lift the rule) .. ",
+                                   std::numeric_limits<uint32_t>::max()));
+  }
+  req.set_max_count(static_cast<uint32_t>(max));
+  req.set_source(source);
+  req.set_asset(asset);
+  req.set_memo(memo);
+  v1::WriteResult resp;
+  WL_RETURN_IF_ERROR(
+      inv.Unary([&](grpc::ClientContext* c) { return inv.aid().SetAidRule(c, req, &resp); }));
+  if (inv.json()) return inv.PrintJson(resp);
+  auto fields = WriteFields(resp);
+  fields.insert(
+      fields.begin() + 1,
+      {"rule", max == 0 ? absl::StrCat(aid, " lifted")
+                        : absl::StrCat(aid, ": at most ", max, " ", type, max == 1 ? "" : "s",
+                                       " per ", period, " to each recipient from ",
+                                       source.empty() ? std::string("any source") : source,
+                                       asset.empty() ? "" : absl::StrCat(" in ", asset))});
+  PrintFields(inv.out(), fields);
+  return absl::OkStatus();
+}
+
+absl::Status CmdAidRules(Invocation& inv) {
+  FlagSet flags(Usage("aid-rules", ""),
+                "Lists the aid rules in force (clerk, auditor, admin): what each counts, how\n"
+                "often a recipient may receive it per period, and the entry that set it.");
+  WL_PARSE_FLAGS(inv, flags);
+  v1::AidRules rules;
+  WL_RETURN_IF_ERROR(inv.Unary([&](grpc::ClientContext* c) {
+    return inv.aid().ListAidRules(c, v1::ListAidRulesRequest(), &rules);
+  }));
+  if (inv.json()) return inv.PrintJson(rules);
+  Table table({{"AID"},
+               {"COUNTS"},
+               {"SOURCE"},
+               {"ASSET"},
+               {"MAX", Align::kRight},
+               {"PER"},
+               {"SEQ", Align::kRight},
+               {"MEMO"}});
+  for (const v1::AidRule& r : rules.rules()) {
+    table.AddRow({r.aid(), AidTypeName(r.type()), r.source().empty() ? "(any)" : r.source(),
+                  r.asset().empty() ? "(any)" : r.asset(), absl::StrCat(r.max_count()),
+                  AidPeriodText(r.period()), absl::StrCat(r.seq()),
+                  r.memo().empty() ? "-" : r.memo()});
+  }
+  table.Print(inv.out());
+  return absl::OkStatus();
+}
+
+absl::Status CmdAidReport(Invocation& inv) {
+  FlagSet flags(
+      Usage("aid-report", "--from=TIME [--to=TIME] [--public]"),
+      absl::StrCat(
+          "Aid to recipients in a period of ledger time, by category, community, type\n"
+          "(cash aid, voucher, goods handout) and asset: how many people, how many\n"
+          "entries, how much; reversed aid is left out. The office view needs a clerk,\n"
+          "auditor or admin token. --public asks for the public view, open to anyone:\n"
+          "it leaves out every cell of fewer than ",
+          kAidReportMinPeople,
+          " people, so that no one can be singled\n"
+          "out, and says how many it left out. Days are in China time (UTC+08:00):\n"
+          "--from=2024-01-01 --to=2024-04-01 is the first quarter. --to defaults to now."));
+  TimeFlags from("from"), to("to");
+  bool public_view = false;
+  from.Register(flags, "from this time, inclusive");
+  to.Register(flags, "until this time, exclusive");
+  flags.AddBool("public", &public_view, "the public view: only cells of enough people");
+  WL_PARSE_FLAGS(inv, flags);
+  WL_ASSIGN_OR_RETURN(const std::optional<int64_t> from_us, from.Resolve(flags));
+  WL_ASSIGN_OR_RETURN(const std::optional<int64_t> to_us, to.Resolve(flags));
+  if (!from_us.has_value()) return UsageError("give --from=TIME (e.g. --from=2024-01-01)");
+  if (to_us.has_value() && *to_us <= *from_us) return UsageError("--to must be after --from");
+  v1::AidReportRequest req;
+  req.set_from_time_us(*from_us);
+  req.set_to_time_us(to_us.value_or(0));
+  req.set_public_view(public_view);
+  v1::AidReport report;
+  WL_RETURN_IF_ERROR(inv.Unary(
+      [&](grpc::ClientContext* c) { return inv.aid().GetAidReport(c, req, &report); }));
+  if (inv.json()) return inv.PrintJson(report);
+  inv.out() << (report.public_view() ? "public" : "office") << " aid report from "
+            << FormatChinaTimeUs(report.from_time_us()) << " to "
+            << FormatChinaTimeUs(report.to_time_us())
+            << " (China time, UTC+08:00; end excluded)\n\n";
+  Table table({{"CATEGORY"},
+               {"COMMUNITY"},
+               {"AID"},
+               {"ASSET"},
+               {"PEOPLE", Align::kRight},
+               {"ENTRIES", Align::kRight},
+               {"AMOUNT", Align::kRight}});
+  for (const v1::AidCell& c : report.cells()) {
+    table.AddRow({c.category(), c.community(), AidTypeName(c.type()), c.asset(),
+                  absl::StrCat(c.people()), absl::StrCat(c.entries()),
+                  FormatAmount(c.asset(), c.amount())});
+  }
+  table.Print(inv.out());
+  if (report.public_view()) {
+    inv.out() << report.suppressed_cells()
+              << (report.suppressed_cells() == 1 ? " cell" : " cells") << " of fewer than "
+              << report.min_people() << " people left out\n";
+  }
   return absl::OkStatus();
 }
 
@@ -2998,6 +3205,7 @@ std::vector<EntryField> EntryFields(const Entry& e) {
     add("to", op->to, "to");
     add_amount(op->asset, op->amount);
     add("purpose", text_or_dash(op->purpose), "purpose", op->purpose);
+    add("override", text_or_dash(op->override_reason), "overrideReason", op->override_reason);
   } else if (const auto* op = std::get_if<CorrectionOp>(&e.body)) {
     add("corrects seq", absl::StrCat(op->ref_seq), "refSeq");
     add("mode", op->mode == CorrectionMode::kReverse ? "reverse" : "adjust", "mode");
@@ -3028,6 +3236,7 @@ std::vector<EntryField> EntryFields(const Entry& e) {
     add("stores", op->stores.empty() ? "any store" : absl::StrJoin(op->stores, ", "), "stores",
         absl::StrJoin(op->stores, ","));
     add("memo", text_or_dash(op->memo), "memo", op->memo);
+    add("override", text_or_dash(op->override_reason), "overrideReason", op->override_reason);
   } else if (const auto* op = std::get_if<RedemptionOp>(&e.body)) {
     add("store", op->store, "store");
     add("order", op->order_id, "orderId");
@@ -3092,6 +3301,15 @@ std::vector<EntryField> EntryFields(const Entry& e) {
     add("to", op->to, "to");
     add("proceeds", MoneyText(op->asset, op->proceeds), "proceeds", absl::StrCat(op->proceeds));
     add("", "", "asset", op->asset);
+    add("memo", text_or_dash(op->memo), "memo", op->memo);
+  } else if (const auto* op = std::get_if<AidRuleOp>(&e.body)) {
+    add("aid", op->aid, "aid");
+    add("counts", AidTypeName(static_cast<v1::EntryType>(op->type)), "ruleType");
+    add("source", op->source.empty() ? "(any)" : op->source, "source", op->source);
+    add("asset", op->asset.empty() ? "(any)" : op->asset, "asset", op->asset);
+    add("at most", op->max_count == 0 ? std::string("(lifted)") : absl::StrCat(op->max_count),
+        "maxCount", absl::StrCat(op->max_count));
+    add("per", AidPeriodName(op->period), "period");
     add("memo", text_or_dash(op->memo), "memo", op->memo);
   }
   return fields;
@@ -3174,6 +3392,10 @@ constexpr Command kCommands[] = {
     {"handout", "hand goods out to recipients (--line or --lines_file)", CmdHandout},
     {"write-off", "write spoiled, damaged or lost goods off a stock", CmdWriteOff},
     {"goods-sale", "sell goods to a buyer; the proceeds go into a fund", CmdGoodsSale},
+    {"aid-rule", "set or lift a rule: how often one person may get one aid", CmdAidRule},
+    {"aid-rules", "the aid rules in force", CmdAidRules},
+    {"aid-report", "aid by category and community (--public: small cells left out)",
+     CmdAidReport},
     {"trace", "where a donation or gift of goods went (--code or --lot)", CmdTrace},
     {"trace-entry", "which donations paid for an entry", CmdTraceEntry},
     {"statement", "an account's entries with running balance", CmdStatement},

@@ -804,6 +804,22 @@ class FakeLedger final : public v1::Ledger::Service {
     return grpc::Status::OK;
   }
 
+  // A second payment to "recipient/twice" breaks an aid rule unless it
+  // carries an override reason, as the server would answer.
+  grpc::Status Disburse(grpc::ServerContext*, const v1::DisburseRequest* request,
+                        v1::WriteResult* result) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_disburse_ = *request;
+    if (request->to() == "recipient/twice" && request->override_reason().empty()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "disbursement.to: recipient 'recipient/twice' already received "
+                          "'cash-aid' 1 time this month (at most 1), last by entry 12; to give "
+                          "it again, give an override reason");
+    }
+    result->set_seq(13);
+    return grpc::Status::OK;
+  }
+
   grpc::Status GetHead(grpc::ServerContext*, const v1::GetHeadRequest*, v1::Head* head) override {
     head->set_seq(chain_.size());
     if (!chain_.empty()) head->set_hash(chain_.back().hash());
@@ -813,6 +829,10 @@ class FakeLedger final : public v1::Ledger::Service {
   v1::DonateRequest last_donate() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_donate_;
+  }
+  v1::DisburseRequest last_disburse() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_disburse_;
   }
   std::string last_authorization() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -827,6 +847,7 @@ class FakeLedger final : public v1::Ledger::Service {
   const std::vector<v1::Entry> chain_;
   std::mutex mu_;
   v1::DonateRequest last_donate_;
+  v1::DisburseRequest last_disburse_;
   std::string receipt_;
   std::string last_authorization_;
   bool had_deadline_ = false;
@@ -1203,6 +1224,90 @@ class FakeGoods final : public v1::Goods::Service {
   v1::GiveGoodsRequest last_give_;
 };
 
+class FakeAid final : public v1::Aid::Service {
+ public:
+  grpc::Status SetAidRule(grpc::ServerContext*, const v1::SetAidRuleRequest* request,
+                          v1::WriteResult* result) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_rule_ = *request;
+    ++calls_;
+    result->set_seq(50);
+    return grpc::Status::OK;
+  }
+  grpc::Status ListAidRules(grpc::ServerContext*, const v1::ListAidRulesRequest*,
+                            v1::AidRules* rules) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    v1::AidRule* r = rules->add_rules();
+    r->set_aid("daily-box");
+    r->set_type(v1::HANDOUT);
+    r->set_source("stock/daily-necessities");
+    r->set_max_count(1);
+    r->set_period(v1::MONTH);
+    r->set_memo("one box a month per household");
+    r->set_seq(31);
+    r = rules->add_rules();
+    r->set_aid("supermarket-voucher");
+    r->set_type(v1::VOUCHER_ISSUE);
+    r->set_asset("CNY");
+    r->set_max_count(2);
+    r->set_period(v1::QUARTER);
+    r->set_seq(32);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetAidReport(grpc::ServerContext*, const v1::AidReportRequest* request,
+                            v1::AidReport* report) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_report_ = *request;
+    ++calls_;
+    report->set_from_time_us(request->from_time_us());
+    report->set_to_time_us(request->to_time_us() == 0 ? 1'720'000'000'000'000
+                                                      : request->to_time_us());
+    report->set_public_view(request->public_view());
+    report->set_min_people(5);
+    v1::AidCell* cell = report->add_cells();
+    cell->set_category("elderly-poverty");
+    cell->set_community("c001");
+    cell->set_type(v1::DISBURSEMENT);
+    cell->set_asset("CNY");
+    cell->set_people(12);
+    cell->set_entries(14);
+    cell->set_amount(1'234'500);
+    if (request->public_view()) {
+      report->set_suppressed_cells(3);
+    } else {
+      cell = report->add_cells();
+      cell->set_category("dibao");
+      cell->set_community("c002");
+      cell->set_type(v1::HANDOUT);
+      cell->set_asset("item:daily-box");
+      cell->set_people(2);
+      cell->set_entries(2);
+      cell->set_amount(2);
+    }
+    return grpc::Status::OK;
+  }
+
+  v1::SetAidRuleRequest last_rule() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_rule_;
+  }
+  v1::AidReportRequest last_report() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_report_;
+  }
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  std::mutex mu_;
+  v1::SetAidRuleRequest last_rule_;
+  v1::AidReportRequest last_report_;
+  int calls_ = 0;
+};
+
 class FakeServer {
  public:
   explicit FakeServer(std::vector<v1::Entry> chain) : ledger_(chain), export_(chain) {
@@ -1215,6 +1320,7 @@ class FakeServer {
     builder.RegisterService(&checkout_);
     builder.RegisterService(&vouchers_);
     builder.RegisterService(&goods_);
+    builder.RegisterService(&aid_);
     server_ = builder.BuildAndStart();
   }
   ~FakeServer() { server_->Shutdown(); }
@@ -1224,6 +1330,7 @@ class FakeServer {
   FakeCheckout& checkout() { return checkout_; }
   FakeVouchers& vouchers() { return vouchers_; }
   FakeGoods& goods() { return goods_; }
+  FakeAid& aid() { return aid_; }
   grpc::Server& server() { return *server_; }
 
  private:
@@ -1233,6 +1340,7 @@ class FakeServer {
   FakeCheckout checkout_;
   FakeVouchers vouchers_;
   FakeGoods goods_;
+  FakeAid aid_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
 };
@@ -2267,6 +2375,192 @@ TEST(CliTest, HelpListsTheGoodsCommands) {
     EXPECT_NE(help.out.find(std::string("usage: warmledger ") + command), std::string::npos);
   }
   EXPECT_NE(RunCommand({"handout", "--help"}).out.find("--lines_file"), std::string::npos);
+}
+
+TEST(AidCliTest, AidRuleSendsTheRuleAndMaxZeroLiftsIt) {
+  FakeServer server({});
+  CliResult r =
+      RunCommand({"aid-rule", "--server=" + server.address(), "--client_id=rule-1",
+                  "--aid=daily-box", "--type=handout", "--source=stock/daily-necessities",
+                  "--asset=item:daily-box", "--max=1", "--period=month", "--memo=one box a month"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::SetAidRuleRequest req = server.aid().last_rule();
+  EXPECT_EQ(req.client_id(), "rule-1");
+  EXPECT_EQ(req.aid(), "daily-box");
+  EXPECT_EQ(req.type(), v1::HANDOUT);
+  EXPECT_EQ(req.source(), "stock/daily-necessities");
+  EXPECT_EQ(req.asset(), "item:daily-box");
+  EXPECT_EQ(req.max_count(), 1u);
+  EXPECT_EQ(req.period(), v1::MONTH);
+  EXPECT_EQ(req.memo(), "one box a month");
+  EXPECT_NE(r.out.find("daily-box: at most 1 handout per month to each recipient from "
+                       "stock/daily-necessities in item:daily-box"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("seq   50"), std::string::npos) << r.out;
+
+  const std::pair<const char*, v1::EntryType> types[] = {{"disbursement", v1::DISBURSEMENT},
+                                                         {"voucher", v1::VOUCHER_ISSUE}};
+  for (const auto& [name, type] : types) {
+    r = RunCommand({"aid-rule", "--server=" + server.address(), "--client_id=rule-2", "--aid=cash",
+                    std::string("--type=") + name, "--max=3", "--period=quarter"});
+    ASSERT_EQ(r.code, kExitOk) << r.err;
+    EXPECT_EQ(server.aid().last_rule().type(), type);
+    EXPECT_EQ(server.aid().last_rule().period(), v1::QUARTER);
+    EXPECT_EQ(server.aid().last_rule().source(), "");
+    EXPECT_EQ(server.aid().last_rule().asset(), "");
+  }
+  const std::pair<const char*, v1::AidPeriod> periods[] = {
+      {"day", v1::DAY}, {"week", v1::WEEK}, {"year", v1::YEAR}};
+  for (const auto& [name, period] : periods) {
+    r = RunCommand({"aid-rule", "--server=" + server.address(), "--client_id=rule-3", "--aid=cash",
+                    "--type=disbursement", "--max=2", std::string("--period=") + name});
+    ASSERT_EQ(r.code, kExitOk) << r.err;
+    EXPECT_EQ(server.aid().last_rule().period(), period);
+  }
+
+  r = RunCommand({"aid-rule", "--server=" + server.address(), "--client_id=rule-4",
+                  "--aid=daily-box", "--type=handout", "--max=0", "--period=month"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.aid().last_rule().max_count(), 0u);
+  EXPECT_NE(r.out.find("daily-box lifted"), std::string::npos) << r.out;
+
+  // Usage mistakes exit 2 without a call.
+  const int calls = server.aid().calls();
+  const std::vector<std::string> base = {"aid-rule", "--server=" + server.address(),
+                                         "--client_id=c", "--aid=a"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCommand(args);
+  };
+  EXPECT_EQ(with({"--type=donation", "--max=1", "--period=month"}).code, kExitUsage);
+  EXPECT_EQ(with({"--type=handout", "--max=1", "--period=fortnight"}).code, kExitUsage);
+  EXPECT_EQ(with({"--type=handout", "--max=-1", "--period=month"}).code, kExitUsage);
+  EXPECT_EQ(with({"--type=handout", "--max=4294967296", "--period=month"}).code, kExitUsage);
+  EXPECT_EQ(with({"--type=handout", "--period=month"}).code, kExitUsage);  // no --max
+  EXPECT_EQ(with({"--max=1", "--period=month"}).code, kExitUsage);         // no --type
+  r = with({"--type=handouts", "--max=1", "--period=month"});
+  EXPECT_NE(r.err.find("--type must be disbursement, voucher or handout"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(server.aid().calls(), calls);
+}
+
+TEST(AidCliTest, AidRulesListsTheRulesInForce) {
+  FakeServer server({});
+  CliResult r = RunCommand({"aid-rules", "--server=" + server.address()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("AID"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("daily-box"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stock/daily-necessities"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("one box a month per household"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("quarter"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("voucher"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(any)"), std::string::npos) << r.out;
+  r = RunCommand({"--json", "aid-rules", "--server=" + server.address()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("\"period\":\"QUARTER\""), std::string::npos) << r.out;
+}
+
+TEST(AidCliTest, AidReportDaysAreChinaTimeAndThePublicViewSaysWhatWasLeftOut) {
+  FakeServer server({});
+  CliResult r = RunCommand(
+      {"aid-report", "--server=" + server.address(), "--from=2024-01-01", "--to=2024-04-01"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::AidReportRequest req = server.aid().last_report();
+  EXPECT_EQ(req.from_time_us(), *ParseTimeUs("2024-01-01T00:00:00+08:00"));
+  EXPECT_EQ(req.to_time_us(), *ParseTimeUs("2024-04-01T00:00:00+08:00"));
+  EXPECT_FALSE(req.public_view());
+  EXPECT_NE(r.out.find("office aid report from 2024-01-01 00:00:00 to 2024-04-01 00:00:00"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("elderly-poverty"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("12345.00"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("item:daily-box"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("left out"), std::string::npos) << r.out;
+
+  // The public view, to now; no token needed.
+  r = RunCommand({"aid-report", "--server=" + server.address(), "--from=2024-01-01", "--public"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  req = server.aid().last_report();
+  EXPECT_TRUE(req.public_view());
+  EXPECT_EQ(req.to_time_us(), 0);
+  EXPECT_NE(r.out.find("public aid report"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 cells of fewer than 5 people left out"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("dibao"), std::string::npos) << r.out;
+
+  r = RunCommand({"--json", "aid-report", "--server=" + server.address(), "--from_us=10",
+                  "--to_us=20", "--public"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("\"suppressedCells\":\"3\""), std::string::npos) << r.out;
+  EXPECT_EQ(server.aid().last_report().from_time_us(), 10);
+
+  const int calls = server.aid().calls();
+  EXPECT_EQ(RunCommand({"aid-report", "--server=" + server.address()}).code, kExitUsage);
+  EXPECT_EQ(RunCommand({"aid-report", "--server=" + server.address(), "--from=2024-04-01",
+                        "--to=2024-01-01"})
+                .code,
+            kExitUsage);
+  EXPECT_EQ(RunCommand({"aid-report", "--server=" + server.address(), "--from=yesterday"}).code,
+            kExitUsage);
+  EXPECT_EQ(server.aid().calls(), calls);
+}
+
+TEST(AidCliTest, OverrideReachesDisburseVoucherIssueAndHandout) {
+  FakeServer server({});
+  const std::vector<std::string> pay = {"disburse",
+                                        "--server=" + server.address(),
+                                        "--client_id=p-2",
+                                        "--from=fund/general",
+                                        "--to=recipient/twice",
+                                        "--yuan=300"};
+  CliResult r = RunCommand(pay);
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err.rfind("error: FAILED_PRECONDITION: disbursement.to: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find("last by entry 12"), std::string::npos) << r.err;
+  std::vector<std::string> again = pay;
+  again.push_back("--override=house fire: approved by the director");
+  r = RunCommand(again);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.ledger().last_disburse().override_reason(),
+            "house fire: approved by the director");
+  EXPECT_EQ(server.ledger().last_disburse().amount(), 30'000);
+  EXPECT_NE(r.out.find("override  house fire: approved by the director"), std::string::npos)
+      << r.out;
+
+  r = RunCommand({"voucher-issue", "--server=" + server.address(), "--client_id=v-2",
+                  "--from=fund/general", "--recipient=recipient/abc", "--yuan=500",
+                  "--expires=2030-01-01", "--override=household of six"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.vouchers().last_issue().override_reason(), "household of six");
+  EXPECT_NE(r.out.find("household of six"), std::string::npos) << r.out;
+
+  r = RunCommand({"handout", "--server=" + server.address(), "--client_id=h-2", "--from=stock/box",
+                  "--item=item:box", "--line=recipient/a:1",
+                  "--override=the first box was damaged"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.goods().last_handout().override_reason(), "the first box was damaged");
+
+  // Without --override nothing is sent.
+  r = RunCommand({"handout", "--server=" + server.address(), "--client_id=h-3", "--from=stock/box",
+                  "--item=item:box", "--line=recipient/a:1"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server.goods().last_handout().override_reason(), "");
+  EXPECT_EQ(r.out.find("override"), std::string::npos) << r.out;
+}
+
+TEST(CliTest, HelpListsTheAidCommands) {
+  const CliResult r = RunCommand({"help"});
+  for (const char* command : {"aid-rule", "aid-rules", "aid-report"}) {
+    EXPECT_NE(r.out.find(std::string("  ") + command + " "), std::string::npos) << command;
+    const CliResult help = RunCommand({"help", command});
+    EXPECT_EQ(help.code, kExitOk) << command;
+    EXPECT_NE(help.out.find(std::string("usage: warmledger ") + command), std::string::npos);
+  }
+  EXPECT_NE(RunCommand({"aid-report", "--help"}).out.find("--public"), std::string::npos);
+  for (const char* command : {"disburse", "voucher-issue", "handout"}) {
+    EXPECT_NE(RunCommand({command, "--help"}).out.find("--override"), std::string::npos) << command;
+  }
 }
 
 }  // namespace

@@ -3,9 +3,23 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "ledger/limits.h"
 #include "ledger/state.h"
 
 namespace warmledger::server {
+
+// The API's enums carry the engine's values (persisted: docs/format.md), so
+// the conversions are casts.
+static_assert(pb::AID_RULE == static_cast<int>(EntryType::kAidRule));
+static_assert(pb::HANDOUT == static_cast<int>(EntryType::kHandout));
+static_assert(pb::VOUCHER_ISSUE == static_cast<int>(EntryType::kVoucherIssue));
+static_assert(pb::DISBURSEMENT == static_cast<int>(EntryType::kDisbursement));
+static_assert(pb::DAY == static_cast<int>(AidPeriod::kDay));
+static_assert(pb::WEEK == static_cast<int>(AidPeriod::kWeek));
+static_assert(pb::MONTH == static_cast<int>(AidPeriod::kMonth));
+static_assert(pb::QUARTER == static_cast<int>(AidPeriod::kQuarter));
+static_assert(pb::YEAR == static_cast<int>(AidPeriod::kYear));
+static_assert(pb::AidPeriod_MAX == kAidPeriodMax);
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -62,6 +76,11 @@ int64_t Moved(const Entry& entry) {
   for (const Posting& p : entry.postings) moved += p.amount;
   return moved;
 }
+
+// " (override: <reason>)" when an operation was recorded despite an aid rule.
+std::string OverrideNote(const std::string& reason) {
+  return reason.empty() ? "" : absl::StrCat(" (override: ", reason, ")");
+}
 }  // namespace
 
 std::string EntrySummary(const Entry& entry) {
@@ -82,7 +101,8 @@ std::string EntrySummary(const Entry& entry) {
                               " to ", op.to);
         } else if constexpr (std::is_same_v<T, DisbursementOp>) {
           return absl::StrCat("disbursement of ", Amount(op.amount, op.asset), " from ", op.from,
-                              " to ", op.to, op.purpose.empty() ? "" : ": ", op.purpose);
+                              " to ", op.to, op.purpose.empty() ? "" : ": ", op.purpose,
+                              OverrideNote(op.override_reason));
         } else if constexpr (std::is_same_v<T, CorrectionOp>) {
           return op.mode == CorrectionMode::kReverse
                      ? absl::StrCat("reversal of entry ", op.ref_seq, ": ", op.reason)
@@ -109,13 +129,13 @@ std::string EntrySummary(const Entry& entry) {
               entry.policy == kPolicyLotFifoV1 ? " (partly from the fund's oldest money)" : "");
         } else if constexpr (std::is_same_v<T, VoucherIssueOp>) {
           return absl::StrCat("voucher ", VoucherAccountId(entry.seq), " of ",
-                              Amount(op.amount, op.asset), " from ", op.from, " for ",
-                              op.recipient, ", redeemable until ", UtcTime(op.expires_us),
-                              op.stores.empty() ? " at any store"
-                                                : absl::StrCat(" at ", op.stores.size(),
-                                                               op.stores.size() == 1
-                                                                   ? " store"
-                                                                   : " stores"));
+                              Amount(op.amount, op.asset), " from ", op.from, " for ", op.recipient,
+                              ", redeemable until ", UtcTime(op.expires_us),
+                              op.stores.empty()
+                                  ? " at any store"
+                                  : absl::StrCat(" at ", op.stores.size(),
+                                                 op.stores.size() == 1 ? " store" : " stores"),
+                              OverrideNote(op.override_reason));
         } else if constexpr (std::is_same_v<T, RedemptionOp>) {
           const std::string voucher =
               entry.postings.empty() ? std::string("a voucher") : entry.postings[0].from;
@@ -153,12 +173,10 @@ std::string EntrySummary(const Entry& entry) {
           return s;
         } else if constexpr (std::is_same_v<T, HandoutOp>) {
           // Recipients by count only: one summary line, whatever the lines.
-          return absl::StrCat("handout of ", Amount(Moved(entry), op.item), " from ", op.from,
-                              " to ", op.lines.size(),
-                              op.lines.size() == 1 ? " recipient" : " recipients",
-                              op.purpose.empty() ? "" : ": ", op.purpose,
-                              op.override_reason.empty() ? "" : " (override: ",
-                              op.override_reason, op.override_reason.empty() ? "" : ")");
+          return absl::StrCat(
+              "handout of ", Amount(Moved(entry), op.item), " from ", op.from, " to ",
+              op.lines.size(), op.lines.size() == 1 ? " recipient" : " recipients",
+              op.purpose.empty() ? "" : ": ", op.purpose, OverrideNote(op.override_reason));
         } else if constexpr (std::is_same_v<T, WriteOffOp>) {
           return absl::StrCat("write-off of ", Amount(op.quantity, op.item), " from ", op.from,
                               op.lot == 0 ? "" : absl::StrCat(" (lot ", op.lot, ")"), " to ",
@@ -174,7 +192,8 @@ std::string EntrySummary(const Entry& entry) {
                               EntryTypeName(op.type), " per ", AidPeriodName(op.period),
                               " to each recipient from ",
                               op.source.empty() ? std::string("any source") : op.source,
-                              op.asset.empty() ? "" : absl::StrCat(" in ", op.asset));
+                              op.asset.empty() ? "" : absl::StrCat(" in ", op.asset),
+                              op.memo.empty() ? "" : ": ", op.memo);
         }
       },
       entry.body);
@@ -385,6 +404,42 @@ void ToProto(const StoreSettlement& row, pb::StoreSettlement* out) {
   out->set_net_contribution(row.contributions - row.reversals);
   out->set_redemptions_reversed(row.redemptions_reversed);
   out->set_redeemed_reversed(row.redeemed_reversed);
+}
+
+void ToProto(const AidRuleInfo& info, pb::AidRule* out) {
+  const AidRuleOp& r = info.rule;
+  out->set_aid(r.aid);
+  out->set_type(static_cast<pb::EntryType>(r.type));
+  out->set_source(r.source);
+  out->set_asset(r.asset);
+  out->set_max_count(r.max_count);
+  out->set_period(static_cast<pb::AidPeriod>(r.period));
+  out->set_memo(r.memo);
+  out->set_seq(info.seq);
+}
+
+void ToProto(const AidReport& report, pb::AidReport* out) {
+  out->set_from_time_us(report.from_time_us);
+  out->set_to_time_us(report.to_time_us);
+  out->set_public_view(report.public_view);
+  out->set_min_people(kAidReportMinPeople);
+  uint64_t suppressed = report.suppressed_cells;
+  for (const AidCell& c : report.cells) {
+    // The privacy boundary of the public report: fail closed.
+    if (report.public_view && c.people < kAidReportMinPeople) {
+      ++suppressed;
+      continue;
+    }
+    pb::AidCell* q = out->add_cells();
+    q->set_category(c.category);
+    q->set_community(c.community);
+    q->set_type(static_cast<pb::EntryType>(c.type));
+    q->set_asset(c.asset);
+    q->set_people(c.people);
+    q->set_entries(c.entries);
+    q->set_amount(c.amount);
+  }
+  out->set_suppressed_cells(suppressed);
 }
 
 }  // namespace warmledger::server

@@ -34,6 +34,10 @@ void ToProto(const VoucherInfo& info, pb::Voucher* out);
 void ToProto(const VoucherReport& report, pb::VoucherReport* out);
 // Also net_contribution = contributions - reversals.
 void ToProto(const StoreSettlement& row, pb::StoreSettlement* out);
+void ToProto(const AidRuleInfo& info, pb::AidRule* out);
+// A public report never carries a cell of fewer than kAidReportMinPeople
+// people: should one reach here, it is left out and counted as suppressed.
+void ToProto(const AidReport& report, pb::AidReport* out);
 
 }  // namespace warmledger::server
 

@@ -355,7 +355,8 @@ class WritePlanner {
         const auto& r = op.disburse();
         WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
         ops->push_back({r.client_id(), false,
-                        DisbursementOp{r.from(), r.to(), r.asset(), r.amount(), r.purpose()}});
+                        DisbursementOp{r.from(), r.to(), r.asset(), r.amount(), r.purpose(),
+                                       r.override_reason()}});
         return absl::OkStatus();
       }
       case pb::BatchOperation::kCorrect: {
@@ -380,6 +381,7 @@ class WritePlanner {
       case pb::BatchOperation::kHandOut: return Convert(op.hand_out(), p, ops);
       case pb::BatchOperation::kWriteOffGoods: return Convert(op.write_off_goods(), p, ops);
       case pb::BatchOperation::kSellGoods: return Convert(op.sell_goods(), p, ops);
+      case pb::BatchOperation::kSetAidRule: return Convert(op.set_aid_rule(), p, ops);
       case pb::BatchOperation::OP_NOT_SET:
         break;
     }
@@ -531,7 +533,8 @@ class WritePlanner {
                       r.expires_us(),
                       {r.stores().begin(), r.stores().end()},
                       CodeHash(p->voucher_code),
-                      r.memo()};
+                      r.memo(),
+                      r.override_reason()};
     ops->push_back({r.client_id(), false, std::move(op)});
     return absl::OkStatus();
   }
@@ -630,6 +633,28 @@ class WritePlanner {
     return absl::OkStatus();
   }
 
+  // ---- aid supervision ----
+
+  absl::Status Convert(const pb::SetAidRuleRequest& r, Planned*, std::vector<Operation>* ops) {
+    WL_RETURN_IF_ERROR(CheckClientId(r.client_id()));
+    // Checked before the casts: the engine keeps both in a byte, where a
+    // value beyond the enums could alias a valid one.
+    if (r.type() != pb::DISBURSEMENT && r.type() != pb::VOUCHER_ISSUE && r.type() != pb::HANDOUT) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("type: ", static_cast<int>(r.type()),
+                       " is not DISBURSEMENT (5), VOUCHER_ISSUE (9) or HANDOUT (15)"));
+    }
+    if (r.period() < pb::DAY || r.period() > pb::YEAR) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("period: ", static_cast<int>(r.period()),
+                       " is not DAY (1), WEEK (2), MONTH (3), QUARTER (4) or YEAR (5)"));
+    }
+    ops->push_back({r.client_id(), false,
+                    AidRuleOp{r.aid(), static_cast<EntryType>(r.type()), r.source(), r.asset(),
+                              r.max_count(), static_cast<AidPeriod>(r.period()), r.memo()}});
+    return absl::OkStatus();
+  }
+
   // Engine messages name engine fields; say it in the caller's words.
   static absl::Status Rephrase(const Planned& p, bool from_donor_open, const absl::Status& s) {
     std::string msg(s.message());
@@ -644,9 +669,12 @@ class WritePlanner {
                           &msg);
       return absl::Status(s.code(), msg);
     }
-    // The engine calls HandOutRequest.override_reason "handout.override".
-    if (absl::StrContains(msg, "handout.override:")) {
-      absl::StrReplaceAll({{"handout.override:", "handout.override_reason:"}}, &msg);
+    // The engine calls the requests' override_reason "<entry>.override".
+    if (absl::StrContains(msg, ".override:")) {
+      absl::StrReplaceAll({{"disbursement.override:", "disbursement.override_reason:"},
+                           {"voucher_issue.override:", "voucher_issue.override_reason:"},
+                           {"handout.override:", "handout.override_reason:"}},
+                          &msg);
       return absl::Status(s.code(), msg);
     }
     return s;
@@ -1633,6 +1661,55 @@ class GoodsService final : public pb::Goods::CallbackService, private CallbackCa
   }
 };
 
+// Aid supervision: rules are written like the office's other writes; the
+// office's report and the rules are read by the office and the auditor, the
+// public report by anyone.
+class AidService final : public pb::Aid::CallbackService, private CallbackCalls {
+ public:
+  explicit AidService(Shared* shared) : CallbackCalls(shared) {}
+
+  grpc::ServerUnaryReactor* SetAidRule(grpc::CallbackServerContext* ctx,
+                                       const pb::SetAidRuleRequest* req,
+                                       pb::WriteResult* resp) override {
+    return Write(ctx, "SetAidRule", Access::kWrite, *req,
+                 [resp](const auto&, const pb::WriteResult& r) { *resp = r; });
+  }
+
+  grpc::ServerUnaryReactor* ListAidRules(grpc::CallbackServerContext* ctx,
+                                         const pb::ListAidRulesRequest*,
+                                         pb::AidRules* resp) override {
+    return Read(ctx, "ListAidRules", Access::kRead, [&](Role) -> absl::Status {
+      WL_ASSIGN_OR_RETURN(std::vector<AidRuleInfo> rules, shared_->ledger->ListAidRules());
+      for (const AidRuleInfo& rule : rules) ToProto(rule, resp->add_rules());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetAidReport(grpc::CallbackServerContext* ctx,
+                                         const pb::AidReportRequest* req,
+                                         pb::AidReport* resp) override {
+    // Who received aid, even by category and community, is sensitive
+    // (PIPL): the office view needs a reader's token; the public view shows
+    // only cells of enough people.
+    const Access access = req->public_view() ? Access::kPublic : Access::kRead;
+    return Read(ctx, "GetAidReport", access, [&](Role) -> absl::Status {
+      if (req->from_time_us() < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("from_time_us: ", req->from_time_us(), " is negative"));
+      }
+      if (req->to_time_us() < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("to_time_us: ", req->to_time_us(), " is negative (0 means now)"));
+      }
+      const int64_t to = req->to_time_us() == 0 ? shared_->ClockMicros() : req->to_time_us();
+      WL_ASSIGN_OR_RETURN(AidReport report, shared_->ledger->GetAidReport(req->from_time_us(), to,
+                                                                          req->public_view()));
+      ToProto(report, resp);
+      return absl::OkStatus();
+    });
+  }
+};
+
 // The background expiry sweep: every `interval_ms` (on the real clock; the
 // vouchers' expiry is judged on the ledger's), one sweep of at most
 // kSweepVouchersMax vouchers, logged when it ended any. A longer backlog
@@ -1776,6 +1853,7 @@ class Server::Impl {
     checkout_service_ = std::make_unique<CheckoutService>(&shared_);
     vouchers_service_ = std::make_unique<VouchersService>(&shared_);
     goods_service_ = std::make_unique<GoodsService>(&shared_);
+    aid_service_ = std::make_unique<AidService>(&shared_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort(o.listen, creds, &port_);
     builder.SetMaxReceiveMessageSize(kMessageBytesMax);
@@ -1787,6 +1865,7 @@ class Server::Impl {
     builder.RegisterService(checkout_service_.get());
     builder.RegisterService(vouchers_service_.get());
     builder.RegisterService(goods_service_.get());
+    builder.RegisterService(aid_service_.get());
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("listen: cannot bind ", o.listen));
@@ -1847,6 +1926,7 @@ class Server::Impl {
   std::unique_ptr<CheckoutService> checkout_service_;
   std::unique_ptr<VouchersService> vouchers_service_;
   std::unique_ptr<GoodsService> goods_service_;
+  std::unique_ptr<AidService> aid_service_;
   std::unique_ptr<VoucherSweeper> sweeper_;
   std::string verifier_key_;
   std::unique_ptr<grpc::Server> server_;

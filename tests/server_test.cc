@@ -56,6 +56,7 @@
 #include "ledger/merkle.h"
 #include "ledger/note.h"
 #include "ledger/sha256.h"
+#include "server/convert.h"
 #include "server/identity.h"
 #include "server/server.h"
 #include "warmledger/v1/ledger.grpc.pb.h"
@@ -71,6 +72,7 @@ using TStub = pb::Transparency::Stub;
 using CStub = pb::Checkout::Stub;
 using VStub = pb::Vouchers::Stub;
 using GStub = pb::Goods::Stub;
+using AStub = pb::Aid::Stub;
 
 // Every client call carries a deadline (STYLE.md); generous for sanitizers.
 constexpr auto kCallTimeout = std::chrono::seconds(30);
@@ -225,6 +227,7 @@ class Client {
         checkout_(pb::Checkout::NewStub(channel_)),
         vouchers_(pb::Vouchers::NewStub(channel_)),
         goods_(pb::Goods::NewStub(channel_)),
+        aid_(pb::Aid::NewStub(channel_)),
         authorization_(std::move(authorization)) {}
 
   void Prepare(grpc::ClientContext* ctx) const {
@@ -275,6 +278,15 @@ class Client {
     grpc::ClientContext ctx;
     Prepare(&ctx);
     return (goods_.get()->*method)(&ctx, req, resp);
+  }
+
+  // Any unary Aid RPC: client.Call(&AStub::SetAidRule, request, &response).
+  template <typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (AStub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                    const Req& req, Resp* resp) const {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    return (aid_.get()->*method)(&ctx, req, resp);
   }
 
   grpc::Status Backup(const std::string& dir, pb::BackupResponse* resp) const {
@@ -339,6 +351,7 @@ class Client {
   std::unique_ptr<pb::Checkout::Stub> checkout_;
   std::unique_ptr<pb::Vouchers::Stub> vouchers_;
   std::unique_ptr<pb::Goods::Stub> goods_;
+  std::unique_ptr<pb::Aid::Stub> aid_;
   std::string authorization_;
 };
 
@@ -556,6 +569,28 @@ pb::SellGoodsRequest SellGoodsReq(const std::string& client_id, const std::strin
   return r;
 }
 
+pb::SetAidRuleRequest AidRuleReq(const std::string& client_id, const std::string& aid,
+                                 pb::EntryType type, const std::string& source, uint32_t max_count,
+                                 pb::AidPeriod period) {
+  pb::SetAidRuleRequest r;
+  r.set_client_id(client_id);
+  r.set_aid(aid);
+  r.set_type(type);
+  r.set_source(source);
+  r.set_max_count(max_count);
+  r.set_period(period);
+  r.set_memo("policy " + client_id);
+  return r;
+}
+
+pb::AidReportRequest AidReportReq(int64_t from_time_us, int64_t to_time_us, bool public_view) {
+  pb::AidReportRequest r;
+  r.set_from_time_us(from_time_us);
+  r.set_to_time_us(to_time_us);
+  r.set_public_view(public_view);
+  return r;
+}
+
 // A code as a cashier might type it: lower case, in dashed groups of four.
 std::string AsTyped(const std::string& code) {
   std::string typed;
@@ -584,6 +619,15 @@ void SetOperation(const pb::WriteOffGoodsRequest& r, pb::BatchOperation* op) {
 }
 void SetOperation(const pb::SellGoodsRequest& r, pb::BatchOperation* op) {
   *op->mutable_sell_goods() = r;
+}
+void SetOperation(const pb::SetAidRuleRequest& r, pb::BatchOperation* op) {
+  *op->mutable_set_aid_rule() = r;
+}
+void SetOperation(const pb::DisburseRequest& r, pb::BatchOperation* op) {
+  *op->mutable_disburse() = r;
+}
+void SetOperation(const pb::IssueVoucherRequest& r, pb::BatchOperation* op) {
+  *op->mutable_issue_voucher() = r;
 }
 
 // Sends one BatchOperation through its own unary RPC and returns the status.
@@ -648,6 +692,10 @@ grpc::Status CallUnary(const Client& c, const pb::BatchOperation& op) {
     case pb::BatchOperation::kSellGoods: {
       pb::SellGoodsResponse r;
       return c.Call(&GStub::SellGoods, op.sell_goods(), &r);
+    }
+    case pb::BatchOperation::kSetAidRule: {
+      pb::WriteResult r;
+      return c.Call(&AStub::SetAidRule, op.set_aid_rule(), &r);
     }
     case pb::BatchOperation::OP_NOT_SET: break;
   }
@@ -734,9 +782,10 @@ class ServerTest : public ::testing::Test {
     return Donate(DonateReq(client_id, donor, to, amount));
   }
 
-  template <typename Req>
-  pb::WriteResult Write(grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&,
-                                                     pb::WriteResult*),
+  // A write answered by a WriteResult, of any service, that must succeed.
+  template <typename AnyStub, typename Req>
+  pb::WriteResult Write(grpc::Status (AnyStub::*method)(grpc::ClientContext*, const Req&,
+                                                        pb::WriteResult*),
                         const Req& req) {
     pb::WriteResult out;
     grpc::Status s = client_->Call(method, req, &out);
@@ -2770,7 +2819,8 @@ TEST_F(ServerTest, EveryInvalidFieldOfEveryWriteIsRejectedNamingTheFieldAndWrite
         break;
       case pb::BatchOperation::kIssueVoucher: op.mutable_issue_voucher()->set_client_id(id); break;
       case pb::BatchOperation::kVoidVoucher: op.mutable_void_voucher()->set_client_id(id); break;
-      // The goods writes have a test of their own.
+      // The goods writes and aid rules have tests of their own.
+      case pb::BatchOperation::kSetAidRule:
       case pb::BatchOperation::kDefineItem:
       case pb::BatchOperation::kGiveGoods:
       case pb::BatchOperation::kBuyGoods:
@@ -3561,6 +3611,419 @@ TEST_F(ServerTest, AMoneyDonorsTraceShowsTheGoodsItBoughtAndWhoReceivedThemByCat
   EXPECT_EQ(back.sources(1).lot(), bought.lot());
   EXPECT_EQ(back.sources(1).behind_count(), 2u);
   EXPECT_EQ(back.sources(1).behind_size(), 0);
+}
+
+// ================================================================ aid supervision
+
+// The entry with `seq`, decoded from the bytes the server stored.
+Entry DecodedEntry(const Client& c, uint64_t seq) {
+  pb::GetEntryRequest req;
+  req.set_seq(seq);
+  pb::Entry entry;
+  EXPECT_TRUE(IsOk(c.Call(&Stub::GetEntry, req, &entry)));
+  absl::StatusOr<Entry> decoded = DecodeEntry(entry.entry_bytes());
+  EXPECT_TRUE(decoded.ok()) << decoded.status();
+  return decoded.ok() ? *decoded : Entry();
+}
+
+std::string SummaryOf(const Client& c, uint64_t seq) {
+  pb::GetEntryRequest req;
+  req.set_seq(seq);
+  pb::Entry entry;
+  EXPECT_TRUE(IsOk(c.Call(&Stub::GetEntry, req, &entry)));
+  return entry.summary();
+}
+
+TEST_F(ServerTest, SetAidRuleIsIdempotentListedReplacedAndLiftedWithMaxCountZero) {
+  SetUpWorld();
+  const pb::SetAidRuleRequest rule =
+      AidRuleReq("rule-1", "cash-aid", pb::DISBURSEMENT, "fund/general", 1, pb::MONTH);
+  pb::WriteResult set;
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::SetAidRule, rule, &set)));
+  EXPECT_FALSE(set.duplicate());
+  clock_.AdvanceMicros(1000);
+  pb::WriteResult again;
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::SetAidRule, rule, &again)));
+  EXPECT_TRUE(again.duplicate());
+  EXPECT_EQ(again.seq(), set.seq());
+  pb::SetAidRuleRequest changed = rule;
+  changed.set_max_count(2);
+  EXPECT_TRUE(IsError(client_->Call(&AStub::SetAidRule, changed, &again), grpc::ALREADY_EXISTS,
+                      "max_count"));
+
+  pb::GetEntryRequest get;
+  get.set_seq(set.seq());
+  pb::Entry entry;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::GetEntry, get, &entry)));
+  EXPECT_EQ(entry.type(), pb::AID_RULE);
+  EXPECT_EQ(entry.postings_size(), 0);
+  EXPECT_EQ(entry.summary(),
+            "aid rule cash-aid: at most 1 disbursement per month to each recipient from "
+            "fund/general: policy rule-1");
+
+  // A second rule, set through SubmitBatch.
+  pb::BatchRequest batch;
+  *batch.add_operations()->mutable_set_aid_rule() =
+      AidRuleReq("rule-2", "daily-box", pb::HANDOUT, "stock/food", 1, pb::YEAR);
+  pb::BatchResponse batched;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, batch, &batched)));
+  ASSERT_EQ(batched.results_size(), 1);
+  EXPECT_EQ(batched.results(0).code(), grpc::OK) << batched.results(0).message();
+  const uint64_t box_seq = batched.results(0).result().seq();
+
+  pb::AidRules rules;
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::ListAidRules, pb::ListAidRulesRequest(), &rules)));
+  ASSERT_EQ(rules.rules_size(), 2);  // by aid
+  EXPECT_EQ(rules.rules(0).aid(), "cash-aid");
+  EXPECT_EQ(rules.rules(0).type(), pb::DISBURSEMENT);
+  EXPECT_EQ(rules.rules(0).source(), "fund/general");
+  EXPECT_EQ(rules.rules(0).asset(), "");
+  EXPECT_EQ(rules.rules(0).max_count(), 1u);
+  EXPECT_EQ(rules.rules(0).period(), pb::MONTH);
+  EXPECT_EQ(rules.rules(0).memo(), "policy rule-1");
+  EXPECT_EQ(rules.rules(0).seq(), set.seq());
+  EXPECT_EQ(rules.rules(1).aid(), "daily-box");
+  EXPECT_EQ(rules.rules(1).type(), pb::HANDOUT);
+  EXPECT_EQ(rules.rules(1).period(), pb::YEAR);
+  EXPECT_EQ(rules.rules(1).seq(), box_seq);
+
+  // The same aid again replaces the rule; max_count 0 lifts it.
+  pb::SetAidRuleRequest weekly =
+      AidRuleReq("rule-3", "cash-aid", pb::DISBURSEMENT, "", 3, pb::WEEK);
+  weekly.set_asset("CNY");
+  const uint64_t weekly_seq = Write(&AStub::SetAidRule, weekly).seq();
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::ListAidRules, pb::ListAidRulesRequest(), &rules)));
+  ASSERT_EQ(rules.rules_size(), 2);
+  EXPECT_EQ(rules.rules(0).max_count(), 3u);
+  EXPECT_EQ(rules.rules(0).period(), pb::WEEK);
+  EXPECT_EQ(rules.rules(0).source(), "");
+  EXPECT_EQ(rules.rules(0).asset(), "CNY");
+  EXPECT_EQ(rules.rules(0).seq(), weekly_seq);
+  const uint64_t lifted = Write(&AStub::SetAidRule, AidRuleReq("rule-4", "cash-aid",
+                                                               pb::DISBURSEMENT, "", 0, pb::MONTH))
+                              .seq();
+  EXPECT_EQ(SummaryOf(*client_, lifted), "aid rule cash-aid lifted");
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::ListAidRules, pb::ListAidRulesRequest(), &rules)));
+  ASSERT_EQ(rules.rules_size(), 1);
+  EXPECT_EQ(rules.rules(0).aid(), "daily-box");
+  // Lifting a rule that is not in force is refused.
+  EXPECT_TRUE(IsError(
+      client_->Call(&AStub::SetAidRule,
+                    AidRuleReq("rule-5", "cash-aid", pb::DISBURSEMENT, "", 0, pb::MONTH), &again),
+      grpc::FAILED_PRECONDITION, "max_count"));
+}
+
+TEST_F(ServerTest, ADisbursementBreakingARuleIsRefusedNamingTheEarlierEntryUntilOverridden) {
+  const World w = SetUpWorld();
+  Write(&AStub::SetAidRule,
+        AidRuleReq("rule-cash", "cash-aid", pb::DISBURSEMENT, "fund/general", 1, pb::MONTH));
+  const uint64_t first =
+      Write(&Stub::Disburse, DisburseReq("pay-1", "fund/general", w.recipient, 1000)).seq();
+
+  // A second payment this month: refused, naming the earlier entry, and
+  // nothing is written, alone or in a batch.
+  const uint64_t head = client_->HeadSeq();
+  const std::string digest = server_->ledger().StateDigest();
+  pb::DisburseRequest second = DisburseReq("pay-2", "fund/general", w.recipient, 1500);
+  pb::WriteResult out;
+  grpc::Status refused = client_->Call(&Stub::Disburse, second, &out);
+  EXPECT_TRUE(IsError(refused, grpc::FAILED_PRECONDITION, "disbursement.to"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("'cash-aid'"));
+  EXPECT_THAT(refused.error_message(), HasSubstr(w.recipient));
+  EXPECT_THAT(refused.error_message(), HasSubstr("entry " + std::to_string(first)));
+  EXPECT_THAT(refused.error_message(), HasSubstr("override"));
+  pb::BatchOperation op;
+  SetOperation(second, &op);
+  const grpc::Status in_batch = CallInBatch(*client_, op);
+  EXPECT_EQ(in_batch.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_EQ(in_batch.error_message(), refused.error_message());
+  EXPECT_EQ(client_->HeadSeq(), head);
+  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+  EXPECT_EQ(BalanceOf(w.recipient), 1000);
+
+  // Aid the rule does not count passes: from another fund, to a supplier.
+  Write(&Stub::Disburse, DisburseReq("pay-school", "project/school", w.recipient, 100));
+  Write(&Stub::Disburse, DisburseReq("pay-ops", "fund/general", "expense/ops", 100));
+
+  // The same request with an override reason is recorded, with the reason.
+  second.set_override_reason("house fire: second payment approved by the director");
+  const pb::WriteResult overridden = Write(&Stub::Disburse, second);
+  EXPECT_FALSE(overridden.duplicate());
+  const Entry stored = DecodedEntry(*client_, overridden.seq());
+  const auto* body = std::get_if<DisbursementOp>(&stored.body);
+  ASSERT_NE(body, nullptr);
+  EXPECT_EQ(body->override_reason, "house fire: second payment approved by the director");
+  EXPECT_EQ(SummaryOf(*client_, overridden.seq()),
+            "disbursement of 15.00 CNY from fund/general to " + w.recipient +
+                ": purpose pay-2 (override: house fire: second payment approved by the "
+                "director)");
+  EXPECT_EQ(BalanceOf(w.recipient), 2600);
+  // A retry is a duplicate; the same id without the reason is another request.
+  pb::WriteResult retried;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::Disburse, second, &retried)));
+  EXPECT_TRUE(retried.duplicate());
+  EXPECT_EQ(retried.seq(), overridden.seq());
+  second.clear_override_reason();
+  EXPECT_TRUE(IsError(client_->Call(&Stub::Disburse, second, &retried), grpc::ALREADY_EXISTS,
+                      "override_reason"));
+
+  // Overridden aid counts like any other: the next one names it.
+  grpc::Status third =
+      client_->Call(&Stub::Disburse, DisburseReq("pay-3", "fund/general", w.recipient, 100), &out);
+  EXPECT_TRUE(IsError(third, grpc::FAILED_PRECONDITION, "disbursement.to"));
+  EXPECT_THAT(third.error_message(), HasSubstr("2 times"));
+  EXPECT_THAT(third.error_message(), HasSubstr("entry " + std::to_string(overridden.seq())));
+
+  // Next month (China time) the count starts again.
+  clock_.AdvanceMicros(int64_t{31} * 24 * 3600 * 1'000'000);
+  Write(&Stub::Disburse, DisburseReq("pay-3", "fund/general", w.recipient, 100));
+}
+
+TEST_F(ServerTest, AVoucherIssueAndAHandoutLineBreakingARuleAreRefusedUntilOverridden) {
+  const Depot d = SetUpDepot();
+  GoodsWrite(&GStub::GiveGoods, GiveGoodsReq("rice", "donor/alice", "stock/rice", "item:rice", 10));
+  Write(&AStub::SetAidRule, AidRuleReq("rule-v", "voucher", pb::VOUCHER_ISSUE, "", 1, pb::QUARTER));
+  Write(&AStub::SetAidRule, AidRuleReq("rule-h", "rice", pb::HANDOUT, "stock/rice", 1, pb::MONTH));
+  const int64_t expires = clock_.NowMicros() + int64_t{3600} * 1'000'000;
+
+  const uint64_t voucher = Issue(IssueReq("v-1", "fund/general", d.r1, 100, expires)).voucher();
+  pb::IssueVoucherRequest again = IssueReq("v-2", "fund/general", d.r1, 200, expires);
+  pb::IssueVoucherResponse issued;
+  grpc::Status refused = client_->Call(&VStub::IssueVoucher, again, &issued);
+  EXPECT_TRUE(IsError(refused, grpc::FAILED_PRECONDITION, "voucher_issue.recipient"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("entry " + std::to_string(voucher)));
+  again.set_override_reason("winter top-up for a household of six");
+  const pb::IssueVoucherResponse overridden = Issue(again);
+  EXPECT_EQ(
+      std::get<VoucherIssueOp>(DecodedEntry(*client_, overridden.voucher()).body).override_reason,
+      "winter top-up for a household of six");
+  EXPECT_THAT(SummaryOf(*client_, overridden.voucher()),
+              HasSubstr(" (override: winter top-up for a household of six)"));
+
+  const uint64_t handout =
+      GoodsWrite(&GStub::HandOut, HandOutReq("h-1", "stock/rice", "item:rice", {{d.r1, 2}}))
+          .result()
+          .seq();
+  // The second line is d.r1's second handout this month: the whole handout
+  // is refused, naming the line.
+  pb::HandOutRequest hand = HandOutReq("h-2", "stock/rice", "item:rice", {{d.r2, 1}, {d.r1, 1}});
+  pb::HandOutResponse handed;
+  refused = client_->Call(&GStub::HandOut, hand, &handed);
+  EXPECT_TRUE(IsError(refused, grpc::FAILED_PRECONDITION, "handout.lines[1].recipient"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("entry " + std::to_string(handout)));
+  EXPECT_EQ(BalanceOf(d.r2, "item:rice"), 0);
+  hand.set_override_reason("the first box was damaged");
+  const pb::HandOutResponse given = GoodsWrite(&GStub::HandOut, hand);
+  EXPECT_EQ(given.quantity(), 2);
+  EXPECT_EQ(std::get<HandoutOp>(DecodedEntry(*client_, given.result().seq()).body).override_reason,
+            "the first box was damaged");
+  EXPECT_EQ(BalanceOf(d.r1, "item:rice"), 3);
+}
+
+TEST_F(ServerTest, TheAidReportCountsPeopleAndThePublicViewLeavesOutSmallCells) {
+  const World w = SetUpWorld();
+  const int64_t start = clock_.NowMicros();
+  // Five people in (dibao, c001) — with w.recipient — and one in
+  // (dibao, c002); one more payment in c001 that is reversed.
+  std::vector<std::string> c001 = {w.recipient};
+  for (int i = 0; i < 4; ++i) {
+    c001.push_back(Register("rep-reg-" + std::to_string(i), ValidId(100 + i), "dibao", "c001"));
+  }
+  const std::string alone = Register("rep-reg-alone", ValidId(110), "dibao", "c002");
+  for (size_t i = 0; i < c001.size(); ++i) {
+    Write(&Stub::Disburse,
+          DisburseReq("rep-pay-" + std::to_string(i), "fund/general", c001[i], 1000));
+  }
+  Write(&Stub::Disburse, DisburseReq("rep-pay-twice", "fund/general", c001[0], 500));
+  Write(&Stub::Disburse, DisburseReq("rep-pay-alone", "fund/general", alone, 700));
+  const uint64_t mistake =
+      Write(&Stub::Disburse, DisburseReq("rep-pay-mistake", "fund/general", c001[1], 9999)).seq();
+  Write(&Stub::Correct, ReverseReq("rep-rev", mistake));
+
+  pb::AidReport office;
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::GetAidReport, AidReportReq(start, 0, false), &office)));
+  EXPECT_FALSE(office.public_view());
+  EXPECT_EQ(office.from_time_us(), start);
+  EXPECT_EQ(office.to_time_us(), clock_.NowMicros());  // 0: now
+  EXPECT_EQ(office.suppressed_cells(), 0u);
+  ASSERT_EQ(office.cells_size(), 2);
+  const pb::AidCell& big = office.cells(0);
+  EXPECT_EQ(big.category(), "dibao");
+  EXPECT_EQ(big.community(), "c001");
+  EXPECT_EQ(big.type(), pb::DISBURSEMENT);
+  EXPECT_EQ(big.asset(), "CNY");
+  EXPECT_EQ(big.people(), 5u);
+  EXPECT_EQ(big.entries(), 6u);  // the reversed payment is left out
+  EXPECT_EQ(big.amount(), 5500);
+  EXPECT_EQ(office.cells(1).community(), "c002");
+  EXPECT_EQ(office.cells(1).people(), 1u);
+  EXPECT_EQ(office.cells(1).amount(), 700);
+
+  pb::AidReport published;
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::GetAidReport, AidReportReq(start, 0, true), &published)));
+  EXPECT_TRUE(published.public_view());
+  EXPECT_EQ(published.min_people(), kAidReportMinPeople);
+  EXPECT_EQ(published.suppressed_cells(), 1u);
+  ASSERT_EQ(published.cells_size(), 1);
+  EXPECT_EQ(published.cells(0).SerializeAsString(), big.SerializeAsString());
+  for (const pb::AidCell& cell : published.cells()) {
+    EXPECT_GE(cell.people(), kAidReportMinPeople);
+  }
+  EXPECT_EQ(published.DebugString().find("c002"), std::string::npos);
+
+  // The period is half-open and ledger time: nothing before `start`, and a
+  // period ending at `start` is empty.
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::GetAidReport, AidReportReq(0, start, false), &office)));
+  EXPECT_EQ(office.cells_size(), 0);
+  pb::AidReport ignored;
+  EXPECT_TRUE(
+      IsError(client_->Call(&AStub::GetAidReport, AidReportReq(start + 10, start, false), &ignored),
+              grpc::INVALID_ARGUMENT, "from_time_us"));
+  EXPECT_TRUE(IsError(client_->Call(&AStub::GetAidReport, AidReportReq(0, -1, true), &ignored),
+                      grpc::INVALID_ARGUMENT, "to_time_us"));
+  EXPECT_TRUE(IsError(client_->Call(&AStub::GetAidReport, AidReportReq(-1, 0, true), &ignored),
+                      grpc::INVALID_ARGUMENT, "from_time_us"));
+}
+
+TEST_F(ServerTest, EveryInvalidFieldOfAnAidRuleOrOverrideIsRejectedNamingTheFieldAndWritesNothing) {
+  const Depot d = SetUpDepot();
+  using grpc::StatusCode;
+  constexpr StatusCode kInvalid = grpc::INVALID_ARGUMENT;
+  constexpr StatusCode kNotFound = grpc::NOT_FOUND;
+  constexpr StatusCode kExists = grpc::ALREADY_EXISTS;
+  constexpr StatusCode kState = grpc::FAILED_PRECONDITION;
+  const std::string long_text(kTextBytesMax + 1, 't');
+  Write(&AStub::SetAidRule,
+        AidRuleReq("matrix-rule", "in-force", pb::DISBURSEMENT, "", 1, pb::MONTH));
+
+  const pb::SetAidRuleRequest rule =
+      AidRuleReq("", "cash-aid", pb::DISBURSEMENT, "fund/general", 1, pb::MONTH);
+  pb::DisburseRequest pay = DisburseReq("", "fund/general", d.r1, 100);
+  pay.set_override_reason("approved");
+  pb::IssueVoucherRequest issue =
+      IssueReq("", "fund/general", d.r1, 100, clock_.NowMicros() + int64_t{3600} * 1'000'000);
+  issue.set_override_reason("approved");
+
+  std::vector<BadCase> cases;
+  int next_id = 0;
+  auto add = [&](std::string name, StatusCode code, std::string field, auto base, auto mutate) {
+    base.set_client_id("aid-bad-" + std::to_string(next_id++));
+    mutate(base);
+    pb::BatchOperation op;
+    SetOperation(base, &op);
+    cases.push_back({std::move(name), std::move(op), code, std::move(field)});
+  };
+  // ---- SetAidRule ----
+  add("SetAidRule/reserved client_id", kInvalid, "client_id", rule,
+      [](auto& r) { r.set_client_id("~x"); });
+  add("SetAidRule/empty aid", kInvalid, "aid", rule, [](auto& r) { r.set_aid(""); });
+  add("SetAidRule/aid with a space", kInvalid, "aid", rule, [](auto& r) { r.set_aid("cash aid"); });
+  add("SetAidRule/65-byte aid", kInvalid, "aid", rule,
+      [](auto& r) { r.set_aid(std::string(kCodeBytesMax + 1, 'a')); });
+  add("SetAidRule/no type", kInvalid, "type", rule,
+      [](auto& r) { r.set_type(pb::ENTRY_TYPE_UNSPECIFIED); });
+  add("SetAidRule/a donation", kInvalid, "type", rule, [](auto& r) { r.set_type(pb::DONATION); });
+  add("SetAidRule/type beyond the enum whose low byte is DISBURSEMENT", kInvalid, "type", rule,
+      [](auto& r) { r.set_type(static_cast<pb::EntryType>(256 + pb::DISBURSEMENT)); });
+  add("SetAidRule/no period", kInvalid, "period", rule,
+      [](auto& r) { r.set_period(pb::AID_PERIOD_UNSPECIFIED); });
+  add("SetAidRule/period 6", kInvalid, "period", rule,
+      [](auto& r) { r.set_period(static_cast<pb::AidPeriod>(6)); });
+  add("SetAidRule/period beyond the enum whose low byte is MONTH", kInvalid, "period", rule,
+      [](auto& r) { r.set_period(static_cast<pb::AidPeriod>(256 + pb::MONTH)); });
+  add("SetAidRule/malformed asset", kInvalid, "asset", rule, [](auto& r) { r.set_asset("cny"); });
+  add("SetAidRule/over-long memo", kInvalid, "memo", rule, [&](auto& r) { r.set_memo(long_text); });
+  add("SetAidRule/unknown source", kNotFound, "source", rule,
+      [](auto& r) { r.set_source("fund/nowhere"); });
+  add("SetAidRule/disbursements from a stock", kState, "source", rule,
+      [](auto& r) { r.set_source("stock/rice"); });
+  add("SetAidRule/handouts from a fund", kState, "source", rule,
+      [](auto& r) { r.set_type(pb::HANDOUT); });
+  add("SetAidRule/lifting a rule not in force", kState, "max_count", rule,
+      [](auto& r) { r.set_max_count(0); });
+  add("SetAidRule/client_id reused with another period", kExists, "period", rule, [](auto& r) {
+    r.set_client_id("matrix-rule");
+    r.set_aid("in-force");
+    r.set_source("");
+    r.set_period(pb::YEAR);
+  });
+  // ---- overrides ----
+  add("Disburse/over-long override_reason", kInvalid, "override_reason", pay,
+      [&](auto& r) { r.set_override_reason(long_text); });
+  add("IssueVoucher/over-long override_reason", kInvalid, "override_reason", issue,
+      [&](auto& r) { r.set_override_reason(long_text); });
+
+  const pb::Head head = client_->Head();
+  const std::string digest = server_->ledger().StateDigest();
+  for (const BadCase& bad : cases) {
+    SCOPED_TRACE(bad.name);
+    EXPECT_TRUE(IsError(CallUnary(*client_, bad.op), bad.code, bad.field)) << "(unary)";
+    EXPECT_TRUE(IsError(CallInBatch(*client_, bad.op), bad.code, bad.field)) << "(batch)";
+    const pb::Head now = client_->Head();
+    ASSERT_EQ(now.seq(), head.seq()) << "an invalid request wrote an entry";
+    ASSERT_EQ(now.hash(), head.hash());
+  }
+  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+
+  // The bases themselves are valid.
+  std::vector<pb::BatchOperation> bases(3);
+  auto base = [](auto r, const std::string& id, pb::BatchOperation* op) {
+    r.set_client_id(id);
+    SetOperation(r, op);
+  };
+  base(rule, "base-rule", &bases[0]);
+  base(pay, "base-pay", &bases[1]);
+  base(issue, "base-issue", &bases[2]);
+  for (size_t i = 0; i < bases.size(); ++i) {
+    EXPECT_TRUE(IsOk(CallUnary(*client_, bases[i]))) << "base " << i;
+  }
+  EXPECT_EQ(client_->HeadSeq(), head.seq() + bases.size());
+}
+
+// The conversion is the public report's last line of defence: even a cell
+// of too few people that reached it is never sent.
+TEST(AidReportConversionTest, APublicReportNeverCarriesACellOfTooFewPeople) {
+  AidReport report;
+  report.public_view = true;
+  report.suppressed_cells = 2;
+  report.cells.push_back({"dibao", "c001", EntryType::kDisbursement, "CNY", 5, 6, 5500});
+  report.cells.push_back({"dibao", "c002", EntryType::kDisbursement, "CNY", 4, 4, 400});
+  pb::AidReport out;
+  ToProto(report, &out);
+  ASSERT_EQ(out.cells_size(), 1);
+  EXPECT_EQ(out.cells(0).community(), "c001");
+  EXPECT_EQ(out.suppressed_cells(), 3u);
+  EXPECT_EQ(out.min_people(), kAidReportMinPeople);
+  // The office view carries every cell.
+  report.public_view = false;
+  report.suppressed_cells = 0;
+  out.Clear();
+  ToProto(report, &out);
+  EXPECT_EQ(out.cells_size(), 2);
+  EXPECT_EQ(out.suppressed_cells(), 0u);
+}
+
+TEST_F(ServerTest, AtMost1000AidRulesAreInForceAtOnce) {
+  pb::BatchRequest batch;
+  for (size_t i = 0; i < kAidRulesMax; ++i) {
+    *batch.add_operations()->mutable_set_aid_rule() = AidRuleReq(
+        "many-" + std::to_string(i), "aid-" + std::to_string(i), pb::DISBURSEMENT, "", 1, pb::DAY);
+  }
+  pb::BatchResponse resp;
+  ASSERT_TRUE(IsOk(client_->Call(&Stub::SubmitBatch, batch, &resp)));
+  for (const pb::BatchResult& r : resp.results()) ASSERT_EQ(r.code(), grpc::OK) << r.message();
+  pb::WriteResult out;
+  EXPECT_TRUE(IsError(
+      client_->Call(&AStub::SetAidRule,
+                    AidRuleReq("one-more", "aid-x", pb::DISBURSEMENT, "", 1, pb::DAY), &out),
+      grpc::FAILED_PRECONDITION, "aid"));
+  // Replacing or lifting one in force is still allowed.
+  Write(&AStub::SetAidRule, AidRuleReq("replace", "aid-7", pb::DISBURSEMENT, "", 2, pb::DAY));
+  Write(&AStub::SetAidRule, AidRuleReq("lift", "aid-8", pb::DISBURSEMENT, "", 0, pb::DAY));
+  Write(&AStub::SetAidRule, AidRuleReq("one-more", "aid-x", pb::DISBURSEMENT, "", 1, pb::DAY));
+  pb::AidRules rules;
+  ASSERT_TRUE(IsOk(client_->Call(&AStub::ListAidRules, pb::ListAidRulesRequest(), &rules)));
+  EXPECT_EQ(static_cast<size_t>(rules.rules_size()), kAidRulesMax);
 }
 
 TEST_F(ServerTest, IdNumberBornAfterTodayIsRejected) {
@@ -4418,6 +4881,30 @@ TEST_F(AuthTest, EachRoleMayCallExactlyTheRpcsOfTheApiTable) {
                                     "item:rice", 1, "fund/general", 10),
                        &r);
        }},
+      // Rules so generous that they never refuse the matrix's own aid.
+      {"Aid.SetAidRule", Need::kWrite,
+       [](const Client& c, size_t i) {
+         pb::WriteResult r;
+         return c.Call(&AStub::SetAidRule,
+                       AidRuleReq("rule-" + std::to_string(i), "aid-" + std::to_string(i),
+                                  pb::DISBURSEMENT, "", 1'000'000, pb::DAY),
+                       &r);
+       }},
+      {"Aid.ListAidRules", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::AidRules r;
+         return c.Call(&AStub::ListAidRules, pb::ListAidRulesRequest(), &r);
+       }},
+      {"Aid.GetAidReport(office)", Need::kRead,
+       [](const Client& c, size_t) {
+         pb::AidReport r;
+         return c.Call(&AStub::GetAidReport, AidReportReq(0, 0, false), &r);
+       }},
+      {"Aid.GetAidReport(public)", Need::kPublic,
+       [](const Client& c, size_t) {
+         pb::AidReport r;
+         return c.Call(&AStub::GetAidReport, AidReportReq(0, 0, true), &r);
+       }},
   };
 
   for (size_t i = 0; i < callers_.size(); ++i) {
@@ -4485,6 +4972,51 @@ TEST_F(AuthTest, TheMallLooksVouchersUpByCodeWithoutSeeingTheRecipient) {
   by_number.set_voucher(issued.voucher());
   EXPECT_TRUE(IsError(As("mall").Call(&VStub::GetVoucher, by_number, &at_till),
                       grpc::PERMISSION_DENIED));
+}
+
+TEST_F(AuthTest, TheOfficeAidReportNeedsAReaderAndThePublicOneIsOpenToAll) {
+  Client admin = As("admin");
+  pb::WriteResult wr;
+  ASSERT_TRUE(IsOk(admin.Call(&Stub::OpenAccount, OpenReq("fund/general", pb::FUND, "CNY"), &wr)));
+  ASSERT_TRUE(IsOk(admin.Call(&Stub::OpenAccount, OpenReq("donor/alice", pb::DONOR), &wr)));
+  pb::DonateResponse gift;
+  ASSERT_TRUE(IsOk(
+      admin.Call(&Stub::Donate, DonateReq("gift", "donor/alice", "fund/general", 100000), &gift)));
+  // Five people of one community, and one of another: a cell the public
+  // must not see.
+  for (int i = 0; i < 6; ++i) {
+    const std::string n = std::to_string(i);
+    pb::RegisterRecipientResponse reg;
+    ASSERT_TRUE(IsOk(admin.Call(
+        &Stub::RegisterRecipient,
+        RegisterReq("reg-" + n, ValidId(200 + i), "disabled", i < 5 ? "c010" : "c011"), &reg)));
+    ASSERT_TRUE(IsOk(admin.Call(
+        &Stub::Disburse, DisburseReq("pay-" + n, "fund/general", reg.recipient(), 100), &wr)));
+  }
+  clock_.AdvanceMicros(1000);
+
+  pb::AidReport report;
+  EXPECT_TRUE(IsError(As("none").Call(&AStub::GetAidReport, AidReportReq(0, 0, false), &report),
+                      grpc::UNAUTHENTICATED));
+  EXPECT_TRUE(IsError(As("mall").Call(&AStub::GetAidReport, AidReportReq(0, 0, false), &report),
+                      grpc::PERMISSION_DENIED));
+  for (const char* caller : {"none", "mall", "clerk", "auditor", "admin"}) {
+    SCOPED_TRACE(caller);
+    pb::AidReport published;
+    ASSERT_TRUE(IsOk(As(caller).Call(&AStub::GetAidReport, AidReportReq(0, 0, true), &published)));
+    EXPECT_TRUE(published.public_view());
+    ASSERT_EQ(published.cells_size(), 1);
+    EXPECT_EQ(published.cells(0).community(), "c010");
+    EXPECT_EQ(published.cells(0).people(), 5u);
+    EXPECT_EQ(published.suppressed_cells(), 1u);
+  }
+  for (const char* caller : {"clerk", "auditor", "admin"}) {
+    SCOPED_TRACE(caller);
+    pb::AidReport office;
+    ASSERT_TRUE(IsOk(As(caller).Call(&AStub::GetAidReport, AidReportReq(0, 0, false), &office)));
+    EXPECT_EQ(office.cells_size(), 2);
+    EXPECT_EQ(office.suppressed_cells(), 0u);
+  }
 }
 
 TEST_F(AuthTest, ServerWithoutDevNeedsAnAuthFile) {

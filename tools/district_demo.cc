@@ -43,6 +43,18 @@
 // the money driven by them scale with --scale; the two named projects and the
 // two gifts in kind keep their real amounts.
 //
+// Aid supervision: right after the recipients are registered, before any aid
+// is paid, the office sets its aid rules (Aid.SetAidRule through SubmitBatch):
+// cash aid from the general fund and disaster cash aid at most once a month
+// per person, education aid and scholarships once a year, a box of daily
+// necessities once a month, and at most two supermarket vouchers a quarter.
+// The plan counts every aid it gives against them and never breaks one. At
+// the end, a second cash aid this month to one person is refused, naming the
+// earlier entry, and then paid with an override reason (Ledger.Disburse); the
+// demo checks both answers, the rules in force (ListAidRules) and the office
+// and public aid reports (GetAidReport; the public one asked without a token
+// must leave out every cell of fewer than 5 people).
+//
 // Determinism: every operation and client id ("demo/<seed>/<kind>/<n>")
 // follows from the seed, the scale and the server's registry alone, and
 // recipients and gifts are generated in prefix-stable blocks, so a second run
@@ -56,7 +68,8 @@
 // a server configured otherwise is refused at the first purchase.
 //
 // Output: progress lines (about every 10%), a summary, the fund summaries,
-// the store settlements, the goods catalogue, and a few trace codes with the
+// the store settlements, the goods catalogue, the aid rules, the refused and
+// overridden cash aid, the aid reports, and a few trace codes with the
 // commands to follow them.
 // Exit status: 0 success, 1 a failure (a rejected operation prints its index,
 // code and message), 2 a usage error.
@@ -192,6 +205,36 @@ inline constexpr int64_t kVegetablePriceFen = 100;  // 1 yuan a kg: a low price,
 // Fixed and far ahead, like the vouchers' expiry, so that a rerun asks for
 // exactly the same gift: 2099-12-31T00:00:00+08:00.
 inline constexpr int64_t kDisinfectantExpiresUs = 4'102'329'600'000'000;
+// The aid rules the office sets before paying any aid (do not change their
+// client ids' numbering: rule n is "demo/<seed>/aid-rule/<n>"). The plan keeps
+// to them; the one override at the end breaks "cash-aid" on purpose.
+struct AidRulePlan {
+  const char* aid;
+  v1::EntryType type;
+  const char* source;
+  const char* asset;
+  uint32_t max_count;
+  v1::AidPeriod period;
+  const char* memo;
+};
+inline constexpr AidRulePlan kAidRules[] = {
+    {"cash-aid", v1::DISBURSEMENT, "fund/general", "CNY", 1, v1::MONTH,
+     "cash aid by category: once a month per person"},
+    {"relief-aid", v1::DISBURSEMENT, "project/disaster-relief", "CNY", 1, v1::MONTH,
+     "disaster cash aid: once a month per person"},
+    {"education-aid", v1::DISBURSEMENT, "fund/education", "CNY", 1, v1::YEAR,
+     "tuition and books: once a year per child"},
+    {"scholarship", v1::DISBURSEMENT, "fund/scholarship", "CNY", 1, v1::YEAR,
+     "one scholarship a year per student"},
+    {"daily-box", v1::HANDOUT, "stock/daily-necessities", "", 1, v1::MONTH,
+     "one box of daily necessities a month per household"},
+    {"supermarket-voucher", v1::VOUCHER_ISSUE, "fund/general", "CNY", 2, v1::QUARTER,
+     "at most two supermarket vouchers a quarter per household"},
+};
+// The rule the demo breaks once, on purpose, with an override reason.
+inline constexpr char kOverriddenAid[] = "cash-aid";
+inline constexpr char kOverrideReason[] =
+    "house fire: emergency second payment approved by the office director";
 inline constexpr char kDisinfectant[] = "item:disinfectant";
 inline constexpr char kDailyBox[] = "item:daily-box";
 inline constexpr char kVegetables[] = "item:vegetables";
@@ -612,6 +655,7 @@ struct Op {
   v1::DonationChannel channel = v1::CHANNEL_UNSPECIFIED;
   bool anonymous = false;
   std::string text;  // memo, reason or purpose
+  std::string override_reason;  // disburse: despite an aid rule
 };
 
 // A donation whose trace is shown at the end.
@@ -688,6 +732,7 @@ void ToProto(const Op& op, const std::vector<std::string>& recipient_ids,
       r->set_asset(kAsset);
       r->set_amount(op.amount);
       r->set_purpose(op.text);
+      r->set_override_reason(op.override_reason);
       break;
     }
   }
@@ -834,6 +879,12 @@ class Plan {
   // The 99 Giving Day phase (to ask again for one gift's trace code).
   const Phase& giving_day_phase() const { return phases_.at(giving_day_phase_); }
   uint64_t voucher_number(size_t v) const { return voucher_numbers_.at(v); }
+  // Aid supervision: the disbursement that breaks kOverriddenAid on purpose
+  // (with its override reason), if the plan could afford one, and the entry
+  // of the earlier aid it breaks the rule with (known once loaded).
+  const std::optional<Op>& aid_override() const { return aid_override_; }
+  uint64_t earlier_aid_seq() const { return earlier_aid_seq_; }
+  const std::vector<std::string>& recipient_ids() const { return recipient_ids_; }
 
  private:
   std::string Id(const std::string& kind, uint64_t n) const {
@@ -910,9 +961,14 @@ class Plan {
     return op;
   }
 
+  // A disbursement; to a recipient, it counts for the aid rules, which it
+  // must keep unless it carries an override reason.
   Op Disbursement(const std::string& client_id, const std::string& from, const std::string& to,
-                  std::optional<size_t> to_recipient, int64_t amount,
-                  const std::string& purpose) {
+                  std::optional<size_t> to_recipient, int64_t amount, const std::string& purpose,
+                  const std::string& override_reason = "") {
+    if (to_recipient) {
+      CountAid(v1::DISBURSEMENT, from, kAsset, *to_recipient, !override_reason.empty());
+    }
     Spend(from, amount);
     figures_.at(from).spent += amount;
     disbursements_count_ += 1;
@@ -925,7 +981,36 @@ class Plan {
     op.to_recipient = to_recipient;
     op.amount = amount;
     op.text = purpose;
+    op.override_reason = override_reason;
     return op;
+  }
+
+  // Whether one more aid of `type` from `source` in `asset` to `recipient`
+  // keeps every aid rule. The whole load counts as one period: stricter than
+  // the server, which counts calendar periods, so a load that crosses
+  // midnight at the end of a month still keeps them.
+  bool AidAllowed(v1::EntryType type, const std::string& source, const std::string& asset,
+                  size_t recipient) const {
+    for (size_t k = 0; k < std::size(kAidRules); ++k) {
+      const AidRulePlan& rule = kAidRules[k];
+      if (!AidRuleCounts(rule, type, source, asset)) continue;
+      auto it = aid_given_.find({k, recipient});
+      if (it != aid_given_.end() && it->second >= rule.max_count) return false;
+    }
+    return true;
+  }
+  void CountAid(v1::EntryType type, const std::string& source, const std::string& asset,
+                size_t recipient, bool overridden = false) {
+    DEMO_CHECK(overridden || AidAllowed(type, source, asset, recipient),
+               "the plan keeps the aid rules: " + source);
+    for (size_t k = 0; k < std::size(kAidRules); ++k) {
+      if (AidRuleCounts(kAidRules[k], type, source, asset)) aid_given_[{k, recipient}] += 1;
+    }
+  }
+  static bool AidRuleCounts(const AidRulePlan& rule, v1::EntryType type, const std::string& source,
+                            const std::string& asset) {
+    return rule.type == type && (rule.source[0] == '\0' || source == rule.source) &&
+           (rule.asset[0] == '\0' || asset == rule.asset);
   }
 
   // A phase over a vector of fully planned operations.
@@ -941,6 +1026,8 @@ class Plan {
   }
 
   void PlanRecipients();
+  void PlanAidRules();
+  void PlanAidOverride(std::optional<size_t> recipient, int64_t amount, const std::string& purpose);
   void PlanCatalogue();
   void PlanGoods();
   void PlanCheckout();
@@ -1011,6 +1098,10 @@ class Plan {
   uint64_t box_purchase_seq_ = 0;       // likewise
   std::vector<uint64_t> giving_lots_;   // the 99 Giving Day lots, filled by the results
   size_t giving_day_phase_ = 0;
+  // Aid given per (rule in kAidRules, recipient).
+  std::map<std::pair<size_t, size_t>, uint32_t> aid_given_;
+  std::optional<Op> aid_override_;
+  uint64_t earlier_aid_seq_ = 0;  // filled by the spending phase's result
 };
 
 // Recipients are drawn one after another from one stream, so recipient n is
@@ -1140,6 +1231,7 @@ void Plan::Build() {
     };
     phases_.push_back(std::move(phase));
   }
+  PlanAidRules();
 
   // ---- 99 Giving Day: online gifts into the general fund. ----
   const size_t giving_count = static_cast<size_t>(Scaled(kGivingDayDonationsCount));
@@ -1301,12 +1393,19 @@ void Plan::Build() {
                                 "fund/general", "expense/administration", std::nullopt, amount,
                                 Format("management costs, quarter %" PRId64, quarter)));
   }
-  // Cash aid by category from the general fund, keeping a reserve.
+  // Cash aid by category from the general fund, keeping a reserve. The
+  // first person paid is the one the office pays a second time at the end.
   const int64_t reserve = giving_day_fen_ * kReserveBp / 10'000;
+  std::optional<size_t> paid_twice;
+  size_t paid_twice_op = 0;
   for (size_t i = 0; i < recipients_.size(); ++i) {
     const CategoryPlan& c = categories_[recipients_[i].category];
     if (c.source != AidSource::kGeneralFund || c.cash_aid_fen == 0) continue;
     if (!CanSpend("fund/general", c.cash_aid_fen + reserve)) continue;
+    if (!paid_twice) {
+      paid_twice = i;
+      paid_twice_op = pays.size();
+    }
     pays.push_back(Disbursement(Id("cash-aid", i + 1), "fund/general", "", i, c.cash_aid_fen,
                                 c.purpose));
     cash_aid_count_ += 1;
@@ -1336,10 +1435,20 @@ void Plan::Build() {
                                        k, kReliefGoodsPurchasesCount)));
   }
   AddPhase("spending", std::move(pays));
+  if (paid_twice) {
+    phases_.back().done = [this, paid_twice_op](size_t i, const v1::BatchResult& result) {
+      if (i == paid_twice_op) earlier_aid_seq_ = result.result().seq();
+    };
+  }
 
   PlanGoods();
 
   PlanCheckout();
+
+  if (paid_twice) {
+    const CategoryPlan& c = categories_[recipients_[*paid_twice].category];
+    PlanAidOverride(paid_twice, c.cash_aid_fen, c.purpose);
+  }
 
   // The plan as a whole: conservation in the model. Contributions come from
   // the stores (net of reversals); what vouchers took and did not give back
@@ -1362,6 +1471,40 @@ void Plan::Build() {
   DEMO_CHECK(in_vouchers >= redeemed_fen_, "vouchers never redeem more than they hold");
   DEMO_CHECK(held + disbursed_fen_ + in_vouchers + goods_net == raised_fen_ + net_contributions,
              "model conserves money");
+}
+
+// The aid rules, set once the recipients are registered and before any aid.
+void Plan::PlanAidRules() {
+  Phase phase;
+  phase.name = "aid rules";
+  phase.count = std::size(kAidRules);
+  phase.build = [this](size_t i, v1::BatchOperation* out) {
+    const AidRulePlan& rule = kAidRules[i];
+    v1::SetAidRuleRequest* r = out->mutable_set_aid_rule();
+    r->set_client_id(Id("aid-rule", i + 1));
+    r->set_aid(rule.aid);
+    r->set_type(rule.type);
+    r->set_source(rule.source);
+    r->set_asset(rule.asset);
+    r->set_max_count(rule.max_count);
+    r->set_period(rule.period);
+    r->set_memo(rule.memo);
+  };
+  phases_.push_back(std::move(phase));
+}
+
+// At the end, once the office has given everything else: a second cash aid
+// this month to someone who already had one breaks kOverriddenAid; the demo
+// tries it without a reason (refused) and then with one (paid). Not a phase:
+// Main sends it, checking both answers.
+void Plan::PlanAidOverride(std::optional<size_t> recipient, int64_t amount,
+                           const std::string& purpose) {
+  if (!recipient || amount == 0 || !CanSpend("fund/general", amount)) return;
+  DEMO_CHECK(!AidAllowed(v1::DISBURSEMENT, "fund/general", kAsset, *recipient),
+             "the second cash aid breaks a rule");
+  aid_override_ = Disbursement(Id("cash-aid-again", *recipient + 1), "fund/general", "", *recipient,
+                               amount, purpose + " (second payment this month)", kOverrideReason);
+  cash_aid_count_ += 1;
 }
 
 // The goods catalogue: three items, each defined once.
@@ -1412,6 +1555,9 @@ void Plan::PlanGoods() {
   for (int64_t k = 0; k < households; ++k) {
     box_households_.push_back(
         eligible[static_cast<size_t>(k) * eligible.size() / static_cast<size_t>(households)]);
+    // One line in each of the two handouts (daily-box counts the first).
+    CountAid(v1::HANDOUT, "stock/daily-necessities", kDailyBox, box_households_.back());
+    CountAid(v1::HANDOUT, "stock/disinfectant", kDisinfectant, box_households_.back());
   }
 
   // Gifts in kind: disinfectant from a pharmaceutical company, vegetables
@@ -1680,11 +1826,17 @@ void Plan::PlanCheckout() {
   if (eligible.empty()) {
     for (size_t i = 0; i < recipients_.size(); ++i) eligible.push_back(i);
   }
+  // The stride visits every eligible person once before anyone a second
+  // time; it stops when the next one already has the vouchers the
+  // "supermarket-voucher" rule allows.
   const size_t voucher_count = static_cast<size_t>(Scaled(kVouchersCount));
   for (size_t v = 0; v < voucher_count && CanSpend("fund/general", kVoucherFaceFen); ++v) {
+    const size_t recipient = eligible[(v * 7919) % eligible.size()];
+    if (!AidAllowed(v1::VOUCHER_ISSUE, "fund/general", kAsset, recipient)) break;
+    CountAid(v1::VOUCHER_ISSUE, "fund/general", kAsset, recipient);
     Spend("fund/general", kVoucherFaceFen);
     general.vouchers_issued += kVoucherFaceFen;
-    vouchers_.push_back({eligible[(v * 7919) % eligible.size()], v % 5 == 4});
+    vouchers_.push_back({recipient, v % 5 == 4});
   }
   voucher_codes_.assign(vouchers_.size(), "");
   voucher_numbers_.assign(vouchers_.size(), 0);
@@ -1783,17 +1935,21 @@ class Client {
     stub_ = v1::Ledger::NewStub(channel_);
     checkout_ = v1::Checkout::NewStub(channel_);
     goods_ = v1::Goods::NewStub(channel_);
+    aid_ = v1::Aid::NewStub(channel_);
   }
 
   // Calls `rpc` with a fresh context (deadline, token) until it is not a
   // retryable failure or the retries run out.
+  // A public call (`token` kTokenless) goes without the token, as anyone's
+  // would.
+  enum class Token { kSend, kTokenless };
   template <typename Call>
-  grpc::Status WithRetries(const char* what, Call call) {
+  grpc::Status WithRetries(const char* what, Call call, Token token = Token::kSend) {
     auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin);
     grpc::Status status;
     for (int attempt = 0;; ++attempt) {
       grpc::ClientContext context;
-      Prepare(&context);
+      Prepare(&context, token);
       status = call(&context);
       if (status.ok() || !Retryable(status.error_code()) || attempt == kRetriesMax) return status;
       retries_ += 1;
@@ -1807,15 +1963,18 @@ class Client {
     }
   }
 
-  void Prepare(grpc::ClientContext* context) const {
+  void Prepare(grpc::ClientContext* context, Token token = Token::kSend) const {
     context->set_deadline(std::chrono::system_clock::now() +
                           std::chrono::milliseconds(flags_.deadline_ms));
-    if (!flags_.token.empty()) context->AddMetadata("authorization", "Bearer " + flags_.token);
+    if (!flags_.token.empty() && token == Token::kSend) {
+      context->AddMetadata("authorization", "Bearer " + flags_.token);
+    }
   }
 
   v1::Ledger::Stub& stub() { return *stub_; }
   v1::Checkout::Stub& checkout() { return *checkout_; }
   v1::Goods::Stub& goods() { return *goods_; }
+  v1::Aid::Stub& aid() { return *aid_; }
   uint64_t retries() const { return retries_; }
 
  private:
@@ -1824,6 +1983,7 @@ class Client {
   std::unique_ptr<v1::Ledger::Stub> stub_;
   std::unique_ptr<v1::Checkout::Stub> checkout_;
   std::unique_ptr<v1::Goods::Stub> goods_;
+  std::unique_ptr<v1::Aid::Stub> aid_;
   uint64_t retries_ = 0;
 };
 
@@ -2052,6 +2212,7 @@ class Loader {
       case v1::BatchOperation::kHandOut: return op.hand_out().client_id();
       case v1::BatchOperation::kWriteOffGoods: return op.write_off_goods().client_id();
       case v1::BatchOperation::kSellGoods: return op.sell_goods().client_id();
+      case v1::BatchOperation::kSetAidRule: return op.set_aid_rule().client_id();
       case v1::BatchOperation::OP_NOT_SET: break;
     }
     return "?";
@@ -2404,6 +2565,217 @@ std::optional<ShownTrace> GiftThatBoughtBoxes(Client& client, const Plan& plan) 
                     answer.results(0).lot()};
 }
 
+// ---- Aid supervision. ----
+
+// What the override step did, for the summary.
+struct AidOverrideOutcome {
+  bool tried = false;
+  bool refused = false;    // this run saw the refusal (a rerun sees the recorded override)
+  uint64_t seq = 0;        // the overridden disbursement
+  bool duplicate = false;  // recorded by an earlier run
+};
+
+// The second cash aid: first without a reason, which the server must refuse
+// naming the earlier entry, then the same request (same client id) with the
+// override reason, which it must record. The attempt without a reason goes
+// in a linked chain closed by an operation that can never succeed (amount
+// 0), so that it writes nothing even if no rule stops it (a run resumed in a
+// later month, when the earlier aid no longer counts). On a rerun the
+// override is already recorded under that client id, and the attempt is
+// ALREADY_EXISTS naming override_reason instead.
+AidOverrideOutcome ShowAidOverride(Client& client, const Plan& plan) {
+  AidOverrideOutcome outcome;
+  if (!plan.aid_override()) return outcome;
+  outcome.tried = true;
+  v1::BatchOperation planned;
+  ToProto(*plan.aid_override(), plan.recipient_ids(), &planned);
+  const v1::DisburseRequest with_reason = planned.disburse();
+  v1::DisburseRequest without = with_reason;
+  without.clear_override_reason();
+  v1::BatchRequest probe;
+  v1::BatchOperation* attempt = probe.add_operations();
+  attempt->set_linked(true);
+  *attempt->mutable_disburse() = without;
+  v1::DisburseRequest* guard = probe.add_operations()->mutable_disburse();
+  *guard = without;
+  guard->set_client_id(without.client_id() + "/guard");
+  guard->set_amount(0);
+  v1::BatchResponse answer;
+  grpc::Status status = client.WithRetries("SubmitBatch", [&](grpc::ClientContext* c) {
+    return client.stub().SubmitBatch(c, probe, &answer);
+  });
+  if (!status.ok()) FailRpc("SubmitBatch (a second cash aid without a reason)", status);
+  if (answer.results_size() != 2) Fail("contract: SubmitBatch answered the wrong count");
+  const v1::BatchResult& r = answer.results(0);
+  std::printf("\naid supervision: a second cash aid this month to %s (%s yuan)\n",
+              without.to().c_str(), Yuan(without.amount()).c_str());
+  std::printf("  without a reason: %s: %s\n", CodeName(r.code()), r.message().c_str());
+  const std::string earlier = Format("entry %" PRIu64, plan.earlier_aid_seq());
+  if (r.code() == grpc::StatusCode::FAILED_PRECONDITION) {
+    if (r.message().find(Format("'%s'", kOverriddenAid)) == std::string::npos ||
+        (plan.earlier_aid_seq() != 0 && r.message().find(earlier) == std::string::npos)) {
+      Fail(Format("the refusal should name the rule '%s' and the earlier %s", kOverriddenAid,
+                  earlier.c_str()));
+    }
+    outcome.refused = true;
+  } else if (r.code() == grpc::StatusCode::ALREADY_EXISTS &&
+             r.message().find("override_reason") != std::string::npos) {
+    std::printf("  (an earlier run recorded it with an override reason)\n");
+  } else if (r.code() == grpc::StatusCode::ABORTED) {
+    std::printf(
+        "  (no rule stopped it: the earlier cash aid was in an earlier month; the "
+        "chain wrote nothing)\n");
+  } else {
+    Fail("a second cash aid this month without a reason must be refused by the aid rule");
+  }
+
+  v1::WriteResult paid;
+  status = client.WithRetries("Disburse", [&](grpc::ClientContext* c) {
+    return client.stub().Disburse(c, with_reason, &paid);
+  });
+  if (!status.ok()) FailRpc("Disburse (the second cash aid, with an override reason)", status);
+  outcome.seq = paid.seq();
+  outcome.duplicate = paid.duplicate();
+  v1::GetEntryRequest get;
+  get.set_seq(paid.seq());
+  v1::Entry entry;
+  status = client.WithRetries(
+      "GetEntry", [&](grpc::ClientContext* c) { return client.stub().GetEntry(c, get, &entry); });
+  if (!status.ok()) FailRpc("GetEntry (the overridden cash aid)", status);
+  std::printf("  with the reason \"%s\": entry %" PRIu64 "%s\n    %s\n", kOverrideReason,
+              paid.seq(), paid.duplicate() ? " (recorded by an earlier run)" : "",
+              entry.summary().c_str());
+  if (entry.summary().find(Format("(override: %s)", kOverrideReason)) == std::string::npos) {
+    Fail("the overridden disbursement's entry should show its override reason");
+  }
+  return outcome;
+}
+
+// The rules in force must be the plan's (the demo's district sets no other).
+bool CheckAidRulesEqualPlan(Client& client) {
+  v1::AidRules rules;
+  grpc::Status status = client.WithRetries("ListAidRules", [&](grpc::ClientContext* c) {
+    return client.aid().ListAidRules(c, v1::ListAidRulesRequest(), &rules);
+  });
+  if (!status.ok()) FailRpc("ListAidRules", status);
+  std::map<std::string, const v1::AidRule*> server;
+  for (const v1::AidRule& r : rules.rules()) server[r.aid()] = &r;
+  bool same = true;
+  std::printf("\n%-20s %-14s %-24s %-5s %4s %-8s %9s\n", "aid rule", "counts", "source", "asset",
+              "max", "per", "set by");
+  for (const AidRulePlan& plan : kAidRules) {
+    auto it = server.find(plan.aid);
+    if (it == server.end()) {
+      std::printf("%-20s missing from ListAidRules\n", plan.aid);
+      same = false;
+      continue;
+    }
+    const v1::AidRule& r = *it->second;
+    const bool row_same = r.type() == plan.type && r.source() == plan.source &&
+                          r.asset() == plan.asset && r.max_count() == plan.max_count &&
+                          r.period() == plan.period && r.memo() == plan.memo;
+    std::printf("%-20s %-14s %-24s %-5s %4u %-8s %9s%s\n", r.aid().c_str(),
+                Lower(v1::EntryType_Name(r.type())).c_str(), r.source().c_str(),
+                r.asset().empty() ? "any" : r.asset().c_str(), r.max_count(),
+                Lower(v1::AidPeriod_Name(r.period())).c_str(),
+                Format("entry %" PRIu64, r.seq()).c_str(), row_same ? "" : "  <- differs");
+    same = same && row_same;
+  }
+  return same;
+}
+
+// Totals of a report's cells by type, for the summary lines.
+struct AidTotals {
+  uint64_t cells = 0;
+  uint64_t people = 0;  // summed over cells (one person in two cells counts twice)
+  uint64_t entries = 0;
+  int64_t amount = 0;
+};
+
+// The office and the public aid report over all time. The public one, asked
+// without a token, must show only cells of at least min_people people, each
+// exactly as the office sees it, and account for the rest in
+// suppressed_cells.
+bool ShowAidReports(Client& client) {
+  v1::AidReportRequest request;  // from the start until now
+  v1::AidReport office;
+  grpc::Status status = client.WithRetries("GetAidReport", [&](grpc::ClientContext* c) {
+    return client.aid().GetAidReport(c, request, &office);
+  });
+  if (!status.ok()) FailRpc("GetAidReport (office)", status);
+  request.set_public_view(true);
+  v1::AidReport published;
+  status = client.WithRetries(
+      "GetAidReport",
+      [&](grpc::ClientContext* c) { return client.aid().GetAidReport(c, request, &published); },
+      Client::Token::kTokenless);
+  if (!status.ok()) FailRpc("GetAidReport (public, without a token)", status);
+
+  const auto key = [](const v1::AidCell& c) {
+    return std::make_tuple(c.category(), c.community(), static_cast<int>(c.type()), c.asset());
+  };
+  std::map<std::tuple<std::string, std::string, int, std::string>, const v1::AidCell*> cells;
+  for (const v1::AidCell& c : office.cells()) cells[key(c)] = &c;
+  std::map<std::pair<int, std::string>, AidTotals> office_totals, public_totals;
+  for (const v1::AidCell& c : office.cells()) {
+    AidTotals& t = office_totals[{static_cast<int>(c.type()), c.asset()}];
+    t.cells += 1;
+    t.people += c.people();
+    t.entries += c.entries();
+    t.amount += c.amount();
+  }
+  bool ok = published.min_people() > 0 && published.public_view() && !office.public_view();
+  for (const v1::AidCell& c : published.cells()) {
+    auto it = cells.find(key(c));
+    if (c.people() < published.min_people() || it == cells.end() ||
+        it->second->SerializeAsString() != c.SerializeAsString()) {
+      std::printf("public cell %s/%s %s %s: %" PRIu64 " people, not as the office sees it\n",
+                  c.category().c_str(), c.community().c_str(), v1::EntryType_Name(c.type()).c_str(),
+                  c.asset().c_str(), c.people());
+      ok = false;
+    }
+    AidTotals& t = public_totals[{static_cast<int>(c.type()), c.asset()}];
+    t.cells += 1;
+    t.people += c.people();
+    t.entries += c.entries();
+    t.amount += c.amount();
+  }
+  uint64_t small = 0;
+  for (const v1::AidCell& c : office.cells()) {
+    if (c.people() < published.min_people()) small += 1;
+  }
+  ok = ok && small == published.suppressed_cells() &&
+       static_cast<uint64_t>(published.cells_size()) + small ==
+           static_cast<uint64_t>(office.cells_size());
+
+  const auto aid_name = [](int type) {
+    return type == v1::DISBURSEMENT    ? "cash aid"
+           : type == v1::VOUCHER_ISSUE ? "vouchers"
+                                       : "goods handouts";
+  };
+  std::printf("\naid report, all time, by category and community (%s office cells)\n",
+              Grouped(static_cast<uint64_t>(office.cells_size())).c_str());
+  std::printf(
+      "%-16s %-20s %10s %10s %24s   %s\n", "aid", "asset", "people", "entries", "amount",
+      ("public view (cells of at least " + std::to_string(published.min_people()) + " people)")
+          .c_str());
+  for (const auto& [type_asset, t] : office_totals) {
+    const AidTotals& p = public_totals[type_asset];
+    const std::string& asset = type_asset.second;
+    std::printf("%-16s %-20s %10s %10s %24s   %s of %s cells, %s people\n",
+                aid_name(type_asset.first), asset.c_str(), Grouped(t.people).c_str(),
+                Grouped(t.entries).c_str(), AmountText(asset, t.amount).c_str(),
+                Grouped(p.cells).c_str(), Grouped(t.cells).c_str(), Grouped(p.people).c_str());
+  }
+  std::printf(
+      "the public report (asked without a token) shows %s cells and leaves out %s of "
+      "fewer than %" PRIu64 " people, so that no one can be singled out%s\n",
+      Grouped(static_cast<uint64_t>(published.cells_size())).c_str(),
+      Grouped(published.suppressed_cells()).c_str(), published.min_people(),
+      ok ? "" : "  <- WRONG");
+  return ok;
+}
+
 int Main(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
   const SteadyClock::time_point start = SteadyClock::now();
@@ -2459,6 +2831,7 @@ int Main(int argc, char** argv) {
   const SteadyClock::time_point load_start = SteadyClock::now();
   const Counters counters = loader.Run();
   const double load_seconds = SecondsSince(load_start);
+  const AidOverrideOutcome aid_override = ShowAidOverride(client, plan);
 
   v1::Head head_after;
   {
@@ -2522,6 +2895,16 @@ int Main(int argc, char** argv) {
               Grouped(kVegetablesKg).c_str(), Grouped(kVegetablesSpoiledKg).c_str(),
               Grouped(kVegetablesKg - kVegetablesSpoiledKg).c_str(),
               Yuan(plan.goods_sales_fen()).c_str());
+  std::printf(
+      "  aid rules      %zu set before any aid; the plan keeps them%s\n", std::size(kAidRules),
+      !aid_override.tried ? ""
+      : aid_override.refused
+          ? Format("; a second cash aid was refused and then paid with an override "
+                   "(entry %" PRIu64 ")",
+                   aid_override.seq)
+                .c_str()
+          : Format("; the cash aid paid with an override is entry %" PRIu64, aid_override.seq)
+                .c_str());
   std::printf("  ledger head    seq %s -> %s\n", Grouped(head_before.seq()).c_str(),
               Grouped(head_after.seq()).c_str());
   std::printf("  time           %.2f s loading (%.0f ops/s), %.2f s in all, %s retries\n",
@@ -2540,6 +2923,14 @@ int Main(int argc, char** argv) {
   std::printf(stocked ? "the server's goods catalogue and stocks equal the plan to the unit\n"
                       : "THE SERVER'S STOCKS DIFFER FROM THE PLAN\n");
   ok = ok && stocked;
+  const bool ruled = CheckAidRulesEqualPlan(client);
+  std::printf(ruled ? "the server's aid rules equal the plan\n"
+                    : "THE SERVER'S AID RULES DIFFER FROM THE PLAN\n");
+  ok = ok && ruled;
+  const bool reported = ShowAidReports(client);
+  std::printf(reported ? "the public aid report is the office's without its small cells\n"
+                       : "THE PUBLIC AID REPORT IS WRONG\n");
+  ok = ok && reported;
   if (std::optional<ShownTrace> boxes = GiftThatBoughtBoxes(client, plan)) {
     plan.shown().push_back(*std::move(boxes));
   }
@@ -2574,6 +2965,12 @@ int Main(int argc, char** argv) {
               server_flag.c_str());
   std::printf("  build/bin/warmledger items%s   # the goods catalogue and what the stocks hold\n",
               server_flag.c_str());
+  std::printf("  build/bin/warmledger aid-rules%s   # how often one person may get one aid\n",
+              server_flag.c_str());
+  std::printf(
+      "  build/bin/warmledger aid-report --from=2024-01-01 --public%s   # aid by "
+      "category and community, small cells left out (no token needed)\n",
+      server_flag.c_str());
   if (plan.box_purchase_seq() != 0) {
     std::printf("  build/bin/warmledger trace-entry --seq=%" PRIu64
                 " --limit=5%s   # the gifts that paid for the boxes\n",
