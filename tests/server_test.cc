@@ -2421,6 +2421,23 @@ struct BadCase {
   std::string field;
 };
 
+// Sends every case alone and in a batch: each gets its code and names its
+// field, and none writes anything (head and derived state unchanged).
+void ExpectRefusedWritingNothing(const Client& client, const Ledger& ledger,
+                                 const std::vector<BadCase>& cases) {
+  const pb::Head head = client.Head();
+  const std::string digest = ledger.StateDigest();
+  for (const BadCase& bad : cases) {
+    SCOPED_TRACE(bad.name);
+    EXPECT_TRUE(IsError(CallUnary(client, bad.op), bad.code, bad.field)) << "(unary)";
+    EXPECT_TRUE(IsError(CallInBatch(client, bad.op), bad.code, bad.field)) << "(batch)";
+    const pb::Head now = client.Head();
+    ASSERT_EQ(now.seq(), head.seq()) << "an invalid request wrote an entry";
+    ASSERT_EQ(now.hash(), head.hash());
+  }
+  EXPECT_EQ(ledger.StateDigest(), digest);
+}
+
 class BadCases {
  public:
   BadCases(const pb::OpenAccountRequest& open, const pb::CloseAccountRequest& close,
@@ -2778,16 +2795,7 @@ TEST_F(ServerTest, EveryInvalidFieldOfEveryWriteIsRejectedNamingTheFieldAndWrite
              [](auto& r) { r.set_id_number(ValidId(1)); });
 
   const pb::Head head = client_->Head();
-  const std::string digest = server_->ledger().StateDigest();
-  for (const BadCase& bad : c.cases()) {
-    SCOPED_TRACE(bad.name);
-    EXPECT_TRUE(IsError(CallUnary(*client_, bad.op), bad.code, bad.field)) << "(unary)";
-    EXPECT_TRUE(IsError(CallInBatch(*client_, bad.op), bad.code, bad.field)) << "(batch)";
-    pb::Head now = client_->Head();
-    ASSERT_EQ(now.seq(), head.seq()) << "an invalid request wrote an entry";
-    ASSERT_EQ(now.hash(), head.hash());
-  }
-  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+  ExpectRefusedWritingNothing(*client_, server_->ledger(), c.cases());
   EXPECT_FALSE(AccountExists("donor/new"));
   // No log line carries a rejected ID number.
   for (const std::string& line : logs_.Lines()) {
@@ -3451,16 +3459,7 @@ TEST_F(ServerTest, EveryInvalidFieldOfEveryGoodsWriteIsRejectedNamingTheFieldAnd
       [](auto& r) { r.set_quantity(31); });
 
   const pb::Head head = client_->Head();
-  const std::string digest = server_->ledger().StateDigest();
-  for (const BadCase& bad : cases) {
-    SCOPED_TRACE(bad.name);
-    EXPECT_TRUE(IsError(CallUnary(*client_, bad.op), bad.code, bad.field)) << "(unary)";
-    EXPECT_TRUE(IsError(CallInBatch(*client_, bad.op), bad.code, bad.field)) << "(batch)";
-    const pb::Head now = client_->Head();
-    ASSERT_EQ(now.seq(), head.seq()) << "an invalid request wrote an entry";
-    ASSERT_EQ(now.hash(), head.hash());
-  }
-  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+  ExpectRefusedWritingNothing(*client_, server_->ledger(), cases);
 
   // The bases themselves are valid: each case failed because of its change.
   std::vector<pb::BatchOperation> bases(6);
@@ -3954,16 +3953,7 @@ TEST_F(ServerTest, EveryInvalidFieldOfAnAidRuleOrOverrideIsRejectedNamingTheFiel
       [&](auto& r) { r.set_override_reason(long_text); });
 
   const pb::Head head = client_->Head();
-  const std::string digest = server_->ledger().StateDigest();
-  for (const BadCase& bad : cases) {
-    SCOPED_TRACE(bad.name);
-    EXPECT_TRUE(IsError(CallUnary(*client_, bad.op), bad.code, bad.field)) << "(unary)";
-    EXPECT_TRUE(IsError(CallInBatch(*client_, bad.op), bad.code, bad.field)) << "(batch)";
-    const pb::Head now = client_->Head();
-    ASSERT_EQ(now.seq(), head.seq()) << "an invalid request wrote an entry";
-    ASSERT_EQ(now.hash(), head.hash());
-  }
-  EXPECT_EQ(server_->ledger().StateDigest(), digest);
+  ExpectRefusedWritingNothing(*client_, server_->ledger(), cases);
 
   // The bases themselves are valid.
   std::vector<pb::BatchOperation> bases(3);
