@@ -2421,6 +2421,25 @@ struct BadCase {
   std::string field;
 };
 
+// Request `r` under client id `id`, as one batch operation.
+template <typename Request>
+pb::BatchOperation AsOperation(Request r, const std::string& id) {
+  r.set_client_id(id);
+  pb::BatchOperation op;
+  SetOperation(r, &op);
+  return op;
+}
+
+// Each base request, sent unchanged, succeeds and writes one entry after
+// `head_seq`: the bad cases made of them failed because of their changes.
+void ExpectBasesValid(const Client& client, uint64_t head_seq,
+                      const std::vector<pb::BatchOperation>& bases) {
+  for (size_t i = 0; i < bases.size(); ++i) {
+    EXPECT_TRUE(IsOk(CallUnary(client, bases[i]))) << "base " << i;
+  }
+  EXPECT_EQ(client.HeadSeq(), head_seq + bases.size());
+}
+
 // Sends every case alone and in a batch: each gets its code and names its
 // field, and none writes anything (head and derived state unchanged).
 void ExpectRefusedWritingNothing(const Client& client, const Ledger& ledger,
@@ -3462,21 +3481,10 @@ TEST_F(ServerTest, EveryInvalidFieldOfEveryGoodsWriteIsRejectedNamingTheFieldAnd
   ExpectRefusedWritingNothing(*client_, server_->ledger(), cases);
 
   // The bases themselves are valid: each case failed because of its change.
-  std::vector<pb::BatchOperation> bases(6);
-  auto base = [](auto r, const std::string& id, pb::BatchOperation* op) {
-    r.set_client_id(id);
-    SetOperation(r, op);
-  };
-  base(define, "base-define", &bases[0]);
-  base(give, "base-give", &bases[1]);
-  base(buy, "base-buy", &bases[2]);
-  base(hand, "base-hand", &bases[3]);
-  base(off, "base-off", &bases[4]);
-  base(sell, "base-sell", &bases[5]);
-  for (size_t i = 0; i < bases.size(); ++i) {
-    EXPECT_TRUE(IsOk(CallUnary(*client_, bases[i]))) << "base " << i;
-  }
-  EXPECT_EQ(client_->HeadSeq(), head.seq() + bases.size());
+  ExpectBasesValid(*client_, head.seq(),
+                   {AsOperation(define, "base-define"), AsOperation(give, "base-give"),
+                    AsOperation(buy, "base-buy"), AsOperation(hand, "base-hand"),
+                    AsOperation(off, "base-off"), AsOperation(sell, "base-sell")});
 }
 
 TEST_F(ServerTest, APublicTraceOfAGiftInKindShowsItsRecipientsOnlyByCategoryAndCommunity) {
@@ -3956,18 +3964,9 @@ TEST_F(ServerTest, EveryInvalidFieldOfAnAidRuleOrOverrideIsRejectedNamingTheFiel
   ExpectRefusedWritingNothing(*client_, server_->ledger(), cases);
 
   // The bases themselves are valid.
-  std::vector<pb::BatchOperation> bases(3);
-  auto base = [](auto r, const std::string& id, pb::BatchOperation* op) {
-    r.set_client_id(id);
-    SetOperation(r, op);
-  };
-  base(rule, "base-rule", &bases[0]);
-  base(pay, "base-pay", &bases[1]);
-  base(issue, "base-issue", &bases[2]);
-  for (size_t i = 0; i < bases.size(); ++i) {
-    EXPECT_TRUE(IsOk(CallUnary(*client_, bases[i]))) << "base " << i;
-  }
-  EXPECT_EQ(client_->HeadSeq(), head.seq() + bases.size());
+  ExpectBasesValid(*client_, head.seq(),
+                   {AsOperation(rule, "base-rule"), AsOperation(pay, "base-pay"),
+                    AsOperation(issue, "base-issue")});
 }
 
 // The conversion is the public report's last line of defence: even a cell
