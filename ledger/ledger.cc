@@ -1049,12 +1049,16 @@ class Ledger::Impl {
     apply_done_ = true;
   }
 
-  // The sync stage: writes each group as one fsynced WriteBatch, in order,
-  // and publishes the new durable head. Answering callers is left to the
-  // answer stage, so sending replies never delays the next fsync.
+  // The sync stage: writes the groups applied since its last commit as one
+  // fsynced WriteBatch, in order, and publishes the new durable head. With
+  // many small groups waiting (unary calls arrive one by one and the apply
+  // stage groups whatever is queued), one fsync covers them all instead of
+  // one each. Answering callers is left to the answer stage, so sending
+  // replies never delays the next fsync.
   void SyncLoop() {
+    std::vector<std::shared_ptr<Group>> groups;
     while (true) {
-      std::shared_ptr<Group> group;
+      groups.clear();
       {
         absl::MutexLock lock(&sync_mu_);
         sync_mu_.Await(absl::Condition(
@@ -1066,21 +1070,28 @@ class Ledger::Impl {
           sync_done_ = true;
           return;
         }
-        group = in_flight_[synced_];
+        for (size_t i = synced_; i < in_flight_.size(); ++i) groups.push_back(in_flight_[i]);
       }
-      if (!group->values.empty() && !failed_.load()) {
+      const Group& last = *groups.back();
+      bool any_values = false;
+      for (const auto& g : groups) any_values = any_values || !g->values.empty();
+      if (any_values && !failed_.load()) {
         // The entries and the tiles of the Merkle tree they extend commit
         // together.
         rocksdb::WriteBatch batch;
-        for (size_t i = 0; i < group->values.size(); ++i) {
-          batch.Put(EntryKey(group->first_seq + i), group->values[i]);
-          tree_.Append(merkle::LeafHash(EntryBytesOf(group->values[i])));
+        const std::string* snapshot = nullptr;
+        for (const auto& g : groups) {
+          for (size_t i = 0; i < g->values.size(); ++i) {
+            batch.Put(EntryKey(g->first_seq + i), g->values[i]);
+            tree_.Append(merkle::LeafHash(EntryBytesOf(g->values[i])));
+          }
+          if (!g->snapshot.empty()) snapshot = &g->snapshot;  // the newest one
         }
-        WL_CHECK(tree_.size() == group->last_seq);
+        WL_CHECK(tree_.size() == last.last_seq);
         for (const auto& [id, tile] : tree_.TakeChanged()) {
           batch.Put(TileKey(id.level, id.index), tile);
         }
-        if (!group->snapshot.empty()) batch.Put(std::string(kSnapshotKey), group->snapshot);
+        if (snapshot != nullptr) batch.Put(std::string(kSnapshotKey), *snapshot);
         rocksdb::WriteOptions wo;
         wo.sync = true;  // an acknowledgement means the entries are on disk
         absl::Status s = FromRocks(db_->Write(wo, &batch), "durable write");
@@ -1092,15 +1103,16 @@ class Ledger::Impl {
           failed_.store(true);
         } else {
           absl::MutexLock dlock(&durable_mu_);
-          durable_hash_ = group->last_hash;
-          durable_seq_.store(group->last_seq, std::memory_order_release);
+          durable_hash_ = last.last_hash;
+          durable_seq_.store(last.last_seq, std::memory_order_release);
         }
       }
       // Everything a group answers (including duplicates of earlier groups'
       // entries) is durable once the groups before it and its own are.
-      group->durable = !failed_.load();
+      const bool durable = !failed_.load();
+      for (const auto& g : groups) g->durable = durable;
       absl::MutexLock lock(&sync_mu_);
-      ++synced_;
+      synced_ += groups.size();
     }
   }
 
