@@ -1,7 +1,8 @@
 #include "server/identity.h"
 
 #include <fcntl.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,22 +12,64 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "ledger/sha256.h"
+#include "ledger/status_macros.h"
 
 namespace warmledger::server {
 namespace {
 
-std::string HmacSha256(std::string_view key, std::string_view data) {
-  unsigned char out[32];
-  unsigned int len = 0;
-  HMAC(Sha256Md(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
-  return std::string(reinterpret_cast<char*>(out), len);
+EVP_MAC* HmacAlgorithm() {
+  static EVP_MAC* mac = [] {
+    EVP_MAC* fetched = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    WL_CHECK(fetched != nullptr);
+    return fetched;
+  }();
+  return mac;
 }
 
 bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 }  // namespace
+
+SecretKey::SecretKey(std::string_view key) : keyed_(EVP_MAC_CTX_new(HmacAlgorithm())) {
+  auto* ctx = static_cast<EVP_MAC_CTX*>(keyed_);
+  WL_CHECK(ctx != nullptr);
+  char digest[] = "SHA2-256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end()};
+  WL_CHECK(EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                        params) == 1);
+}
+
+SecretKey::~SecretKey() { EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(keyed_)); }
+
+SecretKey::SecretKey(SecretKey&& other) noexcept : keyed_(other.keyed_) {
+  other.keyed_ = nullptr;
+}
+
+SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
+  if (this != &other) {
+    EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(keyed_));
+    keyed_ = other.keyed_;
+    other.keyed_ = nullptr;
+  }
+  return *this;
+}
+
+Hash SecretKey::Mac(std::string_view data) const {
+  WL_CHECK(keyed_ != nullptr);
+  // The copy leaves the keyed state untouched, so concurrent callers share it.
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(static_cast<const EVP_MAC_CTX*>(keyed_));
+  WL_CHECK(ctx != nullptr);
+  Hash out;
+  size_t len = 0;
+  WL_CHECK(EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) ==
+           1);
+  WL_CHECK(EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1);
+  EVP_MAC_CTX_free(ctx);
+  WL_CHECK(len == out.size());
+  return out;
+}
 
 char ResidentIdCheckChar(std::string_view first17) {
   static constexpr int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
@@ -71,10 +114,10 @@ absl::Status ValidateResidentId(std::string_view id, int today_yyyymmdd) {
   return absl::OkStatus();
 }
 
-std::string RecipientPseudonym(std::string_view key, std::string_view id_number) {
+std::string RecipientPseudonym(const SecretKey& key, std::string_view id_number) {
   std::string normalized(id_number);
   if (!normalized.empty() && normalized.back() == 'x') normalized.back() = 'X';
-  std::string mac = HmacSha256(key, normalized);
+  const Hash mac = key.Mac(normalized);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "recipient/";
   for (int i = 0; i < 16; ++i) {
@@ -87,12 +130,12 @@ std::string RecipientPseudonym(std::string_view key, std::string_view id_number)
 namespace {
 
 // 26 base32 characters (130 bits) of HMAC-SHA256(key, domain 0x00 client_id).
-std::string KeyedCode(std::string_view key, std::string_view domain,
+std::string KeyedCode(const SecretKey& key, std::string_view domain,
                       std::string_view client_id) {
   std::string input(domain);
   input.push_back('\0');
   input.append(client_id);
-  std::string mac = HmacSha256(key, input);
+  const Hash mac = key.Mac(input);
   static constexpr char kBase32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
   std::string out;
   uint32_t buffer = 0;
@@ -110,11 +153,11 @@ std::string KeyedCode(std::string_view key, std::string_view domain,
 
 }  // namespace
 
-std::string TraceCode(std::string_view key, std::string_view client_id) {
+std::string TraceCode(const SecretKey& key, std::string_view client_id) {
   return KeyedCode(key, "trace", client_id);
 }
 
-std::string VoucherCode(std::string_view key, std::string_view client_id) {
+std::string VoucherCode(const SecretKey& key, std::string_view client_id) {
   return KeyedCode(key, "voucher", client_id);
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "ledger/types.h"
+
 #include "absl/status/statusor.h"
 #include "ledger/codes.h"
 
@@ -21,22 +23,42 @@ absl::Status ValidateResidentId(std::string_view id_number, int today_yyyymmdd);
 // The ISO 7064 MOD 11-2 check character of the first 17 digits.
 char ResidentIdCheckChar(std::string_view first17);
 
+// The server's secret key, ready for HMAC-SHA256. OpenSSL's HMAC is keyed
+// once here and every MAC starts from a copy of that keyed state; the
+// one-shot HMAC() looks the algorithm up and absorbs the key on every call,
+// which cost more than the rest of planning a donation. Thread-safe.
+class SecretKey {
+ public:
+  explicit SecretKey(std::string_view key);
+  ~SecretKey();
+  SecretKey(SecretKey&& other) noexcept;
+  SecretKey& operator=(SecretKey&& other) noexcept;
+  SecretKey(const SecretKey&) = delete;
+  SecretKey& operator=(const SecretKey&) = delete;
+
+  // HMAC-SHA256(key, data).
+  Hash Mac(std::string_view data) const;
+
+ private:
+  void* keyed_;  // EVP_MAC_CTX
+};
+
 // "recipient/" + the first 128 bits, in hex, of HMAC-SHA256(key, id_number).
 // A plain hash of an ID number can be brute-forced; the keyed one cannot
 // without the key.
-std::string RecipientPseudonym(std::string_view key, std::string_view id_number);
+std::string RecipientPseudonym(const SecretKey& key, std::string_view id_number);
 
 // A donation's trace code: 26 base32 characters (130 bits) of
 // HMAC-SHA256(key, "trace" 0x00 client_id). Deterministic, so a retried
 // donation returns the same code; unguessable without the key.
-std::string TraceCode(std::string_view key, std::string_view client_id);
+std::string TraceCode(const SecretKey& key, std::string_view client_id);
 
 // An aid voucher's code: 26 base32 characters (130 bits) of
 // HMAC-SHA256(key, "voucher" 0x00 client_id), client_id being the issuing
 // clerk's idempotency id. The domain differs from TraceCode's, so that no
 // trace code is ever a voucher code. Deterministic, so a retried issue
 // returns the same code; unguessable without the key.
-std::string VoucherCode(std::string_view key, std::string_view client_id);
+std::string VoucherCode(const SecretKey& key, std::string_view client_id);
 
 // IsCodeForm, NormalizeVoucherCode and CodeHash are in ledger/codes.h.
 

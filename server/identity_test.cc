@@ -2,12 +2,16 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cctype>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ledger/sha256.h"
 
 namespace warmledger::server {
 namespace {
@@ -66,8 +70,35 @@ TEST(ResidentIdTest, ErrorsNeverQuoteTheNumber) {
               Not(HasSubstr(id.substr(0, 16))));
 }
 
+// RFC 4231, test cases 1 and 2: HMAC-SHA-256 known answers.
+TEST(SecretKeyTest, MacMatchesRfc4231KnownAnswers) {
+  EXPECT_EQ(HashToHex(SecretKey(std::string(20, '\x0b')).Mac("Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(HashToHex(SecretKey("Jefe").Mac("what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(SecretKeyTest, RepeatedAndConcurrentMacsAgreeAndAMovedKeyKeepsItsState) {
+  SecretKey key("Jefe");
+  const Hash expected = key.Mac("what do ya want for nothing?");
+  EXPECT_EQ(key.Mac("what do ya want for nothing?"), expected);
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        if (key.Mac("what do ya want for nothing?") != expected) ++mismatches;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  SecretKey moved(std::move(key));
+  EXPECT_EQ(moved.Mac("what do ya want for nothing?"), expected);
+}
+
 TEST(PseudonymTest, IsKeyedStableAndHidesTheNumber) {
-  std::string key1(32, 'a'), key2(32, 'b');
+  const SecretKey key1(std::string(32, 'a')), key2(std::string(32, 'b'));
   std::string id = ValidId();
   std::string p1 = RecipientPseudonym(key1, id);
   EXPECT_EQ(p1, RecipientPseudonym(key1, id));
@@ -80,29 +111,29 @@ TEST(PseudonymTest, IsKeyedStableAndHidesTheNumber) {
 }
 
 TEST(TraceCodeTest, Is26Base32CharactersDeterministicPerClientId) {
-  std::string key(32, 'k');
+  const SecretKey key(std::string(32, 'k'));
   std::string code = TraceCode(key, "don-1");
   EXPECT_EQ(code.size(), 26u);
   for (char c : code) EXPECT_TRUE((c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7')) << c;
   EXPECT_EQ(code, TraceCode(key, "don-1"));
   EXPECT_NE(code, TraceCode(key, "don-2"));
-  EXPECT_NE(code, TraceCode(std::string(32, 'j'), "don-1"));
+  EXPECT_NE(code, TraceCode(SecretKey(std::string(32, 'j')), "don-1"));
   EXPECT_EQ(CodeHash(code).size(), 32u);
 }
 
 TEST(VoucherCodeTest, IsDeterministicPerClientIdAndNeverATraceCode) {
-  std::string key(32, 'k');
+  const SecretKey key(std::string(32, 'k'));
   std::string code = VoucherCode(key, "issue-1");
   EXPECT_TRUE(IsCodeForm(code)) << code;
   EXPECT_EQ(code, VoucherCode(key, "issue-1"));
   EXPECT_NE(code, VoucherCode(key, "issue-2"));
-  EXPECT_NE(code, VoucherCode(std::string(32, 'j'), "issue-1"));
+  EXPECT_NE(code, VoucherCode(SecretKey(std::string(32, 'j')), "issue-1"));
   // The HMAC domains differ: the same client id gives another code.
   EXPECT_NE(code, TraceCode(key, "issue-1"));
 }
 
 TEST(VoucherCodeTest, NormalizeAcceptsTypedFormsAndRejectsOthersNamingCode) {
-  const std::string code = VoucherCode(std::string(32, 'k'), "issue-1");
+  const std::string code = VoucherCode(SecretKey(std::string(32, 'k')), "issue-1");
   std::string typed = "  ";
   for (size_t i = 0; i < code.size(); ++i) {
     if (i > 0 && i % 4 == 0) typed += (i % 8 == 0) ? " " : "-";

@@ -125,7 +125,7 @@ struct Shared {
   std::unique_ptr<Ledger> ledger;
   Authenticator auth = Authenticator::Dev();
   Registry registry = Registry::Default();
-  std::string key;
+  std::optional<SecretKey> key;  // set by Start before any service runs
   std::atomic<bool> shutting_down{false};
 
   // Now on the server's (injected) clock, the one that stamps entries.
@@ -445,7 +445,7 @@ class WritePlanner {
                       /*if_absent=*/true});
       p->opens_donor = true;
     }
-    p->trace_code = TraceCode(shared_->key, client_id);
+    p->trace_code = TraceCode(*shared_->key, client_id);
     return absl::OkStatus();
   }
 
@@ -471,7 +471,7 @@ class WritePlanner {
       return absl::InvalidArgumentError(
           absl::StrCat("community: '", r.community(), "' is not a configured community"));
     }
-    p->recipient = RecipientPseudonym(shared_->key, r.id_number());
+    p->recipient = RecipientPseudonym(*shared_->key, r.id_number());
     OpenAccountOp op{p->recipient, AccountKind::kRecipient, "", 0, "", r.category(),
                      r.community()};
     ops->push_back({r.client_id(), false, std::move(op)});
@@ -502,7 +502,7 @@ class WritePlanner {
     // from the operation's client id, so a retry returns the same code. A
     // sale whose contribution rounds to 0 creates no lot and has none.
     if (r.want_trace_code() && op.amount > 0 && ContributionOf(op.amount, op.rate_bp) > 0) {
-      p->trace_code = TraceCode(shared_->key, PurchaseClientId(op.store, op.order_id));
+      p->trace_code = TraceCode(*shared_->key, PurchaseClientId(op.store, op.order_id));
       op.trace_hash = CodeHash(p->trace_code);
     }
     ops->push_back({"", false, std::move(op)});
@@ -525,7 +525,7 @@ class WritePlanner {
   absl::Status Convert(const pb::IssueVoucherRequest& r, Planned* p,
                        std::vector<Operation>* ops) {
     WL_RETURN_IF_ERROR(CheckRequiredClientId(r.client_id()));
-    p->voucher_code = VoucherCode(shared_->key, r.client_id());
+    p->voucher_code = VoucherCode(*shared_->key, r.client_id());
     VoucherIssueOp op{r.from(),
                       r.recipient(),
                       r.asset().empty() ? kDefaultMoneyAsset : r.asset(),
@@ -1810,7 +1810,8 @@ class Server::Impl {
     std::filesystem::create_directories(o.data_dir, ec);
     if (ec) return absl::UnavailableError(absl::StrCat("data_dir: ", ec.message()));
     std::string key_file = o.key_file.empty() ? o.data_dir + "/keys/pseudonym.key" : o.key_file;
-    WL_ASSIGN_OR_RETURN(shared_.key, LoadOrCreateKey(key_file));
+    WL_ASSIGN_OR_RETURN(const std::string key, LoadOrCreateKey(key_file));
+    shared_.key.emplace(key);
     const std::string signer_file = o.checkpoint_key_file.empty()
                                         ? o.data_dir + "/keys/checkpoint.key"
                                         : o.checkpoint_key_file;
