@@ -12,15 +12,18 @@
 //   --server=HOST:PORT  the server (required)
 //   --token=T           bearer token (a clerk or admin; admin for checkout,
 //                       which needs clerk and mall rights); none for --dev
-//   --workload=W        donations (default) or checkout (below)
+//   --workload=W        donations (default), checkout or health (below)
 //   --charity_fund=A    checkout: the server's charity fund, where purchase
 //                       contributions go (default fund/general); opened by
 //                       the set-up if the server has no such account yet
 //   --mode=M            unary: one Ledger.Donate per call; batch (default):
 //                       --batch donations per Ledger.SubmitBatch
 //   --callers=N         concurrent callers, 1..256 (default 64 for unary, 4
-//                       for batch); each has its own channel, so its own
-//                       HTTP/2 connection
+//                       for batch); each has one call outstanding at a time
+//   --connections=N     HTTP/2 connections the callers share, 1..callers
+//                       (default: as many as callers, at most 4); caller c
+//                       uses connection c mod N, as a checkout front end's
+//                       tills share its pool of channels
 //   --batch=N           donations per SubmitBatch, 1..4096 (default 1000);
 //                       unary mode ignores it and reports 1
 //   --entries=N         donations in the timed phase (default 200000)
@@ -38,10 +41,13 @@
 // collide; the setup's client ids derive from it, so a setup call that fails
 // in transit is retried with the same ids and answered as duplicates.
 //
-// Timed phase: --callers threads, each with its own channel (connected before
-// the clock starts), claim donations from one shared counter until --entries
-// are claimed, and send them one per Donate (unary) or --batch per
-// SubmitBatch. Donation i goes from donor i mod kDonorsCount into the fund,
+// Timed phase: --callers callers, sharing --connections channels (connected
+// before the clock starts), claim donations from one shared counter until
+// --entries are claimed, and send them one per Donate (unary) or --batch per
+// SubmitBatch, each caller with one call outstanding. Batch callers wait for
+// their calls on threads of their own; unary callers are driven from gRPC's
+// completion callbacks (UnaryLoop), so that the load generator's own CPU
+// per call stays well below the server's on a shared machine. Donation i goes from donor i mod kDonorsCount into the fund,
 // with an amount of 1..20000 fen that depends only on the seed and i, and the
 // client id "<run>:d:<i>". Every call's latency is recorded; every status and
 // every per-operation result is checked (a non-OK code, a missing result, a
@@ -79,11 +85,19 @@
 // mode "server-checkout-unary" or "server-checkout-batch", and purchases,
 // redemptions and refunds in place of donations.
 //
+// --workload=health (with --mode=unary) calls the standard health check,
+// grpc.health.v1.Health/Check for the whole server, and expects SERVING: no
+// ledger work, no disk, so it measures what gRPC itself costs per unary call
+// on this machine, with this load generator: the ceiling any unary RPC of
+// the server can reach. Its JSON line has mode "server-health-unary" and
+// "checks" for the confirmed calls.
+//
 // Money is int64 fen throughout; floating point is used only for timing.
 
 #include "tools/bench_server.h"
 #include "tools/bench_util.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -94,6 +108,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
@@ -254,7 +269,7 @@ std::string Describe(const grpc::Status& status) {
 // ---- Flags. ----
 
 enum class Mode { kUnary, kBatch };
-enum class Workload { kDonations, kCheckout };
+enum class Workload { kDonations, kCheckout, kHealth };
 
 struct Flags {
   std::string server;
@@ -263,6 +278,7 @@ struct Flags {
   std::string charity_fund = "fund/general";  // checkout: the server's charity fund
   Mode mode = Mode::kBatch;
   uint64_t callers = 0;  // 0: the mode's default
+  uint64_t connections = 0;  // 0: min(callers, kConnectionsDefaultMax)
   uint64_t batch = 1000;
   uint64_t entries = 200'000;
   uint64_t seed = 1;
@@ -272,12 +288,14 @@ struct Flags {
 
 inline constexpr uint64_t kUnaryCallersDefault = 64;
 inline constexpr uint64_t kBatchCallersDefault = 4;
+inline constexpr uint64_t kConnectionsDefaultMax = 4;
 
 constexpr char kUsage[] =
     "usage: warmledger-bench --server=HOST:PORT [--token=T] [--mode=unary|batch (default batch)]\n"
-    "                        [--workload=donations|checkout (default donations)]\n"
+    "                        [--workload=donations|checkout|health (default donations)]\n"
     "                        [--charity_fund=ACCOUNT (checkout; default fund/general)]\n"
     "                        [--callers=N (1..256; default 64 unary, 4 batch)]\n"
+    "                        [--connections=N (1..callers; default min(callers, 4))]\n"
     "                        [--batch=N (1..4096, default 1000)]\n"
     "                        [--entries=N (donations, default 200000)] [--seed=N (default 1)]\n"
     "                        [--deadline_ms=N (per call, default 30000)] [--server_pid=PID]\n";
@@ -335,9 +353,11 @@ std::optional<UsageError> ParseFlags(const std::vector<std::string>& args, Flags
         flags->workload = Workload::kDonations;
       } else if (value == "checkout") {
         flags->workload = Workload::kCheckout;
+      } else if (value == "health") {
+        flags->workload = Workload::kHealth;
       } else {
         return UsageError{
-            Format("--workload=%s: donations or checkout", std::string(value).c_str())};
+            Format("--workload=%s: donations, checkout or health", std::string(value).c_str())};
       }
     } else if (name == "charity_fund") {
       if (value.empty()) return UsageError{"--charity_fund needs an account"};
@@ -352,6 +372,8 @@ std::optional<UsageError> ParseFlags(const std::vector<std::string>& args, Flags
       }
     } else if (name == "callers") {
       error = ParseUint(name, value, 1, kCallersMax, &flags->callers);
+    } else if (name == "connections") {
+      error = ParseUint(name, value, 1, kCallersMax, &flags->connections);
     } else if (name == "batch") {
       error = ParseUint(name, value, 1, kBatchOpsMax, &flags->batch);
     } else if (name == "entries") {
@@ -373,14 +395,23 @@ std::optional<UsageError> ParseFlags(const std::vector<std::string>& args, Flags
   if (flags->callers == 0) {
     flags->callers = flags->mode == Mode::kUnary ? kUnaryCallersDefault : kBatchCallersDefault;
   }
+  if (flags->workload == Workload::kHealth && flags->mode != Mode::kUnary) {
+    return UsageError{"--workload=health needs --mode=unary (Health.Check has no batch form)"};
+  }
+  if (flags->connections == 0) {
+    flags->connections = std::min(flags->callers, kConnectionsDefaultMax);
+  } else if (flags->connections > flags->callers) {
+    return UsageError{Format("--connections=%" PRIu64 " is more than --callers=%" PRIu64,
+                             flags->connections, flags->callers)};
+  }
   return std::nullopt;
 }
 
 // ---- Calls. ----
 
-// One channel per caller. Both arguments keep gRPC from sharing one
-// subchannel (one HTTP/2 connection) between the callers' channels, which
-// would measure one connection's limits rather than the server's.
+// One channel per connection. Both arguments keep gRPC from sharing one
+// subchannel (one HTTP/2 connection) between the channels, so that
+// --connections is the number of connections.
 std::shared_ptr<grpc::Channel> MakeChannel(const Flags& flags, int channel_id) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMessageBytesMax);
@@ -553,6 +584,7 @@ struct CallerStats {
   uint64_t purchases_ok = 0;
   uint64_t redemptions_ok = 0;
   uint64_t refunds_ok = 0;
+  uint64_t checks_ok = 0;  // the health workload: SERVING answers
   std::map<int, uint64_t> errors_by_code;
   std::vector<std::string> error_samples;
 
@@ -587,19 +619,40 @@ struct Work {
   }
 };
 
-// Makes one timed call: `call` (given a context with the timed deadline,
-// returning the call's status) is repeated until it is not refused as a
-// whole with RESOURCE_EXHAUSTED, timing each attempt.
+// What a timed call's lambda is given: a context with the timed deadline,
+// and the callback that the call's completion must run with its status.
+using Done = std::function<void(grpc::Status)>;
+
+// Makes one timed call: `call` (which starts the call through the stub's
+// callback interface, `stub.async()`) is repeated until it is not refused as
+// a whole with RESOURCE_EXHAUSTED, timing each attempt. The caller's thread
+// waits for the completion; gRPC's own threads drive the calls, so the
+// callers' threads never poll the connections themselves (the synchronous
+// stubs' way, which costs the load generator about twice the CPU per call).
+//
+// The wait is a mutex and a condition variable, which sleep at once:
+// std::binary_semaphore spins with sched_yield first, and 64 spinning
+// callers took a tenth of the machine's CPU from the server.
 template <typename Call>
 grpc::Status CallWithRetries(const Flags& flags, CallerStats& stats, Call call) {
   auto backoff = kQueueFullBackoffMin;
+  std::mutex mutex;
+  std::condition_variable completed;
   for (int retry = 0;; ++retry) {
     const auto start = SteadyClock::now();
     grpc::Status status;
     {
       grpc::ClientContext context;
       PrepareContext(flags, CallKind::kTimed, &context);
-      status = call(context);
+      bool done = false;
+      call(context, [&](grpc::Status s) {
+        std::lock_guard lock(mutex);
+        status = std::move(s);
+        done = true;
+        completed.notify_one();
+      });
+      std::unique_lock lock(mutex);
+      completed.wait(lock, [&] { return done; });
     }
     stats.call_ns.push_back(NanosSince(start));
     if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED ||
@@ -628,34 +681,119 @@ grpc::Status BatchCallStatus(grpc::Status status, const BatchResponse& response)
   return status;
 }
 
-void RunUnaryCaller(Work& work, pb::Ledger::Stub& stub, CallerStats& stats) {
-  const Flags& flags = *work.flags;
-  pb::DonateRequest request;
-  pb::DonateResponse response;
-  uint64_t index = 0;
-  uint64_t claimed = 0;
-  while (work.Claim(1, &index, &claimed)) {
-    request.Clear();
-    work.FillDonation(index, &request);
-    const grpc::Status status = CallWithRetries(flags, stats, [&](grpc::ClientContext& context) {
-      response.Clear();
-      return stub.Donate(&context, request, &response);
-    });
+// Drives one caller's unary calls from gRPC's completion callbacks: each
+// completion checks its outcome, claims the next operation and starts its
+// call from the callback, so that a caller costs no thread wake-up per call
+// and gRPC can send a call together with the replies it is reading. `Ops`
+// supplies bool Next() (claims and prepares the next operation; false when
+// none are left), void Start(grpc::ClientContext*, Done) (starts the
+// prepared operation's call through the stub's callback interface) and
+// void Finished(const grpc::Status&) (checks the outcome, after retries).
+// Run blocks the calling thread until the caller's operations are done.
+//
+// A call refused as a whole with RESOURCE_EXHAUSTED is repeated after a
+// back-off slept on the callback's thread: the server's queue is full only
+// when it is overloaded, and delaying gRPC's thread then is what a client
+// should do.
+template <typename Ops>
+class UnaryLoop {
+ public:
+  UnaryLoop(const Flags& flags, CallerStats& stats, Ops& ops)
+      : flags_(flags), stats_(stats), ops_(ops) {}
+
+  void Run() {
+    if (!ops_.Next()) return;
+    StartAttempt();
+    std::unique_lock lock(mutex_);
+    finished_.wait(lock, [&] { return done_; });
+  }
+
+ private:
+  void StartAttempt() {
+    context_ = std::make_unique<grpc::ClientContext>();
+    PrepareContext(flags_, CallKind::kTimed, context_.get());
+    start_ = SteadyClock::now();
+    ops_.Start(context_.get(), [this](grpc::Status status) { Completed(std::move(status)); });
+  }
+
+  void Completed(grpc::Status status) {
+    stats_.call_ns.push_back(NanosSince(start_));
+    if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+        retry_ < kQueueFullRetriesMax) {
+      ++retry_;
+      ++stats_.retries;
+      std::this_thread::sleep_for(backoff_);
+      backoff_ = std::min(backoff_ * 2, kQueueFullBackoffMax);
+      StartAttempt();
+      return;
+    }
+    retry_ = 0;
+    backoff_ = kQueueFullBackoffMin;
+    ops_.Finished(status);
+    if (ops_.Next()) {
+      StartAttempt();
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    finished_.notify_one();
+  }
+
+  const Flags& flags_;
+  CallerStats& stats_;
+  Ops& ops_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  SteadyClock::time_point start_;
+  int retry_ = 0;
+  std::chrono::milliseconds backoff_ = kQueueFullBackoffMin;
+  std::mutex mutex_;
+  std::condition_variable finished_;
+  bool done_ = false;
+};
+
+// Unary donations: one Donate per call.
+class DonationOps {
+ public:
+  DonationOps(Work& work, pb::Ledger::Stub& stub, CallerStats& stats)
+      : work_(work), stub_(stub), stats_(stats) {}
+
+  bool Next() {
+    uint64_t claimed = 0;
+    if (!work_.Claim(1, &index_, &claimed)) return false;
+    request_.Clear();
+    work_.FillDonation(index_, &request_);
+    return true;
+  }
+
+  void Start(grpc::ClientContext* context, Done done) {
+    response_.Clear();
+    stub_.async()->Donate(context, &request_, &response_, std::move(done));
+  }
+
+  void Finished(const grpc::Status& status) {
     if (!status.ok()) {
-      ++stats.failed_calls;
-      ++stats.failed_ops;
-      stats.Sample(Format("Donate %s: %s", request.client_id().c_str(), Describe(status).c_str()));
-    } else if (response.result().seq() == 0 || response.result().duplicate() ||
-               response.lot() == 0) {
-      ++stats.failed_ops;
-      stats.Sample(Format("Donate %s: OK but seq %" PRIu64 ", lot %" PRIu64 ", duplicate %d",
-                          request.client_id().c_str(), response.result().seq(), response.lot(),
-                          response.result().duplicate() ? 1 : 0));
+      ++stats_.failed_calls;
+      ++stats_.failed_ops;
+      stats_.Sample(Format("Donate %s: %s", request_.client_id().c_str(), Describe(status).c_str()));
+    } else if (response_.result().seq() == 0 || response_.result().duplicate() ||
+               response_.lot() == 0) {
+      ++stats_.failed_ops;
+      stats_.Sample(Format("Donate %s: OK but seq %" PRIu64 ", lot %" PRIu64 ", duplicate %d",
+                           request_.client_id().c_str(), response_.result().seq(),
+                           response_.lot(), response_.result().duplicate() ? 1 : 0));
     } else {
-      ++stats.donations_ok;
+      ++stats_.donations_ok;
     }
   }
-}
+
+ private:
+  Work& work_;
+  pb::Ledger::Stub& stub_;
+  CallerStats& stats_;
+  uint64_t index_ = 0;
+  pb::DonateRequest request_;
+  pb::DonateResponse response_;
+};
 
 void RunBatchCaller(Work& work, pb::Ledger::Stub& stub, CallerStats& stats) {
   const Flags& flags = *work.flags;
@@ -668,10 +806,14 @@ void RunBatchCaller(Work& work, pb::Ledger::Stub& stub, CallerStats& stats) {
     for (uint64_t i = first; i < first + claimed; ++i) {
       work.FillDonation(i, request.add_operations()->mutable_donate());
     }
-    const grpc::Status status = CallWithRetries(flags, stats, [&](grpc::ClientContext& context) {
-      response.Clear();
-      return BatchCallStatus(stub.SubmitBatch(&context, request, &response), response);
-    });
+    const grpc::Status status =
+        CallWithRetries(flags, stats, [&](grpc::ClientContext& context, Done done) {
+          response.Clear();
+          stub.async()->SubmitBatch(&context, &request, &response,
+                                    [&, done = std::move(done)](grpc::Status s) {
+                                      done(BatchCallStatus(std::move(s), response));
+                                    });
+        });
     if (!status.ok()) {
       ++stats.failed_calls;
       stats.failed_ops += claimed;
@@ -709,7 +851,7 @@ struct TimedResult {
   CallerStats total;        // merged; call_ns sorted
 };
 
-// What one caller does in the timed phase, on its own connected channel.
+// What one caller does in the timed phase, on its connected channel.
 using CallerBody = std::function<void(uint64_t caller, const std::shared_ptr<grpc::Channel>&,
                                       CallerStats& stats)>;
 
@@ -718,13 +860,11 @@ using CallerBody = std::function<void(uint64_t caller, const std::shared_ptr<grp
 std::optional<TimedResult> RunTimed(const Flags& flags, const CallerBody& body,
                                     std::string* error) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (uint64_t c = 0; c < flags.callers; ++c) {
+  for (uint64_t c = 0; c < flags.connections; ++c) {
     // Channel id 0 is the setup's channel.
     channels.push_back(MakeChannel(flags, static_cast<int>(c + 1)));
-  }
-  for (uint64_t c = 0; c < flags.callers; ++c) {
     if (!WaitConnected(channels[c])) {
-      *error = Format("caller %" PRIu64 ": cannot connect to %s within %lld s", c,
+      *error = Format("connection %" PRIu64 ": cannot connect to %s within %lld s", c,
                       flags.server.c_str(), static_cast<long long>(kConnectWaitMax.count()));
       return std::nullopt;
     }
@@ -737,7 +877,7 @@ std::optional<TimedResult> RunTimed(const Flags& flags, const CallerBody& body,
     threads.emplace_back([&, c] {
       stats[c].call_ns.reserve(flags.entries / flags.callers + 16);
       start_line.arrive_and_wait();
-      body(c, channels[c], stats[c]);
+      body(c, channels[c % channels.size()], stats[c]);
     });
   }
   const double cpu_start_s = ProcessCpuSeconds();
@@ -763,6 +903,7 @@ std::optional<TimedResult> RunTimed(const Flags& flags, const CallerBody& body,
     total.purchases_ok += s.purchases_ok;
     total.redemptions_ok += s.redemptions_ok;
     total.refunds_ok += s.refunds_ok;
+    total.checks_ok += s.checks_ok;
     for (const auto& [code, count] : s.errors_by_code) total.errors_by_code[code] += count;
     for (std::string& e : s.error_samples) total.Sample(std::move(e));
   }
@@ -834,15 +975,18 @@ struct WorkloadSpec {
 int RunWorkload(const Flags& flags, const RunNames& names, const WorkloadSpec& spec) {
   const char* label = spec.label.c_str();
   const uint64_t ops_per_call = OpsPerCall(flags);
-  std::printf("warmledger-bench: %s against %s; callers=%" PRIu64 " batch=%" PRIu64
-              " entries=%" PRIu64 " seed=%" PRIu64 " deadline=%" PRIu64 " ms run=%s%s\n",
-              label, flags.server.c_str(), flags.callers, ops_per_call, flags.entries, flags.seed,
-              flags.deadline_ms, names.run.c_str(), spec.banner_note.c_str());
+  std::printf("warmledger-bench: %s against %s; callers=%" PRIu64 " connections=%" PRIu64
+              " batch=%" PRIu64 " entries=%" PRIu64 " seed=%" PRIu64 " deadline=%" PRIu64
+              " ms run=%s%s\n",
+              label, flags.server.c_str(), flags.callers, flags.connections, ops_per_call,
+              flags.entries, flags.seed, flags.deadline_ms, names.run.c_str(),
+              spec.banner_note.c_str());
   std::fflush(stdout);
 
   JsonLine json;
   json.String("mode", spec.json_mode);
   json.Integer("callers", flags.callers);
+  json.Integer("connections", flags.connections);
   json.Integer("batch", ops_per_call);
   json.Integer("seed", flags.seed);
   json.String("run", names.run);
@@ -1012,7 +1156,8 @@ int RunDonationsBench(const Flags& flags) {
            [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
              std::unique_ptr<pb::Ledger::Stub> stub = pb::Ledger::NewStub(channel);
              if (unary) {
-               RunUnaryCaller(work, *stub, stats);
+               DonationOps ops(work, *stub, stats);
+               UnaryLoop(flags, stats, ops).Run();
              } else {
                RunBatchCaller(work, *stub, stats);
              }
@@ -1270,40 +1415,49 @@ struct Refundable {
 // its purchase; when it has none, the refund's slot is a purchase instead.
 class CheckoutCaller {
  public:
-  CheckoutCaller(Work& work, const CheckoutSetup& setup, CallerStats& stats)
-      : work_(work), flags_(*work.flags), setup_(setup), stats_(stats) {}
+  CheckoutCaller(Work& work, const CheckoutSetup& setup, pb::Checkout::Stub& stub,
+                 CallerStats& stats)
+      : work_(work), flags_(*work.flags), setup_(setup), stub_(&stub), stats_(stats) {}
 
-  void RunUnary(pb::Checkout::Stub& stub) {
-    uint64_t index = 0;
+  // The UnaryLoop interface: one RecordPurchase, RedeemVoucher or
+  // RecordRefund per call.
+  bool Next() {
     uint64_t claimed = 0;
-    pb::CheckoutItem item;
-    while (work_.Claim(1, &index, &claimed)) {
-      item.Clear();
-      const CheckoutKind kind = Fill(index, &item);
-      pb::CheckoutItemResult result;
-      const grpc::Status status =
-          CallWithRetries(flags_, stats_, [&](grpc::ClientContext& context) {
-            result.Clear();
-            switch (kind) {
-              case CheckoutKind::kPurchase:
-                return stub.RecordPurchase(&context, item.purchase(), result.mutable_purchase());
-              case CheckoutKind::kRedeem:
-                return stub.RedeemVoucher(&context, item.redeem(), result.mutable_redemption());
-              case CheckoutKind::kRefund:
-                return stub.RecordRefund(&context, item.refund(), result.mutable_refund());
-            }
-            return grpc::Status(grpc::StatusCode::INTERNAL, "no kind");
-          });
-      if (!status.ok()) {
-        ++stats_.failed_calls;
-        FailedOp(index, static_cast<int>(status.error_code()), status.error_message());
-        continue;
-      }
-      Check(index, kind, item, result);
-    }
+    if (!work_.Claim(1, &index_, &claimed)) return false;
+    item_.Clear();
+    kind_ = Fill(index_, &item_);
+    return true;
   }
 
-  void RunBatch(pb::Checkout::Stub& stub) {
+  void Start(grpc::ClientContext* context, Done done) {
+    result_.Clear();
+    switch (kind_) {
+      case CheckoutKind::kPurchase:
+        stub_->async()->RecordPurchase(context, &item_.purchase(), result_.mutable_purchase(),
+                                       std::move(done));
+        return;
+      case CheckoutKind::kRedeem:
+        stub_->async()->RedeemVoucher(context, &item_.redeem(), result_.mutable_redemption(),
+                                      std::move(done));
+        return;
+      case CheckoutKind::kRefund:
+        stub_->async()->RecordRefund(context, &item_.refund(), result_.mutable_refund(),
+                                     std::move(done));
+        return;
+    }
+    done(grpc::Status(grpc::StatusCode::INTERNAL, "no kind"));
+  }
+
+  void Finished(const grpc::Status& status) {
+    if (!status.ok()) {
+      ++stats_.failed_calls;
+      FailedOp(index_, static_cast<int>(status.error_code()), status.error_message());
+      return;
+    }
+    Check(index_, kind_, item_, result_);
+  }
+
+  void RunBatch() {
     pb::CheckoutBatchRequest request;
     pb::CheckoutBatchResponse response;
     std::vector<CheckoutKind> kinds;
@@ -1316,10 +1470,12 @@ class CheckoutCaller {
         kinds.push_back(Fill(i, request.add_items()));
       }
       const grpc::Status status =
-          CallWithRetries(flags_, stats_, [&](grpc::ClientContext& context) {
+          CallWithRetries(flags_, stats_, [&](grpc::ClientContext& context, Done done) {
             response.Clear();
-            return BatchCallStatus(stub.SubmitCheckoutBatch(&context, request, &response),
-                                   response);
+            stub_->async()->SubmitCheckoutBatch(&context, &request, &response,
+                                              [&, done = std::move(done)](grpc::Status s) {
+                                                done(BatchCallStatus(std::move(s), response));
+                                              });
           });
       if (!status.ok()) {
         ++stats_.failed_calls;
@@ -1440,8 +1596,14 @@ class CheckoutCaller {
   Work& work_;
   const Flags& flags_;
   const CheckoutSetup& setup_;
+  pb::Checkout::Stub* stub_;
   CallerStats& stats_;
   std::deque<Refundable> refundable_;
+  // The operation of the unary call in progress.
+  uint64_t index_ = 0;
+  CheckoutKind kind_ = CheckoutKind::kPurchase;
+  pb::CheckoutItem item_;
+  pb::CheckoutItemResult result_;
 };
 
 // The checkout mix: RunCheckoutSetup, then a CheckoutCaller on every caller.
@@ -1475,11 +1637,11 @@ int RunCheckoutBench(const Flags& flags) {
        .caller =
            [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
              std::unique_ptr<pb::Checkout::Stub> stub = pb::Checkout::NewStub(channel);
-             CheckoutCaller caller(work, setup, stats);
+             CheckoutCaller caller(work, setup, *stub, stats);
              if (unary) {
-               caller.RunUnary(*stub);
+               UnaryLoop(flags, stats, caller).Run();
              } else {
-               caller.RunBatch(*stub);
+               caller.RunBatch();
              }
            },
        .counts =
@@ -1488,6 +1650,91 @@ int RunCheckoutBench(const Flags& flags) {
                                            {"redemptions", s.redemptions_ok},
                                            {"refunds", s.refunds_ok}};
            }});
+}
+
+// ---- The health workload (--workload=health). ----
+
+// grpc.health.v1: an empty HealthCheckRequest (the whole server) is zero
+// bytes; a HealthCheckResponse of status SERVING (1) is field 1, varint 1.
+inline constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
+inline constexpr char kHealthServing[] = "\x08\x01";
+
+// Unary health checks: one Health/Check per call, through the generic stub
+// (the project has no copy of health.proto; the messages are trivial).
+class HealthOps {
+ public:
+  HealthOps(Work& work, grpc::GenericStub& stub, CallerStats& stats)
+      : work_(work), stub_(stub), stats_(stats) {
+    // A default ByteBuffer is no message at all; the request is one of zero
+    // bytes.
+    grpc::Slice empty;
+    request_ = grpc::ByteBuffer(&empty, 1);
+  }
+
+  bool Next() {
+    uint64_t claimed = 0;
+    return work_.Claim(1, &index_, &claimed);
+  }
+
+  void Start(grpc::ClientContext* context, Done done) {
+    response_.Clear();
+    stub_.UnaryCall(context, kHealthCheckMethod, grpc::StubOptions(), &request_, &response_,
+                    std::move(done));
+  }
+
+  void Finished(const grpc::Status& status) {
+    if (!status.ok()) {
+      ++stats_.failed_calls;
+      ++stats_.failed_ops;
+      stats_.Sample(Format("Health/Check %" PRIu64 ": %s", index_, Describe(status).c_str()));
+      return;
+    }
+    std::vector<grpc::Slice> slices;
+    std::string body;
+    if (response_.Dump(&slices).ok()) {
+      for (const grpc::Slice& slice : slices) {
+        body.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+      }
+    }
+    if (body != std::string_view(kHealthServing, 2)) {
+      ++stats_.failed_ops;
+      stats_.Sample(Format("Health/Check %" PRIu64 ": OK but not SERVING (%zu bytes)", index_,
+                           body.size()));
+      return;
+    }
+    ++stats_.checks_ok;
+  }
+
+ private:
+  Work& work_;
+  grpc::GenericStub& stub_;
+  CallerStats& stats_;
+  uint64_t index_ = 0;
+  grpc::ByteBuffer request_;  // zero bytes: the whole server
+  grpc::ByteBuffer response_;
+};
+
+int RunHealthBench(const Flags& flags) {
+  const RunNames names = MakeRunNames(flags.seed);
+  Work work{.flags = &flags, .names = &names};
+  return RunWorkload(
+      flags, names,
+      {.label = "health-unary",
+       .json_mode = "server-health-unary",
+       .banner_note = "; grpc.health.v1.Health/Check, no ledger work",
+       .ops_noun = "checks",
+       .call_text = "Health/Check",
+       .cpu_per_op_noun = "check",
+       .setup = [](const std::shared_ptr<grpc::Channel>&,
+                   std::string*) { return std::optional<std::string>("nothing"); },
+       .caller =
+           [&](uint64_t, const std::shared_ptr<grpc::Channel>& channel, CallerStats& stats) {
+             grpc::GenericStub stub(channel);
+             HealthOps ops(work, stub, stats);
+             UnaryLoop(flags, stats, ops).Run();
+           },
+       .counts =
+           [](const CallerStats& s) { return std::vector<KindCount>{{"checks", s.checks_ok}}; }});
 }
 
 }  // namespace
@@ -1503,7 +1750,15 @@ int RunServerBench(const std::vector<std::string>& args) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  return flags.workload == Workload::kCheckout ? RunCheckoutBench(flags) : RunDonationsBench(flags);
+  switch (flags.workload) {
+    case Workload::kCheckout:
+      return RunCheckoutBench(flags);
+    case Workload::kHealth:
+      return RunHealthBench(flags);
+    case Workload::kDonations:
+      break;
+  }
+  return RunDonationsBench(flags);
 }
 
 }  // namespace warmledger::bench
