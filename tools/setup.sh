@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git openssl
   librocksdb-dev libssl-dev libabsl-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libjemalloc-dev
 )
 
 missing=()
