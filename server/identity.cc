@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -30,7 +31,23 @@ bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 }  // namespace
 
-SecretKey::SecretKey(std::string_view key) : keyed_(EVP_MAC_CTX_new(HmacAlgorithm())) {
+namespace {
+
+// Each thread's copy of the keyed state of the SecretKey it used last, so
+// that a MAC is a reset, an update and a final. Keys are told apart by a
+// number never reused, not by address.
+struct ThreadMac {
+  uint64_t key_id = 0;
+  EVP_MAC_CTX* ctx = nullptr;
+  ~ThreadMac() { EVP_MAC_CTX_free(ctx); }
+};
+
+std::atomic<uint64_t> next_key_id{1};
+
+}  // namespace
+
+SecretKey::SecretKey(std::string_view key)
+    : keyed_(EVP_MAC_CTX_new(HmacAlgorithm())), id_(next_key_id.fetch_add(1)) {
   auto* ctx = static_cast<EVP_MAC_CTX*>(keyed_);
   WL_CHECK(ctx != nullptr);
   char digest[] = "SHA2-256";
@@ -43,7 +60,7 @@ SecretKey::SecretKey(std::string_view key) : keyed_(EVP_MAC_CTX_new(HmacAlgorith
 
 SecretKey::~SecretKey() { EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(keyed_)); }
 
-SecretKey::SecretKey(SecretKey&& other) noexcept : keyed_(other.keyed_) {
+SecretKey::SecretKey(SecretKey&& other) noexcept : keyed_(other.keyed_), id_(other.id_) {
   other.keyed_ = nullptr;
 }
 
@@ -51,6 +68,7 @@ SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
   if (this != &other) {
     EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(keyed_));
     keyed_ = other.keyed_;
+    id_ = other.id_;
     other.keyed_ = nullptr;
   }
   return *this;
@@ -58,15 +76,22 @@ SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
 
 Hash SecretKey::Mac(std::string_view data) const {
   WL_CHECK(keyed_ != nullptr);
-  // The copy leaves the keyed state untouched, so concurrent callers share it.
-  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(static_cast<const EVP_MAC_CTX*>(keyed_));
-  WL_CHECK(ctx != nullptr);
+  thread_local ThreadMac mine;
+  if (mine.key_id != id_) {
+    // The copy leaves the keyed state untouched, so threads share it.
+    EVP_MAC_CTX_free(mine.ctx);
+    mine.ctx = EVP_MAC_CTX_dup(static_cast<const EVP_MAC_CTX*>(keyed_));
+    WL_CHECK(mine.ctx != nullptr);
+    mine.key_id = id_;
+  } else {
+    // No key: HMAC starts again from the key it holds.
+    WL_CHECK(EVP_MAC_init(mine.ctx, nullptr, 0, nullptr) == 1);
+  }
   Hash out;
   size_t len = 0;
-  WL_CHECK(EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) ==
-           1);
-  WL_CHECK(EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1);
-  EVP_MAC_CTX_free(ctx);
+  WL_CHECK(EVP_MAC_update(mine.ctx, reinterpret_cast<const unsigned char*>(data.data()),
+                          data.size()) == 1);
+  WL_CHECK(EVP_MAC_final(mine.ctx, out.data(), &len, out.size()) == 1);
   WL_CHECK(len == out.size());
   return out;
 }

@@ -4,6 +4,7 @@
 #ifndef WARMLEDGER_SERVER_IDENTITY_H_
 #define WARMLEDGER_SERVER_IDENTITY_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -24,9 +25,10 @@ absl::Status ValidateResidentId(std::string_view id_number, int today_yyyymmdd);
 char ResidentIdCheckChar(std::string_view first17);
 
 // The server's secret key, ready for HMAC-SHA256. OpenSSL's HMAC is keyed
-// once here and every MAC starts from a copy of that keyed state; the
-// one-shot HMAC() looks the algorithm up and absorbs the key on every call,
-// which cost more than the rest of planning a donation. Thread-safe.
+// once here; each thread keeps a copy of that keyed state and starts every
+// MAC from it. The one-shot HMAC() looks the algorithm up and absorbs the
+// key on every call, which cost more than the rest of planning a donation.
+// Thread-safe.
 class SecretKey {
  public:
   explicit SecretKey(std::string_view key);
@@ -41,6 +43,7 @@ class SecretKey {
 
  private:
   void* keyed_;  // EVP_MAC_CTX
+  uint64_t id_;  // never reused; names this key in each thread's MAC state
 };
 
 // "recipient/" + the first 128 bits, in hex, of HMAC-SHA256(key, id_number).

@@ -97,6 +97,20 @@ TEST(SecretKeyTest, RepeatedAndConcurrentMacsAgreeAndAMovedKeyKeepsItsState) {
   EXPECT_EQ(moved.Mac("what do ya want for nothing?"), expected);
 }
 
+TEST(SecretKeyTest, KeysUsedInTurnOnOneThreadKeepTheirOwnMacs) {
+  const SecretKey jefe("Jefe");
+  const Hash expected = SecretKey("Jefe").Mac("what do ya want for nothing?");
+  for (int round = 0; round < 3; ++round) {
+    // A key made and dropped in between (perhaps at the same address) must
+    // not leave its state behind for the next one.
+    const SecretKey other(std::string(20, static_cast<char>('a' + round)));
+    EXPECT_NE(other.Mac("what do ya want for nothing?"), expected);
+    EXPECT_EQ(jefe.Mac("what do ya want for nothing?"), expected);
+  }
+  EXPECT_EQ(HashToHex(SecretKey(std::string(20, '\x0b')).Mac("Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
 TEST(PseudonymTest, IsKeyedStableAndHidesTheNumber) {
   const SecretKey key1(std::string(32, 'a')), key2(std::string(32, 'b'));
   std::string id = ValidId();
