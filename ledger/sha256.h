@@ -30,7 +30,7 @@ class Sha256Hasher {
   Hash Finish();
 
  private:
-  void* ctx_;  // EVP_MD_CTX
+  void* ctx_;  // SHA256_CTX
 };
 
 std::string HashToHex(const Hash& hash);

@@ -179,6 +179,15 @@ struct Chunk {
     ends.push_back(static_cast<uint32_t>(arena.size()));
   }
   bool Full() const { return ends.size() >= kChunkEntriesMax || arena.size() >= kChunkBytesMax; }
+  // Empties the chunk for reuse, keeping the memory of its buffers (a new
+  // chunk's arena would grow by doubling, copying what it holds each time).
+  void Reset() {
+    first_seq = 0;
+    arena.clear();
+    ends.clear();
+    entries.clear();
+    decode_error = absl::OkStatus();
+  }
 };
 
 // A bounded queue from the reading thread to the replay thread.
@@ -211,18 +220,18 @@ class ChunkQueue {
     chunks_.pop_front();
     return c;
   }
-  // The consumer is done with `chunk`: the producer frees it (and the
-  // entries it decoded) in ReleaseRetired, on the thread that allocated them.
+  // The consumer is done with `chunk`: the producer takes it back with
+  // TakeRetired, and frees the entries it decoded on the thread that
+  // allocated them.
   void Retire(std::shared_ptr<Chunk> chunk) {
     absl::MutexLock lock(&mu_);
     retired_.push_back(std::move(chunk));
   }
-  void ReleaseRetired() {
-    std::vector<std::shared_ptr<Chunk>> retired;
-    {
-      absl::MutexLock lock(&mu_);
-      retired.swap(retired_);
-    }
+  // Appends the retired chunks to `out`.
+  void TakeRetired(std::vector<std::shared_ptr<Chunk>>* out) {
+    absl::MutexLock lock(&mu_);
+    for (auto& chunk : retired_) out->push_back(std::move(chunk));
+    retired_.clear();
   }
 
   // The consumer stops: pending and future chunks are dropped.
@@ -772,8 +781,20 @@ class Auditor {
     // A checkpoint of 0 entries commits to the empty tree.
     next_claim = CheckClaims(next_claim, 0);
     uint64_t next_seq = 1;
+    // Chunks the replay is done with, for reuse. At most
+    // kChunksInFlightMax + 2 chunks ever exist: those queued, the one being
+    // replayed and the one being filled.
+    std::vector<std::shared_ptr<Chunk>> spare;
     while (!board_.Stopped(next_seq, kRankEntry)) {
-      auto chunk = std::make_shared<Chunk>();
+      queue.TakeRetired(&spare);
+      std::shared_ptr<Chunk> chunk;
+      if (spare.empty()) {
+        chunk = std::make_shared<Chunk>();
+      } else {
+        chunk = std::move(spare.back());
+        spare.pop_back();
+        chunk->Reset();
+      }
       chunk->first_seq = next_seq;
       if (!source_->Next(chunk.get(), &board_)) break;
       // Decoding here, not in the replay thread, balances the two threads.
@@ -836,7 +857,6 @@ class Auditor {
         tiles_->Check(&tree_, /*final=*/false, &board_);
       }
       chunk.reset();
-      queue.ReleaseRetired();
     }
     queue.Close();
     replayer.join();
