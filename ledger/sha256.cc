@@ -1,6 +1,5 @@
 #include "ledger/sha256.h"
 
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "ledger/status_macros.h"
@@ -25,17 +24,6 @@ Hash Sha256(std::string_view data) {
   WL_CHECK(SHA256_Update(&ctx, data.data(), data.size()) == 1);
   WL_CHECK(SHA256_Final(out.data(), &ctx) == 1);
   return out;
-}
-
-// OpenSSL 3 looks the algorithm up in its provider on every EVP_sha256()
-// initialisation; fetching it once makes a reset cost almost nothing.
-const ::evp_md_st* Sha256Md() {
-  static const EVP_MD* md = [] {
-    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
-    WL_CHECK(fetched != nullptr);
-    return fetched;
-  }();
-  return md;
 }
 
 Sha256Hasher::Sha256Hasher() : ctx_(new SHA256_CTX) {

@@ -7,15 +7,9 @@
 
 #include "ledger/types.h"
 
-struct evp_md_st;  // OpenSSL's EVP_MD
-
 namespace warmledger {
 
 Hash Sha256(std::string_view data);
-
-// OpenSSL's SHA-256 implementation, fetched once (EVP_MD); for HMAC and
-// other OpenSSL calls that take one.
-const ::evp_md_st* Sha256Md();
 
 // Incremental hashing. Not thread-safe; one per thread.
 class Sha256Hasher {

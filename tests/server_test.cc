@@ -2421,6 +2421,29 @@ struct BadCase {
   std::string field;
 };
 
+// Bad cases of write requests, each a valid base request under a client id
+// of its own ("<prefix>-N") changed by `mutate` (which may change the id).
+class BadCaseList {
+ public:
+  explicit BadCaseList(std::string prefix) : prefix_(std::move(prefix)) {}
+
+  template <typename Request, typename Mutate>
+  void Add(std::string name, grpc::StatusCode code, std::string field, Request base,
+           Mutate mutate) {
+    base.set_client_id(prefix_ + "-" + std::to_string(cases_.size()));
+    mutate(base);
+    pb::BatchOperation op;
+    SetOperation(base, &op);
+    cases_.push_back({std::move(name), std::move(op), code, std::move(field)});
+  }
+
+  const std::vector<BadCase>& cases() const { return cases_; }
+
+ private:
+  std::string prefix_;
+  std::vector<BadCase> cases_;
+};
+
 // Request `r` under client id `id`, as one batch operation.
 template <typename Request>
 pb::BatchOperation AsOperation(Request r, const std::string& id) {
@@ -3321,164 +3344,155 @@ TEST_F(ServerTest, EveryInvalidFieldOfEveryGoodsWriteIsRejectedNamingTheFieldAnd
   const pb::SellGoodsRequest sell =
       SellGoodsReq("", "stock/rice", "store/a", "item:rice", 1, "fund/general", 50);
 
-  std::vector<BadCase> cases;
-  int next_id = 0;
-  // Each case: a base with a client id of its own, changed by `mutate`.
-  auto add = [&](std::string name, StatusCode code, std::string field, auto base, auto mutate) {
-    base.set_client_id("goods-bad-" + std::to_string(next_id++));
-    mutate(base);
-    pb::BatchOperation op;
-    SetOperation(base, &op);
-    cases.push_back({std::move(name), std::move(op), code, std::move(field)});
-  };
+  BadCaseList bad("goods-bad");
 
   // ---- DefineItem ----
-  add("DefineItem/reserved client_id", kInvalid, "client_id", define,
+  bad.Add("DefineItem/reserved client_id", kInvalid, "client_id", define,
       [](auto& r) { r.set_client_id("~x"); });
-  add("DefineItem/money code", kInvalid, "item", define, [](auto& r) { r.set_item("CNY"); });
-  add("DefineItem/malformed code", kInvalid, "item", define,
+  bad.Add("DefineItem/money code", kInvalid, "item", define, [](auto& r) { r.set_item("CNY"); });
+  bad.Add("DefineItem/malformed code", kInvalid, "item", define,
       [](auto& r) { r.set_item("item:Beans"); });
-  add("DefineItem/empty name", kInvalid, "name", define, [](auto& r) { r.set_name(""); });
-  add("DefineItem/empty unit", kInvalid, "unit", define, [](auto& r) { r.set_unit(""); });
-  add("DefineItem/upper-case unit", kInvalid, "unit", define, [](auto& r) { r.set_unit("Kg"); });
-  add("DefineItem/17-letter unit", kInvalid, "unit", define,
+  bad.Add("DefineItem/empty name", kInvalid, "name", define, [](auto& r) { r.set_name(""); });
+  bad.Add("DefineItem/empty unit", kInvalid, "unit", define, [](auto& r) { r.set_unit(""); });
+  bad.Add("DefineItem/upper-case unit", kInvalid, "unit", define, [](auto& r) { r.set_unit("Kg"); });
+  bad.Add("DefineItem/17-letter unit", kInvalid, "unit", define,
       [](auto& r) { r.set_unit(std::string(17, 'k')); });
-  add("DefineItem/already in the catalogue", kExists, "item", define,
+  bad.Add("DefineItem/already in the catalogue", kExists, "item", define,
       [](auto& r) { r.set_item("item:rice"); });
 
   // ---- GiveGoods ----
-  add("GiveGoods/empty client_id", kInvalid, "client_id", give,
+  bad.Add("GiveGoods/empty client_id", kInvalid, "client_id", give,
       [](auto& r) { r.set_client_id(""); });
-  add("GiveGoods/unknown channel", kInvalid, "channel", give,
+  bad.Add("GiveGoods/unknown channel", kInvalid, "channel", give,
       [](auto& r) { r.set_channel(static_cast<pb::DonationChannel>(9)); });
-  add("GiveGoods/empty donor", kInvalid, "donor", give, [](auto& r) { r.set_donor(""); });
-  add("GiveGoods/quantity 0", kInvalid, "quantity", give, [](auto& r) { r.set_quantity(0); });
-  add("GiveGoods/quantity -1", kInvalid, "quantity", give, [](auto& r) { r.set_quantity(-1); });
-  add("GiveGoods/quantity above the maximum", kInvalid, "quantity", give,
+  bad.Add("GiveGoods/empty donor", kInvalid, "donor", give, [](auto& r) { r.set_donor(""); });
+  bad.Add("GiveGoods/quantity 0", kInvalid, "quantity", give, [](auto& r) { r.set_quantity(0); });
+  bad.Add("GiveGoods/quantity -1", kInvalid, "quantity", give, [](auto& r) { r.set_quantity(-1); });
+  bad.Add("GiveGoods/quantity above the maximum", kInvalid, "quantity", give,
       [](auto& r) { r.set_quantity(kAmountMax + 1); });
-  add("GiveGoods/money as the item", kInvalid, "item", give, [](auto& r) { r.set_item("CNY"); });
-  add("GiveGoods/item not in the catalogue", kState, "item", give, [](auto& r) {
+  bad.Add("GiveGoods/money as the item", kInvalid, "item", give, [](auto& r) { r.set_item("CNY"); });
+  bad.Add("GiveGoods/item not in the catalogue", kState, "item", give, [](auto& r) {
     r.set_to("stock/salt");
     r.set_item("item:salt");
   });
-  add("GiveGoods/malformed grade", kInvalid, "grade", give, [](auto& r) { r.set_grade("a b"); });
-  add("GiveGoods/negative expiry", kInvalid, "expires_us", give,
+  bad.Add("GiveGoods/malformed grade", kInvalid, "grade", give, [](auto& r) { r.set_grade("a b"); });
+  bad.Add("GiveGoods/negative expiry", kInvalid, "expires_us", give,
       [](auto& r) { r.set_expires_us(-1); });
-  add("GiveGoods/expired batch", kState, "expires_us", give,
+  bad.Add("GiveGoods/expired batch", kState, "expires_us", give,
       [&](auto& r) { r.set_expires_us(clock_.NowMicros() - 1); });
-  add("GiveGoods/value without its asset", kInvalid, "value_asset", give,
+  bad.Add("GiveGoods/value without its asset", kInvalid, "value_asset", give,
       [](auto& r) { r.set_value(100); });
-  add("GiveGoods/goods as the value asset", kInvalid, "value_asset", give, [](auto& r) {
+  bad.Add("GiveGoods/goods as the value asset", kInvalid, "value_asset", give, [](auto& r) {
     r.set_value_asset("item:rice");
     r.set_value(100);
   });
-  add("GiveGoods/value 0 with an asset", kInvalid, "value", give, [](auto& r) {
+  bad.Add("GiveGoods/value 0 with an asset", kInvalid, "value", give, [](auto& r) {
     r.set_value_asset("CNY");
     r.set_value(0);
   });
-  add("GiveGoods/over-long memo", kInvalid, "memo", give,
+  bad.Add("GiveGoods/over-long memo", kInvalid, "memo", give,
       [&](auto& r) { r.set_memo(long_text); });
-  add("GiveGoods/unknown donor", kNotFound, "donor", give,
+  bad.Add("GiveGoods/unknown donor", kNotFound, "donor", give,
       [](auto& r) { r.set_donor("donor/nobody"); });
-  add("GiveGoods/donor is a fund", kState, "donor", give,
+  bad.Add("GiveGoods/donor is a fund", kState, "donor", give,
       [](auto& r) { r.set_donor("fund/general"); });
-  add("GiveGoods/into a fund", kState, "to", give, [](auto& r) { r.set_to("fund/general"); });
-  add("GiveGoods/into the stock of another item", kState, "to", give,
+  bad.Add("GiveGoods/into a fund", kState, "to", give, [](auto& r) { r.set_to("fund/general"); });
+  bad.Add("GiveGoods/into the stock of another item", kState, "to", give,
       [](auto& r) { r.set_to("stock/oil"); });
-  add("GiveGoods/unknown stock", kNotFound, "to", give,
+  bad.Add("GiveGoods/unknown stock", kNotFound, "to", give,
       [](auto& r) { r.set_to("stock/nowhere"); });
-  add("GiveGoods/client_id reused with another quantity", kExists, "quantity", give, [](auto& r) {
+  bad.Add("GiveGoods/client_id reused with another quantity", kExists, "quantity", give, [](auto& r) {
     r.set_client_id("matrix-rice");
     r.set_quantity(21);
   });
 
   // ---- BuyGoods ----
-  add("BuyGoods/reserved client_id", kInvalid, "client_id", buy,
+  bad.Add("BuyGoods/reserved client_id", kInvalid, "client_id", buy,
       [](auto& r) { r.set_client_id("~x"); });
-  add("BuyGoods/empty from", kInvalid, "from", buy, [](auto& r) { r.set_from(""); });
-  add("BuyGoods/goods as the asset", kInvalid, "asset", buy,
+  bad.Add("BuyGoods/empty from", kInvalid, "from", buy, [](auto& r) { r.set_from(""); });
+  bad.Add("BuyGoods/goods as the asset", kInvalid, "asset", buy,
       [](auto& r) { r.set_asset("item:rice"); });
-  add("BuyGoods/price 0", kInvalid, "price", buy, [](auto& r) { r.set_price(0); });
-  add("BuyGoods/quantity 0", kInvalid, "quantity", buy, [](auto& r) { r.set_quantity(0); });
-  add("BuyGoods/expired batch", kState, "expires_us", buy,
+  bad.Add("BuyGoods/price 0", kInvalid, "price", buy, [](auto& r) { r.set_price(0); });
+  bad.Add("BuyGoods/quantity 0", kInvalid, "quantity", buy, [](auto& r) { r.set_quantity(0); });
+  bad.Add("BuyGoods/expired batch", kState, "expires_us", buy,
       [&](auto& r) { r.set_expires_us(clock_.NowMicros()); });
-  add("BuyGoods/more than the fund holds", kState, "price", buy,
+  bad.Add("BuyGoods/more than the fund holds", kState, "price", buy,
       [](auto& r) { r.set_price(6001); });
-  add("BuyGoods/from a stock", kState, "from", buy, [](auto& r) { r.set_from("stock/oil"); });
-  add("BuyGoods/supplier is an expense", kState, "supplier", buy,
+  bad.Add("BuyGoods/from a stock", kState, "from", buy, [](auto& r) { r.set_from("stock/oil"); });
+  bad.Add("BuyGoods/supplier is an expense", kState, "supplier", buy,
       [](auto& r) { r.set_supplier("expense/spoilage"); });
-  add("BuyGoods/unknown supplier", kNotFound, "supplier", buy,
+  bad.Add("BuyGoods/unknown supplier", kNotFound, "supplier", buy,
       [](auto& r) { r.set_supplier("supplier/nobody"); });
-  add("BuyGoods/into the stock of another item", kState, "to", buy,
+  bad.Add("BuyGoods/into the stock of another item", kState, "to", buy,
       [](auto& r) { r.set_to("stock/oil"); });
-  add("BuyGoods/item not in the catalogue", kState, "item", buy, [](auto& r) {
+  bad.Add("BuyGoods/item not in the catalogue", kState, "item", buy, [](auto& r) {
     r.set_to("stock/salt");
     r.set_item("item:salt");
   });
 
   // ---- HandOut ----
-  add("HandOut/no lines", kInvalid, "lines", hand, [](auto& r) { r.clear_lines(); });
-  add("HandOut/1,001 lines", kInvalid, "lines", hand, [&](auto& r) {
+  bad.Add("HandOut/no lines", kInvalid, "lines", hand, [](auto& r) { r.clear_lines(); });
+  bad.Add("HandOut/1,001 lines", kInvalid, "lines", hand, [&](auto& r) {
     while (static_cast<size_t>(r.lines_size()) <= kHandoutLinesMax) *r.add_lines() = r.lines(0);
   });
-  add("HandOut/empty recipient", kInvalid, "lines[1].recipient", hand,
+  bad.Add("HandOut/empty recipient", kInvalid, "lines[1].recipient", hand,
       [](auto& r) { r.mutable_lines(1)->set_recipient(""); });
-  add("HandOut/quantity 0", kInvalid, "lines[0].quantity", hand,
+  bad.Add("HandOut/quantity 0", kInvalid, "lines[0].quantity", hand,
       [](auto& r) { r.mutable_lines(0)->set_quantity(0); });
-  add("HandOut/recipient twice", kInvalid, "lines[1].recipient", hand,
+  bad.Add("HandOut/recipient twice", kInvalid, "lines[1].recipient", hand,
       [&](auto& r) { r.mutable_lines(1)->set_recipient(d.r1); });
-  add("HandOut/unknown recipient", kNotFound, "lines[1].recipient", hand, [](auto& r) {
+  bad.Add("HandOut/unknown recipient", kNotFound, "lines[1].recipient", hand, [](auto& r) {
     r.mutable_lines(1)->set_recipient("recipient/00000000000000000000000000000000");
   });
-  add("HandOut/to an expense", kState, "lines[0].recipient", hand,
+  bad.Add("HandOut/to an expense", kState, "lines[0].recipient", hand,
       [](auto& r) { r.mutable_lines(0)->set_recipient("expense/spoilage"); });
-  add("HandOut/more than the stock holds", kState, "lines", hand,
+  bad.Add("HandOut/more than the stock holds", kState, "lines", hand,
       [](auto& r) { r.mutable_lines(1)->set_quantity(30); });
-  add("HandOut/from the stock of another item", kState, "from", hand,
+  bad.Add("HandOut/from the stock of another item", kState, "from", hand,
       [](auto& r) { r.set_from("stock/oil"); });
-  add("HandOut/from a fund", kState, "from", hand, [](auto& r) { r.set_from("fund/general"); });
-  add("HandOut/item not in the catalogue", kState, "item", hand,
+  bad.Add("HandOut/from a fund", kState, "from", hand, [](auto& r) { r.set_from("fund/general"); });
+  bad.Add("HandOut/item not in the catalogue", kState, "item", hand,
       [](auto& r) { r.set_item("item:salt"); });
-  add("HandOut/over-long purpose", kInvalid, "purpose", hand,
+  bad.Add("HandOut/over-long purpose", kInvalid, "purpose", hand,
       [&](auto& r) { r.set_purpose(long_text); });
-  add("HandOut/over-long override_reason", kInvalid, "override_reason", hand,
+  bad.Add("HandOut/over-long override_reason", kInvalid, "override_reason", hand,
       [&](auto& r) { r.set_override_reason(long_text); });
 
   // ---- WriteOffGoods ----
-  add("WriteOffGoods/empty reason", kInvalid, "reason", off, [](auto& r) { r.set_reason(""); });
-  add("WriteOffGoods/quantity 0", kInvalid, "quantity", off, [](auto& r) { r.set_quantity(0); });
-  add("WriteOffGoods/to a fund", kState, "to", off, [](auto& r) { r.set_to("fund/general"); });
-  add("WriteOffGoods/to a recipient", kState, "to", off, [&](auto& r) { r.set_to(d.r1); });
-  add("WriteOffGoods/from an unknown stock", kNotFound, "from", off,
+  bad.Add("WriteOffGoods/empty reason", kInvalid, "reason", off, [](auto& r) { r.set_reason(""); });
+  bad.Add("WriteOffGoods/quantity 0", kInvalid, "quantity", off, [](auto& r) { r.set_quantity(0); });
+  bad.Add("WriteOffGoods/to a fund", kState, "to", off, [](auto& r) { r.set_to("fund/general"); });
+  bad.Add("WriteOffGoods/to a recipient", kState, "to", off, [&](auto& r) { r.set_to(d.r1); });
+  bad.Add("WriteOffGoods/from an unknown stock", kNotFound, "from", off,
       [](auto& r) { r.set_from("stock/nowhere"); });
-  add("WriteOffGoods/unknown lot", kNotFound, "lot", off,
+  bad.Add("WriteOffGoods/unknown lot", kNotFound, "lot", off,
       [](auto& r) { r.set_lot(1'000'000); });
-  add("WriteOffGoods/lot the stock does not hold", kState, "lot", off,
+  bad.Add("WriteOffGoods/lot the stock does not hold", kState, "lot", off,
       [&](auto& r) { r.set_lot(d.money_lots[0]); });
-  add("WriteOffGoods/more of the lot than held", kState, "lot", off, [&](auto& r) {
+  bad.Add("WriteOffGoods/more of the lot than held", kState, "lot", off, [&](auto& r) {
     r.set_lot(rice_lot);
     r.set_quantity(21);
   });
-  add("WriteOffGoods/more than the stock holds", kState, "quantity", off,
+  bad.Add("WriteOffGoods/more than the stock holds", kState, "quantity", off,
       [](auto& r) { r.set_quantity(31); });
 
   // ---- SellGoods ----
-  add("SellGoods/empty buyer", kInvalid, "buyer", sell, [](auto& r) { r.set_buyer(""); });
-  add("SellGoods/proceeds 0", kInvalid, "proceeds", sell, [](auto& r) { r.set_proceeds(0); });
-  add("SellGoods/goods as the asset", kInvalid, "asset", sell,
+  bad.Add("SellGoods/empty buyer", kInvalid, "buyer", sell, [](auto& r) { r.set_buyer(""); });
+  bad.Add("SellGoods/proceeds 0", kInvalid, "proceeds", sell, [](auto& r) { r.set_proceeds(0); });
+  bad.Add("SellGoods/goods as the asset", kInvalid, "asset", sell,
       [](auto& r) { r.set_asset("item:oil"); });
-  add("SellGoods/quantity 0", kInvalid, "quantity", sell, [](auto& r) { r.set_quantity(0); });
-  add("SellGoods/buyer is a supplier", kState, "buyer", sell,
+  bad.Add("SellGoods/quantity 0", kInvalid, "quantity", sell, [](auto& r) { r.set_quantity(0); });
+  bad.Add("SellGoods/buyer is a supplier", kState, "buyer", sell,
       [](auto& r) { r.set_buyer("supplier/farm"); });
-  add("SellGoods/unknown buyer", kNotFound, "buyer", sell,
+  bad.Add("SellGoods/unknown buyer", kNotFound, "buyer", sell,
       [](auto& r) { r.set_buyer("store/nobody"); });
-  add("SellGoods/proceeds into a stock", kState, "to", sell,
+  bad.Add("SellGoods/proceeds into a stock", kState, "to", sell,
       [](auto& r) { r.set_to("stock/oil"); });
-  add("SellGoods/more than the stock holds", kState, "quantity", sell,
+  bad.Add("SellGoods/more than the stock holds", kState, "quantity", sell,
       [](auto& r) { r.set_quantity(31); });
 
   const pb::Head head = client_->Head();
-  ExpectRefusedWritingNothing(*client_, server_->ledger(), cases);
+  ExpectRefusedWritingNothing(*client_, server_->ledger(), bad.cases());
 
   // The bases themselves are valid: each case failed because of its change.
   ExpectBasesValid(*client_, head.seq(),
@@ -3911,57 +3925,49 @@ TEST_F(ServerTest, EveryInvalidFieldOfAnAidRuleOrOverrideIsRejectedNamingTheFiel
       IssueReq("", "fund/general", d.r1, 100, clock_.NowMicros() + int64_t{3600} * 1'000'000);
   issue.set_override_reason("approved");
 
-  std::vector<BadCase> cases;
-  int next_id = 0;
-  auto add = [&](std::string name, StatusCode code, std::string field, auto base, auto mutate) {
-    base.set_client_id("aid-bad-" + std::to_string(next_id++));
-    mutate(base);
-    pb::BatchOperation op;
-    SetOperation(base, &op);
-    cases.push_back({std::move(name), std::move(op), code, std::move(field)});
-  };
+  BadCaseList bad("aid-bad");
   // ---- SetAidRule ----
-  add("SetAidRule/reserved client_id", kInvalid, "client_id", rule,
+  bad.Add("SetAidRule/reserved client_id", kInvalid, "client_id", rule,
       [](auto& r) { r.set_client_id("~x"); });
-  add("SetAidRule/empty aid", kInvalid, "aid", rule, [](auto& r) { r.set_aid(""); });
-  add("SetAidRule/aid with a space", kInvalid, "aid", rule, [](auto& r) { r.set_aid("cash aid"); });
-  add("SetAidRule/65-byte aid", kInvalid, "aid", rule,
+  bad.Add("SetAidRule/empty aid", kInvalid, "aid", rule, [](auto& r) { r.set_aid(""); });
+  bad.Add("SetAidRule/aid with a space", kInvalid, "aid", rule, [](auto& r) { r.set_aid("cash aid"); });
+  bad.Add("SetAidRule/65-byte aid", kInvalid, "aid", rule,
       [](auto& r) { r.set_aid(std::string(kCodeBytesMax + 1, 'a')); });
-  add("SetAidRule/no type", kInvalid, "type", rule,
+  bad.Add("SetAidRule/no type", kInvalid, "type", rule,
       [](auto& r) { r.set_type(pb::ENTRY_TYPE_UNSPECIFIED); });
-  add("SetAidRule/a donation", kInvalid, "type", rule, [](auto& r) { r.set_type(pb::DONATION); });
-  add("SetAidRule/type beyond the enum whose low byte is DISBURSEMENT", kInvalid, "type", rule,
+  bad.Add("SetAidRule/a donation", kInvalid, "type", rule, [](auto& r) { r.set_type(pb::DONATION); });
+  bad.Add("SetAidRule/type beyond the enum whose low byte is DISBURSEMENT", kInvalid, "type", rule,
       [](auto& r) { r.set_type(static_cast<pb::EntryType>(256 + pb::DISBURSEMENT)); });
-  add("SetAidRule/no period", kInvalid, "period", rule,
+  bad.Add("SetAidRule/no period", kInvalid, "period", rule,
       [](auto& r) { r.set_period(pb::AID_PERIOD_UNSPECIFIED); });
-  add("SetAidRule/period 6", kInvalid, "period", rule,
+  bad.Add("SetAidRule/period 6", kInvalid, "period", rule,
       [](auto& r) { r.set_period(static_cast<pb::AidPeriod>(6)); });
-  add("SetAidRule/period beyond the enum whose low byte is MONTH", kInvalid, "period", rule,
+  bad.Add("SetAidRule/period beyond the enum whose low byte is MONTH", kInvalid, "period", rule,
       [](auto& r) { r.set_period(static_cast<pb::AidPeriod>(256 + pb::MONTH)); });
-  add("SetAidRule/malformed asset", kInvalid, "asset", rule, [](auto& r) { r.set_asset("cny"); });
-  add("SetAidRule/over-long memo", kInvalid, "memo", rule, [&](auto& r) { r.set_memo(long_text); });
-  add("SetAidRule/unknown source", kNotFound, "source", rule,
+  bad.Add("SetAidRule/malformed asset", kInvalid, "asset", rule, [](auto& r) { r.set_asset("cny"); });
+  bad.Add("SetAidRule/over-long memo", kInvalid, "memo", rule, [&](auto& r) { r.set_memo(long_text); });
+  bad.Add("SetAidRule/unknown source", kNotFound, "source", rule,
       [](auto& r) { r.set_source("fund/nowhere"); });
-  add("SetAidRule/disbursements from a stock", kState, "source", rule,
+  bad.Add("SetAidRule/disbursements from a stock", kState, "source", rule,
       [](auto& r) { r.set_source("stock/rice"); });
-  add("SetAidRule/handouts from a fund", kState, "source", rule,
+  bad.Add("SetAidRule/handouts from a fund", kState, "source", rule,
       [](auto& r) { r.set_type(pb::HANDOUT); });
-  add("SetAidRule/lifting a rule not in force", kState, "max_count", rule,
+  bad.Add("SetAidRule/lifting a rule not in force", kState, "max_count", rule,
       [](auto& r) { r.set_max_count(0); });
-  add("SetAidRule/client_id reused with another period", kExists, "period", rule, [](auto& r) {
+  bad.Add("SetAidRule/client_id reused with another period", kExists, "period", rule, [](auto& r) {
     r.set_client_id("matrix-rule");
     r.set_aid("in-force");
     r.set_source("");
     r.set_period(pb::YEAR);
   });
   // ---- overrides ----
-  add("Disburse/over-long override_reason", kInvalid, "override_reason", pay,
+  bad.Add("Disburse/over-long override_reason", kInvalid, "override_reason", pay,
       [&](auto& r) { r.set_override_reason(long_text); });
-  add("IssueVoucher/over-long override_reason", kInvalid, "override_reason", issue,
+  bad.Add("IssueVoucher/over-long override_reason", kInvalid, "override_reason", issue,
       [&](auto& r) { r.set_override_reason(long_text); });
 
   const pb::Head head = client_->Head();
-  ExpectRefusedWritingNothing(*client_, server_->ledger(), cases);
+  ExpectRefusedWritingNothing(*client_, server_->ledger(), bad.cases());
 
   // The bases themselves are valid.
   ExpectBasesValid(*client_, head.seq(),

@@ -623,6 +623,32 @@ struct Work {
 // and the callback that the call's completion must run with its status.
 using Done = std::function<void(grpc::Status)>;
 
+// The back-off between repeats of one call refused as a whole with
+// RESOURCE_EXHAUSTED (the server's write queue is full; nothing was written).
+class QueueFullRetry {
+ public:
+  // Whether the call that ended with `status` is to be repeated; if so, the
+  // retry is counted and the back-off slept first. Any other outcome (or
+  // the last allowed retry) starts the next call afresh.
+  bool Repeat(const grpc::Status& status, CallerStats& stats) {
+    if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED ||
+        retries_ == kQueueFullRetriesMax) {
+      retries_ = 0;
+      backoff_ = kQueueFullBackoffMin;
+      return false;
+    }
+    ++retries_;
+    ++stats.retries;
+    std::this_thread::sleep_for(backoff_);
+    backoff_ = std::min(backoff_ * 2, kQueueFullBackoffMax);
+    return true;
+  }
+
+ private:
+  int retries_ = 0;
+  std::chrono::milliseconds backoff_ = kQueueFullBackoffMin;
+};
+
 // Makes one timed call: `call` (which starts the call through the stub's
 // callback interface, `stub.async()`) is repeated until it is not refused as
 // a whole with RESOURCE_EXHAUSTED, timing each attempt. The caller's thread
@@ -635,10 +661,10 @@ using Done = std::function<void(grpc::Status)>;
 // callers took a tenth of the machine's CPU from the server.
 template <typename Call>
 grpc::Status CallWithRetries(const Flags& flags, CallerStats& stats, Call call) {
-  auto backoff = kQueueFullBackoffMin;
+  QueueFullRetry retry;
   std::mutex mutex;
   std::condition_variable completed;
-  for (int retry = 0;; ++retry) {
+  while (true) {
     const auto start = SteadyClock::now();
     grpc::Status status;
     {
@@ -655,13 +681,7 @@ grpc::Status CallWithRetries(const Flags& flags, CallerStats& stats, Call call) 
       completed.wait(lock, [&] { return done; });
     }
     stats.call_ns.push_back(NanosSince(start));
-    if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED ||
-        retry == kQueueFullRetriesMax) {
-      return status;
-    }
-    ++stats.retries;
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, kQueueFullBackoffMax);
+    if (!retry.Repeat(status, stats)) return status;
   }
 }
 
@@ -718,17 +738,10 @@ class UnaryLoop {
 
   void Completed(grpc::Status status) {
     stats_.call_ns.push_back(NanosSince(start_));
-    if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
-        retry_ < kQueueFullRetriesMax) {
-      ++retry_;
-      ++stats_.retries;
-      std::this_thread::sleep_for(backoff_);
-      backoff_ = std::min(backoff_ * 2, kQueueFullBackoffMax);
+    if (retry_.Repeat(status, stats_)) {
       StartAttempt();
       return;
     }
-    retry_ = 0;
-    backoff_ = kQueueFullBackoffMin;
     ops_.Finished(status);
     if (ops_.Next()) {
       StartAttempt();
@@ -744,8 +757,7 @@ class UnaryLoop {
   Ops& ops_;
   std::unique_ptr<grpc::ClientContext> context_;
   SteadyClock::time_point start_;
-  int retry_ = 0;
-  std::chrono::milliseconds backoff_ = kQueueFullBackoffMin;
+  QueueFullRetry retry_;
   std::mutex mutex_;
   std::condition_variable finished_;
   bool done_ = false;
