@@ -45,6 +45,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <tuple>
 #include <vector>
 
@@ -235,58 +236,14 @@ class Client {
     if (!authorization_.empty()) ctx->AddMetadata("authorization", authorization_);
   }
 
-  // Any unary Ledger RPC: client.Call(&Stub::Donate, request, &response).
-  template <typename Req, typename Resp>
-  grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+  // Any unary RPC of any of the services: client.Call(&Stub::Donate,
+  // request, &response), client.Call(&GStub::GiveGoods, ...).
+  template <typename S, typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (S::*method)(grpc::ClientContext*, const Req&, Resp*),
                     const Req& req, Resp* resp) const {
     grpc::ClientContext ctx;
     Prepare(&ctx);
-    return (ledger_.get()->*method)(&ctx, req, resp);
-  }
-
-  // Any unary Transparency RPC: client.Call(&TStub::GetCheckpoint, request, &response).
-  template <typename Req, typename Resp>
-  grpc::Status Call(grpc::Status (TStub::*method)(grpc::ClientContext*, const Req&, Resp*),
-                    const Req& req, Resp* resp) const {
-    grpc::ClientContext ctx;
-    Prepare(&ctx);
-    return (transparency_.get()->*method)(&ctx, req, resp);
-  }
-
-  // Any unary Checkout RPC: client.Call(&CStub::RecordPurchase, request, &response).
-  template <typename Req, typename Resp>
-  grpc::Status Call(grpc::Status (CStub::*method)(grpc::ClientContext*, const Req&, Resp*),
-                    const Req& req, Resp* resp) const {
-    grpc::ClientContext ctx;
-    Prepare(&ctx);
-    return (checkout_.get()->*method)(&ctx, req, resp);
-  }
-
-  // Any unary Vouchers RPC: client.Call(&VStub::IssueVoucher, request, &response).
-  template <typename Req, typename Resp>
-  grpc::Status Call(grpc::Status (VStub::*method)(grpc::ClientContext*, const Req&, Resp*),
-                    const Req& req, Resp* resp) const {
-    grpc::ClientContext ctx;
-    Prepare(&ctx);
-    return (vouchers_.get()->*method)(&ctx, req, resp);
-  }
-
-  // Any unary Goods RPC: client.Call(&GStub::GiveGoods, request, &response).
-  template <typename Req, typename Resp>
-  grpc::Status Call(grpc::Status (GStub::*method)(grpc::ClientContext*, const Req&, Resp*),
-                    const Req& req, Resp* resp) const {
-    grpc::ClientContext ctx;
-    Prepare(&ctx);
-    return (goods_.get()->*method)(&ctx, req, resp);
-  }
-
-  // Any unary Aid RPC: client.Call(&AStub::SetAidRule, request, &response).
-  template <typename Req, typename Resp>
-  grpc::Status Call(grpc::Status (AStub::*method)(grpc::ClientContext*, const Req&, Resp*),
-                    const Req& req, Resp* resp) const {
-    grpc::ClientContext ctx;
-    Prepare(&ctx);
-    return (aid_.get()->*method)(&ctx, req, resp);
+    return (StubOf<S>().*method)(&ctx, req, resp);
   }
 
   grpc::Status Backup(const std::string& dir, pb::BackupResponse* resp) const {
@@ -343,6 +300,25 @@ class Client {
   pb::Export::Stub* exporter() const { return export_.get(); }
 
  private:
+  // The stub of the service whose Stub type is S.
+  template <typename S>
+  S& StubOf() const {
+    if constexpr (std::is_same_v<S, Stub>) {
+      return *ledger_;
+    } else if constexpr (std::is_same_v<S, TStub>) {
+      return *transparency_;
+    } else if constexpr (std::is_same_v<S, CStub>) {
+      return *checkout_;
+    } else if constexpr (std::is_same_v<S, VStub>) {
+      return *vouchers_;
+    } else if constexpr (std::is_same_v<S, GStub>) {
+      return *goods_;
+    } else {
+      static_assert(std::is_same_v<S, AStub>, "Call: no stub of that service");
+      return *aid_;
+    }
+  }
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Stub> ledger_;
   std::unique_ptr<pb::Export::Stub> export_;
