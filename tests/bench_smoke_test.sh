@@ -72,6 +72,25 @@ run checkout unary server-checkout-unary operations 400 --callers=8
 run checkout batch server-checkout-batch operations 900 --batch=100
 run health unary server-health-unary checks 400 --callers=16 --connections=1
 
+# Calls that miss their deadline are failures, counted by code: a batch of
+# 1,000 durable writes cannot finish within 1 ms.
+missed() {
+  local workload=$1 out status=0
+  out=$("$bench_bin" --server="$server" --workload="$workload" --mode=batch --entries=2000 \
+    --callers=2 --deadline_ms=1) || status=$?
+  local last
+  last=$(printf '%s\n' "$out" | tail -1)
+  [ "$status" -eq 1 ] || fail "$workload with missed deadlines exited $status: $last"
+  case "$last" in *'"ok":false'*) ;; *) fail "$workload: missed deadlines but ok: $last" ;; esac
+  case "$last" in
+    *'"errors_by_code":"DEADLINE_EXCEEDED=2000"'*) ;;
+    *) fail "$workload: missed deadlines not counted by code: $last" ;;
+  esac
+  echo "ok: $workload missed deadlines counted"
+}
+missed donations
+missed checkout
+
 # Usage errors: exit 2, nothing run.
 usage() {
   local status=0
