@@ -685,6 +685,35 @@ class WritePlanner {
   std::vector<std::vector<Operation>> pending_;
 };
 
+// The request and response of a batch RPC live on one protobuf arena per
+// call: parsing 1,000 operations then takes a few large blocks instead of
+// several heap blocks per operation, and the call frees them all at once.
+template <typename Request, typename Response>
+class ArenaMessages final : public grpc::MessageAllocator<Request, Response> {
+ public:
+  grpc::MessageHolder<Request, Response>* AllocateMessages() override { return new Holder; }
+
+ private:
+  // A batch request of 1,000 donations is about 150 KiB parsed.
+  static google::protobuf::ArenaOptions Options() {
+    google::protobuf::ArenaOptions options;
+    options.start_block_size = 16 * 1024;
+    options.max_block_size = 256 * 1024;
+    return options;
+  }
+  class Holder final : public grpc::MessageHolder<Request, Response> {
+   public:
+    Holder() : arena_(Options()) {
+      this->set_request(google::protobuf::Arena::CreateMessage<Request>(&arena_));
+      this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
+    }
+    void Release() override { delete this; }
+
+   private:
+    google::protobuf::Arena arena_;
+  };
+};
+
 // The unary paths the callback services share: reads answered on the gRPC
 // thread, writes planned by a WritePlanner and answered from the sequencer's
 // callback without blocking a gRPC thread, and batches of writes submitted
@@ -786,7 +815,9 @@ grpc::Status ServeBlocking(const Shared* shared, grpc::ServerContext* ctx, const
 
 class LedgerService final : public pb::Ledger::CallbackService, private CallbackCalls {
  public:
-  explicit LedgerService(Shared* shared) : CallbackCalls(shared) {}
+  explicit LedgerService(Shared* shared) : CallbackCalls(shared) {
+    SetMessageAllocatorFor_SubmitBatch(&batch_messages_);
+  }
 
   // ---- writes ----
 
@@ -1154,6 +1185,8 @@ class LedgerService final : public pb::Ledger::CallbackService, private Callback
     }
     return absl::OkStatus();
   }
+
+  ArenaMessages<pb::BatchRequest, pb::BatchResponse> batch_messages_;
 };
 
 class TransparencyService final : public pb::Transparency::CallbackService,
@@ -1395,7 +1428,9 @@ class AdminService final : public pb::Admin::Service {
 
 class CheckoutService final : public pb::Checkout::CallbackService, private CallbackCalls {
  public:
-  explicit CheckoutService(Shared* shared) : CallbackCalls(shared) {}
+  explicit CheckoutService(Shared* shared) : CallbackCalls(shared) {
+    SetMessageAllocatorFor_SubmitCheckoutBatch(&batch_messages_);
+  }
 
   grpc::ServerUnaryReactor* RecordPurchase(grpc::CallbackServerContext* ctx,
                                            const pb::PurchaseRequest* req,
@@ -1475,6 +1510,8 @@ class CheckoutService final : public pb::Checkout::CallbackService, private Call
     out->set_amount(p.moved);
     out->set_remaining(p.voucher_balance_after);
   }
+
+  ArenaMessages<pb::CheckoutBatchRequest, pb::CheckoutBatchResponse> batch_messages_;
 };
 
 // The expiry sweep blocks until its entries are durable, so
