@@ -17,11 +17,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ledger/sha256.h"
 #include "ledger/limits.h"
 #include "ledger/merkle.h"
+#include "ledger/monitor.h"
 #include "ledger/note.h"
 #include "ledger/status_macros.h"
 #include "server/auth.h"
@@ -1760,7 +1760,7 @@ class VoucherSweeper {
       : shared_(shared), interval_ms_(interval_ms), thread_([this] { Run(); }) {}
   ~VoucherSweeper() {
     {
-      absl::MutexLock lock(&mu_);
+      Monitor::Lock lock(&mu_);
       stop_ = true;
     }
     thread_.join();
@@ -1775,8 +1775,8 @@ class VoucherSweeper {
 
   // Waits one interval; returns whether the sweeper is being stopped.
   bool StoppedWithinInterval() {
-    absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Milliseconds(interval_ms_));
+    Monitor::Lock lock(&mu_);
+    return lock.AwaitWithTimeout([this] { return stop_; }, absl::Milliseconds(interval_ms_));
   }
 
   void SweepOnce() const {
@@ -1798,7 +1798,7 @@ class VoucherSweeper {
 
   const Shared* shared_;
   const int64_t interval_ms_;
-  absl::Mutex mu_;
+  Monitor mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts once everything above is initialised
 };

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <system_error>
 #include <thread>
@@ -26,9 +27,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "ledger/entry_codec.h"
 #include "ledger/merkle.h"
+#include "ledger/monitor.h"
 #include "ledger/note.h"
 #include "ledger/sha256.h"
 #include "ledger/state.h"
@@ -125,7 +126,7 @@ struct Failure {
 class FailureBoard {
  public:
   void Report(Failure f) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     const uint64_t key = Key(f.seq, f.rank);
     if (!first_ || key < stop_at_.load(std::memory_order_relaxed)) {
       stop_at_.store(key, std::memory_order_relaxed);
@@ -141,7 +142,7 @@ class FailureBoard {
     return Key(seq, rank) >= stop_at_.load(std::memory_order_relaxed);
   }
   std::optional<Failure> First() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return first_;
   }
 
@@ -151,7 +152,7 @@ class FailureBoard {
   }
   // Key() of the first failure.
   std::atomic<uint64_t> stop_at_{UINT64_MAX};
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::optional<Failure> first_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -195,26 +196,22 @@ class ChunkQueue {
  public:
   // Blocks while full; drops the chunk once the consumer gave up.
   void Push(std::shared_ptr<Chunk> chunk) {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](ChunkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+    Monitor::Lock lock(&mu_);
+    lock.Await([q = this] {
           return q->abandoned_ || q->chunks_.size() < kChunksInFlightMax;
-        },
-        this));
+        });
     if (!abandoned_) chunks_.push_back(std::move(chunk));
   }
   void Close() {
-    absl::MutexLock lock(&mu_);
+    Monitor::Lock lock(&mu_);
     closed_ = true;
   }
   // The next chunk, or null once closed and drained.
   std::shared_ptr<Chunk> Pop() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](ChunkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+    Monitor::Lock lock(&mu_);
+    lock.Await([q = this] {
           return q->closed_ || !q->chunks_.empty();
-        },
-        this));
+        });
     if (chunks_.empty()) return nullptr;
     std::shared_ptr<Chunk> c = std::move(chunks_.front());
     chunks_.pop_front();
@@ -224,25 +221,25 @@ class ChunkQueue {
   // TakeRetired, and frees the entries it decoded on the thread that
   // allocated them.
   void Retire(std::shared_ptr<Chunk> chunk) {
-    absl::MutexLock lock(&mu_);
+    Monitor::Lock lock(&mu_);
     retired_.push_back(std::move(chunk));
   }
   // Appends the retired chunks to `out`.
   void TakeRetired(std::vector<std::shared_ptr<Chunk>>* out) {
-    absl::MutexLock lock(&mu_);
+    Monitor::Lock lock(&mu_);
     for (auto& chunk : retired_) out->push_back(std::move(chunk));
     retired_.clear();
   }
 
   // The consumer stops: pending and future chunks are dropped.
   void Abandon() {
-    absl::MutexLock lock(&mu_);
+    Monitor::Lock lock(&mu_);
     abandoned_ = true;
     chunks_.clear();
   }
 
  private:
-  absl::Mutex mu_;
+  Monitor mu_;
   std::deque<std::shared_ptr<Chunk>> chunks_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Chunk>> retired_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
