@@ -1005,9 +1005,7 @@ class Ledger::Impl {
       auto group = std::make_shared<Group>();
       {
         Monitor::Lock lock(&queue_mu_);
-        lock.Await([self = this] {
-              return self->stopping_ || !self->queue_.empty();
-            });
+        lock.Await([this] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) break;  // stopping, and all queued work is applied
         size_t ops = 0;
         while (!queue_.empty() &&
@@ -1022,9 +1020,7 @@ class Ledger::Impl {
         // Bound the pipeline: at most kGroupsInFlightMax groups applied but
         // not yet durable.
         Monitor::Lock lock(&sync_mu_);
-        lock.Await([self = this] {
-              return self->in_flight_.size() < kGroupsInFlightMax;
-            });
+        lock.Await([this] { return in_flight_.size() < kGroupsInFlightMax; });
       }
       group->results.resize(group->requests.size());
       size_t group_ops = 0;
@@ -1068,9 +1064,7 @@ class Ledger::Impl {
       groups.clear();
       {
         Monitor::Lock lock(&sync_mu_);
-        lock.Await([self = this] {
-              return self->apply_done_ || self->synced_ < self->in_flight_.size();
-            });
+        lock.Await([this] { return apply_done_ || synced_ < in_flight_.size(); });
         if (synced_ == in_flight_.size()) {  // apply stage finished, all synced
           sync_done_ = true;
           return;
@@ -1135,9 +1129,7 @@ class Ledger::Impl {
       std::shared_ptr<Group> group;
       {
         Monitor::Lock lock(&sync_mu_);
-        lock.Await([self = this] {
-              return self->sync_done_ || self->synced_ > 0;
-            });
+        lock.Await([this] { return sync_done_ || synced_ > 0; });
         if (synced_ == 0) return;  // sync stage finished, all answered
         group = in_flight_.front();
       }

@@ -29,10 +29,6 @@ EVP_MAC* HmacAlgorithm() {
 
 bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
-}  // namespace
-
-namespace {
-
 // Each thread's copy of the keyed state of the SecretKey it used last, so
 // that a MAC is a reset, an update and a final. Keys are told apart by a
 // number never reused, not by address.

@@ -8,10 +8,9 @@
 #include <string>
 #include <string_view>
 
-#include "ledger/types.h"
-
 #include "absl/status/statusor.h"
 #include "ledger/codes.h"
+#include "ledger/types.h"
 
 namespace warmledger::server {
 

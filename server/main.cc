@@ -10,7 +10,6 @@
 #include <limits>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "server/server.h"
 
 namespace {

@@ -197,9 +197,7 @@ class ChunkQueue {
   // Blocks while full; drops the chunk once the consumer gave up.
   void Push(std::shared_ptr<Chunk> chunk) {
     Monitor::Lock lock(&mu_);
-    lock.Await([q = this] {
-          return q->abandoned_ || q->chunks_.size() < kChunksInFlightMax;
-        });
+    lock.Await([this] { return abandoned_ || chunks_.size() < kChunksInFlightMax; });
     if (!abandoned_) chunks_.push_back(std::move(chunk));
   }
   void Close() {
@@ -209,9 +207,7 @@ class ChunkQueue {
   // The next chunk, or null once closed and drained.
   std::shared_ptr<Chunk> Pop() {
     Monitor::Lock lock(&mu_);
-    lock.Await([q = this] {
-          return q->closed_ || !q->chunks_.empty();
-        });
+    lock.Await([this] { return closed_ || !chunks_.empty(); });
     if (chunks_.empty()) return nullptr;
     std::shared_ptr<Chunk> c = std::move(chunks_.front());
     chunks_.pop_front();

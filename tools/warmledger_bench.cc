@@ -82,9 +82,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "ledger/ledger.h"
 #include "ledger/limits.h"
+#include "ledger/monitor.h"
 #include "ledger/types.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -738,7 +738,7 @@ void RunMixThread(Ledger& ledger, Workload& workload, uint64_t operations, uint3
     std::vector<OpResult> results;
     int64_t submit_ns = 0;
   };
-  absl::Mutex mu;
+  Monitor mu;
   std::deque<Completed> completed;  // guarded by mu
   uint32_t submitted = 0;           // guarded by mu: batches not yet processed
 
@@ -747,9 +747,8 @@ void RunMixThread(Ledger& ledger, Workload& workload, uint64_t operations, uint3
   auto process_completed = [&](uint32_t max_open) {
     std::deque<Completed> ready;
     {
-      absl::MutexLock lock(&mu);
-      auto room = [&]() { return submitted - completed.size() < max_open; };
-      mu.Await(absl::Condition(&room));
+      Monitor::Lock lock(&mu);
+      lock.Await([&] { return submitted - completed.size() < max_open; });
       ready.swap(completed);
       submitted -= static_cast<uint32_t>(ready.size());
     }
@@ -788,9 +787,8 @@ void RunMixThread(Ledger& ledger, Workload& workload, uint64_t operations, uint3
       // Wait for everything outstanding first: the model resyncs from the
       // ledger as it is after them.
       {
-        absl::MutexLock lock(&mu);
-        auto idle = [&]() { return submitted == completed.size(); };
-        mu.Await(absl::Condition(&idle));
+        Monitor::Lock lock(&mu);
+        lock.Await([&] { return submitted == completed.size(); });
       }
       const absl::Status status = workload.Resync(ledger);
       if (!status.ok()) Fatal("resync after a rejected write: " + status.ToString());
@@ -826,7 +824,7 @@ void RunMixThread(Ledger& ledger, Workload& workload, uint64_t operations, uint3
         c.submit_ns = NanosSince(submit_start);
         c.kinds = std::move(batch_kinds);
         {
-          absl::MutexLock lock(&mu);
+          Monitor::Lock lock(&mu);
           ++submitted;
           completed.push_back(std::move(c));
         }
@@ -835,13 +833,13 @@ void RunMixThread(Ledger& ledger, Workload& workload, uint64_t operations, uint3
         process_completed(inflight);  // room for one more batch
         const auto submit_start = SteadyClock::now();
         {
-          absl::MutexLock lock(&mu);
+          Monitor::Lock lock(&mu);
           ++submitted;
         }
         ledger.SubmitAsync(std::move(ops), [&, submit_start, kinds = std::move(batch_kinds)](
                                                std::vector<OpResult> results) mutable {
           Completed c{std::move(kinds), std::move(results), NanosSince(submit_start)};
-          absl::MutexLock lock(&mu);
+          Monitor::Lock lock(&mu);
           completed.push_back(std::move(c));
         });
       }
