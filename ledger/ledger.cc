@@ -510,12 +510,18 @@ class Ledger::Impl {
   // conversion became (one level; a converted lot's own trace has its own).
   absl::StatusOr<LotTrace> TraceLot(uint64_t lot, bool with_conversions) const {
     LotTrace trace;
-    // Inside a conversion only the lot's places are needed, not its parents.
-    WL_ASSIGN_OR_RETURN(trace.lot, ReadState([&](const LedgerState& s) {
-                          return s.GetLot(lot, /*with_parents=*/with_conversions);
-                        }));
-    WL_ASSIGN_OR_RETURN(std::vector<uint64_t> moves,
-                        ReadState([&](const LedgerState& s) { return s.LotMoves(lot); }));
+    std::vector<uint64_t> moves;
+    {
+      std::shared_lock lock(state_mu_);
+      // Inside a conversion only the lot's places are needed, not its parents.
+      WL_ASSIGN_OR_RETURN(trace.lot, state_.GetLot(lot, /*with_parents=*/with_conversions));
+      WL_ASSIGN_OR_RETURN(moves, state_.LotMoves(lot));
+    }
+    // What a lot's trace shows is fixed by the lot's own entry and the
+    // entries that moved it (accounts' kinds, categories and communities
+    // never change once opened), so it waits only for the latest of them to
+    // be durable, not for whatever else the apply stage has taken on since.
+    WL_RETURN_IF_ERROR(AwaitDurable(moves.empty() ? lot : std::max(lot, moves.back())));
     if (moves.size() + 1 > kTraceHopsMax) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "lot: ", lot, " moved ", moves.size(), " times, more than a trace returns (",
@@ -541,6 +547,9 @@ class Ledger::Impl {
       int64_t consumed;
     };
     std::vector<Pending> conversions;
+    // Hops whose category and community are filled in below, in one pass
+    // under the state lock, with the account each one names.
+    std::vector<std::pair<size_t, std::string>> recipients;
     for (uint64_t seq : moves) {
       WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(seq));
       const EntryType type = stored.entry.type();
@@ -559,18 +568,10 @@ class Ledger::Impl {
         }
         // A recipient (of a voucher, cash aid or goods) only by category
         // and community.
-        const std::string& recipient =
+        recipients.emplace_back(
+            trace.hops.size(),
             type == EntryType::kVoucherIssue ? std::get<VoucherIssueOp>(stored.entry.body).recipient
-                                             : p.to;
-        {
-          std::shared_lock lock(state_mu_);
-          if (state_.KindOf(recipient) == AccountKind::kRecipient) {
-            if (auto info = state_.GetAccount(recipient); info.ok()) {
-              hop.category = info->category;
-              hop.community = info->community;
-            }
-          }
-        }
+                                             : p.to);
         if (pi == 0 && (type == EntryType::kGoodsPurchase || type == EntryType::kGoodsSale)) {
           conversions.push_back({seq, type, amount});
         }
@@ -581,6 +582,12 @@ class Ledger::Impl {
     }
     {
       std::shared_lock lock(state_mu_);
+      for (const auto& [hop, account] : recipients) {
+        if (auto place = state_.RecipientPlace(account)) {
+          trace.hops[hop].category = std::move(place->first);
+          trace.hops[hop].community = std::move(place->second);
+        }
+      }
       for (const auto& [account, amount] : net) {
         if (amount == 0) continue;
         AccountKind kind = state_.KindOf(account).value_or(AccountKind::kFund);
@@ -633,10 +640,15 @@ class Ledger::Impl {
           weights.push_back(p.amount);
           continue;
         }
-        WL_ASSIGN_OR_RETURN(AccountInfo info, state_.GetAccount(p.account));
-        auto [it, added] = groups.try_emplace({info.category, info.community}, places.size());
+        std::optional<std::pair<std::string, std::string>> place =
+            state_.RecipientPlace(p.account);
+        if (!place) {
+          return absl::DataLossError(
+              absl::StrCat("lot ", seq, ": '", p.account, "' is not a recipient"));
+        }
+        auto [it, added] = groups.try_emplace(*place, places.size());
         if (added) {
-          places.push_back({"", p.kind, info.category, info.community, 0, 0});
+          places.push_back({"", p.kind, place->first, place->second, 0, 0});
           weights.push_back(0);
         }
         weights[it->second] += p.amount;
@@ -818,10 +830,14 @@ class Ledger::Impl {
   }
 
   absl::StatusOr<uint64_t> Backup(const std::string& dir) const {
-    // A reader lock keeps the sequencer from committing while the checkpoint
-    // is cut, so the copy holds exactly the entries up to `seq`.
-    std::shared_lock lock(state_mu_);
-    uint64_t seq = state_.head_seq();
+    // Holding group_mu_ keeps the apply stage at a group boundary while the
+    // checkpoint is cut, so the copy holds exactly the entries up to `seq`.
+    std::lock_guard group_lock(group_mu_);
+    uint64_t seq;
+    {
+      std::shared_lock lock(state_mu_);
+      seq = state_.head_seq();
+    }
     WL_RETURN_IF_ERROR(AwaitDurable(seq));  // the sync stage does not need state_mu_
     rocksdb::Checkpoint* raw = nullptr;
     WL_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "backup"));
@@ -1027,15 +1043,18 @@ class Ledger::Impl {
       for (const Request& r : group->requests) group_ops += r.ops.size();
       group->values.reserve(group_ops);
       {
+        std::lock_guard group_lock(group_mu_);
         std::unique_lock lock(state_mu_);
         journal.Clear();
         group->first_seq = state_.head_seq() + 1;
+        size_t ops_since_yield = 0;
         for (size_t i = 0; i < group->requests.size(); ++i) {
           group->results[i] =
               failed_.load() ? AllWith(group->requests[i].ops.size(),
                                        absl::UnavailableError("ledger: a durable write failed; "
                                                               "reopen the ledger"))
-                             : ApplyRequest(group->requests[i].ops, &journal, group.get());
+                             : ApplyRequest(group->requests[i].ops, &journal, group.get(),
+                                            lock, ops_since_yield);
         }
         group->last_seq = state_.head_seq();
         group->last_hash = state_.head_hash();
@@ -1321,12 +1340,24 @@ class Ledger::Impl {
     return absl::OkStatus();
   }
 
+  // Applies one request's operations under `lock` (on state_mu_). Between
+  // linked chains, once kApplyOpsPerStateLock operations were applied since
+  // the last time, releases the lock for a moment so that waiting readers
+  // run: they see the state after a whole entry, never inside a chain that
+  // may still be undone.
   std::vector<OpResult> ApplyRequest(std::vector<Operation>& ops, Journal* journal,
-                                     Group* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
+                                     Group* pending, std::unique_lock<std::shared_mutex>& lock,
+                                     size_t& ops_since_yield)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) {
     std::vector<OpResult> results(ops.size());
     EntryLookup lookup = [&](uint64_t seq) { return LookupEntry(seq, *pending); };
     size_t i = 0;
     while (i < ops.size()) {
+      if (ops_since_yield >= kApplyOpsPerStateLock) {
+        lock.unlock();
+        lock.lock();
+        ops_since_yield = 0;
+      }
       // A chain is [i, end]: linked operations up to the first unlinked one.
       size_t end = i;
       while (end < ops.size() && ops[end].linked) ++end;
@@ -1367,6 +1398,7 @@ class Ledger::Impl {
               results[failed_at].status.message()))};
         }
       }
+      ops_since_yield += end - i + 1;
       i = end + 1;
     }
     return results;
@@ -1439,6 +1471,11 @@ class Ledger::Impl {
   // The right edge of the Merkle tree; owned by the sync stage after Recover.
   merkle::TileBuilder tree_;
 
+  // Held by the apply stage for a whole group, so that whoever takes it
+  // (Backup) finds the state at a group boundary. Taken before state_mu_.
+  mutable std::mutex group_mu_;
+  // The apply stage holds it exclusively, releasing it between linked chains
+  // (ApplyRequest); readers share it.
   mutable std::shared_mutex state_mu_;
   LedgerState state_ ABSL_GUARDED_BY(state_mu_);
   uint64_t last_snapshot_seq_ ABSL_GUARDED_BY(state_mu_) = 0;
@@ -1487,6 +1524,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& option
   if (options.path.empty()) return absl::InvalidArgumentError("path: required");
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
+  if (options.env != nullptr) db_options.env = options.env;
   db_options.max_background_jobs = 2;
   db_options.write_buffer_size = 64 << 20;
   rocksdb::BlockBasedTableOptions table;

@@ -17,8 +17,10 @@
 //
 // Readers never see what is not durable: they copy what they need under a
 // shared lock held only for the copy, then wait (without the lock) until the
-// durable head covers what they saw. The writer is never blocked by a reader
-// for longer than one copy.
+// durable head covers what they saw; a trace waits only for the entries it
+// shows. The writer is never blocked by a reader for longer than one copy,
+// and releases the lock between linked chains every kApplyOpsPerStateLock
+// operations, so a reader never waits for a whole group to be applied.
 #ifndef WARMLEDGER_LEDGER_LEDGER_H_
 #define WARMLEDGER_LEDGER_LEDGER_H_
 
@@ -34,6 +36,10 @@
 #include "ledger/clock.h"
 #include "ledger/note.h"
 #include "ledger/types.h"
+
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
 
 namespace warmledger {
 
@@ -58,6 +64,10 @@ struct LedgerOptions {
   // ...but never sooner than this after the previous one, even when a caller
   // waits for a receipt (WaitForCheckpoint).
   int64_t checkpoint_interval_min_ms = 50;
+
+  // The RocksDB environment (files, threads); null means the default. Tests
+  // pass one whose fsyncs they can hold back. Must outlive the ledger.
+  rocksdb::Env* env = nullptr;
 };
 
 struct LedgerHead {

@@ -225,7 +225,7 @@ class LedgerTest : public ::testing::Test {
 
   void OpenLedger() {
     absl::StatusOr<std::unique_ptr<Ledger>> opened =
-        Ledger::Open(LedgerOptions{.path = dir_, .clock = &clock_});
+        Ledger::Open(LedgerOptions{.path = dir_, .clock = &clock_, .env = env_});
     ASSERT_TRUE(opened.ok()) << opened.status();
     ledger_ = std::move(opened).value();
   }
@@ -386,6 +386,7 @@ class LedgerTest : public ::testing::Test {
   }
 
   ManualClock clock_{kStartUs};
+  rocksdb::Env* env_ = nullptr;  // the default environment
   std::string dir_;
   std::unique_ptr<Ledger> ledger_;
   uint64_t client_id_count_ = 0;

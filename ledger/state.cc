@@ -2298,6 +2298,15 @@ std::optional<AccountKind> LedgerState::KindOf(const std::string& account) const
   return accounts_[it->second].kind;
 }
 
+std::optional<std::pair<std::string, std::string>> LedgerState::RecipientPlace(
+    const std::string& account) const {
+  auto it = account_index_.find(account);
+  if (it == account_index_.end()) return std::nullopt;
+  const AccountState& a = accounts_[it->second];
+  if (a.kind != AccountKind::kRecipient) return std::nullopt;
+  return std::pair{a.category, a.community};
+}
+
 absl::StatusOr<LotInfo> LedgerState::GetLot(uint64_t lot, bool with_parents) const {
   const uint32_t idx = LotIndex(lot);
   if (idx == kNone) {

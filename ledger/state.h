@@ -285,6 +285,10 @@ class LedgerState {
   absl::StatusOr<HoldingsPage> GetHoldings(const std::string& account, uint64_t offset,
                                            uint64_t limit) const;
   std::optional<AccountKind> KindOf(const std::string& account) const;
+  // A recipient's category and community (what a trace shows of them);
+  // nullopt for an account that is not a recipient.
+  std::optional<std::pair<std::string, std::string>> RecipientPlace(
+      const std::string& account) const;
   // Statement lines of `account` with from_time_us <= time < to_time_us; the
   // counterparty is left empty (it lives in the entries).
   absl::StatusOr<StatementPage> Statement(const std::string& account, int64_t from_time_us,

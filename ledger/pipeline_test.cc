@@ -1,0 +1,250 @@
+// The pipeline's promises to readers, checked with fsyncs held back: a
+// reader never sees what is not durable, a trace waits only for the entries
+// it shows, and a backup taken while writes continue holds exactly the
+// entries it reports.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gtest/gtest.h"
+#include "ledger/ledger.h"
+#include "ledger/ledger_testing.h"
+#include "ledger/types.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
+
+namespace warmledger {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A file system whose fsyncs can be held back: while the gate is closed,
+// every Sync or Fsync of a file opened for writing waits until it opens.
+class GatedFileSystem : public rocksdb::FileSystemWrapper {
+ public:
+  GatedFileSystem() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+
+  const char* Name() const override { return "GatedFileSystem"; }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override {
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    rocksdb::IOStatus s = target()->NewWritableFile(name, options, &file, dbg);
+    if (s.ok()) *result = std::make_unique<GatedFile>(std::move(file), this);
+    return s;
+  }
+
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+
+  void Open() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = false;
+    }
+    cv_.notify_all();
+  }
+
+  // True once some fsync is held at the gate.
+  bool AwaitHeld(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return held_ > 0; });
+  }
+
+ private:
+  class GatedFile : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    GatedFile(std::unique_ptr<rocksdb::FSWritableFile> file, GatedFileSystem* fs)
+        : FSWritableFileOwnerWrapper(std::move(file)), fs_(fs) {}
+
+    rocksdb::IOStatus Sync(const rocksdb::IOOptions& options,
+                           rocksdb::IODebugContext* dbg) override {
+      fs_->Pass();
+      return FSWritableFileOwnerWrapper::Sync(options, dbg);
+    }
+    rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options,
+                            rocksdb::IODebugContext* dbg) override {
+      fs_->Pass();
+      return FSWritableFileOwnerWrapper::Fsync(options, dbg);
+    }
+
+   private:
+    GatedFileSystem* const fs_;
+  };
+
+  void Pass() {
+    std::unique_lock lock(mu_);
+    ++held_;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return !closed_; });
+    --held_;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool closed_ = false;
+  int held_ = 0;
+};
+
+// Opens the gate when it goes out of scope: declared after the futures of a
+// test, it lets their threads finish before the futures wait for them, even
+// when an assertion returns early.
+struct OpenOnExit {
+  GatedFileSystem* fs;
+  ~OpenOnExit() { fs->Open(); }
+};
+
+class PipelineTest : public LedgerTest {
+ protected:
+  void SetUp() override {
+    fs_ = std::make_shared<GatedFileSystem>();
+    env_holder_ = rocksdb::NewCompositeEnv(fs_);
+    env_ = env_holder_.get();
+    LedgerTest::SetUp();
+  }
+
+  void TearDown() override {
+    fs_->Open();  // whatever a failed test left waiting finishes
+    LedgerTest::TearDown();
+  }
+
+  // Submits `body` while fsyncs are held back: it is applied but not
+  // durable when this returns. The future completes once it is durable.
+  std::future<std::vector<OpResult>> SubmitHeld(OpBody body) {
+    fs_->Close();
+    auto done = std::make_shared<std::promise<std::vector<OpResult>>>();
+    std::future<std::vector<OpResult>> result = done->get_future();
+    std::vector<Operation> ops;
+    ops.push_back(Op(std::move(body)));
+    ledger_->SubmitAsync(std::move(ops),
+                         [done](std::vector<OpResult> results) { done->set_value(results); });
+    EXPECT_TRUE(fs_->AwaitHeld(10s)) << "the sync stage never reached its fsync";
+    return result;
+  }
+
+  std::shared_ptr<GatedFileSystem> fs_;
+  std::unique_ptr<rocksdb::Env> env_holder_;
+};
+
+TEST_F(PipelineTest, TraceOfASettledLotDoesNotWaitForALaterWrite) {
+  OpenStandardAccounts();
+  const uint64_t lot = Donate(kDonor, kFund, 10'000);
+  const uint64_t allocation = Allocate(kFund, kProject, 4'000);
+
+  std::future<std::vector<OpResult>> pending = SubmitHeld(DonationBody(kDonor2, kFund2, 500));
+  // Reads of what the held donation changed wait for its fsync...
+  std::future<absl::StatusOr<AccountInfo>> fund2 =
+      std::async(std::launch::async, [this] { return ledger_->GetAccount(kFund2); });
+  // ...but a trace of a lot it did not touch, and the backward trace of an
+  // entry before it, answer now.
+  std::future<absl::StatusOr<LotTrace>> trace =
+      std::async(std::launch::async, [this, lot] { return ledger_->TraceLot(lot); });
+  std::future<absl::StatusOr<EntryTracePage>> backward = std::async(
+      std::launch::async, [this, allocation] { return ledger_->TraceEntry(allocation, 0, 10); });
+  OpenOnExit open_on_exit{fs_.get()};
+  ASSERT_EQ(trace.wait_for(10s), std::future_status::ready);
+  ASSERT_EQ(backward.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(pending.wait_for(100ms), std::future_status::timeout);
+  EXPECT_EQ(fund2.wait_for(0ms), std::future_status::timeout)
+      << "a read returned state that is not durable";
+
+  absl::StatusOr<LotTrace> t = trace.get();
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->hops.size(), 2u);
+  EXPECT_EQ(t->hops[1].seq, allocation);
+  absl::StatusOr<EntryTracePage> b = backward.get();
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(b->sources.size(), 1u);
+  EXPECT_EQ(b->sources[0].lot, lot);
+
+  fs_->Open();
+  ASSERT_EQ(pending.wait_for(10s), std::future_status::ready);
+  const std::vector<OpResult> results = pending.get();
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].status.ok()) << results[0].status;
+  absl::StatusOr<AccountInfo> info = fund2.get();
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_EQ(info->balances.size(), 1u);
+  EXPECT_EQ(info->balances[0].amount, 500);
+}
+
+TEST_F(PipelineTest, TraceOfALotMovedByAPendingEntryWaitsForIt) {
+  OpenStandardAccounts();
+  const uint64_t lot = Donate(kDonor, kFund, 10'000);
+
+  std::future<std::vector<OpResult>> pending =
+      SubmitHeld(AllocationBody(kFund, kProject, 2'500));
+  std::future<absl::StatusOr<LotTrace>> trace =
+      std::async(std::launch::async, [this, lot] { return ledger_->TraceLot(lot); });
+  OpenOnExit open_on_exit{fs_.get()};
+  EXPECT_EQ(trace.wait_for(200ms), std::future_status::timeout)
+      << "a trace showed a move that is not durable";
+
+  fs_->Open();
+  ASSERT_EQ(pending.wait_for(10s), std::future_status::ready);
+  const std::vector<OpResult> results = pending.get();
+  ASSERT_TRUE(results.at(0).status.ok()) << results[0].status;
+  ASSERT_EQ(trace.wait_for(10s), std::future_status::ready);
+  absl::StatusOr<LotTrace> t = trace.get();
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->hops.size(), 2u);
+  EXPECT_EQ(t->hops[1].seq, results[0].seq);
+  EXPECT_EQ(t->hops[1].amount, 2'500);
+}
+
+// Backups cut while another thread keeps writing: each copy opens at exactly
+// the head Backup reported, with a valid chain.
+TEST_F(LedgerTest, BackupWhileWritesContinueHoldsExactlyItsEntries) {
+  OpenStandardAccounts();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> written{0};
+  std::thread writer([&] {
+    uint64_t n = 0;
+    while (!stop.load()) {
+      std::vector<Operation> ops;
+      for (int i = 0; i < 50; ++i) {
+        ops.push_back(Operation{"bk-" + std::to_string(++n), false,
+                                DonationBody(kDonor, kFund, 100)});
+      }
+      for (const OpResult& r : ledger_->Submit(std::move(ops))) {
+        EXPECT_TRUE(r.status.ok()) << r.status;
+      }
+      written.fetch_add(50);
+    }
+  });
+  for (int i = 0; i < 4; ++i) {
+    while (written.load() < 200u * (i + 1)) std::this_thread::yield();
+    const std::string copy = dir_ + "-backup-" + std::to_string(i);
+    absl::StatusOr<uint64_t> seq = ledger_->Backup(copy);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    {
+      absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(LedgerOptions{.path = copy});
+      ASSERT_TRUE(opened.ok()) << opened.status();
+      EXPECT_EQ((*opened)->Head().seq, *seq);
+      EXPECT_TRUE((*opened)->VerifyChain().ok());
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(copy, ignored);
+  }
+  stop.store(true);
+  writer.join();
+}
+
+}  // namespace
+}  // namespace warmledger
