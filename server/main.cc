@@ -68,8 +68,8 @@ bool IntFlag(const std::string& arg, const char* name, long long min, Int* out) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // The sequencer and gRPC threads lock often; absl's deadlock-graph
-  // bookkeeping would cost more than the work under the locks.
+  // gRPC's threads lock often (its mutexes are absl::Mutex); absl's
+  // deadlock-graph bookkeeping would cost more than the work under the locks.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   warmledger::server::ServerOptions options;
   std::string port_file;

@@ -1372,8 +1372,8 @@ int Main(int argc, char** argv) {
 }  // namespace warmledger
 
 int main(int argc, char** argv) {
-  // The sequencer and the gRPC threads lock often; absl's deadlock graph
-  // bookkeeping would dominate their cost.
+  // gRPC's threads lock often (its mutexes are absl::Mutex); absl's
+  // deadlock-graph bookkeeping would dominate their cost.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const std::string& a : args) {
