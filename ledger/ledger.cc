@@ -510,7 +510,7 @@ class Ledger::Impl {
   // conversion became (one level; a converted lot's own trace has its own).
   absl::StatusOr<LotTrace> TraceLot(uint64_t lot, bool with_conversions) const {
     LotTrace trace;
-    std::vector<uint64_t> moves;
+    std::vector<LedgerState::LotMoveRecord> moves;
     {
       std::shared_lock lock(state_mu_);
       // Inside a conversion only the lot's places are needed, not its parents.
@@ -521,7 +521,7 @@ class Ledger::Impl {
     // entries that moved it (accounts' kinds, categories and communities
     // never change once opened), so it waits only for the latest of them to
     // be durable, not for whatever else the apply stage has taken on since.
-    WL_RETURN_IF_ERROR(AwaitDurable(moves.empty() ? lot : std::max(lot, moves.back())));
+    WL_RETURN_IF_ERROR(AwaitDurable(moves.empty() ? lot : std::max(lot, moves.back().seq)));
     if (moves.size() + 1 > kTraceHopsMax) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "lot: ", lot, " moved ", moves.size(), " times, more than a trace returns (",
@@ -550,7 +550,16 @@ class Ledger::Impl {
     // Hops whose category and community are filled in below, in one pass
     // under the state lock, with the account each one names.
     std::vector<std::pair<size_t, std::string>> recipients;
-    for (uint64_t seq : moves) {
+    for (LedgerState::LotMoveRecord& move : moves) {
+      const uint64_t seq = move.seq;
+      if (move.known) {  // the state has it: no need to read the entry
+        recipients.emplace_back(trace.hops.size(), move.to);
+        net[move.from] -= move.amount;
+        net[move.to] += move.amount;
+        trace.hops.push_back(TraceHop{seq, move.time_us, move.type, std::move(move.from),
+                                      std::move(move.to), move.amount});
+        continue;
+      }
       WL_ASSIGN_OR_RETURN(StoredEntry stored, ReadEntry(seq));
       const EntryType type = stored.entry.type();
       for (size_t pi = 0; pi < stored.entry.postings.size(); ++pi) {

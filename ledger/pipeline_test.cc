@@ -246,5 +246,69 @@ TEST_F(LedgerTest, BackupWhileWritesContinueHoldsExactlyItsEntries) {
   writer.join();
 }
 
+// A trace takes most moves from the derived state instead of reading their
+// entries; every hop must still be exactly what the entries say. Reversals
+// return slices of a lot to a fund beside slices of it that never left, so
+// that later outflows take one lot in several slices of a posting, which
+// the state leaves to the entry.
+TEST_F(LedgerTest, TraceHopsAreWhatTheEntriesSay) {
+  OpenStandardAccounts();
+  std::vector<uint64_t> lots;
+  for (int i = 0; i < 12; ++i) {
+    lots.push_back(Donate(i % 2 ? kDonor : kDonor2, i % 3 ? kFund : kFund2, 100 + 10 * i));
+  }
+  // A fund that got one lot twice, with another lot between: taking all it
+  // holds takes that lot in two slices of one posting.
+  lots.push_back(Donate(kDonor, kRestrictedFund, 1'000));
+  Allocate(kFund, kProject2, 30);
+  lots.push_back(Donate(kDonor2, kProject2, 70));
+  Allocate(kFund, kProject2, 45);
+  Disburse(kProject2, kRecipient, BalanceOf(kProject2));
+  const uint64_t allocation = Allocate(kFund, kProject, 250);
+  Reverse(allocation);
+  Allocate(kFund, kProject, 400);
+  Disburse(kProject, kRecipient, 60);
+  Disburse(kFund2, kSupplier, 150);
+  Disburse(kProject, kRecipient2, 300);
+  const uint64_t paid = Disburse(kFund, kExpense, 90);
+  Reverse(paid);
+  Allocate(kFund, kFund2, 200);
+  Disburse(kFund2, kRecipient, 275);
+  Disburse(kFund, kRecipient2, 5);
+
+  auto check = [&](const char* when) {
+    const std::vector<StoredEntry> entries = AllEntries();
+    for (uint64_t lot : lots) {
+      std::vector<TraceHop> want;
+      for (const StoredEntry& e : entries) {
+        if (e.entry.seq < lot) continue;
+        for (const Posting& p : e.entry.postings) {
+          int64_t amount = 0;
+          for (const Slice& s : p.slices) {
+            if (s.lot == lot) amount += s.amount;
+          }
+          if (e.entry.seq == lot) amount = p.amount;  // the donation itself
+          if (amount == 0) continue;
+          want.push_back({e.entry.seq, e.entry.time_us, e.entry.type(), p.from, p.to, amount});
+        }
+      }
+      const LotTrace got = TraceOf(lot);
+      ASSERT_EQ(got.hops.size(), want.size()) << when << ": lot " << lot;
+      for (size_t i = 0; i < want.size(); ++i) {
+        SCOPED_TRACE(testing::Message() << when << ": lot " << lot << ", hop " << i);
+        EXPECT_EQ(got.hops[i].seq, want[i].seq);
+        EXPECT_EQ(got.hops[i].time_us, want[i].time_us);
+        EXPECT_EQ(got.hops[i].type, want[i].type);
+        EXPECT_EQ(got.hops[i].from, want[i].from);
+        EXPECT_EQ(got.hops[i].to, want[i].to);
+        EXPECT_EQ(got.hops[i].amount, want[i].amount);
+      }
+    }
+  };
+  check("as written");
+  Reopen();  // the replay rebuilds the same moves
+  check("after reopening");
+}
+
 }  // namespace
 }  // namespace warmledger

@@ -1866,12 +1866,19 @@ void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amoun
       lot.at_origin += delta;
       j->Add({Journal::Kind::kLotOrigin, idx, 0, delta});
     }
-    // A lot listed in several slices is recorded once per entry.
+    // A lot listed in several slices is recorded once per entry, and then
+    // its movement is left to the entry (an undo of this entry removes the
+    // move along with the mark).
     if (lot.last_move == kNoMove || lot.last_move_seq != seq) {
-      lot_moves_.push_back({seq, lot.last_move});
+      const bool known =
+          cur_type_ == EntryType::kAllocation || cur_type_ == EntryType::kDisbursement;
+      lot_moves_.push_back({seq, lot.last_move, s.amount, cur_time_us_, from, to, cur_type_,
+                            known});
       lot.last_move = lot_moves_.size() - 1;
       lot.last_move_seq = seq;
       j->Add({Journal::Kind::kLotMove, idx});
+    } else {
+      lot_moves_[lot.last_move].known = false;
     }
   }
 }
@@ -2357,13 +2364,26 @@ std::optional<LotParent> LedgerState::FindParent(uint64_t lot, uint64_t parent) 
   return std::nullopt;
 }
 
-absl::StatusOr<std::vector<uint64_t>> LedgerState::LotMoves(uint64_t lot) const {
+absl::StatusOr<std::vector<LedgerState::LotMoveRecord>> LedgerState::LotMoves(
+    uint64_t lot) const {
   const uint32_t idx = LotIndex(lot);
   if (idx == kNone) {
     return absl::NotFoundError(absl::StrCat("lot: ", lot, " not found"));
   }
-  std::vector<uint64_t> moves;
-  MovesOf(lots_[idx], &moves);
+  std::vector<LotMoveRecord> moves;
+  for (uint64_t m = lots_[idx].last_move; m != kNoMove; m = lot_moves_[m].prev) {
+    const LotMove& move = lot_moves_[m];
+    LotMoveRecord& out = moves.emplace_back();
+    out.seq = move.seq;
+    out.known = move.known;
+    if (!move.known) continue;
+    out.type = move.type;
+    out.time_us = move.time_us;
+    out.from = accounts_[move.from].id;
+    out.to = accounts_[move.to].id;
+    out.amount = move.amount;
+  }
+  std::reverse(moves.begin(), moves.end());
   return moves;
 }
 

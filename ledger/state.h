@@ -310,8 +310,21 @@ class LedgerState {
   LotParent ParentAt(uint64_t lot, size_t index) const;
   // The parent `parent` of `lot`, if it is one.
   std::optional<LotParent> FindParent(uint64_t lot, uint64_t parent) const;
-  // Seqs of the entries after the donation that moved part of the lot.
-  absl::StatusOr<std::vector<uint64_t>> LotMoves(uint64_t lot) const;
+  // An entry after the donation that moved part of a lot. For a one-posting
+  // allocation or disbursement that lists the lot in one slice (nearly every
+  // move) the state keeps the movement itself (`known`), so that a trace
+  // need not read the entry; for any other, the entry has the details.
+  struct LotMoveRecord {
+    uint64_t seq = 0;
+    bool known = false;
+    EntryType type = EntryType::kAllocation;  // the rest only when known
+    int64_t time_us = 0;
+    std::string from;
+    std::string to;
+    int64_t amount = 0;  // of this lot
+  };
+  // The lot's moves, oldest first.
+  absl::StatusOr<std::vector<LotMoveRecord>> LotMoves(uint64_t lot) const;
   // Lots given by a source account, oldest first.
   absl::StatusOr<std::vector<uint64_t>> DonorLots(const std::string& donor) const;
   // Sum of all balances per asset code (zero for every asset when conserved).
@@ -425,6 +438,13 @@ class LedgerState {
   struct LotMove {
     uint64_t seq;
     uint64_t prev;  // index in lot_moves_; kNoMove: the lot's first move
+    // The movement, for LotMoveRecord (meaningful only when `known`).
+    int64_t amount = 0;
+    int64_t time_us = 0;
+    uint32_t from = 0;
+    uint32_t to = 0;
+    EntryType type = EntryType::kAllocation;
+    bool known = false;
   };
   struct LotState {
     uint64_t lot;
