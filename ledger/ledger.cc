@@ -547,13 +547,13 @@ class Ledger::Impl {
       int64_t consumed;
     };
     std::vector<Pending> conversions;
-    // Hops whose category and community are filled in below, in one pass
-    // under the state lock, with the account each one names.
-    std::vector<std::pair<size_t, std::string>> recipients;
+    // A recipient (of a voucher, cash aid or goods) is shown only by
+    // category and community, filled in below in one pass under the state
+    // lock: a hop's `to`, or for a voucher issue the voucher's recipient.
+    std::vector<std::pair<size_t, std::string>> voucher_recipients;
     for (LedgerState::LotMoveRecord& move : moves) {
       const uint64_t seq = move.seq;
       if (move.known) {  // the state has it: no need to read the entry
-        recipients.emplace_back(trace.hops.size(), move.to);
         net[move.from] -= move.amount;
         net[move.to] += move.amount;
         trace.hops.push_back(TraceHop{seq, move.time_us, move.type, std::move(move.from),
@@ -575,12 +575,10 @@ class Ledger::Impl {
         } else if (const auto* r = std::get_if<RefundOp>(&stored.entry.body)) {
           hop.order_id = r->order_id;
         }
-        // A recipient (of a voucher, cash aid or goods) only by category
-        // and community.
-        recipients.emplace_back(
-            trace.hops.size(),
-            type == EntryType::kVoucherIssue ? std::get<VoucherIssueOp>(stored.entry.body).recipient
-                                             : p.to);
+        if (type == EntryType::kVoucherIssue) {
+          voucher_recipients.emplace_back(trace.hops.size(),
+                                          std::get<VoucherIssueOp>(stored.entry.body).recipient);
+        }
         if (pi == 0 && (type == EntryType::kGoodsPurchase || type == EntryType::kGoodsSale)) {
           conversions.push_back({seq, type, amount});
         }
@@ -591,12 +589,14 @@ class Ledger::Impl {
     }
     {
       std::shared_lock lock(state_mu_);
-      for (const auto& [hop, account] : recipients) {
-        if (auto place = state_.RecipientPlace(account)) {
-          trace.hops[hop].category = std::move(place->first);
-          trace.hops[hop].community = std::move(place->second);
+      auto show_place = [&](TraceHop& hop, const std::string& recipient) {
+        if (auto place = state_.RecipientPlace(recipient)) {
+          hop.category = std::move(place->first);
+          hop.community = std::move(place->second);
         }
-      }
+      };
+      for (size_t i = 1; i < trace.hops.size(); ++i) show_place(trace.hops[i], trace.hops[i].to);
+      for (const auto& [i, recipient] : voucher_recipients) show_place(trace.hops[i], recipient);
       for (const auto& [account, amount] : net) {
         if (amount == 0) continue;
         AccountKind kind = state_.KindOf(account).value_or(AccountKind::kFund);

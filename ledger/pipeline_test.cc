@@ -253,6 +253,11 @@ TEST_F(LedgerTest, BackupWhileWritesContinueHoldsExactlyItsEntries) {
 // the state leaves to the entry.
 TEST_F(LedgerTest, TraceHopsAreWhatTheEntriesSay) {
   OpenStandardAccounts();
+  const std::string person = "recipient/in-c001";
+  OpenAccountOp open = OpenBody(person, AccountKind::kRecipient);
+  open.category = "dibao";
+  open.community = "c001";
+  MustRun(open);
   std::vector<uint64_t> lots;
   for (int i = 0; i < 12; ++i) {
     lots.push_back(Donate(i % 2 ? kDonor : kDonor2, i % 3 ? kFund : kFund2, 100 + 10 * i));
@@ -275,6 +280,8 @@ TEST_F(LedgerTest, TraceHopsAreWhatTheEntriesSay) {
   Allocate(kFund, kFund2, 200);
   Disburse(kFund2, kRecipient, 275);
   Disburse(kFund, kRecipient2, 5);
+  Disburse(kFund, person, 35);
+  Disburse(kProject, person, 20);
 
   auto check = [&](const char* when) {
     const std::vector<StoredEntry> entries = AllEntries();
@@ -302,6 +309,11 @@ TEST_F(LedgerTest, TraceHopsAreWhatTheEntriesSay) {
         EXPECT_EQ(got.hops[i].from, want[i].from);
         EXPECT_EQ(got.hops[i].to, want[i].to);
         EXPECT_EQ(got.hops[i].amount, want[i].amount);
+        // A hop to a person also says which group it reached.
+        absl::StatusOr<AccountInfo> to = ledger_->GetAccount(want[i].to);
+        ASSERT_TRUE(to.ok()) << to.status();
+        EXPECT_EQ(got.hops[i].category, to->kind == AccountKind::kRecipient ? to->category : "");
+        EXPECT_EQ(got.hops[i].community, to->kind == AccountKind::kRecipient ? to->community : "");
       }
     }
   };

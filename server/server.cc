@@ -1131,15 +1131,10 @@ class LedgerService final : public pb::Ledger::CallbackService, private Callback
       q->set_to(shown(h.to));
       q->set_amount(h.amount);
       q->set_order_id(h.order_id);
+      // A hop to a person (a handout line, a disbursement, a voucher) says
+      // which group the value reached; the engine fills these in.
       q->set_category(h.category);
       q->set_community(h.community);
-      // A hop to a person (a handout line, a disbursement) says which group
-      // the value reached, as the places do.
-      if (h.category.empty() && h.to.rfind("recipient/", 0) == 0) {
-        WL_ASSIGN_OR_RETURN(auto group, recipient(h.to));
-        q->set_category(group->first);
-        q->set_community(group->second);
-      }
     }
     auto places = [&](const std::vector<TracePlace>& in,
                       google::protobuf::RepeatedPtrField<pb::TracePlace>* to) -> absl::Status {

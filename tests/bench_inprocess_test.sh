@@ -12,13 +12,9 @@ set -euo pipefail
 
 bench_bin=$1
 audit_bin=$2
+source "$(dirname "$0")/bench_test_lib.sh"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
 
 # expect LAST_LINE PATTERN WHAT
 expect() {
@@ -82,12 +78,6 @@ esac
 echo "ok: the kept ledger passes warmledger-audit"
 
 # Usage errors: exit 2, nothing run.
-usage() {
-  local status=0
-  "$bench_bin" "$@" > /dev/null 2>&1 || status=$?
-  [ "$status" -eq 2 ] || fail "expected a usage error (2) for $*, got $status"
-  echo "ok: usage error for $*"
-}
 usage --batch=0
 usage --batch=8193
 usage --inflight=9

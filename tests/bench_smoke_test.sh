@@ -9,6 +9,7 @@ set -euo pipefail
 
 server_bin=$1
 bench_bin=$2
+source "$(dirname "$0")/bench_test_lib.sh"
 dir=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -17,10 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
 
 "$server_bin" --dev --data_dir="$dir/data" --listen=127.0.0.1:0 --port_file="$dir/port" \
   > "$dir/server.log" 2>&1 &
@@ -92,12 +89,6 @@ missed donations
 missed checkout
 
 # Usage errors: exit 2, nothing run.
-usage() {
-  local status=0
-  "$bench_bin" "$@" > /dev/null 2>&1 || status=$?
-  [ "$status" -eq 2 ] || fail "expected a usage error (2) for $*, got $status"
-  echo "ok: usage error for $*"
-}
 usage --server="$server" --workload=health --mode=batch
 usage --server="$server" --mode=unary --callers=2 --connections=3
 usage --server="$server" --connections=0
