@@ -477,7 +477,8 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
   WL_RETURN_IF_ERROR(CheckNewTraceHash("donation.trace_hash", op.trace_hash, &trace));
   WL_ASSIGN_OR_RETURN(uint32_t donor, FindOpen("donation.donor", op.donor));
   // The new lot goes at the end of the donor's list (see FindOpen).
-  if (const auto& lots = accounts_[donor].lots; lots.size() < lots.capacity()) {
+  if (const auto& lots = accounts_[donor].lots;
+      keep_query_indexes_ && lots.size() < lots.capacity()) {
     __builtin_prefetch(lots.data() + lots.size(), 1);
   }
   WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("donation.to", op.to));
@@ -529,9 +530,12 @@ void LedgerState::CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t
   lot_by_seq_[seq] = lot_idx;
   lots_.push_back(lot);
   j->Add({Journal::Kind::kNewLot});
-  accounts_[donor].lots.push_back(lot_idx);
-  j->Add({Journal::Kind::kDonorLot, donor});
-  if (member != kNone) {
+  // Donors' and members' lists of lots are read only by donor statements.
+  if (keep_query_indexes_) {
+    accounts_[donor].lots.push_back(lot_idx);
+    j->Add({Journal::Kind::kDonorLot, donor});
+  }
+  if (member != kNone && keep_query_indexes_) {
     member_lots_[member].push_back(lot_idx);
     j->Add({Journal::Kind::kMemberLot, member});
   }
@@ -1739,6 +1743,7 @@ uint32_t LedgerState::InternMember(const std::string& member, Journal* j) {
 
 void LedgerState::AddStoreEvent(uint32_t store, uint8_t kind, uint32_t asset, int64_t amount,
                                 int64_t moved, Journal* j) {
+  if (!keep_query_indexes_) return;  // read only by settlement reports
   store_events_[store].push_back({cur_time_us_, amount, moved, asset, kind});
   j->Add({Journal::Kind::kStoreEvent, store});
 }
@@ -1759,7 +1764,7 @@ absl::StatusOr<uint32_t> LedgerState::FindOpen(absl::string_view field,
   }
   // The entry will most likely add a statement line to this account, at the
   // end of a list that is seldom in cache: start fetching it now.
-  a.touches.PrefetchEnd();
+  if (keep_query_indexes_) a.touches.PrefetchEnd();
   return it->second;
 }
 
@@ -1866,6 +1871,7 @@ void LedgerState::Move(uint32_t from, uint32_t to, uint32_t asset, int64_t amoun
       lot.at_origin += delta;
       j->Add({Journal::Kind::kLotOrigin, idx, 0, delta});
     }
+    if (!keep_query_indexes_) continue;  // moves are read only by traces
     // A lot listed in several slices is recorded once per entry, and then
     // its movement is left to the entry (an undo of this entry removes the
     // move along with the mark).
@@ -1983,6 +1989,7 @@ void LedgerState::SetHead(uint64_t seq, const Hash& hash, int64_t time_us, Journ
 
 void LedgerState::AddTouch(uint32_t account, uint32_t asset, int64_t delta,
                            int64_t balance_after, Journal* j) {
+  if (!keep_query_indexes_) return;  // statement lines are read only by queries
   accounts_[account].touches.push_back({cur_seq_, cur_time_us_, delta, balance_after, asset});
   j->Add({Journal::Kind::kTouch, account});
 }

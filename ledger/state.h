@@ -243,7 +243,15 @@ struct AppliedEntry {
 
 class LedgerState {
  public:
-  LedgerState() = default;
+  // What the state keeps besides what applying entries needs. kFull: also
+  // what only queries read (accounts' statement lines, lots' moves, donors'
+  // and members' lists of lots, stores' settlement events). kVerify: only
+  // what applying entries needs, for a replay that checks the ledger and is
+  // then dropped (warmledger-audit): it applies every entry exactly as kFull
+  // does and has the same balances, holdings, snapshots and totals, but its
+  // statements, lot traces, donor statements and settlements are empty.
+  enum class Keep { kFull, kVerify };
+  explicit LedgerState(Keep keep = Keep::kFull) : keep_query_indexes_(keep == Keep::kFull) {}
   LedgerState(const LedgerState&) = delete;
   LedgerState& operator=(const LedgerState&) = delete;
 
@@ -649,6 +657,7 @@ class LedgerState {
   int64_t cur_time_us_ = 0;
   uint8_t cur_version_ = kEntryVersion;
   EntryType cur_type_ = EntryType::kOpenAccount;
+  const bool keep_query_indexes_ = true;
 
   std::vector<std::string> assets_;
   absl::flat_hash_map<std::string, uint32_t> asset_index_;

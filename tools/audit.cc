@@ -1070,7 +1070,7 @@ class Auditor {
   merkle::TileBuilder tree_;
   Hash head_hash_{};
   // Owned by the replay thread until it is joined.
-  LedgerState state_;
+  LedgerState state_{LedgerState::Keep::kVerify};
   bool snapshot_checked_ = false;
 };
 
