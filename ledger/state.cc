@@ -477,8 +477,7 @@ absl::Status LedgerState::ApplyDonation(const DonationOp& op, uint64_t seq, int6
   WL_RETURN_IF_ERROR(CheckNewTraceHash("donation.trace_hash", op.trace_hash, &trace));
   WL_ASSIGN_OR_RETURN(uint32_t donor, FindOpen("donation.donor", op.donor));
   // The new lot goes at the end of the donor's list (see FindOpen).
-  if (const auto& lots = accounts_[donor].lots;
-      keep_query_indexes_ && lots.size() < lots.capacity()) {
+  if (const auto& lots = accounts_[donor].lots; lots.size() < lots.capacity()) {
     __builtin_prefetch(lots.data() + lots.size(), 1);
   }
   WL_ASSIGN_OR_RETURN(uint32_t to, FindOpen("donation.to", op.to));
