@@ -533,10 +533,10 @@ void LedgerState::CreateLot(uint32_t donor, uint32_t to, uint32_t asset, int64_t
   if (keep_query_indexes_) {
     accounts_[donor].lots.push_back(lot_idx);
     j->Add({Journal::Kind::kDonorLot, donor});
-  }
-  if (member != kNone && keep_query_indexes_) {
-    member_lots_[member].push_back(lot_idx);
-    j->Add({Journal::Kind::kMemberLot, member});
+    if (member != kNone) {
+      member_lots_[member].push_back(lot_idx);
+      j->Add({Journal::Kind::kMemberLot, member});
+    }
   }
   if (trace != nullptr) {
     trace_hashes_.emplace(*trace, seq);
@@ -2171,14 +2171,6 @@ void LedgerState::Reserve(uint64_t entries) {
   lot_by_seq_.reserve(entries + 1);
 }
 
-void LedgerState::MovesOf(const LotState& lot, std::vector<uint64_t>* out) const {
-  out->clear();
-  for (uint64_t m = lot.last_move; m != kNoMove; m = lot_moves_[m].prev) {
-    out->push_back(lot_moves_[m].seq);
-  }
-  std::reverse(out->begin(), out->end());
-}
-
 absl::StatusOr<AccountInfo> LedgerState::GetAccount(const std::string& account) const {
   auto it = account_index_.find(account);
   if (it == account_index_.end()) {
@@ -2791,7 +2783,6 @@ std::string LedgerState::Digest() const {
     }
     flush();
   }
-  std::vector<uint64_t> moves;
   for (size_t i = 0; i < lots_.size(); ++i) {
     const LotState& l = lots_[i];
     put_u64(l.lot);
@@ -2801,9 +2792,19 @@ std::string LedgerState::Digest() const {
     put_u64(static_cast<uint64_t>(l.amount));
     put_u64(static_cast<uint64_t>(l.time_us));
     put_u64(l.anonymous);
-    MovesOf(l, &moves);
-    put_u64(moves.size());
-    for (uint64_t m : moves) put_u64(m);
+    // The lot's moves, newest first, with what a trace takes from them.
+    for (uint64_t m = l.last_move; m != kNoMove; m = lot_moves_[m].prev) {
+      const LotMove& move = lot_moves_[m];
+      put_u64(move.seq);
+      put_u64(move.known);
+      if (!move.known) continue;
+      put_u64(static_cast<uint64_t>(move.type));
+      put_u64(static_cast<uint64_t>(move.time_us));
+      put_str(accounts_[move.from].id);
+      put_str(accounts_[move.to].id);
+      put_u64(static_cast<uint64_t>(move.amount));
+    }
+    put_u64(kNoMove);
     if (buf.size() > 1 << 16) flush();
   }
   std::vector<std::pair<std::string, uint64_t>> ids(client_ids_.begin(), client_ids_.end());

@@ -569,8 +569,6 @@ class LedgerState {
   absl::StatusOr<uint32_t> AssetFor(absl::string_view field, uint32_t account,
                                     const std::string& asset, uint32_t known = kNoAsset);
   uint32_t InternAsset(const std::string& code);
-  // Sets `out` to the seqs of the lot's moves, oldest first.
-  void MovesOf(const LotState& lot, std::vector<uint64_t>* out) const;
   // The index in lots_ of lot `lot`, or kNone.
   uint32_t LotIndex(uint64_t lot) const {
     return lot < lot_by_seq_.size() ? lot_by_seq_[lot] : kNone;
