@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +28,7 @@
 #include "server/auth.h"
 #include "server/convert.h"
 #include "server/identity.h"
+#include "server/log_writer.h"
 #include "server/registry.h"
 #include "warmledger/v1/ledger.grpc.pb.h"
 
@@ -127,6 +129,8 @@ struct Shared {
   Registry registry = Registry::Default();
   std::optional<SecretKey> key;  // set by Start before any service runs
   std::atomic<bool> shutting_down{false};
+  // Where log lines go when options.log is not set: stderr, in bulk.
+  std::unique_ptr<LogWriter> stderr_log;
 
   // Now on the server's (injected) clock, the one that stamps entries.
   int64_t ClockMicros() const {
@@ -148,12 +152,12 @@ struct Shared {
                          "\",\"latency_us\":", NowMicros() - start_us, "}"));
   }
 
-  // One structured line to options.log, or to stderr.
+  // One structured line to options.log, or to stderr (see LogWriter).
   void LogLine(const std::string& line) const {
     if (options.log) {
       options.log(line);
     } else {
-      std::fprintf(stderr, "%s\n", line.c_str());
+      stderr_log->Write(line);
     }
   }
 };
@@ -1805,6 +1809,7 @@ class Server::Impl {
   absl::Status Start(ServerOptions options) {
     shared_.options = std::move(options);
     const ServerOptions& o = shared_.options;
+    if (!o.log) shared_.stderr_log = std::make_unique<LogWriter>(STDERR_FILENO);
     if (o.data_dir.empty()) return absl::InvalidArgumentError("data_dir: required");
     if (o.dev && !IsLoopbackListen(o.listen)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -1921,6 +1926,7 @@ class Server::Impl {
       server_->Wait();
     }
     shared_.ledger.reset();  // drains the write queue, closes the database
+    if (shared_.stderr_log) shared_.stderr_log->Flush();
   }
 
   int port() const { return port_; }

@@ -5395,6 +5395,8 @@ TEST_F(ProcessTest, DaemonServesStopsCleanlyOnSigtermAndKeepsItsWrites) {
   ASSERT_TRUE(WIFEXITED(*status)) << "status " << *status;
   EXPECT_EQ(WEXITSTATUS(*status), 0) << ReadText(dir_.Sub("daemon.log"));
   EXPECT_THAT(ReadText(dir_.Sub("daemon.log")), HasSubstr("stopped cleanly"));
+  // Every RPC's log line reached stderr before the daemon exited.
+  EXPECT_THAT(ReadText(dir_.Sub("daemon.log")), HasSubstr("{\"rpc\":\"Donate\",\"role\":\"admin\""));
 
   port = StartDaemon(&pid);
   ASSERT_GT(port, 0);
