@@ -4,6 +4,7 @@
 #include <atomic>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <thread>
@@ -129,17 +130,6 @@ absl::StatusOr<std::optional<BalanceSnapshot>> ReadSnapshot(rocksdb::DB* db) {
   WL_RETURN_IF_ERROR(FromRocks(s, "reading the balance snapshot"));
   WL_ASSIGN_OR_RETURN(BalanceSnapshot snapshot, DecodeSnapshot(value));
   return snapshot;
-}
-
-// The writes that may run at the same time as another: the sync stage's
-// commits and the checkpointer's notes. RocksDB may then have one of the two
-// threads write both batches (a write group), synchronised inside RocksDB,
-// which Debian builds without ThreadSanitizer: tests/tsan.supp names this
-// function so that TSan does not report that hand-over as a race.
-ABSL_ATTRIBUTE_NOINLINE rocksdb::Status GroupedWrite(rocksdb::DB* db,
-                                                     const rocksdb::WriteOptions& wo,
-                                                     rocksdb::WriteBatch* batch) {
-  return db->Write(wo, batch);
 }
 
 // Reads stored tiles (the widths are checked by merkle::NodesFromTiles).
@@ -375,10 +365,22 @@ class Ledger::Impl {
     if (failed_.load() || state_.head_seq() == last_snapshot_seq_) return;
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    absl::Status s = FromRocks(
-        db_->Put(wo, std::string(kSnapshotKey), EncodeSnapshot(state_.Snapshot())),
-        "writing the balance snapshot");
+    rocksdb::WriteBatch batch;
+    batch.Put(std::string(kSnapshotKey), EncodeSnapshot(state_.Snapshot()));
+    absl::Status s = FromRocks(SerialWrite(wo, &batch), "writing the balance snapshot");
     if (!s.ok()) std::fprintf(stderr, "warmledger: %s\n", std::string(s.message()).c_str());
+  }
+
+  // Every write of a running ledger goes through here, one at a time. The
+  // sync stage's commits and the checkpointer's notes therefore never reach
+  // RocksDB together, and RocksDB never has one thread write another's batch
+  // in its write group: a hand-over inside Debian's RocksDB, which is built
+  // without ThreadSanitizer, so TSan could not see it as synchronised. A
+  // checkpoint note waits for at most one commit (one every
+  // checkpoint_every_ms or checkpoint_every_entries).
+  rocksdb::Status SerialWrite(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    return db_->Write(wo, batch);
   }
 
   absl::Status WriteFormat(const std::string& version) {
@@ -1129,7 +1131,7 @@ class Ledger::Impl {
         if (snapshot != nullptr) batch.Put(std::string(kSnapshotKey), *snapshot);
         rocksdb::WriteOptions wo;
         wo.sync = true;  // an acknowledgement means the entries are on disk
-        absl::Status s = FromRocks(GroupedWrite(db_.get(), wo, &batch), "durable write");
+        absl::Status s = FromRocks(SerialWrite(wo, &batch), "durable write");
         if (!s.ok()) {
           // Memory is now ahead of disk. Refuse everything from here on;
           // reopening replays what is really stored.
@@ -1305,7 +1307,7 @@ class Ledger::Impl {
     wo.sync = true;
     rocksdb::WriteBatch batch;
     batch.Put(CheckpointKey(size), note);
-    WL_RETURN_IF_ERROR(FromRocks(GroupedWrite(db_.get(), wo, &batch), "writing a checkpoint"));
+    WL_RETURN_IF_ERROR(FromRocks(SerialWrite(wo, &batch), "writing a checkpoint"));
     Monitor::Lock lock(&durable_mu_);
     latest_checkpoint_ = CheckpointRecord{size, root, std::move(note)};
     return absl::OkStatus();
@@ -1522,6 +1524,9 @@ class Ledger::Impl {
   size_t synced_ ABSL_GUARDED_BY(sync_mu_) = 0;
   bool apply_done_ ABSL_GUARDED_BY(sync_mu_) = false;
   bool sync_done_ ABSL_GUARDED_BY(sync_mu_) = false;
+
+  // Serialises the running ledger's writes (SerialWrite).
+  std::mutex write_mu_;
 
   std::thread sequencer_;  // apply stage
   std::thread syncer_;     // sync stage
