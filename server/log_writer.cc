@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <utility>
+#include <string>
 
 namespace warmledger::server {
 namespace {

@@ -4,9 +4,9 @@
 #define WARMLEDGER_SERVER_LOG_WRITER_H_
 
 #include <cstddef>
+#include <mutex>
 #include <string>
 #include <string_view>
-#include <mutex>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"

@@ -1,5 +1,4 @@
 #include "server/log_writer.h"
-#include <fcntl.h>
 #include <unistd.h>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +24,7 @@ class LogFile {
   LogFile() {
     std::string pattern = ::testing::TempDir() + "log_writer_XXXXXX";
     fd_ = mkstemp(pattern.data());
+    EXPECT_GE(fd_, 0) << "cannot create " << pattern;
     path_ = pattern;
   }
   ~LogFile() {
