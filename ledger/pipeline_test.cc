@@ -19,9 +19,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ledger/ledger.h"
 #include "ledger/ledger_testing.h"
+#include "ledger/limits.h"
 #include "ledger/types.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
@@ -320,6 +322,64 @@ TEST_F(LedgerTest, TraceHopsAreWhatTheEntriesSay) {
   check("as written");
   Reopen();  // the replay rebuilds the same moves
   check("after reopening");
+}
+
+// With fsyncs held back the pipeline cannot drain: the write queue fills,
+// and a batch that would take it past kQueueOpsMax is refused at once, whole,
+// with kResourceExhausted, while everything accepted before it commits once
+// the disk answers again.
+TEST_F(PipelineTest, AFullWriteQueueRefusesABatchWholeAndKeepsWhatItAccepted) {
+  OpenStandardAccounts();
+  const uint64_t head = ledger_->Head().seq;
+  fs_->Close();
+  OpenOnExit open_on_exit{fs_.get()};
+  // Shared with the callbacks, which may outlive this body if it fails.
+  struct Answers {
+    std::atomic<size_t> batches{0};
+    std::atomic<size_t> ops_ok{0};
+  };
+  auto answers = std::make_shared<Answers>();
+  const std::thread::id submitter = std::this_thread::get_id();
+  size_t accepted = 0;
+  std::vector<OpResult> refused;
+  // Groups in flight and the queue together hold fewer than this.
+  const size_t batches_max =
+      (kGroupsInFlightMax * kCommitOpsMax + kQueueOpsMax) / kBatchOpsMax + 2;
+  for (size_t b = 0; b < batches_max && refused.empty(); ++b) {
+    std::vector<Operation> ops;
+    for (size_t i = 0; i < kBatchOpsMax; ++i) ops.push_back(Op(DonationBody(kDonor, kFund, 1)));
+    // A refusal is answered at once, on this thread; an accepted batch later,
+    // on the pipeline's.
+    auto sync_answer = std::make_shared<std::vector<OpResult>>();
+    ledger_->SubmitAsync(std::move(ops), [answers, sync_answer, submitter](std::vector<OpResult> r) {
+      if (std::this_thread::get_id() == submitter) {
+        *sync_answer = std::move(r);
+        return;
+      }
+      for (const OpResult& one : r) answers->ops_ok += one.status.ok();
+      ++answers->batches;
+    });
+    if (sync_answer->empty()) {
+      ++accepted;
+    } else {
+      refused = std::move(*sync_answer);
+    }
+  }
+  ASSERT_EQ(refused.size(), kBatchOpsMax) << "the queue never filled";
+  for (const OpResult& r : refused) {
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted) << r.status;
+    EXPECT_THAT(std::string(r.status.message()), testing::HasSubstr("write queue full"));
+  }
+  EXPECT_GT(accepted, kQueueOpsMax / kBatchOpsMax);
+
+  fs_->Open();
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (answers->batches.load() < accepted && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(answers->batches.load(), accepted);
+  EXPECT_EQ(answers->ops_ok.load(), accepted * kBatchOpsMax);
+  EXPECT_EQ(ledger_->Head().seq, head + accepted * kBatchOpsMax);
 }
 
 }  // namespace
