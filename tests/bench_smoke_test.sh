@@ -18,7 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-
 "$server_bin" --dev --data_dir="$dir/data" --listen=127.0.0.1:0 --port_file="$dir/port" \
   > "$dir/server.log" 2>&1 &
 server_pid=$!
