@@ -34,30 +34,13 @@
 #include "ledger/limits.h"
 #include "ledger/merkle.h"
 #include "ledger/note.h"
+#include "ledger/temp_dir_testing.h"
 #include "warmledger/v1/ledger.grpc.pb.h"
 
 namespace warmledger::client {
 namespace {
 
 namespace v1 = ::warmledger::v1;
-
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "wl_client_test.XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -236,7 +219,7 @@ TEST(TokenTest, HashIsLowerHexSha256OfTheWholeToken) {
 
 TEST(AuthFileTest, CreatesFileWithMode0600AndOneLinePerToken) {
   TempDir dir;
-  const std::string path = dir.File("auth");
+  const std::string path = dir.Sub("auth");
   absl::StatusOr<std::string> t1 = AppendToken(path, "clerk", "office-1");
   ASSERT_TRUE(t1.ok()) << t1.status();
   absl::StatusOr<std::string> t2 = AppendToken(path, "auditor", "A.Auditor_2");
@@ -250,7 +233,7 @@ TEST(AuthFileTest, CreatesFileWithMode0600AndOneLinePerToken) {
 
 TEST(AuthFileTest, KeepsExistingLinesAndAddsAMissingFinalNewline) {
   TempDir dir;
-  const std::string path = dir.File("auth");
+  const std::string path = dir.Sub("auth");
   {
     std::ofstream out(path);
     out << "# tokens\n" << std::string(64, 'a') << " admin root";  // no final newline
@@ -264,7 +247,7 @@ TEST(AuthFileTest, KeepsExistingLinesAndAddsAMissingFinalNewline) {
 
 TEST(AuthFileTest, RefusesAGroupOrWorldReadableFileAndLeavesItUntouched) {
   TempDir dir;
-  const std::string path = dir.File("auth");
+  const std::string path = dir.Sub("auth");
   for (mode_t mode : {0640, 0604, 0660, 0620}) {
     {
       std::ofstream out(path, std::ios::trunc);
@@ -280,7 +263,7 @@ TEST(AuthFileTest, RefusesAGroupOrWorldReadableFileAndLeavesItUntouched) {
 
 TEST(AuthFileTest, RefusesABadRoleOrNameWithoutCreatingTheFile) {
   TempDir dir;
-  const std::string path = dir.File("auth");
+  const std::string path = dir.Sub("auth");
   EXPECT_EQ(AppendToken(path, "root", "x").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(AppendToken(path, "Admin", "x").status().code(), absl::StatusCode::kInvalidArgument);
   for (const std::string& name : {std::string(), std::string(65, 'n'), std::string("a b"),
@@ -294,7 +277,7 @@ TEST(AuthFileTest, RefusesABadRoleOrNameWithoutCreatingTheFile) {
 
 TEST(AuthFileTest, MissingDirectoryIsNotFound) {
   TempDir dir;
-  EXPECT_EQ(AppendToken(dir.File("no/such/auth"), "clerk", "x").status().code(),
+  EXPECT_EQ(AppendToken(dir.Sub("no/such/auth"), "clerk", "x").status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -682,12 +665,12 @@ TEST(CheckAdvanceTest, AnotherOriginIsRefused) {
 
 TEST(WriteFileAtomicallyTest, ReplacesTheFileAndLeavesNoTemporary) {
   TempDir dir;
-  const std::string path = dir.File("state");
+  const std::string path = dir.Sub("state");
   ASSERT_TRUE(WriteFileAtomically(path, "one\n").ok());
   ASSERT_TRUE(WriteFileAtomically(path, "two\n").ok());
   EXPECT_EQ(ReadFile(path), "two\n");
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
-  EXPECT_EQ(WriteFileAtomically(dir.File("no/such/dir/state"), "x").code(),
+  EXPECT_EQ(WriteFileAtomically(dir.Sub("no/such/dir/state"), "x").code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(ReadFileCapped(path, 3, "state").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(*ReadFileCapped(path, 4, "state"), "two\n");
@@ -1530,7 +1513,7 @@ TEST(CliTest, EntriesExportFileIsLengthPrefixedEntriesInOrder) {
   std::vector<v1::Entry> chain = MakeChain(25);
   FakeServer server(chain);
   TempDir dir;
-  const std::string path = dir.File("export.bin");
+  const std::string path = dir.Sub("export.bin");
   CliResult r = RunCommand(
       {"entries", "--server=" + server.address(), "--from=3", "--count=20", "--out=" + path});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -1554,7 +1537,7 @@ TEST(CliTest, EntriesRefuseABrokenChain) {
   chain[3] = MakeEntry(4, std::string(32, 'z'));
   FakeServer server(chain);
   TempDir dir;
-  const std::string path = dir.File("export.bin");
+  const std::string path = dir.Sub("export.bin");
   CliResult r = RunCommand({"entries", "--server=" + server.address(), "--out=" + path});
   EXPECT_EQ(r.code, kExitError);
   EXPECT_NE(r.err.find("error: DATA_LOSS: entry 4"), std::string::npos) << r.err;
@@ -1563,7 +1546,7 @@ TEST(CliTest, EntriesRefuseABrokenChain) {
 
 TEST(CliTest, CreateTokenWorksOfflineAndValidates) {
   TempDir dir;
-  const std::string path = dir.File("auth");
+  const std::string path = dir.Sub("auth");
   CliResult r =
       RunCommand({"create-token", "--auth_file=" + path, "--role=auditor", "--name=audit-1"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -1613,7 +1596,7 @@ class VerifyReceiptCliTest : public ::testing::Test {
   // Writes `text` as the receipt file and runs `verify-receipt FILE args...`.
   // No server runs: --server names a port nobody listens on.
   CliResult Verify(const std::string& text, const std::vector<std::string>& args) {
-    const std::string path = dir_.File("receipt.txt");
+    const std::string path = dir_.Sub("receipt.txt");
     {
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
       out << text;
@@ -1654,7 +1637,7 @@ TEST_F(VerifyReceiptCliTest, AGoodReceiptShowsTheDonationOffline) {
 }
 
 TEST_F(VerifyReceiptCliTest, KeyFromAFileAndJson) {
-  const std::string key_file = dir_.File("key.txt");
+  const std::string key_file = dir_.Sub("key.txt");
   {
     std::ofstream out(key_file);
     out << signer_.VerifierKey() << "\n";
@@ -1673,7 +1656,7 @@ TEST_F(VerifyReceiptCliTest, KeyFromAFileAndJson) {
   }
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
 
-  EXPECT_EQ(Verify(FormatReceipt(receipt_), {"--key=@" + dir_.File("missing")}).code, kExitError);
+  EXPECT_EQ(Verify(FormatReceipt(receipt_), {"--key=@" + dir_.Sub("missing")}).code, kExitError);
 }
 
 TEST_F(VerifyReceiptCliTest, EntryTextReachesNoTerminalOrJsonUnescaped) {
@@ -1749,7 +1732,7 @@ TEST_F(VerifyReceiptCliTest, UsageMistakesExitTwo) {
   r = RunCommand({"verify-receipt", KeyFlag()});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_NE(r.err.find("FILE"), std::string::npos) << r.err;
-  r = RunCommand({"verify-receipt", dir_.File("missing.txt"), KeyFlag()});
+  r = RunCommand({"verify-receipt", dir_.Sub("missing.txt"), KeyFlag()});
   EXPECT_EQ(r.code, kExitError);
   EXPECT_EQ(r.err.rfind("error: NOT_FOUND: ", 0), 0u) << r.err;
 }
@@ -1778,7 +1761,7 @@ class WatchTest : public ::testing::Test {
 
   FakeServer server_{{}};
   TempDir dir_;
-  const std::string state_ = dir_.File("checkpoint.txt");
+  const std::string state_ = dir_.Sub("checkpoint.txt");
 };
 
 TEST_F(WatchTest, TrustsTheFirstCheckpointThenChecksEveryAdvance) {
@@ -1932,7 +1915,7 @@ TEST(TransparencyCliTest, VerifierKeyCheckpointAndReceipt) {
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find(std::string("origin        ") + kOrigin + "\n"), std::string::npos) << r.out;
-  const std::string key_file = dir.File("key.txt");
+  const std::string key_file = dir.Sub("key.txt");
   r = RunCommand({"verifier-key", at, "--out=" + key_file, "--json"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_NE(r.out.find("\"verifierKey\""), std::string::npos) << r.out;
@@ -1944,7 +1927,7 @@ TEST(TransparencyCliTest, VerifierKeyCheckpointAndReceipt) {
   r = RunCommand({"checkpoint", at, "--size=3"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out, SignCheckpoint(transparency.signer(), DonationTree(3).At()));
-  const std::string note_file = dir.File("checkpoint.txt");
+  const std::string note_file = dir.Sub("checkpoint.txt");
   r = RunCommand({"checkpoint", at, "--out=" + note_file});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out, "");
@@ -1952,7 +1935,7 @@ TEST(TransparencyCliTest, VerifierKeyCheckpointAndReceipt) {
   EXPECT_EQ(RunCommand({"checkpoint", at, "--size=99"}).code, kExitError);
 
   // A receipt fetched by trace code verifies offline with the saved key.
-  const std::string receipt_file = dir.File("receipt.txt");
+  const std::string receipt_file = dir.Sub("receipt.txt");
   r = RunCommand({"receipt", at, "--code", FakeTransparency::kTraceCode, "--wait_ms=1500",
                   "--out=" + receipt_file});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -1988,7 +1971,7 @@ TEST(TransparencyCliTest, VerifierKeyCheckpointAndReceipt) {
 TEST(TransparencyCliTest, DonateWritesTheReceiptOrSaysHowToFetchIt) {
   FakeServer server({});
   TempDir dir;
-  const std::string receipt_file = dir.File("receipt.txt");
+  const std::string receipt_file = dir.Sub("receipt.txt");
   const std::vector<std::string> donate = {"donate",        "--server=" + server.address(),
                                            "--client_id=g", "--donor=donor/zhang",
                                            "--to=fund/gen", "--yuan=12.34"};
@@ -2246,7 +2229,7 @@ TEST(CliTest, HandoutSendsTheLinesOfTheFlagsAndTheFileInOrder) {
   FakeServer server({});
   TempDir dir;
   {
-    std::ofstream file(dir.File("households.txt"));
+    std::ofstream file(dir.Sub("households.txt"));
     file << "# distribution day 1\n"
          << "recipient/c 3\n"
          << "\n"
@@ -2255,7 +2238,7 @@ TEST(CliTest, HandoutSendsTheLinesOfTheFlagsAndTheFileInOrder) {
   const CliResult r = RunCommand(
       {"handout", "--server=" + server.address(), "--client_id=h-1", "--from=stock/box",
        "--item=item:box", "--line=recipient/a:1", "--line=recipient/b:2",
-       "--lines_file=" + dir.File("households.txt"), "--purpose=Spring Festival"});
+       "--lines_file=" + dir.Sub("households.txt"), "--purpose=Spring Festival"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   const v1::HandOutRequest req = server.goods().last_handout();
   EXPECT_EQ(req.client_id(), "h-1");
@@ -2288,20 +2271,20 @@ TEST(CliTest, HandoutRefusesMalformedLinesAndTooManyRecipients) {
   EXPECT_EQ(with({"--line=:3"}).code, kExitUsage);
   EXPECT_EQ(with({"--line=recipient/a:two"}).code, kExitUsage);
   {
-    std::ofstream file(dir.File("bad.txt"));
+    std::ofstream file(dir.Sub("bad.txt"));
     file << "recipient/a 1\nrecipient/b\n";
   }
-  CliResult r = with({"--lines_file=" + dir.File("bad.txt")});
+  CliResult r = with({"--lines_file=" + dir.Sub("bad.txt")});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
   {
-    std::ofstream file(dir.File("many.txt"));
+    std::ofstream file(dir.Sub("many.txt"));
     for (size_t i = 0; i <= kHandoutLinesMax; ++i) file << "recipient/r" << i << " 1\n";
   }
-  r = with({"--lines_file=" + dir.File("many.txt")});
+  r = with({"--lines_file=" + dir.Sub("many.txt")});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_NE(r.err.find("split"), std::string::npos) << r.err;
-  r = with({"--lines_file=" + dir.File("missing.txt")});
+  r = with({"--lines_file=" + dir.Sub("missing.txt")});
   EXPECT_EQ(r.code, kExitError);
 }
 

@@ -27,6 +27,7 @@
 #include "ledger/ledger.h"
 #include "ledger/limits.h"
 #include "ledger/note.h"
+#include "ledger/temp_dir_testing.h"
 #include "ledger/types.h"
 
 namespace warmledger {
@@ -182,19 +183,6 @@ inline std::map<std::string, int64_t> ByAccount(const std::vector<TracePlace>& p
     if (p.amount != 0) by_account[p.account] += p.amount;
   }
   return by_account;
-}
-
-// A new empty folder named `name`.XXXXXX under the test's temporary
-// folder; empty (and a test failure) if it cannot be made. The test removes it.
-inline std::string MakeTempDir(const std::string& name) {
-  std::string pattern = ::testing::TempDir() + "/" + name + ".XXXXXX";
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (mkdtemp(buffer.data()) == nullptr) {
-    ADD_FAILURE() << "mkdtemp " << pattern << " failed";
-    return "";
-  }
-  return buffer.data();
 }
 
 // A checkpoint signer with a fresh Ed25519 key; null (and a test failure)

@@ -33,6 +33,7 @@
 #include "gtest/gtest.h"
 #include "ledger/clock.h"
 #include "ledger/ledger.h"
+#include "ledger/temp_dir_testing.h"
 #include "ledger/types.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
@@ -190,23 +191,6 @@ bool NamesSeq(const std::string& message, uint64_t seq) {
   const std::regex number("(^|[^0-9])" + std::to_string(seq) + "([^0-9]|$)");
   return std::regex_search(message, number);
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "warmledger-corrupt-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed for " << pattern;
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;  // best effort: a leftover temp dir is harmless
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // The ledger folder opened as a plain RocksDB database.
 class RawDb {

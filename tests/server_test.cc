@@ -57,6 +57,7 @@
 #include "ledger/merkle.h"
 #include "ledger/note.h"
 #include "ledger/sha256.h"
+#include "ledger/temp_dir_testing.h"
 #include "server/convert.h"
 #include "server/identity.h"
 #include "server/server.h"
@@ -87,26 +88,6 @@ constexpr int kRpcBatchOpsMax = 4096;
 constexpr int kCheckoutBatchItemsMax = 8192;
 
 // ---------------------------------------------------------------- helpers
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "warmledger-server-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed for " << pattern;
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;  // best effort: a leftover temp dir is harmless
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
 
 const char* CodeText(grpc::StatusCode code) {
   switch (code) {

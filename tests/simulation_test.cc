@@ -72,6 +72,7 @@
 #include "ledger/clock.h"
 #include "ledger/ledger.h"
 #include "ledger/limits.h"
+#include "ledger/temp_dir_testing.h"
 #include "ledger/types.h"
 
 namespace warmledger {
@@ -712,25 +713,6 @@ std::vector<int64_t> LargestRemainder(int64_t total, const std::vector<int64_t>&
   for (int64_t k = 0; k < total - given; ++k) ++parts[remainders[static_cast<size_t>(k)].second];
   return parts;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "warmledger-sim-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed for " << pattern;
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;  // best effort: a leftover temp dir is harmless
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 class Simulation {
  public:
