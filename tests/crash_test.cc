@@ -42,7 +42,9 @@
 #include "gtest/gtest.h"
 #include "ledger/ledger.h"
 #include "ledger/limits.h"
+#include "ledger/temp_dir_testing.h"
 #include "ledger/types.h"
+#include "tests/crash_donation.h"
 
 namespace warmledger {
 namespace {
@@ -58,23 +60,9 @@ constexpr int64_t kAckedBeforeKillMax = 500;
 constexpr uint64_t kWriterBatchOpsMax = 64;  // crash_writer's batch bound
 constexpr uint64_t kRoundIndexStride = 1'000'000;
 
-constexpr char kDonor[] = "donor/crash";
-constexpr char kFund[] = "fund/crash";
-
-// Keep in step with crash_writer.cc.
-Operation CrashDonation(uint64_t n) {
-  DonationOp d;
-  d.donor = kDonor;
-  d.to = kFund;
-  d.asset = "CNY";
-  d.amount = 1 + static_cast<int64_t>(n % 9973);
-  d.channel = DonationChannel::kCounter;
-  d.memo = "crash " + std::to_string(n);
-  Operation op;
-  op.client_id = "don-" + std::to_string(n);
-  op.body = std::move(d);
-  return op;
-}
+using crash::CrashDonation;
+using crash::kDonor;
+using crash::kFund;
 
 std::optional<uint64_t> DonationIndex(const std::string& client_id) {
   const std::string prefix = "don-";
@@ -89,23 +77,6 @@ std::optional<uint64_t> DonationIndex(const std::string& client_id) {
   }
   return n;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "warmledger-crash-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed for " << pattern;
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;  // best effort: a leftover temp dir is harmless
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // A crash_writer child with its stdout on a pipe.
 class Writer {

@@ -4,8 +4,8 @@
 // donor and fund exist (fixed client ids, so a rerun after a kill gets
 // duplicates, not errors), then submits donations forever in batches of 1–64.
 // Donation n has client id "don-<n>", n counting up from START_INDEX, and its
-// content is a pure function of n (see CrashDonation; crash_test.cc has the
-// same function and must be kept in step). After each Submit returns, one line
+// content is a pure function of n (CrashDonation, tests/crash_donation.h,
+// shared with crash_test.cc). After each Submit returns, one line
 // "don-<n>\n" per acknowledged id is written to stdout and flushed: an id is
 // printed only once its entry is durable, so every printed id must survive a
 // SIGKILL.
@@ -23,30 +23,17 @@
 
 #include "ledger/ledger.h"
 #include "ledger/types.h"
+#include "tests/crash_donation.h"
 
 namespace warmledger {
 namespace {
 
-constexpr char kDonor[] = "donor/crash";
-constexpr char kFund[] = "fund/crash";
+using crash::CrashDonation;
+using crash::kDonor;
+using crash::kFund;
 constexpr int64_t kBatchOpsMax = 64;
 // A bound on one run, far above what a test round waits for.
 constexpr int64_t kDonationsMax = 10'000'000;
-
-// Keep in step with crash_test.cc.
-Operation CrashDonation(uint64_t n) {
-  DonationOp d;
-  d.donor = kDonor;
-  d.to = kFund;
-  d.asset = "CNY";
-  d.amount = 1 + static_cast<int64_t>(n % 9973);
-  d.channel = DonationChannel::kCounter;
-  d.memo = "crash " + std::to_string(n);
-  Operation op;
-  op.client_id = "don-" + std::to_string(n);
-  op.body = std::move(d);
-  return op;
-}
 
 Operation SetUpOp(const char* client_id, const char* account, AccountKind kind) {
   OpenAccountOp o;
