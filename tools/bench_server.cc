@@ -96,6 +96,7 @@
 
 #include "tools/bench_server.h"
 #include "tools/bench_util.h"
+#include "tools/rng.h"
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -236,18 +237,12 @@ double OtherProcessCpuSeconds(uint64_t pid) {
   return static_cast<double>(ticks[0] + ticks[1]) / static_cast<double>(ticks_per_s);
 }
 
-// splitmix64: the amount of donation i depends only on (seed, i), so a run is
-// the same whatever order the callers claim their donations in.
-uint64_t Mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
+// The amount of donation i depends only on (seed, i), so a run is the same
+// whatever order the callers claim their donations in.
 int64_t DonationAmountFen(uint64_t seed, uint64_t index) {
   const uint64_t span = static_cast<uint64_t>(kAmountMaxFen - kAmountMinFen) + 1;
-  return kAmountMinFen + static_cast<int64_t>(Mix64(Mix64(seed) ^ index) % span);
+  return kAmountMinFen + static_cast<int64_t>(SplitMix64(SplitMix64(seed) ^ index) % span);
 }
 
 // Canonical code names, indexed by number (gRPC and google.rpc share them).
@@ -476,7 +471,7 @@ RunNames MakeRunNames(uint64_t seed) {
                                 .count());
   RunNames names;
   names.run = Format("%" PRIu64 "-%" PRIx64, seed, now_us);
-  names.key = Mix64(Mix64(seed) ^ now_us);
+  names.key = SplitMix64(SplitMix64(seed) ^ now_us);
   names.fund = "fund/bench-" + names.run;
   for (size_t i = 0; i < kDonorsCount; ++i) {
     names.donors.push_back(Format("donor/bench-%s-%04zu", names.run.c_str(), i));
@@ -1234,14 +1229,14 @@ enum class CheckoutKind { kPurchase, kRedeem, kRefund };
 
 // The kind of operation `index`, from the seed and the index alone.
 CheckoutKind KindOf(uint64_t seed, uint64_t index) {
-  const uint64_t roll = Mix64(Mix64(seed ^ 0xc3ec0u) ^ index) % 100;
+  const uint64_t roll = SplitMix64(SplitMix64(seed ^ 0xc3ec0u) ^ index) % 100;
   if (roll < kPurchasePercent) return CheckoutKind::kPurchase;
   if (roll < kPurchasePercent + kRedeemPercent) return CheckoutKind::kRedeem;
   return CheckoutKind::kRefund;
 }
 
 int64_t RedeemAmountFen(uint64_t seed, uint64_t index) {
-  return 1 + static_cast<int64_t>(Mix64(Mix64(seed ^ 0x7edee3u) ^ index) %
+  return 1 + static_cast<int64_t>(SplitMix64(SplitMix64(seed ^ 0x7edee3u) ^ index) %
                                   static_cast<uint64_t>(kRedeemMaxFen));
 }
 
@@ -1249,7 +1244,7 @@ int64_t RedeemAmountFen(uint64_t seed, uint64_t index) {
 // between 1940 and 1999, a sequence and the ISO 7064 MOD 11-2 check
 // character. Drawn from (run key, recipient, draw) so that runs differ.
 std::string IdNumber(uint64_t run_key, size_t recipient, int draw) {
-  const uint64_t r = Mix64(Mix64(run_key ^ (static_cast<uint64_t>(recipient) << 8)) ^
+  const uint64_t r = SplitMix64(SplitMix64(run_key ^ (static_cast<uint64_t>(recipient) << 8)) ^
                            static_cast<uint64_t>(draw));
   const int year = 1940 + static_cast<int>(r % 60);
   const int month = 1 + static_cast<int>((r >> 8) % 12);

@@ -98,6 +98,7 @@
 #include <vector>
 
 #include "tools/bench_util.h"
+#include "tools/rng.h"
 #include "warmledger/v1/ledger.grpc.pb.h"
 
 namespace warmledger::demo {
@@ -316,50 +317,14 @@ bool Retryable(int code) {
          code == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
-// xoshiro256** seeded with splitmix64: the same stream on every platform,
-// unlike the standard distributions.
-class Rng {
+// An independent stream for (seed, stream, index): blocks of gifts and the
+// recipient table each draw from their own stream, so a block's content does
+// not depend on how many blocks there are.
+class Rng : public Xoshiro256 {
  public:
-  // An independent stream for (seed, stream, index): blocks of gifts and
-  // the recipient table each draw from their own stream, so a block's
-  // content does not depend on how many blocks there are.
-  Rng(uint64_t seed, uint64_t stream, uint64_t index) {
-    uint64_t x = seed;
-    x = Mix(x ^ Mix(stream + 0x632be59bd9b4e019ull));
-    x = Mix(x ^ Mix(index + 0x8cb92ba72f3d8dd7ull));
-    for (uint64_t& word : state_) {
-      x += 0x9e3779b97f4a7c15ull;
-      word = Mix(x);
-    }
-  }
-  uint64_t Next() {
-    const uint64_t result = Rotl(state_[1] * 5, 7) * 9;
-    const uint64_t t = state_[1] << 17;
-    state_[2] ^= state_[0];
-    state_[3] ^= state_[1];
-    state_[1] ^= state_[2];
-    state_[0] ^= state_[3];
-    state_[2] ^= t;
-    state_[3] = Rotl(state_[3], 45);
-    return result;
-  }
-  // Uniform in [0, n); n > 0.
-  uint64_t Below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
-  }
-  // Uniform in [lo, hi].
-  int64_t Between(int64_t lo, int64_t hi) {
-    return lo + static_cast<int64_t>(Below(static_cast<uint64_t>(hi - lo) + 1));
-  }
-
- private:
-  static uint64_t Mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t state_[4];
+  Rng(uint64_t seed, uint64_t stream, uint64_t index)
+      : Xoshiro256(MixBits(MixBits(seed ^ MixBits(stream + 0x632be59bd9b4e019ull)) ^
+                           MixBits(index + 0x8cb92ba72f3d8dd7ull))) {}
 };
 
 // Stream ids (do not renumber: they define the demo data of every seed).

@@ -91,6 +91,7 @@
 #include "rocksdb/write_batch.h"
 #include "tools/bench_server.h"
 #include "tools/bench_util.h"
+#include "tools/rng.h"
 
 namespace warmledger {
 namespace {
@@ -185,43 +186,7 @@ Latency Summarise(std::vector<int64_t> samples) {
   return latency;
 }
 
-// xoshiro256** seeded with splitmix64: the same stream on every platform,
-// unlike the standard distributions.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) {
-    for (uint64_t& word : state_) {
-      seed += 0x9e3779b97f4a7c15ull;
-      uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-      word = z ^ (z >> 31);
-    }
-  }
-  uint64_t Next() {
-    const uint64_t result = Rotl(state_[1] * 5, 7) * 9;
-    const uint64_t t = state_[1] << 17;
-    state_[2] ^= state_[0];
-    state_[3] ^= state_[1];
-    state_[1] ^= state_[2];
-    state_[0] ^= state_[3];
-    state_[2] ^= t;
-    state_[3] = Rotl(state_[3], 45);
-    return result;
-  }
-  // Uniform in [0, n); n > 0.
-  uint64_t Below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
-  }
-  // Uniform in [lo, hi].
-  int64_t Between(int64_t lo, int64_t hi) {
-    return lo + static_cast<int64_t>(Below(static_cast<uint64_t>(hi - lo) + 1));
-  }
-
- private:
-  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t state_[4];
-};
+using Rng = Xoshiro256;
 
 template <typename T>
 const T& Pick(Rng& rng, const std::vector<T>& items) {
