@@ -77,7 +77,9 @@ esac
   fail "warmledger-audit of the kept ledger: $(tail -5 "$dir/audit.out")"
 echo "ok: the kept ledger passes warmledger-audit"
 
-# Usage errors: exit 2, nothing run.
+# Usage errors: exit 2, nothing run and no temporary folder left behind.
+mkdir "$dir/tmp"
+export TMPDIR="$dir/tmp"
 usage --batch=0
 usage --batch=8193
 usage --inflight=9
@@ -85,4 +87,7 @@ usage --threads=65
 usage --threads=8 --batch=8192 --inflight=2
 usage --data_dir="$dir/kept"
 usage --entries=lots
+leftover=$(ls -A "$dir/tmp")
+[ -z "$leftover" ] || fail "usage errors left folders behind: $leftover"
+echo "ok: usage errors leave no folder behind"
 echo "bench in-process test passed"

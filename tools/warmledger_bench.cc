@@ -287,6 +287,13 @@ Flags ParseFlags(int argc, char** argv) {
       UsageError(Format("unknown flag '%s'", argv[i]));
     }
   }
+  // Checked before anything is made: a usage error leaves no folder behind.
+  if (flags.inflight > 1 &&
+      uint64_t{flags.threads} * flags.batch * flags.inflight > kQueueOpsMax) {
+    UsageError(Format("--threads x --batch x --inflight must be at most %zu (the ledger's "
+                      "queue) when batches are kept in flight",
+                      kQueueOpsMax));
+  }
   return flags;
 }
 
@@ -872,12 +879,6 @@ MixResult RunMix(Ledger& ledger, const Flags& flags, const ExternalAccounts& ext
 
   std::vector<MixStats> stats(flags.threads);
   const bool queue_may_fill = uint64_t{flags.threads} * flags.batch > kQueueOpsMax;
-  if (flags.inflight > 1 &&
-      uint64_t{flags.threads} * flags.batch * flags.inflight > kQueueOpsMax) {
-    UsageError(Format("--threads x --batch x --inflight must be at most %zu (the ledger's "
-                      "queue) when batches are kept in flight",
-                      kQueueOpsMax));
-  }
   std::latch start(flags.threads + 1);
   std::vector<std::thread> threads;
   for (uint32_t t = 0; t < flags.threads; ++t) {
