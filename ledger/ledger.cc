@@ -18,6 +18,7 @@
 #include "ledger/limits.h"
 #include "ledger/merkle.h"
 #include "ledger/monitor.h"
+#include "ledger/rocks_status.h"
 #include "ledger/state.h"
 #include "ledger/status_macros.h"
 #include "rocksdb/db.h"
@@ -28,18 +29,6 @@
 
 namespace warmledger {
 namespace {
-
-// The one place RocksDB statuses become absl statuses.
-absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  std::string msg = absl::StrCat(what, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(msg);
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
-  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return absl::UnavailableError(msg);
-  if (s.IsIOError()) return absl::UnavailableError(msg);
-  return absl::InternalError(msg);
-}
 
 std::vector<OpResult> AllWith(size_t n, const absl::Status& status) {
   std::vector<OpResult> out(n);

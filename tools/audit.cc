@@ -31,6 +31,7 @@
 #include "ledger/merkle.h"
 #include "ledger/monitor.h"
 #include "ledger/note.h"
+#include "ledger/rocks_status.h"
 #include "ledger/sha256.h"
 #include "ledger/state.h"
 #include "ledger/status_macros.h"
@@ -78,15 +79,6 @@ uint64_t Le64At(std::string_view bytes, size_t offset) {
 }
 
 std::string Short(const Hash& h) { return HashToHex(h).substr(0, 16); }
-
-absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  std::string msg = absl::StrCat(what, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(msg);
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
-  return absl::UnavailableError(msg);
-}
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path, absl::string_view what) {
   std::ifstream in(path, std::ios::binary);
