@@ -5427,6 +5427,103 @@ int RunToExit(const std::vector<std::string>& args, const std::string& log_path)
   return WEXITSTATUS(*status);
 }
 
+// An acknowledgement means durable, through the whole server: donations
+// that 8 concurrent clients were told succeeded survive a SIGKILL of the
+// daemon while more are in flight. The moment of the kill is a number of
+// acknowledgements (seeded), never a sleep. After each restart every
+// acknowledged donation, sent again, is a duplicate with its original seq;
+// after the last round the auditor accepts the folder.
+TEST_F(ProcessTest, AcknowledgedDonationsSurviveSigkillOfTheDaemon) {
+  constexpr int kWriters = 8;
+  constexpr int kRounds = 3;
+  constexpr auto kWritesMax = std::chrono::seconds(60);
+  std::mt19937_64 rng(20261129);
+  struct Acked {
+    pb::DonateRequest request;
+    uint64_t seq;
+  };
+  std::vector<Acked> all_acked;
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const size_t kill_after = std::uniform_int_distribution<size_t>(20, 400)(rng);
+    pid_t pid = -1;
+    int port = StartDaemon(&pid);
+    ASSERT_GT(port, 0);
+    {
+      Client c(port);
+      pb::WriteResult r;
+      ASSERT_TRUE(IsOk(c.Call(&Stub::OpenAccount, OpenReq("fund/general", pb::FUND, "CNY"), &r)));
+    }
+    std::mutex mu;
+    std::vector<Acked> acked;  // guarded by mu
+    std::atomic<bool> killed{false};
+    std::vector<std::string> unexpected;  // guarded by mu
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      writers.emplace_back([&, w] {
+        Client c(port);
+        for (int n = 0;; ++n) {
+          pb::DonateRequest d =
+              DonateReq("kill-" + std::to_string(round) + "-" + std::to_string(w) + "-" +
+                            std::to_string(n),
+                        "donor/k" + std::to_string(w), "fund/general", 1 + n % 97);
+          d.set_create_donor(true);
+          pb::DonateResponse resp;
+          const grpc::Status s = c.Call(&Stub::Donate, d, &resp);
+          std::lock_guard lock(mu);
+          if (!s.ok()) {
+            // Once the daemon is gone every call fails; before, none may.
+            if (!killed.load()) unexpected.push_back(s.error_message());
+            return;
+          }
+          acked.push_back({std::move(d), resp.result().seq()});
+        }
+      });
+    }
+    const auto until = std::chrono::steady_clock::now() + kWritesMax;
+    while (std::chrono::steady_clock::now() < until) {
+      {
+        std::lock_guard lock(mu);
+        if (acked.size() >= kill_after || !unexpected.empty()) break;
+      }
+      PollPause();
+    }
+    {
+      std::lock_guard lock(mu);
+      killed.store(true);
+    }
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    for (std::thread& t : writers) t.join();
+    ASSERT_THAT(unexpected, ::testing::IsEmpty());
+    ASSERT_GE(acked.size(), kill_after) << "the writers were too slow";
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    all_acked.insert(all_acked.end(), acked.begin(), acked.end());
+
+    port = StartDaemon(&pid);
+    ASSERT_GT(port, 0);
+    {
+      Client c(port);
+      uint64_t highest = 0;
+      for (const Acked& a : all_acked) {
+        pb::DonateResponse again;
+        ASSERT_TRUE(IsOk(c.Call(&Stub::Donate, a.request, &again))) << a.request.client_id();
+        EXPECT_TRUE(again.result().duplicate()) << a.request.client_id() << " was lost";
+        EXPECT_EQ(again.result().seq(), a.seq) << a.request.client_id();
+        highest = std::max(highest, a.seq);
+      }
+      EXPECT_GE(c.Head().seq(), highest);
+    }
+    std::optional<int> stopped = StopDaemon(pid);
+    ASSERT_TRUE(stopped.has_value()) << "warmledgerd did not exit after SIGTERM";
+  }
+  const std::string key = "--key=@" + dir_.Sub("data") + "/keys/checkpoint.vkey";
+  const std::string audit_log = dir_.Sub("audit.log");
+  EXPECT_EQ(RunToExit({WARMLEDGER_AUDIT, "--data_dir=" + dir_.Sub("data"), key}, audit_log), 0)
+      << ReadText(audit_log);
+}
+
 TEST_F(ProcessTest, ADonorsReceiptFromTheCliVerifiesOfflineAndTheAuditorAcceptsTheFolder) {
   pid_t pid = -1;
   const int port = StartDaemon(&pid);
