@@ -5349,6 +5349,16 @@ std::string ReadText(const std::string& path) {
 
 class ProcessTest : public ::testing::Test {
  protected:
+  // A daemon still running when the test ends (an assertion returned
+  // early) is killed, so that a failing test leaves no process behind.
+  void TearDown() override {
+    for (pid_t pid : running_) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    running_.clear();
+  }
+
   // Starts warmledgerd --dev on the data folder; returns its port (0 on
   // failure, with the child reaped).
   int StartDaemon(pid_t* pid) {
@@ -5358,9 +5368,10 @@ class ProcessTest : public ::testing::Test {
                   "--listen=127.0.0.1:0", "--port_file=" + port_file},
                  dir_.Sub("daemon.log"));
     if (*pid < 0) return 0;
+    running_.insert(*pid);
     int port = WaitForPortFile(*pid, port_file);
     if (port == 0) {
-      WaitExit(*pid, std::chrono::seconds(0));
+      Reap(*pid, std::chrono::seconds(0));
       ADD_FAILURE() << "warmledgerd did not start; its output:\n" << ReadText(dir_.Sub("daemon.log"));
     }
     return port;
@@ -5369,10 +5380,26 @@ class ProcessTest : public ::testing::Test {
   // SIGTERM, then the exit status.
   std::optional<int> StopDaemon(pid_t pid) {
     kill(pid, SIGTERM);
-    return WaitExit(pid, kChildExitMax);
+    return Reap(pid, kChildExitMax);
+  }
+
+  // SIGKILL, then the wait status.
+  std::optional<int> KillDaemon(pid_t pid) {
+    kill(pid, SIGKILL);
+    return Reap(pid, kChildExitMax);
   }
 
   TempDir dir_;
+
+ private:
+  // WaitExit, which reaps the child whatever it returns.
+  std::optional<int> Reap(pid_t pid, std::chrono::steady_clock::duration bound) {
+    std::optional<int> status = WaitExit(pid, bound);
+    running_.erase(pid);
+    return status;
+  }
+
+  std::set<pid_t> running_;
 };
 
 TEST_F(ProcessTest, DaemonServesStopsCleanlyOnSigtermAndKeepsItsWrites) {
@@ -5492,13 +5519,12 @@ TEST_F(ProcessTest, AcknowledgedDonationsSurviveSigkillOfTheDaemon) {
       std::lock_guard lock(mu);
       killed.store(true);
     }
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    const std::optional<int> status = KillDaemon(pid);
     for (std::thread& t : writers) t.join();
     ASSERT_THAT(unexpected, ::testing::IsEmpty());
     ASSERT_GE(acked.size(), kill_after) << "the writers were too slow";
-    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    ASSERT_TRUE(status.has_value() && WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL)
+        << "status " << status.value_or(-1);
     all_acked.insert(all_acked.end(), acked.begin(), acked.end());
 
     port = StartDaemon(&pid);
