@@ -9,7 +9,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -22,13 +21,12 @@ inline std::string MakeTempDir(std::string_view name) {
   if (pattern.empty() || pattern.back() != '/') pattern += '/';
   pattern.append(name);
   pattern += ".XXXXXX";
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (mkdtemp(buffer.data()) == nullptr) {
+  std::string path = pattern;
+  if (mkdtemp(path.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp " << pattern << " failed";
     return "";
   }
-  return buffer.data();
+  return path;
 }
 
 // MakeTempDir's folder, removed with its contents when the object goes.

@@ -5483,7 +5483,7 @@ TEST_F(ProcessTest, AcknowledgedDonationsSurviveSigkillOfTheDaemon) {
     }
     std::mutex mu;
     std::vector<Acked> acked;  // guarded by mu
-    std::atomic<bool> killed{false};
+    bool killed = false;  // guarded by mu
     std::vector<std::string> unexpected;  // guarded by mu
     std::vector<std::thread> writers;
     for (int w = 0; w < kWriters; ++w) {
@@ -5500,7 +5500,7 @@ TEST_F(ProcessTest, AcknowledgedDonationsSurviveSigkillOfTheDaemon) {
           std::lock_guard lock(mu);
           if (!s.ok()) {
             // Once the daemon is gone every call fails; before, none may.
-            if (!killed.load()) unexpected.push_back(s.error_message());
+            if (!killed) unexpected.push_back(s.error_message());
             return;
           }
           acked.push_back({std::move(d), resp.result().seq()});
@@ -5517,7 +5517,7 @@ TEST_F(ProcessTest, AcknowledgedDonationsSurviveSigkillOfTheDaemon) {
     }
     {
       std::lock_guard lock(mu);
-      killed.store(true);
+      killed = true;
     }
     const std::optional<int> status = KillDaemon(pid);
     for (std::thread& t : writers) t.join();
