@@ -185,7 +185,7 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
                                                 const Hash* replayed_hash,
                                                 uint8_t version) {
   WL_RETURN_IF_ERROR(CheckClientId(client_id));
-  WL_DCHECK(!client_ids_.contains(client_id));
+  WL_DCHECK(!client_ids_.Find(client_id));
   if (std::optional<std::string> natural = NaturalClientId(body)) {
     if (*natural != client_id) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -199,7 +199,7 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   }
   // The id is inserted at the end, into a random slot of a large table:
   // start fetching that memory now so that the miss overlaps the work below.
-  client_ids_.prefetch(client_id);
+  client_ids_.Prefetch(client_id);
   const size_t mark = journal->Mark();
   // The entry is built in scratch_, whose strings and vectors keep their
   // capacity from the previous entry: once warm, this allocates nothing.
@@ -300,12 +300,8 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   out.stored_value.append(reinterpret_cast<const char*>(out.hash.data()), out.hash.size());
   TrimScratch();
 
-  client_ids_.emplace(client_id, e.seq);
-  if (journal->recording()) {
-    journal->saved_strings_.push_back(client_id);
-    journal->Add(
-      {Journal::Kind::kClientId, 0, journal->saved_strings_.size() - 1, 0});
-  }
+  client_ids_.Insert(client_id, e.seq);
+  if (journal->recording()) journal->Add({Journal::Kind::kClientId, 0, e.seq, 0});
   SetHead(e.seq, out.hash, e.time_us, journal);
   return out;
 }
@@ -2054,7 +2050,7 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
         accounts_[r.a].lots.pop_back();
         break;
       case K::kClientId:
-        client_ids_.erase(j->saved_strings_[r.b]);
+        client_ids_.PopBack(r.b);
         break;
       case K::kClosed:
         accounts_[r.a].closed = false;
@@ -2157,9 +2153,7 @@ void LedgerState::UndoTo(Journal* j, size_t mark) {
 // Reads
 
 std::optional<uint64_t> LedgerState::FindClientId(const std::string& client_id) const {
-  auto it = client_ids_.find(client_id);
-  if (it == client_ids_.end()) return std::nullopt;
-  return it->second;
+  return client_ids_.Find(client_id);
 }
 
 void LedgerState::Reserve(uint64_t entries) {
@@ -2167,7 +2161,7 @@ void LedgerState::Reserve(uint64_t entries) {
   // not make the state allocate gigabytes up front.
   constexpr uint64_t kReserveMax = uint64_t{1} << 27;
   entries = std::min(entries, kReserveMax);
-  client_ids_.reserve(entries);
+  client_ids_.Reserve(entries);
   lot_by_seq_.reserve(entries + 1);
 }
 
@@ -2807,10 +2801,14 @@ std::string LedgerState::Digest() const {
     put_u64(kNoMove);
     if (buf.size() > 1 << 16) flush();
   }
-  std::vector<std::pair<std::string, uint64_t>> ids(client_ids_.begin(), client_ids_.end());
+  std::vector<std::pair<absl::string_view, uint64_t>> ids;
+  ids.reserve(client_ids_.size());
+  for (uint64_t seq = 1; seq <= client_ids_.size(); ++seq) {
+    ids.emplace_back(client_ids_.IdOf(seq), seq);
+  }
   std::sort(ids.begin(), ids.end());
   for (const auto& [id, seq] : ids) {
-    put_str(id);
+    put_str(std::string_view(id.data(), id.size()));
     put_u64(seq);
     if (buf.size() > 1 << 16) flush();
   }

@@ -34,7 +34,9 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "ledger/client_id_index.h"
 #include "ledger/entry_codec.h"
+#include "ledger/segmented_vector.h"
 #include "ledger/types.h"
 
 namespace warmledger {
@@ -65,7 +67,6 @@ class Journal {
   void Clear() {
     records_.clear();
     saved_slices_.clear();
-    saved_strings_.clear();
     saved_hashes_.clear();
   }
 
@@ -83,7 +84,7 @@ class Journal {
     kNewLot,         // the last lot was created
     kLotMove,        // lot index a gained one move
     kDonorLot,       // account a gained one lot
-    kClientId,       // saved_strings_[b] was inserted
+    kClientId,       // entry b's client id was added (the newest)
     kClosed,         // account a was closed
     kReversed,       // entry b was marked reversed
     kHead,           // head moved: old seq b, old time c, old hash saved_hashes_[a]
@@ -119,7 +120,6 @@ class Journal {
   bool recording_ = true;
   std::vector<Record> records_;
   std::vector<std::deque<Slice>> saved_slices_;
-  std::vector<std::string> saved_strings_;
   // Hashes in their own vector: a 32-byte std::string would allocate.
   std::vector<Hash> saved_hashes_;
 };
@@ -160,72 +160,6 @@ class StableVector {
 
  private:
   std::vector<std::unique_ptr<T>> items_;
-};
-
-// An append-only list stored in blocks of doubling size (2^kShift elements
-// first). Unlike std::vector it never copies its elements to grow, nor asks
-// malloc for ever larger blocks: a fund's statement lines or the lots of a
-// big ledger reach millions, and each doubling of a vector copied them all.
-// Elements never move, indexing is a few register operations.
-template <typename T, int kShift>
-class SegmentedVector {
-  static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>);
-
- public:
-  SegmentedVector() = default;
-  SegmentedVector(SegmentedVector&& other) noexcept
-      : blocks_(std::move(other.blocks_)), size_(std::exchange(other.size_, 0)) {
-    other.blocks_.clear();
-  }
-  SegmentedVector& operator=(SegmentedVector&& other) noexcept {
-    if (this != &other) {
-      Release();
-      blocks_ = std::move(other.blocks_);
-      other.blocks_.clear();
-      size_ = std::exchange(other.size_, 0);
-    }
-    return *this;
-  }
-  ~SegmentedVector() { Release(); }
-
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-  T& operator[](size_t i) {
-    const size_t b = BlockOf(i);
-    return blocks_[b][i - BlockStart(b)];
-  }
-  const T& operator[](size_t i) const {
-    const size_t b = BlockOf(i);
-    return blocks_[b][i - BlockStart(b)];
-  }
-  T& back() { return (*this)[size_ - 1]; }
-  // Hints that push_back() will follow: starts fetching its slot.
-  void PrefetchEnd() const {
-    const size_t b = BlockOf(size_);
-    if (b < blocks_.size()) __builtin_prefetch(blocks_[b] + (size_ - BlockStart(b)), 1);
-  }
-  void push_back(const T& v) {
-    const size_t b = BlockOf(size_);
-    if (b == blocks_.size()) blocks_.push_back(std::allocator<T>().allocate(BlockSize(b)));
-    std::construct_at(blocks_[b] + (size_ - BlockStart(b)), v);
-    ++size_;
-  }
-  void pop_back() { --size_; }
-
- private:
-  static size_t BlockOf(size_t i) { return std::bit_width((i >> kShift) + 1) - 1; }
-  static size_t BlockStart(size_t b) { return ((size_t{1} << b) - 1) << kShift; }
-  static size_t BlockSize(size_t b) { return size_t{1} << (b + kShift); }
-  void Release() {
-    for (size_t b = 0; b < blocks_.size(); ++b) {
-      std::allocator<T>().deallocate(blocks_[b], BlockSize(b));
-    }
-    blocks_.clear();
-    size_ = 0;
-  }
-
-  std::vector<T*> blocks_;  // block b holds BlockSize(b) elements
-  size_t size_ = 0;
 };
 
 }  // namespace internal
@@ -668,7 +602,7 @@ class LedgerState {
   // smaller than a hash map and needs no hashing or probing.
   std::vector<uint32_t> lot_by_seq_;
   internal::SegmentedVector<LotMove, 10> lot_moves_;
-  absl::flat_hash_map<std::string, uint64_t> client_ids_;
+  ClientIdIndex client_ids_;
   absl::flat_hash_map<uint64_t, uint64_t> reversed_;  // entry → reversing entry
   // Trace hash (always 32 bytes) → lot, keyed by value: no heap string each.
   absl::flat_hash_map<Hash, uint64_t> trace_hashes_;

@@ -1,0 +1,140 @@
+#include "ledger/client_id_index.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace warmledger {
+namespace {
+
+using ::testing::Eq;
+using ::testing::Optional;
+
+// Every id collides with every other.
+uint64_t OneHash(absl::string_view) { return 42; }
+// Ids collide in a handful of classes (by length and first byte).
+uint64_t FewHashes(absl::string_view id) {
+  return id.size() * 31 + (id.empty() ? 0 : static_cast<unsigned char>(id[0])) % 3;
+}
+
+TEST(ClientIdIndexTest, FindsEachIdAtItsSeqAndNothingElse) {
+  ClientIdIndex index;
+  index.Insert("don-1", 1);
+  index.Insert("don-2", 2);
+  index.Insert("p/store-1/order-9", 3);
+  EXPECT_THAT(index.Find("don-1"), Optional(Eq(1u)));
+  EXPECT_THAT(index.Find("don-2"), Optional(Eq(2u)));
+  EXPECT_THAT(index.Find("p/store-1/order-9"), Optional(Eq(3u)));
+  EXPECT_EQ(index.Find("don-3"), std::nullopt);
+  EXPECT_EQ(index.Find(""), std::nullopt);
+  EXPECT_EQ(index.IdOf(3), "p/store-1/order-9");
+  EXPECT_EQ(index.size(), 3u);
+}
+
+TEST(ClientIdIndexTest, IdsWithTheSameHashStayDistinct) {
+  ClientIdIndex index(&OneHash);
+  index.Insert("a", 1);
+  index.Insert("b", 2);
+  index.Insert("c", 3);
+  EXPECT_THAT(index.Find("a"), Optional(Eq(1u)));
+  EXPECT_THAT(index.Find("b"), Optional(Eq(2u)));
+  EXPECT_THAT(index.Find("c"), Optional(Eq(3u)));
+  EXPECT_EQ(index.Find("d"), std::nullopt);
+}
+
+TEST(ClientIdIndexTest, PopBackRemovesTheNewestIdWhetherItsHashWasTakenOrNot) {
+  ClientIdIndex index(&OneHash);
+  index.Insert("a", 1);
+  index.Insert("b", 2);  // hash taken by "a"
+  index.PopBack(2);
+  EXPECT_EQ(index.Find("b"), std::nullopt);
+  EXPECT_THAT(index.Find("a"), Optional(Eq(1u)));
+  index.PopBack(1);
+  EXPECT_EQ(index.Find("a"), std::nullopt);
+  EXPECT_EQ(index.size(), 0u);
+  // The seqs are free again, and the hash too.
+  index.Insert("b", 1);
+  index.Insert("a", 2);
+  EXPECT_THAT(index.Find("b"), Optional(Eq(1u)));
+  EXPECT_THAT(index.Find("a"), Optional(Eq(2u)));
+}
+
+TEST(ClientIdIndexTest, IdsOfTheLongestAllowedLengthCrossNoBlockBoundary) {
+  // 1 MiB blocks: 255-byte ids (256 with their length) fill one exactly after
+  // 4096, and ids of other lengths leave a gap at its end.
+  ClientIdIndex index;
+  std::vector<std::string> ids;
+  for (uint64_t seq = 1; seq <= 20000; ++seq) {
+    const size_t len = seq % 7 == 0 ? ClientIdIndex::kIdBytesMax : 1 + seq % 200;
+    std::string id = std::to_string(seq);
+    id.resize(std::max(len, id.size()), 'x');
+    ids.push_back(id);
+    index.Insert(id, seq);
+  }
+  for (uint64_t seq = 1; seq <= ids.size(); ++seq) {
+    ASSERT_EQ(index.IdOf(seq), ids[seq - 1]) << seq;
+    ASSERT_THAT(index.Find(ids[seq - 1]), Optional(Eq(seq))) << seq;
+  }
+}
+
+TEST(ClientIdIndexDeathTest, InsertOutOfSeqOrderDies) {
+  ClientIdIndex index;
+  index.Insert("a", 1);
+  EXPECT_DEATH(index.Insert("b", 3), "seq == size\\(\\) \\+ 1");
+  EXPECT_DEATH(index.PopBack(2), "seq == size\\(\\)");
+}
+
+// Random inserts and undos against a std::map, with colliding and real hashes.
+TEST(ClientIdIndexTest, AgreesWithAMapUnderRandomInsertsAndUndos) {
+  for (ClientIdIndex::HashFn hash : {&OneHash, &FewHashes, &ClientIdIndex::DefaultHash}) {
+    for (uint32_t seed = 1; seed <= 5; ++seed) {
+      SCOPED_TRACE(testing::Message() << "seed " << seed);
+      std::mt19937 rng(seed);
+      ClientIdIndex index(hash);
+      std::map<std::string, uint64_t> want;
+      std::vector<std::string> by_seq;
+      auto random_id = [&] {
+        return "id-" + std::to_string(rng() % 600);  // reuses ids once undone
+      };
+      const int steps = hash == &OneHash ? 1500 : 6000;
+      for (int step = 0; step < steps; ++step) {
+        if (!by_seq.empty() && rng() % 4 == 0) {
+          // Undo the newest few, as a failed linked chain does.
+          for (uint32_t n = 1 + rng() % 3; n > 0 && !by_seq.empty(); --n) {
+            index.PopBack(by_seq.size());
+            want.erase(by_seq.back());
+            by_seq.pop_back();
+          }
+        } else {
+          const std::string id = random_id();
+          if (want.contains(id)) continue;
+          const uint64_t seq = by_seq.size() + 1;
+          index.Insert(id, seq);
+          want[id] = seq;
+          by_seq.push_back(id);
+        }
+        const std::string probe = random_id();
+        const auto it = want.find(probe);
+        ASSERT_EQ(index.Find(probe),
+                  it == want.end() ? std::nullopt : std::optional<uint64_t>(it->second))
+            << "step " << step << " probe " << probe;
+      }
+      ASSERT_EQ(index.size(), by_seq.size());
+      for (const auto& [id, seq] : want) {
+        ASSERT_THAT(index.Find(id), Optional(Eq(seq))) << id;
+        ASSERT_EQ(index.IdOf(seq), id);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace warmledger
