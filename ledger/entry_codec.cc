@@ -91,10 +91,15 @@ class Reader {
   void Str(const char* field, std::string* out) {
     uint16_t len = U16(field);
     if (!Need(len, field)) return;
-    // Constructed at its exact size: assign() into an empty string would
-    // round the capacity up (to 30 for 16..30 bytes), costing memory in
-    // every decoded entry that is kept.
-    *out = std::string(in_.data() + pos_, len);
+    if (out->capacity() >= len) {
+      // A reused entry's string: its buffer holds the new value.
+      out->assign(in_.data() + pos_, len);
+    } else {
+      // Constructed at its exact size: assign() into an empty string would
+      // round the capacity up (to 30 for 16..30 bytes), costing memory in
+      // every decoded entry that is kept.
+      *out = std::string(in_.data() + pos_, len);
+    }
     pos_ += len;
   }
   // Consumes `n` bytes that the caller has checked are there.
@@ -327,10 +332,22 @@ void EncodeBody(const OpBody& body, uint8_t version, W& w) {
 // Decodes the body in place: emplacing the alternative and reading each
 // string straight into its field avoids building a temporary op and moving
 // it (and all its strings) into the variant.
+// `body` reset to a default T. A body that holds a T already is reset in
+// place, so that its strings keep their buffers: a decoder that reuses its
+// entries allocates nothing for bodies of the type it decoded last.
+template <typename T>
+T& Fresh(OpBody* body) {
+  if (T* op = std::get_if<T>(body)) {
+    *op = T{};
+    return *op;
+  }
+  return body->emplace<T>();
+}
+
 void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
   switch (type) {
     case EntryType::kOpenAccount: {
-      auto& op = body->emplace<OpenAccountOp>();
+      auto& op = Fresh<OpenAccountOp>(body);
       r.Str("open_account.account", &op.account);
       op.kind = static_cast<AccountKind>(r.U8("open_account.kind"));
       r.Str("open_account.asset", &op.asset);
@@ -341,13 +358,13 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kCloseAccount: {
-      auto& op = body->emplace<CloseAccountOp>();
+      auto& op = Fresh<CloseAccountOp>(body);
       r.Str("close_account.account", &op.account);
       r.Str("close_account.reason", &op.reason);
       return;
     }
     case EntryType::kDonation: {
-      auto& op = body->emplace<DonationOp>();
+      auto& op = Fresh<DonationOp>(body);
       r.Str("donation.donor", &op.donor);
       r.Str("donation.to", &op.to);
       r.Str("donation.asset", &op.asset);
@@ -359,7 +376,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kAllocation: {
-      auto& op = body->emplace<AllocationOp>();
+      auto& op = Fresh<AllocationOp>(body);
       r.Str("allocation.from", &op.from);
       r.Str("allocation.to", &op.to);
       r.Str("allocation.asset", &op.asset);
@@ -368,7 +385,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kDisbursement: {
-      auto& op = body->emplace<DisbursementOp>();
+      auto& op = Fresh<DisbursementOp>(body);
       r.Str("disbursement.from", &op.from);
       r.Str("disbursement.to", &op.to);
       r.Str("disbursement.asset", &op.asset);
@@ -378,7 +395,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kCorrection: {
-      auto& op = body->emplace<CorrectionOp>();
+      auto& op = Fresh<CorrectionOp>(body);
       op.ref_seq = r.U64("correction.ref_seq");
       op.mode = static_cast<CorrectionMode>(r.U8("correction.mode"));
       r.Str("correction.reason", &op.reason);
@@ -389,7 +406,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kPurchase: {
-      auto& op = body->emplace<PurchaseOp>();
+      auto& op = Fresh<PurchaseOp>(body);
       r.Str("purchase.store", &op.store);
       r.Str("purchase.order_id", &op.order_id);
       r.Str("purchase.asset", &op.asset);
@@ -402,7 +419,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kRefund: {
-      auto& op = body->emplace<RefundOp>();
+      auto& op = Fresh<RefundOp>(body);
       r.Str("refund.store", &op.store);
       r.Str("refund.order_id", &op.order_id);
       r.Str("refund.refund_id", &op.refund_id);
@@ -410,7 +427,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kVoucherIssue: {
-      auto& op = body->emplace<VoucherIssueOp>();
+      auto& op = Fresh<VoucherIssueOp>(body);
       r.Str("voucher_issue.from", &op.from);
       r.Str("voucher_issue.recipient", &op.recipient);
       r.Str("voucher_issue.asset", &op.asset);
@@ -431,7 +448,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kRedemption: {
-      auto& op = body->emplace<RedemptionOp>();
+      auto& op = Fresh<RedemptionOp>(body);
       r.Str("redemption.code_hash", &op.code_hash);
       r.Str("redemption.store", &op.store);
       r.Str("redemption.order_id", &op.order_id);
@@ -439,21 +456,21 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kVoucherClose: {
-      auto& op = body->emplace<VoucherCloseOp>();
+      auto& op = Fresh<VoucherCloseOp>(body);
       r.Str("voucher_close.voucher", &op.voucher);
       op.mode = static_cast<VoucherCloseMode>(r.U8("voucher_close.mode"));
       r.Str("voucher_close.reason", &op.reason);
       return;
     }
     case EntryType::kItem: {
-      auto& op = body->emplace<ItemOp>();
+      auto& op = Fresh<ItemOp>(body);
       r.Str("item.item", &op.item);
       r.Str("item.name", &op.name);
       r.Str("item.unit", &op.unit);
       return;
     }
     case EntryType::kGoodsGift: {
-      auto& op = body->emplace<GoodsGiftOp>();
+      auto& op = Fresh<GoodsGiftOp>(body);
       r.Str("goods_gift.donor", &op.donor);
       r.Str("goods_gift.to", &op.to);
       r.Str("goods_gift.item", &op.item);
@@ -469,7 +486,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kGoodsPurchase: {
-      auto& op = body->emplace<GoodsPurchaseOp>();
+      auto& op = Fresh<GoodsPurchaseOp>(body);
       r.Str("goods_purchase.from", &op.from);
       r.Str("goods_purchase.supplier", &op.supplier);
       r.Str("goods_purchase.asset", &op.asset);
@@ -483,7 +500,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kHandout: {
-      auto& op = body->emplace<HandoutOp>();
+      auto& op = Fresh<HandoutOp>(body);
       r.Str("handout.from", &op.from);
       r.Str("handout.item", &op.item);
       const uint32_t lines = r.U32("handout.line_count");
@@ -503,7 +520,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kWriteOff: {
-      auto& op = body->emplace<WriteOffOp>();
+      auto& op = Fresh<WriteOffOp>(body);
       r.Str("write_off.from", &op.from);
       r.Str("write_off.to", &op.to);
       r.Str("write_off.item", &op.item);
@@ -513,7 +530,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kGoodsSale: {
-      auto& op = body->emplace<GoodsSaleOp>();
+      auto& op = Fresh<GoodsSaleOp>(body);
       r.Str("goods_sale.from", &op.from);
       r.Str("goods_sale.buyer", &op.buyer);
       r.Str("goods_sale.item", &op.item);
@@ -525,7 +542,7 @@ void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
       return;
     }
     case EntryType::kAidRule: {
-      auto& op = body->emplace<AidRuleOp>();
+      auto& op = Fresh<AidRuleOp>(body);
       r.Str("aid_rule.aid", &op.aid);
       op.type = static_cast<EntryType>(r.U8("aid_rule.type"));
       r.Str("aid_rule.source", &op.source);
@@ -679,8 +696,14 @@ std::string EncodeEntry(const Entry& entry) {
 }
 
 absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
-  Reader r(bytes);
   Entry e;
+  WL_RETURN_IF_ERROR(DecodeEntryInto(bytes, &e));
+  return e;
+}
+
+absl::Status DecodeEntryInto(std::string_view bytes, Entry* out) {
+  Reader r(bytes);
+  Entry& e = *out;
   e.version = r.U8("version");
   if (r.ok() && (e.version < 1 || e.version > kEntryVersion)) {
     return absl::DataLossError(absl::StrCat("unknown entry version ", e.version));
@@ -700,10 +723,11 @@ absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
   if (r.ok() && posting_count > r.remaining() / 18) {
     r.Fail(absl::StrCat("posting_count ", posting_count, " exceeds the entry size"));
   }
-  if (r.ok()) e.postings.reserve(posting_count);
+  // Filled in place, reusing a reused entry's postings (on failure the
+  // whole entry is dropped).
+  e.postings.resize(r.ok() ? posting_count : 0);
   for (uint32_t i = 0; r.ok() && i < posting_count; ++i) {
-    // Filled in place (on failure the whole entry is dropped).
-    Posting& p = e.postings.emplace_back();
+    Posting& p = e.postings[i];
     r.Str("posting.from", &p.from);
     r.Str("posting.to", &p.to);
     r.Str("posting.asset", &p.asset);
@@ -726,7 +750,7 @@ absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
     r.Fail(absl::StrCat(r.remaining(), " trailing bytes"));
   }
   if (!r.ok()) return absl::DataLossError(absl::StrCat("malformed entry: ", r.error()));
-  return e;
+  return absl::OkStatus();
 }
 
 Hash EntryHash(std::string_view entry_bytes) {

@@ -91,15 +91,15 @@ absl::Status ReplayAll(rocksdb::DB* db, const rocksdb::ReadOptions& ro, LedgerSt
       return absl::DataLossError(absl::StrCat("entry ", seq, ": client_id '",
                                               stored.entry.client_id, "' used twice"));
     }
-    auto applied =
-        state->Apply(stored.entry.client_id, std::move(stored.entry.body), stored.entry.time_us,
-                     lookup, &journal, &stored.hash, stored.entry.version);
+    auto replayed =
+        state->Replay(stored.entry.client_id, stored.entry.body, stored.entry.time_us, lookup,
+                      &journal, stored.hash, stored.entry.version);
     journal.Clear();
-    if (!applied.ok()) {
+    if (!replayed.ok()) {
       return absl::DataLossError(absl::StrCat("entry ", seq, ": replay rejected it: ",
-                                              applied.status().message()));
+                                              replayed.status().message()));
     }
-    if (applied->stored_value != value) {
+    if (*replayed != EntryBytesOf(value)) {
       return absl::DataLossError(absl::StrCat(
           "entry ", seq, ": replay produced different bytes (recorded postings or time "
           "disagree with the rules)"));

@@ -180,10 +180,34 @@ bool IsFundOrProject(AccountKind k) {
 // Apply
 
 absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
-                                                OpBody body, int64_t time_us,
+                                                OpBody&& body, int64_t time_us,
                                                 const EntryLookup& lookup, Journal* journal,
                                                 const Hash* replayed_hash,
                                                 uint8_t version) {
+  WL_RETURN_IF_ERROR(CheckIdAndBody(client_id, body));
+  scratch_.body = std::move(body);
+  WL_ASSIGN_OR_RETURN(AppliedEntry out,
+                      ApplyScratch(client_id, time_us, lookup, journal, replayed_hash, version));
+  out.stored_value.reserve(encode_buf_.size() + out.hash.size());
+  out.stored_value.append(encode_buf_);
+  out.stored_value.append(reinterpret_cast<const char*>(out.hash.data()), out.hash.size());
+  return out;
+}
+
+absl::StatusOr<std::string_view> LedgerState::Replay(const std::string& client_id,
+                                                     const OpBody& body, int64_t time_us,
+                                                     const EntryLookup& lookup, Journal* journal,
+                                                     const Hash& stored_hash, uint8_t version) {
+  WL_RETURN_IF_ERROR(CheckIdAndBody(client_id, body));
+  // Copy-assigned: a body of the same type as the last keeps its buffers.
+  scratch_.body = body;
+  WL_RETURN_IF_ERROR(
+      ApplyScratch(client_id, time_us, lookup, journal, &stored_hash, version).status());
+  return std::string_view(encode_buf_);
+}
+
+absl::Status LedgerState::CheckIdAndBody(const std::string& client_id,
+                                         const OpBody& body) const {
   WL_RETURN_IF_ERROR(CheckClientId(client_id));
   WL_DCHECK(!client_ids_.Find(client_id));
   if (std::optional<std::string> natural = NaturalClientId(body)) {
@@ -197,6 +221,18 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
         "client_id: '", client_id,
         "' has the form of a purchase, refund, redemption or expiry id, kept for those"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AppliedEntry> LedgerState::ApplyScratch(const std::string& client_id,
+                                                       int64_t time_us,
+                                                       const EntryLookup& lookup,
+                                                       Journal* journal,
+                                                       const Hash* replayed_hash,
+                                                       uint8_t version) {
+  // Buffers an exceptionally large previous entry left are released first
+  // (the last entry's bytes are read from encode_buf_ until this call).
+  TrimScratch();
   // The id is inserted at the end, into a random slot of a large table:
   // start fetching that memory now so that the miss overlaps the work below.
   client_ids_.Prefetch(client_id);
@@ -210,7 +246,6 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   e.time_us = std::max(time_us, head_time_us_);
   e.prev_hash = head_hash_;
   e.client_id.assign(client_id);
-  e.body = std::move(body);
   e.policy.assign(kPolicyNone);
   cur_seq_ = e.seq;
   cur_time_us_ = e.time_us;
@@ -295,10 +330,6 @@ absl::StatusOr<AppliedEntry> LedgerState::Apply(const std::string& client_id,
   out.seq = e.seq;
   out.time_us = e.time_us;
   out.hash = replayed_hash ? *replayed_hash : EntryHash(encode_buf_);
-  out.stored_value.reserve(encode_buf_.size() + out.hash.size());
-  out.stored_value.append(encode_buf_);
-  out.stored_value.append(reinterpret_cast<const char*>(out.hash.data()), out.hash.size());
-  TrimScratch();
 
   client_ids_.Insert(client_id, e.seq);
   if (journal->recording()) journal->Add({Journal::Kind::kClientId, 0, e.seq, 0});

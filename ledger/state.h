@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -198,10 +199,25 @@ class LedgerState {
   // ones, so hashing them again is skipped.
   // `version` is the entry version to write: kEntryVersion for new
   // entries, the stored one in replay.
-  absl::StatusOr<AppliedEntry> Apply(const std::string& client_id, OpBody body,
+  absl::StatusOr<AppliedEntry> Apply(const std::string& client_id, OpBody&& body,
                                      int64_t time_us, const EntryLookup& lookup,
                                      Journal* journal, const Hash* replayed_hash = nullptr,
                                      uint8_t version = kEntryVersion);
+  absl::StatusOr<AppliedEntry> Apply(const std::string& client_id, const OpBody& body,
+                                     int64_t time_us, const EntryLookup& lookup,
+                                     Journal* journal, const Hash* replayed_hash = nullptr,
+                                     uint8_t version = kEntryVersion) {
+    return Apply(client_id, OpBody(body), time_us, lookup, journal, replayed_hash, version);
+  }
+  // Apply for a stored entry whose hash `stored_hash` the caller verified:
+  // returns the entry bytes the rules produce (valid until the next call
+  // that changes the state), for the caller to compare with the stored ones.
+  // Nothing is allocated per entry once warm: `body` is copied into a
+  // reused buffer, and no stored value is built.
+  absl::StatusOr<std::string_view> Replay(const std::string& client_id, const OpBody& body,
+                                           int64_t time_us, const EntryLookup& lookup,
+                                           Journal* journal, const Hash& stored_hash,
+                                           uint8_t version);
 
   // Undoes every journaled mutation after `mark`, newest first. Requires a
   // recording journal.
@@ -514,6 +530,13 @@ class LedgerState {
   static Posting& OnePosting(Entry* e);
   // Releases scratch buffers that an unusually large entry grew.
   void TrimScratch();
+  // The client id's own checks, and those that tie it to `body`.
+  absl::Status CheckIdAndBody(const std::string& client_id, const OpBody& body) const;
+  // Apply, for the body already in scratch_.body; leaves the entry's bytes
+  // in encode_buf_. The returned value has no stored_value.
+  absl::StatusOr<AppliedEntry> ApplyScratch(const std::string& client_id, int64_t time_us,
+                                            const EntryLookup& lookup, Journal* journal,
+                                            const Hash* replayed_hash, uint8_t version);
   int64_t BalanceOf(uint32_t account, uint32_t asset) const;
   // Checks that moving `amount` from → to keeps every balance in range and
   // holding accounts non-negative.

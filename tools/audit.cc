@@ -155,10 +155,12 @@ struct Chunk {
   std::string arena;          // stored values (entry_bytes || entry_hash), back to back
   std::vector<uint32_t> ends;  // end offset of each value in `arena`
   // The values decoded by the reading thread, before the chunk is handed to
-  // the replay thread, which then owns them (it moves their bodies out).
-  // Decoding stops at the first value that does not decode: entry
-  // `entries.size()` then fails with `decode_error`.
+  // the replay thread. Decoding stops at the first value that does not
+  // decode: entry `decoded` then fails with `decode_error`. The entries are
+  // kept when the chunk is reused, so that decoding into them reuses their
+  // strings' buffers.
   std::vector<Entry> entries;
+  size_t decoded = 0;
   absl::Status decode_error;
 
   size_t size() const { return ends.size(); }
@@ -178,7 +180,7 @@ struct Chunk {
     first_seq = 0;
     arena.clear();
     ends.clear();
-    entries.clear();
+    decoded = 0;
     decode_error = absl::OkStatus();
   }
 };
@@ -251,11 +253,17 @@ class Source {
   virtual uint64_t EntryCountHint() const = 0;
 };
 
-absl::StatusOr<Entry> DecodeStored(std::string_view value, uint64_t seq) {
+absl::Status DecodeStoredInto(std::string_view value, uint64_t seq, Entry* entry) {
   if (value.size() < kHashBytes + kEntryHeaderBytes) {
     return absl::DataLossError(absl::StrCat("entry ", seq, ": too short"));
   }
-  return DecodeEntry(EntryBytesOf(value));
+  return DecodeEntryInto(EntryBytesOf(value), entry);
+}
+
+absl::StatusOr<Entry> DecodeStored(std::string_view value, uint64_t seq) {
+  Entry entry;
+  WL_RETURN_IF_ERROR(DecodeStoredInto(value, seq, &entry));
+  return entry;
 }
 
 // Entries of a RocksDB database opened read-only: keys 'E' + seq big-endian.
@@ -783,14 +791,15 @@ class Auditor {
       chunk->first_seq = next_seq;
       if (!source_->Next(chunk.get(), &board_)) break;
       // Decoding here, not in the replay thread, balances the two threads.
-      chunk->entries.reserve(chunk->size());
+      if (chunk->entries.size() < chunk->size()) chunk->entries.resize(chunk->size());
       for (size_t i = 0; i < chunk->size(); ++i) {
-        absl::StatusOr<Entry> entry = DecodeStored(chunk->Value(i), chunk->first_seq + i);
-        if (!entry.ok()) {
-          chunk->decode_error = entry.status();
+        absl::Status decoded =
+            DecodeStoredInto(chunk->Value(i), chunk->first_seq + i, &chunk->entries[i]);
+        if (!decoded.ok()) {
+          chunk->decode_error = std::move(decoded);
           break;
         }
-        chunk->entries.push_back(std::move(*entry));
+        chunk->decoded = i + 1;
       }
       queue.Push(chunk);
       for (size_t i = 0; i < chunk->size(); ++i) {
@@ -879,7 +888,7 @@ class Auditor {
     while (std::shared_ptr<Chunk> chunk = queue->Pop()) {
       for (size_t i = 0; i < chunk->size(); ++i) {
         const uint64_t seq = chunk->first_seq + i;
-        if (!board_.Stopped(seq, kRankReplay) && i >= chunk->entries.size()) {
+        if (!board_.Stopped(seq, kRankReplay) && i >= chunk->decoded) {
           board_.ReportEntry(seq, kRankReplay, absl::StrCat("does not decode: ",
                                                             chunk->decode_error.message()));
         }
@@ -908,19 +917,19 @@ class Auditor {
       return false;
     }
     const Hash stored_hash = HashAt(value, value.size() - kHashBytes);
-    auto applied = state_.Apply(entry.client_id, std::move(entry.body), entry.time_us, lookup,
-                                journal, &stored_hash, entry.version);
+    auto replayed = state_.Replay(entry.client_id, entry.body, entry.time_us, lookup, journal,
+                                  stored_hash, entry.version);
     journal->Clear();
-    if (!applied.ok()) {
-      board_.ReportEntry(seq, kRankReplay,
-                         absl::StrCat("replaying it breaks the rules: ", applied.status().message()));
+    if (!replayed.ok()) {
+      board_.ReportEntry(seq, kRankReplay, absl::StrCat("replaying it breaks the rules: ",
+                                                        replayed.status().message()));
       return false;
     }
-    if (applied->stored_value != value) {
+    if (*replayed != EntryBytesOf(value)) {
       board_.ReportEntry(
           seq, kRankReplay,
           absl::StrCat("replaying it produces different bytes: its recorded ",
-                       FirstDifferentField(value, applied->stored_value),
+                       FirstDifferentField(EntryBytesOf(value), *replayed),
                        " disagree with what the rules and its policy '", entry.policy,
                        "' give"));
       return false;
@@ -931,8 +940,8 @@ class Auditor {
 
   // Names what differs between the stored and the replayed bytes of an entry.
   static std::string FirstDifferentField(std::string_view stored, std::string_view replayed) {
-    auto a = DecodeEntry(EntryBytesOf(stored));
-    auto b = DecodeEntry(EntryBytesOf(replayed));
+    auto a = DecodeEntry(stored);
+    auto b = DecodeEntry(replayed);
     if (!a.ok() || !b.ok()) return "bytes";
     if (a->time_us != b->time_us) return "time (it goes back in time)";
     if (a->policy != b->policy) return "policy";
