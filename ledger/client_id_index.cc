@@ -1,11 +1,18 @@
 #include "ledger/client_id_index.h"
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "absl/hash/hash.h"
 #include "ledger/status_macros.h"
 
 namespace warmledger {
+namespace {
+
+constexpr uint64_t kCapacityMin = 1024;
+
+}  // namespace
 
 uint64_t ClientIdIndex::DefaultHash(absl::string_view id) { return absl::HashOf(id); }
 
@@ -17,17 +24,37 @@ absl::string_view ClientIdIndex::IdOf(uint64_t seq) const {
 }
 
 std::optional<uint64_t> ClientIdIndex::Find(absl::string_view id) const {
-  if (auto it = by_hash_.find(hash_(id)); it != by_hash_.end() && IdOf(it->second) == id) {
-    return it->second;
+  if (mask_ == 0) return std::nullopt;
+  const uint64_t hash = hash_(id);
+  const uint64_t tag = Tag(hash);
+  for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const uint64_t slot = slots_[i];
+    if (slot == 0) return std::nullopt;
+    const uint64_t seq = slot & kSeqMax;
+    if (Tag(slot) == tag && IdOf(seq) == id) return seq;
   }
-  if (!overflow_.empty()) {
-    if (auto it = overflow_.find(id); it != overflow_.end()) return it->second;
-  }
-  return std::nullopt;
+}
+
+void ClientIdIndex::Place(uint64_t hash, uint64_t seq) {
+  uint64_t i = hash & mask_;
+  while (slots_[i] != 0) i = (i + 1) & mask_;
+  slots_[i] = (Tag(hash) << kSeqBits) | seq;
+}
+
+void ClientIdIndex::Rebuild(uint64_t capacity) {
+  slots_ = std::make_unique<uint64_t[]>(capacity);  // zeroed: all empty
+  mask_ = capacity - 1;
+  for (uint64_t seq = 1; seq <= size(); ++seq) Place(hash_(IdOf(seq)), seq);
+}
+
+void ClientIdIndex::Reserve(uint64_t ids) {
+  const uint64_t capacity = std::bit_ceil(std::max(kCapacityMin, 2 * ids));
+  if (capacity > mask_ + 1) Rebuild(capacity);
 }
 
 void ClientIdIndex::Insert(absl::string_view id, uint64_t seq) {
   WL_CHECK(seq == size() + 1);
+  WL_CHECK(seq <= kSeqMax);
   WL_CHECK(id.size() <= kIdBytesMax);
   // The bytes first: [len][id], never across a block boundary.
   uint64_t at = end_;
@@ -42,30 +69,28 @@ void ClientIdIndex::Insert(absl::string_view id, uint64_t seq) {
   end_ = at + 1 + id.size();
   offsets_.push_back(at);
 
-  const auto [it, inserted] = by_hash_.try_emplace(hash_(id), seq);
-  if (!inserted) {
-    // Another id holds this hash (Find(id) was empty, so it is not `id`).
-    WL_DCHECK(IdOf(it->second) != id);
-    overflow_.emplace(std::string(id), seq);
+  // At most half full: probe runs stay short.
+  if (2 * seq > mask_ + 1) {
+    Rebuild(std::max(kCapacityMin, 2 * (mask_ + 1)));  // re-adds `seq` too
+  } else {
+    Place(hash_(id), seq);
   }
 }
 
 void ClientIdIndex::PopBack(uint64_t seq) {
   WL_CHECK(seq >= 1 && seq == size());
-  const absl::string_view id = IdOf(seq);
-  const uint64_t h = hash_(id);
-  auto it = by_hash_.find(h);
-  if (it != by_hash_.end() && it->second == seq) {
-    by_hash_.erase(it);
-  } else {
-    // Its hash was taken when it was added: it is in overflow_.
-    const size_t erased = overflow_.erase(std::string(id));
-    WL_CHECK(erased == 1);
+  // Removing the newest id needs no shifting of the others: the table is
+  // always what adding its ids in seq order gives (a rebuild adds them in
+  // that order), so emptying the newest one's slot gives the table as it
+  // was before it was added.
+  uint64_t i = hash_(IdOf(seq)) & mask_;
+  while ((slots_[i] & kSeqMax) != seq) {
+    WL_CHECK(slots_[i] != 0);
+    i = (i + 1) & mask_;
   }
+  slots_[i] = 0;
   end_ = offsets_[seq - 1];
   offsets_.pop_back();
 }
-
-void ClientIdIndex::Reserve(uint64_t ids) { by_hash_.reserve(ids); }
 
 }  // namespace warmledger

@@ -85,6 +85,24 @@ TEST(ClientIdIndexTest, IdsOfTheLongestAllowedLengthCrossNoBlockBoundary) {
   }
 }
 
+TEST(ClientIdIndexTest, KeepsEveryIdThroughGrowthReserveAndUndo) {
+  for (ClientIdIndex::HashFn hash : {&FewHashes, &ClientIdIndex::DefaultHash}) {
+    ClientIdIndex index(hash);
+    auto id_of = [](uint64_t seq) { return "client-" + std::to_string(seq * 7919); };
+    uint64_t seq = 0;
+    for (; seq < 3000; ++seq) index.Insert(id_of(seq + 1), seq + 1);
+    index.Reserve(20000);  // a larger table, rebuilt from the ids
+    for (; seq < 5000; ++seq) index.Insert(id_of(seq + 1), seq + 1);
+    index.Reserve(10);  // never shrinks
+    for (; seq > 4000; --seq) index.PopBack(seq);
+    ASSERT_EQ(index.size(), 4000u);
+    for (uint64_t s = 1; s <= 5000; ++s) {
+      ASSERT_EQ(index.Find(id_of(s)), s <= 4000 ? std::optional<uint64_t>(s) : std::nullopt)
+          << s;
+    }
+  }
+}
+
 TEST(ClientIdIndexDeathTest, InsertOutOfSeqOrderDies) {
   ClientIdIndex index;
   index.Insert("a", 1);

@@ -1382,6 +1382,7 @@ class Ledger::Impl {
       const size_t pending_mark = pending->values.size();
       size_t failed_at = SIZE_MAX;
       for (size_t k = i; k <= end; ++k) {
+        if (k + 2 < ops.size()) state_.PrefetchClientId(ops[k + 2].client_id);
         results[k] = ApplyOne(ops[k], lookup, journal, pending);
         if (!results[k].status.ok()) {
           failed_at = k;

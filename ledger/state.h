@@ -225,6 +225,9 @@ class LedgerState {
 
   // The seq of the entry that used `client_id`, if any.
   std::optional<uint64_t> FindClientId(const std::string& client_id) const;
+  // Starts fetching what FindClientId(client_id) will read, a cache miss on
+  // a large ledger: callers that know the next ids call it a little ahead.
+  void PrefetchClientId(const std::string& client_id) const { client_ids_.Prefetch(client_id); }
 
   // Optional hint: the state will soon hold about `entries` entries in all
   // (e.g. replay knows how many are stored). Sizes the per-entry indexes

@@ -888,6 +888,8 @@ class Auditor {
     while (std::shared_ptr<Chunk> chunk = queue->Pop()) {
       for (size_t i = 0; i < chunk->size(); ++i) {
         const uint64_t seq = chunk->first_seq + i;
+        // The id lookup misses the cache on a large ledger: start it ahead.
+        if (i + 2 < chunk->decoded) state_.PrefetchClientId(chunk->entries[i + 2].client_id);
         if (!board_.Stopped(seq, kRankReplay) && i >= chunk->decoded) {
           board_.ReportEntry(seq, kRankReplay, absl::StrCat("does not decode: ",
                                                             chunk->decode_error.message()));
