@@ -72,6 +72,7 @@ absl::Status CheckKey(absl::string_view field, const std::string& id, size_t max
 }
 
 absl::Status CheckClientId(const std::string& id) {
+  static_assert(kClientIdBytesMax <= ClientIdIndex::kIdBytesMax);
   return CheckKey("client_id", id, kClientIdBytesMax);
 }
 
