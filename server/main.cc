@@ -139,6 +139,8 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&stop, &sig);
+  // The lines of the calls answered so far come before this one.
+  (*server)->FlushLog();
   std::fprintf(stderr, "warmledgerd: %s received; finishing in-flight calls\n",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown();

@@ -1926,9 +1926,12 @@ class Server::Impl {
       server_->Wait();
     }
     shared_.ledger.reset();  // drains the write queue, closes the database
-    if (shared_.stderr_log) shared_.stderr_log->Flush();
+    FlushLog();
   }
 
+  void FlushLog() {
+    if (shared_.stderr_log) shared_.stderr_log->Flush();
+  }
   int port() const { return port_; }
   Ledger& ledger() { return *shared_.ledger; }
   const std::string& verifier_key() const { return verifier_key_; }
@@ -1986,6 +1989,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { impl_->Shutdown(); }
 void Server::Shutdown() { impl_->Shutdown(); }
+void Server::FlushLog() { impl_->FlushLog(); }
 int Server::port() const { return impl_->port(); }
 Ledger& Server::ledger() { return impl_->ledger(); }
 std::string Server::verifier_key() const { return impl_->verifier_key(); }

@@ -74,6 +74,10 @@ class Server {
   void Shutdown();
   ~Server();
 
+  // Writes the RPC log lines gathered for stderr so far, so that whatever
+  // the caller prints to stderr next comes after them.
+  void FlushLog();
+
   int port() const;
   Ledger& ledger();
   // The checkpoint signer's verifier key (signed-note text form).

@@ -5422,9 +5422,19 @@ TEST_F(ProcessTest, DaemonServesStopsCleanlyOnSigtermAndKeepsItsWrites) {
   ASSERT_TRUE(status.has_value()) << "warmledgerd did not exit after SIGTERM";
   ASSERT_TRUE(WIFEXITED(*status)) << "status " << *status;
   EXPECT_EQ(WEXITSTATUS(*status), 0) << ReadText(dir_.Sub("daemon.log"));
-  EXPECT_THAT(ReadText(dir_.Sub("daemon.log")), HasSubstr("stopped cleanly"));
-  // Every RPC's log line reached stderr before the daemon exited.
-  EXPECT_THAT(ReadText(dir_.Sub("daemon.log")), HasSubstr("{\"rpc\":\"Donate\",\"role\":\"admin\""));
+  const std::string log = ReadText(dir_.Sub("daemon.log"));
+  EXPECT_THAT(log, HasSubstr("stopped cleanly"));
+  // Every RPC's log line reached stderr before the daemon exited, and the
+  // lines of the calls answered before the signal come before its message
+  // (they are written in bulk, every 100 ms, and the signal came sooner).
+  const size_t donate = log.find("{\"rpc\":\"Donate\",\"role\":\"admin\"");
+  const size_t head_line = log.find("{\"rpc\":\"GetHead\"");
+  const size_t signal = log.find("SIGTERM received");
+  ASSERT_NE(donate, std::string::npos) << log;
+  ASSERT_NE(head_line, std::string::npos) << log;
+  ASSERT_NE(signal, std::string::npos) << log;
+  EXPECT_LT(donate, signal) << log;
+  EXPECT_LT(head_line, signal) << log;
 
   port = StartDaemon(&pid);
   ASSERT_GT(port, 0);
