@@ -329,9 +329,6 @@ void EncodeBody(const OpBody& body, uint8_t version, W& w) {
       body);
 }
 
-// Decodes the body in place: emplacing the alternative and reading each
-// string straight into its field avoids building a temporary op and moving
-// it (and all its strings) into the variant.
 // `body` reset to a default T. A body that holds a T already is reset in
 // place, so that its strings keep their buffers: a decoder that reuses its
 // entries allocates nothing for bodies of the type it decoded last.
@@ -344,6 +341,9 @@ T& Fresh(OpBody* body) {
   return body->emplace<T>();
 }
 
+// Decodes the body in place: setting the alternative and reading each
+// string straight into its field avoids building a temporary op and moving
+// it (and all its strings) into the variant.
 void DecodeBody(EntryType type, uint8_t version, Reader& r, OpBody* body) {
   switch (type) {
     case EntryType::kOpenAccount: {
