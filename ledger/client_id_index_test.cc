@@ -25,29 +25,27 @@ uint64_t FewHashes(absl::string_view id) {
   return id.size() * 31 + (id.empty() ? 0 : static_cast<unsigned char>(id[0])) % 3;
 }
 
+// Adds `ids` as seqs 1, 2, ...; expects each found at its seq and each of
+// `absent` not found.
+void ExpectFoundAtTheirSeqs(ClientIdIndex& index, const std::vector<std::string>& ids,
+                            const std::vector<std::string>& absent) {
+  for (size_t i = 0; i < ids.size(); ++i) index.Insert(ids[i], i + 1);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_THAT(index.Find(ids[i]), Optional(Eq(i + 1))) << ids[i];
+    EXPECT_EQ(index.IdOf(i + 1), ids[i]);
+  }
+  for (const std::string& id : absent) EXPECT_EQ(index.Find(id), std::nullopt) << id;
+  EXPECT_EQ(index.size(), ids.size());
+}
+
 TEST(ClientIdIndexTest, FindsEachIdAtItsSeqAndNothingElse) {
   ClientIdIndex index;
-  index.Insert("don-1", 1);
-  index.Insert("don-2", 2);
-  index.Insert("p/store-1/order-9", 3);
-  EXPECT_THAT(index.Find("don-1"), Optional(Eq(1u)));
-  EXPECT_THAT(index.Find("don-2"), Optional(Eq(2u)));
-  EXPECT_THAT(index.Find("p/store-1/order-9"), Optional(Eq(3u)));
-  EXPECT_EQ(index.Find("don-3"), std::nullopt);
-  EXPECT_EQ(index.Find(""), std::nullopt);
-  EXPECT_EQ(index.IdOf(3), "p/store-1/order-9");
-  EXPECT_EQ(index.size(), 3u);
+  ExpectFoundAtTheirSeqs(index, {"don-1", "don-2", "p/store-1/order-9"}, {"don-3", ""});
 }
 
 TEST(ClientIdIndexTest, IdsWithTheSameHashStayDistinct) {
   ClientIdIndex index(&OneHash);
-  index.Insert("a", 1);
-  index.Insert("b", 2);
-  index.Insert("c", 3);
-  EXPECT_THAT(index.Find("a"), Optional(Eq(1u)));
-  EXPECT_THAT(index.Find("b"), Optional(Eq(2u)));
-  EXPECT_THAT(index.Find("c"), Optional(Eq(3u)));
-  EXPECT_EQ(index.Find("d"), std::nullopt);
+  ExpectFoundAtTheirSeqs(index, {"a", "b", "c"}, {"d"});
 }
 
 TEST(ClientIdIndexTest, PopBackRemovesTheNewestIdWhetherItsHashWasTakenOrNot) {

@@ -234,9 +234,6 @@ absl::StatusOr<AppliedEntry> LedgerState::ApplyScratch(const std::string& client
   // Buffers an exceptionally large previous entry left are released first
   // (the last entry's bytes are read from encode_buf_ until this call).
   TrimScratch();
-  // The id is inserted at the end, into a random slot of a large table:
-  // start fetching that memory now so that the miss overlaps the work below.
-  client_ids_.Prefetch(client_id);
   const size_t mark = journal->Mark();
   // The entry is built in scratch_, whose strings and vectors keep their
   // capacity from the previous entry: once warm, this allocates nothing.

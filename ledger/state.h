@@ -193,7 +193,8 @@ class LedgerState {
   // Validates `body` against the rules (docs/rules.md) and, if it holds,
   // applies it as entry head+1 at time max(time_us, head time), records the
   // undo steps in `journal` and returns the encoded entry. On error nothing
-  // changes. Requires that `client_id` is not yet used (see FindClientId).
+  // changes. Requires that `client_id` is not yet used (see FindClientId,
+  // whose lookup also brings in the table slot the id will take).
   // `replayed_hash`, when given, is the verified stored hash of the entry
   // being replayed; the caller compares the produced bytes with the stored
   // ones, so hashing them again is skipped.
