@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -434,6 +435,11 @@ class Ledger::Impl {
   LedgerHead Head() const {
     Monitor::Lock lock(&durable_mu_);
     return {durable_seq_.load(std::memory_order_acquire), durable_hash_};
+  }
+
+  WriteStats GetWriteStats() const {
+    Monitor::Lock lock(&durable_mu_);
+    return write_stats_;
   }
 
   // Runs `read` on the state under the reader lock, then waits until all the
@@ -1120,7 +1126,11 @@ class Ledger::Impl {
         if (snapshot != nullptr) batch.Put(std::string(kSnapshotKey), *snapshot);
         rocksdb::WriteOptions wo;
         wo.sync = true;  // an acknowledgement means the entries are on disk
+        const auto write_start = std::chrono::steady_clock::now();
         absl::Status s = FromRocks(SerialWrite(wo, &batch), "durable write");
+        const int64_t write_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now() - write_start)
+                                     .count();
         if (!s.ok()) {
           // Memory is now ahead of disk. Refuse everything from here on;
           // reopening replays what is really stored.
@@ -1131,6 +1141,11 @@ class Ledger::Impl {
           Monitor::Lock dlock(&durable_mu_);
           durable_hash_ = last.last_hash;
           durable_seq_.store(last.last_seq, std::memory_order_release);
+          write_stats_.commits += 1;
+          for (const auto& g : groups) write_stats_.entries += g->values.size();
+          write_stats_.keys += batch.Count();
+          write_stats_.bytes += batch.GetDataSize();
+          write_stats_.write_ns += write_ns;
         }
       }
       // Everything a group answers (including duplicates of earlier groups'
@@ -1485,6 +1500,7 @@ class Ledger::Impl {
   std::atomic<uint64_t> durable_seq_{0};
   mutable Monitor durable_mu_;
   Hash durable_hash_ ABSL_GUARDED_BY(durable_mu_){};
+  WriteStats write_stats_ ABSL_GUARDED_BY(durable_mu_);
   // Set (under durable_mu_) when a durable write failed: every later
   // operation and read answers kUnavailable until the ledger is reopened.
   std::atomic<bool> failed_{false};
@@ -1596,6 +1612,7 @@ OpResult Ledger::SubmitOne(Operation op) {
 }
 
 LedgerHead Ledger::Head() const { return impl_->Head(); }
+WriteStats Ledger::GetWriteStats() const { return impl_->GetWriteStats(); }
 absl::StatusOr<StoredEntry> Ledger::ReadEntry(uint64_t seq) const {
   return impl_->ReadEntry(seq);
 }

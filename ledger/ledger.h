@@ -75,6 +75,16 @@ struct LedgerHead {
   Hash hash{};       // entry_hash of the last entry (zeros when empty)
 };
 
+// What the sync stage's fsynced commits wrote since the ledger was opened:
+// the cost of the write path in RocksDB keys and bytes per entry.
+struct WriteStats {
+  uint64_t commits = 0;  // fsynced WriteBatches (each covers one or more groups)
+  uint64_t entries = 0;  // entries they wrote
+  uint64_t keys = 0;     // RocksDB keys they wrote (entries, tiles, snapshots)
+  uint64_t bytes = 0;    // their WriteBatch data, keys and values included
+  int64_t write_ns = 0;  // wall time spent in those writes, fsync included
+};
+
 class Ledger {
  public:
   // Opens (or creates) the ledger at options.path, verifies every entry (hash,
@@ -104,6 +114,7 @@ class Ledger {
   // ---- Reads (only durable entries are visible). ----
 
   LedgerHead Head() const;
+  WriteStats GetWriteStats() const;
 
   // kNotFound if seq is 0 or beyond the head; kDataLoss if the stored bytes
   // do not verify.

@@ -101,6 +101,35 @@ TEST_F(LedgerReadTest, EntriesAreDenseAndChainedByHash) {
   EXPECT_TRUE(ledger_->VerifyChain().ok());
 }
 
+TEST_F(LedgerReadTest, WriteStatsCountWhatTheCommitsWrote) {
+  const WriteStats empty = ledger_->GetWriteStats();
+  EXPECT_EQ(empty.commits, 0u);
+  EXPECT_EQ(empty.entries, 0u);
+  OpenAccount(kDonor, AccountKind::kDonor);
+  OpenFund(kFund);
+  const Operation gift{"gift-0001", false, DonationBody(kDonor, kFund, 500)};
+  ASSERT_TRUE(ledger_->SubmitOne(gift).status.ok());
+  const WriteStats after = ledger_->GetWriteStats();
+  EXPECT_EQ(after.entries, 3u);
+  EXPECT_GE(after.commits, 1u);
+  EXPECT_LE(after.commits, 3u);
+  // Each commit writes its entries and at least the tile they extend.
+  EXPECT_GE(after.keys, after.entries + after.commits);
+  size_t entry_bytes = 0;
+  for (const StoredEntry& e : AllEntries()) entry_bytes += e.bytes.size();
+  EXPECT_GT(after.bytes, entry_bytes);
+  EXPECT_GT(after.write_ns, 0);
+
+  // A retry and a rejected operation write nothing.
+  ASSERT_TRUE(ledger_->SubmitOne(gift).status.ok());
+  EXPECT_FALSE(
+      ledger_->SubmitOne({"gift-0002", false, DonationBody(kDonor, "fund/none", 500)}).status.ok());
+  const WriteStats unchanged = ledger_->GetWriteStats();
+  EXPECT_EQ(unchanged.entries, after.entries);
+  EXPECT_EQ(unchanged.keys, after.keys);
+  EXPECT_EQ(unchanged.bytes, after.bytes);
+}
+
 TEST_F(LedgerReadTest, UnknownThingsAreNotFound) {
   const uint64_t opened = OpenFund(kFund);
   OpenAccount(kDonor, AccountKind::kDonor);
