@@ -46,10 +46,19 @@
 // keys with WriteOptions::sync = true, as many times as the mixed run wrote
 // (at least 100,000).
 //
+// The write path: beside the raw run, the ledger's own fsynced commits during
+// the mixed run (Ledger::GetWriteStats): RocksDB keys and WriteBatch bytes per
+// entry, and entries per second of time spent in DB::Write, against the raw
+// run's appends per second of its DB::Write time (write_path_ratio). That
+// isolates what storage costs per operation from the CPU the rest of the mix
+// (validation, provenance, hashing, the load itself) needs.
+//
 // Output: human-readable lines, then as the last line one JSON object
 // (ops_per_s, raw_rocksdb_appends_per_s, limit_ratio, p50_batch_ms,
 // p99_batch_ms, peak_rss_mib, entries, batch, seed, trace_p50_us,
-// trace_p99_us, and trace_ledger_p50_us, trace_ledger_p99_us, reopen_s when
+// trace_p99_us, write_keys_per_entry, write_bytes_per_entry,
+// write_entries_per_s, raw_write_appends_per_s, write_path_ratio, and
+// trace_ledger_p50_us, trace_ledger_p99_us, reopen_s when
 // --trace_ledger_entries is given; null for what was not measured; "ok").
 // Exit status: 0 success, 1 a failure (including any rejected operation or
 // unbalanced trace), 2 a usage error.
