@@ -82,7 +82,9 @@ struct WriteStats {
   uint64_t entries = 0;  // entries they wrote
   uint64_t keys = 0;     // RocksDB keys they wrote (entries, tiles, snapshots)
   uint64_t bytes = 0;    // their WriteBatch data, keys and values included
-  int64_t write_ns = 0;  // wall time spent in those writes, fsync included
+  // Wall time spent in those writes: the fsync, and any wait for a
+  // checkpoint's write, included.
+  int64_t write_ns = 0;
 };
 
 class Ledger {
