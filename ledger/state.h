@@ -114,8 +114,11 @@ class Journal {
     uint64_t b = 0;
     int64_t c = 0;
   };
+  // Copies the fields one by one: callers build `r` in place with narrow
+  // stores, and reading it back as one wide load (what copying the whole
+  // struct into the vector compiles to) stalls on store forwarding.
   void Add(const Record& r) {
-    if (recording_) records_.push_back(r);
+    if (recording_) records_.emplace_back(r.kind, r.a, r.b, r.c);
   }
 
   bool recording_ = true;
