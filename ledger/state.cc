@@ -2669,9 +2669,18 @@ absl::StatusOr<std::vector<StoreSettlement>> LedgerState::Settlement(
 }
 
 std::vector<Balance> LedgerState::TotalsPerAsset() const {
-  std::map<std::string, int64_t> totals;
+  // Summed per asset index, then named: no string look-up per account.
+  std::vector<int64_t> sums(assets_.size(), 0);
+  std::vector<bool> held(assets_.size(), false);
   for (const AccountState& a : accounts_) {
-    for (const auto& [asset, amount] : a.balances) totals[assets_[asset]] += amount;
+    for (const auto& [asset, amount] : a.balances) {
+      sums[asset] += amount;
+      held[asset] = true;
+    }
+  }
+  std::map<std::string, int64_t> totals;
+  for (size_t i = 0; i < assets_.size(); ++i) {
+    if (held[i]) totals[assets_[i]] += sums[i];
   }
   std::vector<Balance> out;
   for (const auto& [asset, amount] : totals) out.push_back({asset, amount});

@@ -953,12 +953,15 @@ class Auditor {
   }
 
   bool CompareSnapshot(uint64_t seq) {
-    const absl::Status s = CompareSnapshots(*snapshot_, state_.Snapshot());
+    BalanceSnapshot replayed = state_.Snapshot();
+    const absl::Status s = CompareSnapshots(*snapshot_, replayed);
     if (!s.ok()) {
       board_.ReportEntry(seq, kRankReplay, std::string(s.message()));
       return false;
     }
     snapshot_checked_ = true;
+    // Usually the snapshot is of the last entry: the report reuses it.
+    replayed_snapshot_ = std::move(replayed);
     return true;
   }
 
@@ -1036,13 +1039,17 @@ class Auditor {
       report_.snapshot_accounts = snapshot_->accounts.size();
     }
     if (report_.ok) {
-      const BalanceSnapshot now = state_.Snapshot();
+      const BalanceSnapshot now =
+          replayed_snapshot_ && replayed_snapshot_->seq == state_.head_seq()
+              ? std::move(*replayed_snapshot_)
+              : state_.Snapshot();
       report_.account_count = now.accounts.size();
       std::map<std::string, int64_t> held;
-      for (const AccountSnapshot& a : now.accounts) {
-        const std::optional<AccountKind> kind = state_.KindOf(a.account);
-        if (!kind || !IsHolding(*kind)) continue;
-        report_.holdings.push_back({a.account, *kind, a.balances});
+      for (size_t i = 0; i < now.accounts.size(); ++i) {
+        const AccountSnapshot& a = now.accounts[i];
+        const AccountKind kind = state_.KindAt(i);
+        if (!IsHolding(kind)) continue;
+        report_.holdings.push_back({a.account, kind, a.balances});
         for (const Balance& b : a.balances) held[b.asset] += b.amount;
       }
       for (const auto& [asset, amount] : held) report_.held_totals.push_back({asset, amount});
@@ -1068,6 +1075,8 @@ class Auditor {
   uint64_t checkpoints_matched_ = 0;
   uint64_t matched_size_ = 0;
   std::optional<BalanceSnapshot> snapshot_;
+  // The state's own snapshot at snapshot_->seq, once it matched.
+  std::optional<BalanceSnapshot> replayed_snapshot_;
 
   // Owned by the scanning thread.
   merkle::TileBuilder tree_;
