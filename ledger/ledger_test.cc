@@ -1998,6 +1998,24 @@ TEST_F(LedgerPersistenceTest, ReopenedLedgerExtendsTheSameChain) {
   EXPECT_TRUE(ledger_->VerifyChain().ok());
 }
 
+TEST_F(LedgerPersistenceTest, CleanCloseLeavesNoWriteAheadLogToReplay) {
+  OpenStandardAccounts();
+  Donate(kDonor, kFund, 100);
+  const LedgerHead head = ledger_->Head();
+  ledger_.reset();
+  int logs = 0;
+  for (const auto& file : std::filesystem::directory_iterator(dir_)) {
+    if (file.path().extension() != ".log") continue;
+    ++logs;
+    EXPECT_EQ(file.file_size(), 0u) << file.path() << " still holds writes to replay";
+  }
+  EXPECT_GE(logs, 1);  // RocksDB starts a new, empty log after the flush
+  ASSERT_NO_FATAL_FAILURE(OpenLedger());
+  EXPECT_EQ(ledger_->Head().seq, head.seq);
+  EXPECT_EQ(ledger_->Head().hash, head.hash);
+  EXPECT_EQ(BalanceOf(kFund), 100);
+}
+
 // ===================================================================
 // Concurrency
 // ===================================================================
