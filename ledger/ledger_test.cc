@@ -170,6 +170,21 @@ TEST_F(LedgerReadTest, SumOfAllBalancesIsZeroPerAsset) {
   }
 }
 
+TEST_F(LedgerReadTest, TotalsPerAssetAreNamedInCodeOrderWhateverOrderAssetsFirstAppeared) {
+  OpenAccount("fund/usd", AccountKind::kFund, "USD");  // USD is seen before CNY
+  OpenAccount(kDonor, AccountKind::kDonor);
+  OpenFund(kFund);
+  MustRun(DonationBody(kDonor, "fund/usd", 700, "USD"));
+  Donate(kDonor, kFund, 300);
+  auto totals = ledger_->TotalsPerAsset();
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  ASSERT_EQ(totals->size(), 2u);
+  EXPECT_EQ((*totals)[0].asset, "CNY");
+  EXPECT_EQ((*totals)[1].asset, "USD");
+  EXPECT_EQ((*totals)[0].amount, 0);
+  EXPECT_EQ((*totals)[1].amount, 0);
+}
+
 // ===================================================================
 // Client ids (common to every operation)
 // ===================================================================

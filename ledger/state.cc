@@ -2678,12 +2678,13 @@ std::vector<Balance> LedgerState::TotalsPerAsset() const {
       held[asset] = true;
     }
   }
-  std::map<std::string, int64_t> totals;
-  for (size_t i = 0; i < assets_.size(); ++i) {
-    if (held[i]) totals[assets_[i]] += sums[i];
-  }
   std::vector<Balance> out;
-  for (const auto& [asset, amount] : totals) out.push_back({asset, amount});
+  for (size_t i = 0; i < assets_.size(); ++i) {
+    if (held[i]) out.push_back({assets_[i], sums[i]});
+  }
+  // Asset codes are interned once each: sorting orders them, nothing merges.
+  std::sort(out.begin(), out.end(),
+            [](const Balance& a, const Balance& b) { return a.asset < b.asset; });
   return out;
 }
 

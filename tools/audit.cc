@@ -959,7 +959,6 @@ class Auditor {
       board_.ReportEntry(seq, kRankReplay, std::string(s.message()));
       return false;
     }
-    snapshot_checked_ = true;
     // Usually the snapshot is of the last entry: the report reuses it.
     replayed_snapshot_ = std::move(replayed);
     return true;
@@ -983,7 +982,7 @@ class Auditor {
         return;
       }
     }
-    if (snapshot_ && !snapshot_checked_) {
+    if (snapshot_ && !replayed_snapshot_) {
       Fail(absl::StrCat("the balance snapshot is of entry ", snapshot_->seq,
                         " but the ledger has ", head, ": entries removed"));
       return;
@@ -1034,7 +1033,7 @@ class Auditor {
     report_.tiles_stored = tiles_ != nullptr;
     report_.tiles_checked = tiles_ ? tiles_->checked() : 0;
     report_.checkpoints_verified = report_.ok ? claims_.size() : checkpoints_matched_;
-    if (snapshot_checked_) {
+    if (replayed_snapshot_) {
       report_.snapshot_seq = snapshot_->seq;
       report_.snapshot_accounts = snapshot_->accounts.size();
     }
@@ -1075,7 +1074,8 @@ class Auditor {
   uint64_t checkpoints_matched_ = 0;
   uint64_t matched_size_ = 0;
   std::optional<BalanceSnapshot> snapshot_;
-  // The state's own snapshot at snapshot_->seq, once it matched.
+  // The state's own snapshot at snapshot_->seq, once it matched: set means
+  // the stored snapshot was checked.
   std::optional<BalanceSnapshot> replayed_snapshot_;
 
   // Owned by the scanning thread.
@@ -1083,7 +1083,6 @@ class Auditor {
   Hash head_hash_{};
   // Owned by the replay thread until it is joined.
   LedgerState state_{LedgerState::Keep::kVerify};
-  bool snapshot_checked_ = false;
 };
 
 // ---- Output. ----

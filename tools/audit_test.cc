@@ -429,6 +429,16 @@ TEST_F(AuditTest, RemovedTailEntriesFailAgainstTheSignedCheckpoint) {
               HasSubstr("checkpoint of 600 entries but the ledger has 590: entries removed"));
 }
 
+TEST_F(AuditTest, RemovedTailEntriesWithTheirCheckpointFailAgainstTheBalanceSnapshot) {
+  BuildLedger();
+  for (uint64_t seq = 591; seq <= kEntries; ++seq) Delete(EntryKey(seq));
+  Delete(CheckpointKey(kEntries));
+  const AuditReport report = Audit(DataDir());
+  EXPECT_FALSE(report.ok);
+  EXPECT_THAT(report.failure, HasSubstr("the balance snapshot is of entry 600 but the ledger "
+                                        "has 590: entries removed"));
+}
+
 TEST_F(AuditTest, AHistoryRewrittenAndRechainedFromEntryKFailsAtTheCheckpoint) {
   BuildLedger();
   // Entry 250 is a donation; its memo is changed and everything after it
